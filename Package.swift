@@ -1,0 +1,53 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "Lookalike",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "Lookalike", targets: ["Lookalike"]),
+        .executable(name: "lookalike", targets: ["lookalike"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+    ],
+    targets: [
+        // libvips, with a shim header wrapping its variadic calls.
+        .systemLibrary(
+            name: "CVips",
+            pkgConfig: "vips",
+            providers: [.apt(["libvips-dev"])]
+        ),
+        // Our own minimal declarations of the ONNX Runtime C API; the library is loaded with dlopen.
+        .target(
+            name: "COnnxRuntime",
+            linkerSettings: [.linkedLibrary("dl")]
+        ),
+        .target(name: "Imaging", dependencies: ["CVips"]),
+        .target(name: "Embedding", dependencies: ["COnnxRuntime", "Imaging"]),
+        .target(name: "VectorIndex"),
+        .target(name: "Catalog", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
+        .target(
+            name: "Lookalike",
+            dependencies: [
+                "Imaging", "Embedding", "VectorIndex", "Catalog",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "lookalike",
+            dependencies: [
+                "Lookalike",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging"]),
+        .testTarget(name: "EmbeddingTests", dependencies: ["Embedding", "Imaging"]),
+        .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex"]),
+        .testTarget(name: "CatalogTests", dependencies: ["Catalog"]),
+        .testTarget(name: "LookalikeTests", dependencies: ["Lookalike", "Imaging", "Embedding"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,112 @@
+// Non-variadic wrappers around the libvips calls Lookalike uses.
+// Swift cannot call C variadic functions, so every optional argument we need
+// is spelled out here.
+#ifndef LOOKALIKE_CVIPS_SHIM_H
+#define LOOKALIKE_CVIPS_SHIM_H
+
+#include <vips/vips.h>
+
+/// Starts libvips once per process. Returns 0 on success.
+/// The operation cache is switched off: Lookalike never repeats an operation, and cached
+/// operations would keep references to caller buffers that are about to be freed.
+static inline int lk_vips_init(void) {
+    if (vips_init("lookalike") != 0) return -1;
+    vips_cache_set_max(0);
+    return 0;
+}
+
+/// Copies the pending libvips error text into `buffer` and clears it.
+static inline void lk_vips_take_error(char *buffer, size_t len) {
+    snprintf(buffer, len, "%s", vips_error_buffer());
+    vips_error_clear();
+}
+
+/// Opens an image from memory reading its header only (pixels are decoded lazily).
+/// The caller must keep `buf` alive as long as the image lives.
+static inline VipsImage *lk_vips_header_from_buffer(const void *buf, size_t len) {
+    return vips_image_new_from_buffer(buf, len, "", NULL);
+}
+
+/// Returns the name of the loader libvips would use for this buffer, or NULL.
+static inline const char *lk_vips_find_loader(const void *buf, size_t len) {
+    return vips_foreign_find_load_buffer(buf, len);
+}
+
+/// Decodes, applies the EXIF orientation, converts to sRGB and shrinks (using shrink-on-load)
+/// so the result fits inside `width` x `height`. With `crop` set, it fills the box and crops the centre.
+/// Truncated or corrupt files fail instead of giving a partial image.
+static inline int lk_vips_thumbnail(const void *buf, size_t len, VipsImage **out,
+                                    int width, int height, int crop) {
+    return vips_thumbnail_buffer((void *)buf, len, out, width,
+                                 "height", height,
+                                 "size", VIPS_SIZE_BOTH,
+                                 "crop", crop ? VIPS_INTERESTING_CENTRE : VIPS_INTERESTING_NONE,
+                                 "fail_on", VIPS_FAIL_ON_TRUNCATED,
+                                 NULL);
+}
+
+/// Flattens an alpha channel onto an RGB background.
+static inline int lk_vips_flatten(VipsImage *in, VipsImage **out, double r, double g, double b) {
+    double background[3] = {r, g, b};
+    VipsArrayDouble *array = vips_array_double_new(background, 3);
+    int result = vips_flatten(in, out, "background", array, NULL);
+    vips_area_unref(VIPS_AREA(array));
+    return result;
+}
+
+static inline int lk_vips_colourspace_srgb(VipsImage *in, VipsImage **out) {
+    return vips_colourspace(in, out, VIPS_INTERPRETATION_sRGB, NULL);
+}
+
+static inline int lk_vips_cast_uchar(VipsImage *in, VipsImage **out) {
+    return vips_cast_uchar(in, out, NULL);
+}
+
+static inline int lk_vips_extract_bands(VipsImage *in, VipsImage **out, int first, int count) {
+    return vips_extract_band(in, out, first, "n", count, NULL);
+}
+
+/// Resizes by independent horizontal and vertical scale factors with a bicubic kernel.
+static inline int lk_vips_resize(VipsImage *in, VipsImage **out, double hscale, double vscale) {
+    return vips_resize(in, out, hscale, "vscale", vscale, "kernel", VIPS_KERNEL_CUBIC, NULL);
+}
+
+static inline int lk_vips_crop(VipsImage *in, VipsImage **out, int left, int top, int width, int height) {
+    return vips_crop(in, out, left, top, width, height, NULL);
+}
+
+static inline int lk_vips_autorot(VipsImage *in, VipsImage **out) {
+    return vips_autorot(in, out, NULL);
+}
+
+/// Encodes an image as JPEG into a g_malloc'd buffer (free with g_free).
+static inline int lk_vips_jpeg_save(VipsImage *in, void **buf, size_t *len, int quality) {
+    return vips_jpegsave_buffer(in, buf, len, "Q", quality, NULL);
+}
+
+/// Makes an image from packed 8-bit pixels (copied).
+static inline VipsImage *lk_vips_image_from_pixels(const void *data, size_t len, int width, int height, int bands) {
+    return vips_image_new_from_memory_copy(data, len, width, height, bands, VIPS_FORMAT_UCHAR);
+}
+
+static inline int lk_vips_orientation(VipsImage *image) {
+    return vips_image_get_orientation(image);
+}
+
+/// Writes the SHA-256 of `data` as 64 lowercase hex digits plus a NUL into `out`.
+static inline void lk_sha256_hex(const void *data, size_t len, char *out) {
+    gchar *hex = g_compute_checksum_for_data(G_CHECKSUM_SHA256, (const guchar *)data, len);
+    memcpy(out, hex, 64);
+    out[64] = 0;
+    g_free(hex);
+}
+
+static inline void lk_g_object_unref(void *object) {
+    g_object_unref(object);
+}
+
+static inline void lk_g_free(void *pointer) {
+    g_free(pointer);
+}
+
+#endif

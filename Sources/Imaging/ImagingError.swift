@@ -1,0 +1,23 @@
+/// Why an image could not be used. Every case carries what a user needs to act on it.
+public enum ImagingError: Error, Sendable, Equatable, CustomStringConvertible {
+    case emptyFile
+    case fileTooLarge(bytes: Int, limit: Int)
+    case tooManyPixels(width: Int, height: Int, limit: Int)
+    case unsupportedFormat
+    case decodeFailed(String)
+
+    public var description: String {
+        switch self {
+        case .emptyFile:
+            return "empty file (0 bytes)"
+        case .fileTooLarge(let bytes, let limit):
+            return "file is \(bytes) bytes, over the limit of \(limit) bytes"
+        case .tooManyPixels(let width, let height, let limit):
+            return "image is \(width)x\(height) = \(width * height) pixels, over the limit of \(limit) pixels"
+        case .unsupportedFormat:
+            return "not an image in a supported format (JPEG, PNG, WebP, GIF, TIFF, HEIC/AVIF, ...)"
+        case .decodeFailed(let message):
+            return "cannot decode image: \(message)"
+        }
+    }
+}

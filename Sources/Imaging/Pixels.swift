@@ -1,0 +1,24 @@
+/// A decoded image: 8-bit sRGB, three interleaved channels (RGB), rows top to bottom.
+public struct Pixels: Sendable, Equatable {
+    public let width: Int
+    public let height: Int
+    /// `width * height * 3` bytes.
+    public let rgb: [UInt8]
+
+    public init(width: Int, height: Int, rgb: [UInt8]) {
+        precondition(rgb.count == width * height * 3, "pixel buffer does not match its size")
+        self.width = width
+        self.height = height
+        self.rgb = rgb
+    }
+}
+
+/// The size of an image as stored and as shown (after its EXIF orientation).
+public struct ImageInfo: Sendable, Equatable {
+    /// Width as the viewer sees it, after EXIF rotation.
+    public let width: Int
+    /// Height as the viewer sees it, after EXIF rotation.
+    public let height: Int
+    /// The libvips loader that recognised the bytes, e.g. `jpegload_buffer`.
+    public let format: String
+}

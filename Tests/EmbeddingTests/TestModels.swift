@@ -1,0 +1,14 @@
+import Embedding
+import Foundation
+
+/// Paths the tests share: the repository, its fixtures, and the installed models.
+enum TestModels {
+    static let repository = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let reference = repository.appendingPathComponent("Tests/Fixtures/efficientnet-reference")
+
+    /// The registry of installed models; `make setup` installs them.
+    static func registry() throws -> ModelRegistry {
+        try ModelRegistry(directory: ModelRegistry.defaultDirectory())
+    }
+}

