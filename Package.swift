@@ -39,8 +39,9 @@ let package = Package(
         .executableTarget(
             name: "lookalike",
             dependencies: [
-                "Lookalike",
+                "Lookalike", "Catalog",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"]),

@@ -34,9 +34,14 @@ public struct ImageDecoder: Sendable {
 
     /// Decodes `bytes` and sizes the image for a model.
     public func decode(_ bytes: [UInt8], policy: ResizePolicy) throws -> Pixels {
+        try load(bytes, policy: policy).pixels
+    }
+
+    /// Decodes `bytes`, sizes the image for a model, and tells the original upright size too.
+    public func load(_ bytes: [UInt8], policy: ResizePolicy) throws -> (info: ImageInfo, pixels: Pixels) {
         try Vips.start()
         try checkSize(bytes)
-        return try bytes.withUnsafeBytes { (buffer) throws -> Pixels in
+        return try bytes.withUnsafeBytes { (buffer) throws -> (info: ImageInfo, pixels: Pixels) in
             let info = try header(buffer)
             let target = policy.targetSize(width: info.width, height: info.height)
             var crop: Int32 = 0
@@ -45,7 +50,7 @@ public struct ImageDecoder: Sendable {
                 lk_vips_thumbnail(buffer.baseAddress, buffer.count, &out, Int32(target.width), Int32(target.height), crop)
             }
             let exact = try exactSize(thumbnail, width: target.width, height: target.height)
-            return try rgb8(exact)
+            return (info, try rgb8(exact))
         }
     }
 

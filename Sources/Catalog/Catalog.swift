@@ -1,0 +1,151 @@
+import Foundation
+import GRDB
+
+/// Why the catalog refused an operation.
+public enum CatalogError: Error, Sendable, CustomStringConvertible {
+    case cannotOpen(path: String, reason: String)
+    case corruptVector(itemId: String, model: String)
+
+    public var description: String {
+        switch self {
+        case .cannotOpen(let path, let reason):
+            return "cannot open the store at \(path): \(reason)"
+        case .corruptVector(let itemId, let model):
+            return "stored vector of item \(itemId) for model \(model) is damaged"
+        }
+    }
+}
+
+/// Counts reported by `stats`.
+public struct CatalogStats: Sendable, Equatable {
+    public var items: Int
+    /// Number of vectors per model name.
+    public var vectors: [String: Int]
+    /// Size of the database files on disk, in bytes.
+    public var bytesOnDisk: Int
+}
+
+/// The store's source of truth: items, their metadata and their vectors, in SQLite (WAL mode).
+///
+/// The file is `catalog.sqlite` in the store folder. Every change is a transaction, so a crash
+/// or a failing file never leaves half an item behind; vector indexes are rebuilt from here.
+public final class Catalog: Sendable {
+    public let directory: URL
+    private let database: DatabasePool
+
+    public var databasePath: String { directory.appendingPathComponent("catalog.sqlite").path }
+
+    /// Opens (creating when needed) the catalog in `directory`, applying pending migrations.
+    public init(directory: URL) throws {
+        self.directory = directory
+        let path = directory.appendingPathComponent("catalog.sqlite").path
+        do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            var configuration = Configuration()
+            configuration.busyMode = .timeout(10)
+            database = try DatabasePool(path: path, configuration: configuration)
+            try Self.migrator.migrate(database)
+        } catch {
+            throw CatalogError.cannotOpen(path: path, reason: String(describing: error))
+        }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: items and vectors") { db in
+            try db.create(table: "item") { table in
+                table.primaryKey("id", .text)
+                table.column("content_hash", .text).notNull().unique()
+                table.column("source_path", .text).notNull()
+                table.column("width", .integer).notNull()
+                table.column("height", .integer).notNull()
+                table.column("metadata", .text)
+                table.column("added_at", .datetime).notNull()
+            }
+            try db.create(table: "vector") { table in
+                table.column("item_id", .text).notNull().references("item", onDelete: .cascade)
+                table.column("model", .text).notNull()
+                table.column("dimension", .integer).notNull()
+                table.column("data", .blob).notNull()
+                table.primaryKey(["item_id", "model"])
+            }
+            try db.create(index: "vector_by_model", on: "vector", columns: ["model"])
+        }
+        return migrator
+    }
+
+    /// The item holding exactly these bytes, if any.
+    public func item(contentHash: String) throws -> Item? {
+        try database.read { db in
+            try Item.filter(Column("content_hash") == contentHash).fetchOne(db)
+        }
+    }
+
+    public func items(ids: [String]) throws -> [String: Item] {
+        try database.read { db in
+            let items = try Item.filter(keys: ids).fetchAll(db)
+            return Dictionary(items.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        }
+    }
+
+    /// Whether `itemId` already has a vector from `model`.
+    public func hasVector(itemId: String, model: String) throws -> Bool {
+        try database.read { db in
+            try StoredVector.filter(Column("item_id") == itemId && Column("model") == model).fetchCount(db) > 0
+        }
+    }
+
+    /// Stores items with their vectors from `model` in one transaction. An item already present
+    /// (same id) keeps its row and only gains the vector.
+    public func insert(_ entries: [(item: Item, vector: [Float])], model: String) throws {
+        try database.write { db in
+            for entry in entries {
+                if try !Item.exists(db, key: entry.item.id) {
+                    try entry.item.insert(db)
+                }
+                try StoredVector(itemId: entry.item.id, model: model, vector: entry.vector).save(db)
+            }
+        }
+    }
+
+    /// Deletes items and their vectors; returns the ids that existed.
+    @discardableResult
+    public func remove(ids: [String]) throws -> [String] {
+        try database.write { db in
+            var removed: [String] = []
+            for id in ids where try Item.deleteOne(db, key: id) {
+                removed.append(id)
+            }
+            return removed
+        }
+    }
+
+    /// All vectors of `model`, in insertion order.
+    public func vectors(model: String) throws -> [(id: String, vector: [Float])] {
+        try database.read { db in
+            try StoredVector.filter(Column("model") == model).order(Column("rowid")).fetchAll(db).map { stored in
+                guard stored.data.count == stored.dimension * MemoryLayout<Float>.size else {
+                    throw CatalogError.corruptVector(itemId: stored.itemId, model: model)
+                }
+                return (stored.itemId, stored.vector)
+            }
+        }
+    }
+
+    public func stats() throws -> CatalogStats {
+        let (items, rows) = try database.read { db in
+            let items = try Item.fetchCount(db)
+            let rows = try Row.fetchAll(db, sql: "SELECT model, COUNT(*) AS n FROM vector GROUP BY model")
+            return (items, rows)
+        }
+        var vectors: [String: Int] = [:]
+        for row in rows {
+            vectors[row["model"]] = row["n"]
+        }
+        let bytes = ["", "-wal", "-shm"].reduce(0) { total, suffix in
+            let size = (try? FileManager.default.attributesOfItem(atPath: databasePath + suffix)[.size] as? Int) ?? 0
+            return total + (size ?? 0)
+        }
+        return CatalogStats(items: items, vectors: vectors, bytesOnDisk: bytes)
+    }
+}

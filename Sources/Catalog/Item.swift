@@ -1,0 +1,65 @@
+import Foundation
+import GRDB
+
+/// One indexed image: the truth about it, kept in SQLite.
+public struct Item: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "item"
+
+    /// Stable id: the first 16 hex digits of the content hash.
+    public var id: String
+    /// SHA-256 of the file's bytes, hex.
+    public var contentHash: String
+    /// The path the image was added from (absolute).
+    public var sourcePath: String
+    /// Upright size in pixels.
+    public var width: Int
+    public var height: Int
+    /// A JSON object of user metadata, or nil.
+    public var metadata: String?
+    public var addedAt: Date
+
+    public init(id: String, contentHash: String, sourcePath: String, width: Int, height: Int, metadata: String?, addedAt: Date) {
+        self.id = id
+        self.contentHash = contentHash
+        self.sourcePath = sourcePath
+        self.width = width
+        self.height = height
+        self.metadata = metadata
+        self.addedAt = addedAt
+    }
+
+    /// The id an item with this content hash gets.
+    public static func id(forContentHash hash: String) -> String {
+        String(hash.prefix(16))
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, contentHash = "content_hash", sourcePath = "source_path", width, height, metadata, addedAt = "added_at"
+    }
+}
+
+/// An embedding of one item by one model.
+struct StoredVector: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "vector"
+
+    var itemId: String
+    var model: String
+    var dimension: Int
+    /// Little-endian float32 values.
+    var data: Data
+
+    enum CodingKeys: String, CodingKey {
+        case itemId = "item_id", model, dimension, data
+    }
+
+    init(itemId: String, model: String, vector: [Float]) {
+        self.itemId = itemId
+        self.model = model
+        self.dimension = vector.count
+        self.data = vector.withUnsafeBufferPointer { Data(buffer: $0) }
+    }
+
+    var vector: [Float] {
+        data.withUnsafeBytes { raw in Array(raw.bindMemory(to: Float.self).prefix(dimension)) }
+    }
+}

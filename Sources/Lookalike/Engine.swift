@@ -1,0 +1,220 @@
+import Catalog
+import Embedding
+import Foundation
+import Imaging
+import Logging
+import VectorIndex
+
+/// Lookalike's engine: adds images to a store and answers "which images look like this one?".
+/// The CLI, and later the HTTP server, are thin front doors over it.
+///
+/// ```swift
+/// let engine = try Engine(configuration: EngineConfiguration(store: storeURL))
+/// let report = try engine.add(["photos/"], options: AddOptions(recursive: true))
+/// let answer = try engine.search(imageAt: "query.jpg", top: 10)
+/// ```
+public final class Engine: @unchecked Sendable {
+    public let configuration: EngineConfiguration
+    public let catalog: Catalog
+    public let registry: ModelRegistry
+    private let decoder: ImageDecoder
+    private let logger = Logger(label: "lookalike.engine")
+    private let lock = NSLock()
+    private var embedders: [String: Embedder] = [:]
+    private var indexes: [String: FlatIndex] = [:]
+
+    /// Inputs handled per round: decoded in parallel, embedded, then stored in one transaction.
+    static let chunkSize = 32
+
+    public init(configuration: EngineConfiguration = EngineConfiguration()) throws {
+        self.configuration = configuration
+        catalog = try Catalog(directory: configuration.store)
+        registry = try ModelRegistry(directory: configuration.models)
+        decoder = ImageDecoder(limits: configuration.limits)
+    }
+
+    // MARK: Adding
+
+    /// Adds image files (and, with `recursive`, the images inside folders). Each input ends up
+    /// added, a duplicate of an item already stored, or failed with a reason; a failure never
+    /// stops the batch, and what is stored is committed chunk by chunk.
+    public func add(
+        _ paths: [String], options: AddOptions = AddOptions(), progress: (@Sendable (IngestProgress) -> Void)? = nil
+    ) throws -> IngestReport {
+        let started = Date()
+        let embedder = try self.embedder(options.model)
+        let discovered = FileDiscovery.collect(paths, recursive: options.recursive)
+        let total = discovered.files.count + discovered.failures.count
+        var report = IngestReport(model: embedder.manifest.name)
+        func record(_ path: String, _ outcome: IngestProgress.Outcome) {
+            switch outcome {
+            case .added(let id): report.added.append(.init(id: id, path: path))
+            case .duplicate(let existing): report.duplicates.append(.init(path: path, existingId: existing))
+            case .failed(let reason): report.failures.append(IngestFailure(path: path, reason: reason))
+            }
+            progress?(IngestProgress(path: path, outcome: outcome, done: report.processed, total: total))
+        }
+        for failure in discovered.failures { record(failure.path, .failed(reason: failure.reason)) }
+
+        var seenInThisRun: [String: String] = [:]  // content hash -> item id
+        var start = 0
+        while start < discovered.files.count {
+            let chunk = Array(discovered.files[start..<min(start + Self.chunkSize, discovered.files.count)])
+            start += chunk.count
+            let prepared = chunk.parallelMap(workers: configuration.decodeWorkers) { path in
+                self.prepare(path, manifest: embedder.manifest)
+            }
+            var toEmbed: [(path: String, item: Item, pixels: Pixels)] = []
+            for (path, outcome) in zip(chunk, prepared) {
+                switch outcome {
+                case .failure(let reason): record(path, .failed(reason: reason))
+                case .stored(let id): record(path, .duplicate(of: id))
+                case .decoded(let hash, let info, let pixels):
+                    let id = Item.id(forContentHash: hash)
+                    if let earlier = seenInThisRun[hash] {
+                        record(path, .duplicate(of: earlier))
+                        continue
+                    }
+                    seenInThisRun[hash] = id
+                    let item = Item(id: id, contentHash: hash, sourcePath: path, width: info.width, height: info.height,
+                                    metadata: options.metadata?.records[path], addedAt: Date())
+                    toEmbed.append((path, item, pixels))
+                }
+            }
+            let vectors = embedEach(toEmbed.map(\.pixels), embedder: embedder)
+            var entries: [(item: Item, vector: [Float])] = []
+            var failed: [(String, String)] = []
+            for (entry, vector) in zip(toEmbed, vectors) {
+                switch vector {
+                case .success(let vector): entries.append((entry.item, vector))
+                case .failure(let error): failed.append((entry.path, IngestError.embeddingFailed("\(error)").description))
+                }
+            }
+            try catalog.insert(entries, model: embedder.manifest.name)
+            invalidateIndex(embedder.manifest.name)
+            for entry in entries { record(entry.item.sourcePath, .added(id: entry.item.id)) }
+            for (path, reason) in failed { record(path, .failed(reason: reason)) }
+        }
+        report.seconds = Date().timeIntervalSince(started)
+        logger.info("added \(report.added.count), duplicates \(report.duplicates.count), failed \(report.failures.count)")
+        return report
+    }
+
+    private enum Prepared: Sendable {
+        case failure(String)
+        case stored(id: String)
+        case decoded(hash: String, info: ImageInfo, pixels: Pixels)
+    }
+
+    /// Reads, hashes and decodes one file; answers early when its bytes are already stored.
+    private func prepare(_ path: String, manifest: ModelManifest) -> Prepared {
+        do {
+            let bytes = try FileReader.read(path, maxBytes: configuration.limits.maxBytes)
+            let hash = ContentHash.sha256(bytes)
+            let id = Item.id(forContentHash: hash)
+            if let existing = try catalog.item(contentHash: hash),
+               try catalog.hasVector(itemId: existing.id, model: manifest.name) {
+                return .stored(id: existing.id)
+            }
+            if let clash = try catalog.items(ids: [id])[id], clash.contentHash != hash {
+                throw IngestError.idCollision(id: id)
+            }
+            let (info, pixels) = try decoder.load(bytes, policy: manifest.resize)
+            return .decoded(hash: hash, info: info, pixels: pixels)
+        } catch {
+            return .failure("\(error)")
+        }
+    }
+
+    /// Embeds in batches; if a batch fails, retries one by one so only the culprit fails.
+    private func embedEach(_ images: [Pixels], embedder: Embedder) -> [Result<[Float], Error>] {
+        if images.isEmpty { return [] }
+        if let vectors = try? embedder.embed(images) { return vectors.map { .success($0) } }
+        return images.map { image in Result { try embedder.embed([image])[0] } }
+    }
+
+    // MARK: Searching
+
+    /// The `top` stored images most similar to the image file at `path`, best first.
+    public func search(imageAt path: String, top: Int = 10, model: String = ModelManifest.defaultName) throws -> SearchResponse {
+        let started = DispatchTime.now()
+        let bytes = try FileReader.read(path, maxBytes: configuration.limits.maxBytes)
+        return try search(bytes: bytes, top: top, model: model, started: started)
+    }
+
+    /// The `top` stored images most similar to the encoded image `bytes`, best first.
+    public func search(bytes: [UInt8], top: Int = 10, model: String = ModelManifest.defaultName) throws -> SearchResponse {
+        try search(bytes: bytes, top: top, model: model, started: DispatchTime.now())
+    }
+
+    private func search(bytes: [UInt8], top: Int, model: String, started: DispatchTime) throws -> SearchResponse {
+        let embedder = try self.embedder(model)
+        let pixels = try decoder.decode(bytes, policy: embedder.manifest.resize)
+        let query = try embedder.embed([pixels])[0]
+        let index = try self.index(for: embedder.manifest)
+        let ranked = try index.search(query, k: max(0, top))
+        let items = try catalog.items(ids: ranked.map(\.id))
+        let hits = ranked.compactMap { hit -> SearchResponse.Hit? in
+            guard let item = items[hit.id] else { return nil }
+            return SearchResponse.Hit(id: item.id, path: item.sourcePath, score: hit.score, width: item.width,
+                                      height: item.height, metadata: item.metadata)
+        }
+        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e6
+        return SearchResponse(model: embedder.manifest.name, tookMs: elapsed, searched: index.count, hits: hits)
+    }
+
+    // MARK: Managing
+
+    /// Deletes items and their vectors; returns the ids that existed.
+    public func remove(ids: [String]) throws -> [String] {
+        let removed = try catalog.remove(ids: ids)
+        lock.withLock { indexes.removeAll() }
+        return removed
+    }
+
+    public func stats() throws -> CatalogStats {
+        try catalog.stats()
+    }
+
+    /// Every known model and whether it is installed.
+    public func modelStatuses() -> [(manifest: ModelManifest, installed: Bool, path: String)] {
+        registry.manifests.map { ($0, registry.isInstalled($0), registry.path(of: $0)) }
+    }
+
+    // MARK: Caches
+
+    private func embedder(_ name: String) throws -> Embedder {
+        if let embedder = lock.withLock({ embedders[name] }) { return embedder }
+        let manifest = try registry.manifest(named: name)
+        let embedder = try Embedder(manifest: manifest, registry: registry, threads: configuration.inferenceThreads)
+        lock.withLock { embedders[name] = embedder }
+        return embedder
+    }
+
+    private func index(for manifest: ModelManifest) throws -> FlatIndex {
+        if let index = lock.withLock({ indexes[manifest.name] }) { return index }
+        var index = FlatIndex(dimension: manifest.dimension)
+        for (id, vector) in try catalog.vectors(model: manifest.name) {
+            try index.add(id: id, vector: vector)
+        }
+        lock.withLock { indexes[manifest.name] = index }
+        return index
+    }
+
+    private func invalidateIndex(_ model: String) {
+        lock.withLock { _ = indexes.removeValue(forKey: model) }
+    }
+}
+
+/// Options of `Engine.add`.
+public struct AddOptions: Sendable {
+    public var recursive: Bool
+    public var model: String
+    public var metadata: MetadataFile?
+
+    public init(recursive: Bool = false, model: String = ModelManifest.defaultName, metadata: MetadataFile? = nil) {
+        self.recursive = recursive
+        self.model = model
+        self.metadata = metadata
+    }
+}

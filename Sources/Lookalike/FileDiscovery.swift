@@ -1,0 +1,92 @@
+import Foundation
+
+/// Expands the paths given to `add` into image files.
+///
+/// Files named explicitly are always tried, whatever their extension. Directories are walked only
+/// with `recursive`, in sorted order, skipping hidden entries, keeping files with an image
+/// extension, following symbolic links but never into a directory that is already one of the
+/// current walk's ancestors (a symlink loop is reported, not followed forever).
+enum FileDiscovery {
+    static let imageExtensions: Set<String> = [
+        "jpg", "jpeg", "jpe", "png", "webp", "gif", "tif", "tiff", "heic", "heif", "avif", "bmp", "jxl", "jp2",
+    ]
+
+    struct Result {
+        var files: [String] = []
+        var failures: [IngestFailure] = []
+    }
+
+    private struct DirectoryIdentity: Hashable {
+        let device: UInt64
+        let inode: UInt64
+    }
+
+    static func collect(_ paths: [String], recursive: Bool) -> Result {
+        var result = Result()
+        for original in paths {
+            let path = URL(fileURLWithPath: original).standardizedFileURL.path
+            var status = stat()
+            guard stat(path, &status) == 0 else {
+                result.failures.append(IngestFailure(path: path, reason: statFailure(errno)))
+                continue
+            }
+            if isDirectory(status) {
+                if recursive {
+                    walk(path, ancestors: [identity(status): path], into: &result)
+                } else {
+                    result.failures.append(IngestFailure(path: path, reason: IngestError.isDirectory.description))
+                }
+            } else {
+                result.files.append(path)
+            }
+        }
+        return result
+    }
+
+    private static func walk(_ directory: String, ancestors: [DirectoryIdentity: String], into result: inout Result) {
+        let entries: [String]
+        do {
+            entries = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
+        } catch {
+            let reason = error.localizedDescription
+            result.failures.append(IngestFailure(path: directory, reason: "cannot list directory: \(reason)"))
+            return
+        }
+        for name in entries where !name.hasPrefix(".") {
+            let path = (directory as NSString).appendingPathComponent(name)
+            var status = stat()
+            guard stat(path, &status) == 0 else {
+                result.failures.append(IngestFailure(path: path, reason: statFailure(errno)))
+                continue
+            }
+            if isDirectory(status) {
+                let id = identity(status)
+                if let ancestor = ancestors[id] {
+                    result.failures.append(IngestFailure(path: path, reason: IngestError.symlinkLoop(target: ancestor).description))
+                    continue
+                }
+                var deeper = ancestors
+                deeper[id] = path
+                walk(path, ancestors: deeper, into: &result)
+            } else if imageExtensions.contains((name as NSString).pathExtension.lowercased()) {
+                result.files.append(path)
+            }
+        }
+    }
+
+    private static func isDirectory(_ status: stat) -> Bool {
+        (status.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    private static func identity(_ status: stat) -> DirectoryIdentity {
+        DirectoryIdentity(device: UInt64(status.st_dev), inode: UInt64(status.st_ino))
+    }
+
+    private static func statFailure(_ code: Int32) -> String {
+        switch code {
+        case ENOENT: return IngestError.notFound.description
+        case ELOOP: return IngestError.symlinkLoop(target: "itself").description
+        default: return IngestError.unreadable(reason: String(cString: strerror(code)).lowercased()).description
+        }
+    }
+}

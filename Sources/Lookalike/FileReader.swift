@@ -1,0 +1,33 @@
+import Foundation
+import Imaging
+
+/// Reads a whole file with POSIX calls, so a failure says exactly why (permission denied, is a
+/// directory, ...) and an oversized file is refused from its size before any byte is read.
+enum FileReader {
+    static func read(_ path: String, maxBytes: Int) throws -> [UInt8] {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw IngestError.unreadable(reason: String(cString: strerror(errno)).lowercased()) }
+        defer { close(descriptor) }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else { throw IngestError.unreadable(reason: String(cString: strerror(errno)).lowercased()) }
+        guard (status.st_mode & S_IFMT) == S_IFREG else { throw IngestError.notARegularFile }
+        let size = Int(status.st_size)
+        if size == 0 { throw ImagingError.emptyFile }
+        if size > maxBytes { throw ImagingError.fileTooLarge(bytes: size, limit: maxBytes) }
+        var bytes = [UInt8](repeating: 0, count: size)
+        var offset = 0
+        while offset < size {
+            let count = bytes.withUnsafeMutableBytes { buffer -> Int in
+                guard let base = buffer.baseAddress else { return 0 }
+                return Foundation.read(descriptor, base + offset, size - offset)
+            }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw IngestError.unreadable(reason: String(cString: strerror(errno)).lowercased())
+            }
+            if count == 0 { break }
+            offset += count
+        }
+        return offset == size ? bytes : Array(bytes.prefix(offset))
+    }
+}

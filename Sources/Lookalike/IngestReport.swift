@@ -1,0 +1,66 @@
+import Imaging
+
+/// Why one input of a batch was not added. The rest of the batch goes on regardless.
+public enum IngestError: Error, Sendable, Equatable, CustomStringConvertible {
+    case notFound
+    case unreadable(reason: String)
+    case notARegularFile
+    case isDirectory
+    case symlinkLoop(target: String)
+    case idCollision(id: String)
+    case embeddingFailed(String)
+
+    public var description: String {
+        switch self {
+        case .notFound: return "no such file or directory"
+        case .unreadable(let reason): return "cannot read: \(reason)"
+        case .notARegularFile: return "not a regular file"
+        case .isDirectory: return "is a directory (pass --recursive to add what it holds)"
+        case .symlinkLoop(let target): return "symbolic link loop: leads back to \(target), skipped"
+        case .idCollision(let id): return "another image already has the id \(id) (hash prefix collision)"
+        case .embeddingFailed(let message): return "embedding failed: \(message)"
+        }
+    }
+}
+
+/// One input that failed, with the reason.
+public struct IngestFailure: Sendable, Equatable {
+    public let path: String
+    public let reason: String
+}
+
+/// What `add` did with each input.
+public struct IngestReport: Sendable {
+    public struct Added: Sendable, Equatable {
+        public let id: String
+        public let path: String
+    }
+
+    public struct Duplicate: Sendable, Equatable {
+        public let path: String
+        /// The item already holding the same bytes.
+        public let existingId: String
+    }
+
+    public var model: String
+    public var added: [Added] = []
+    public var duplicates: [Duplicate] = []
+    public var failures: [IngestFailure] = []
+    public var seconds: Double = 0
+
+    public var processed: Int { added.count + duplicates.count + failures.count }
+}
+
+/// Progress of an `add`, reported once per input.
+public struct IngestProgress: Sendable {
+    public enum Outcome: Sendable {
+        case added(id: String)
+        case duplicate(of: String)
+        case failed(reason: String)
+    }
+
+    public let path: String
+    public let outcome: Outcome
+    public let done: Int
+    public let total: Int
+}

@@ -1,0 +1,135 @@
+import Foundation
+
+/// A metadata file for `add --metadata`: JSON Lines (one object per line) or CSV with a header
+/// row; either way each record names its image in a `path` field. Relative paths are taken
+/// relative to the metadata file's folder. CSV fields that read as numbers are stored as numbers.
+///
+/// ```
+/// {"path": "shoes/red-1.jpg", "colour": "red", "price": 45}
+/// ```
+public struct MetadataFile: Sendable {
+    /// JSON object text (without `path`) by absolute image path.
+    public let records: [String: String]
+
+    public struct ParseError: Error, Sendable, CustomStringConvertible {
+        public let path: String
+        public let line: Int
+        public let reason: String
+        public var description: String { "\(path):\(line): \(reason)" }
+    }
+
+    public init(path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        let text: String
+        do {
+            text = try String(contentsOf: url, encoding: .utf8)
+        } catch {
+            throw ParseError(path: path, line: 0, reason: "cannot read the metadata file: \(error.localizedDescription)")
+        }
+        let base = url.deletingLastPathComponent()
+        let objects = url.pathExtension.lowercased() == "csv"
+            ? try Self.csvObjects(text, file: path)
+            : try Self.jsonLinesObjects(text, file: path)
+        var records: [String: String] = [:]
+        for (line, object) in objects {
+            guard let imagePath = object["path"] as? String, !imagePath.isEmpty else {
+                throw ParseError(path: path, line: line, reason: "record has no \"path\" field")
+            }
+            var fields = object
+            fields.removeValue(forKey: "path")
+            let resolved = URL(fileURLWithPath: imagePath, relativeTo: base).standardizedFileURL.path
+            let data = try JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])
+            records[resolved] = String(decoding: data, as: UTF8.self)
+        }
+        self.records = records
+    }
+
+    private static func jsonLinesObjects(_ text: String, file: String) throws -> [(Int, [String: Any])] {
+        var objects: [(Int, [String: Any])] = []
+        for (offset, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
+            if trimmed.isEmpty { continue }
+            guard let object = (try? JSONSerialization.jsonObject(with: Data(trimmed.utf8))) as? [String: Any] else {
+                throw ParseError(path: file, line: offset + 1, reason: "not a JSON object")
+            }
+            objects.append((offset + 1, object))
+        }
+        return objects
+    }
+
+    private static func csvObjects(_ text: String, file: String) throws -> [(Int, [String: Any])] {
+        let rows = CSVRows.parse(text)
+        guard let header = rows.first else { return [] }
+        guard header.fields.contains("path") else {
+            throw ParseError(path: file, line: 1, reason: "the header row has no \"path\" column")
+        }
+        return try rows.dropFirst().compactMap { row in
+            if row.fields.count == 1 && row.fields[0].isEmpty { return nil }
+            guard row.fields.count == header.fields.count else {
+                throw ParseError(path: file, line: row.line,
+                                 reason: "row has \(row.fields.count) fields, the header has \(header.fields.count)")
+            }
+            var object: [String: Any] = [:]
+            for (name, value) in zip(header.fields, row.fields) {
+                object[name] = name == "path" ? value : (Double(value).map { $0 as Any } ?? value)
+            }
+            return (row.line, object)
+        }
+    }
+}
+
+/// RFC 4180 CSV: comma-separated, fields optionally in double quotes, `""` for a quote inside one.
+enum CSVRows {
+    struct Row {
+        let line: Int
+        let fields: [String]
+    }
+
+    static func parse(_ text: String) -> [Row] {
+        var rows: [Row] = []
+        var fields: [String] = []
+        var field = ""
+        var inQuotes = false
+        var line = 1
+        var rowLine = 1
+        var characters = text.makeIterator()
+        var pending = characters.next()
+        while let character = pending {
+            pending = characters.next()
+            if inQuotes {
+                if character == "\"" {
+                    if pending == "\"" {
+                        field.append("\"")
+                        pending = characters.next()
+                    } else {
+                        inQuotes = false
+                    }
+                } else {
+                    if character == "\n" { line += 1 }
+                    field.append(character)
+                }
+                continue
+            }
+            switch character {
+            case "\"": inQuotes = true
+            case ",":
+                fields.append(field)
+                field = ""
+            case "\n", "\r\n":
+                fields.append(field)
+                rows.append(Row(line: rowLine, fields: fields))
+                fields = []
+                field = ""
+                line += 1
+                rowLine = line
+            case "\r": break
+            default: field.append(character)
+            }
+        }
+        if !field.isEmpty || !fields.isEmpty {
+            fields.append(field)
+            rows.append(Row(line: rowLine, fields: fields))
+        }
+        return rows
+    }
+}

@@ -1,0 +1,20 @@
+/// The answer to a search: ranked hits, best first.
+public struct SearchResponse: Sendable, Encodable {
+    public struct Hit: Sendable, Encodable, Equatable {
+        public let id: String
+        public let path: String
+        /// Cosine similarity to the query, in [-1, 1]; higher is more alike.
+        public let score: Float
+        public let width: Int
+        public let height: Int
+        /// The item's metadata as a JSON object text, if it has any.
+        public let metadata: String?
+    }
+
+    public let model: String
+    /// Milliseconds from reading the query file to ranked hits (decode, embed, search).
+    public let tookMs: Double
+    /// How many items of the collection have a vector for `model` (all were compared).
+    public let searched: Int
+    public let hits: [Hit]
+}

@@ -1,0 +1,153 @@
+/// Exact nearest-neighbour search by cosine similarity: every stored vector is scored.
+///
+/// Vectors are L2-normalised on the way in, so the score is a dot product. Storage is one
+/// contiguous buffer of `count x dimension` floats; removal moves the last vector into the gap.
+/// This is the correct baseline that any approximate index must match.
+///
+/// ```swift
+/// var index = FlatIndex(dimension: 1280)
+/// try index.add(id: "a1", vector: embedding)
+/// let hits = try index.search(query, k: 10)
+/// ```
+public struct FlatIndex: Sendable {
+    public let dimension: Int
+    private var ids: [String] = []
+    private var positions: [String: Int] = [:]
+    private var storage: [Float] = []
+
+    public init(dimension: Int) {
+        self.dimension = dimension
+    }
+
+    public var count: Int { ids.count }
+
+    /// Adds or replaces the vector stored under `id`.
+    public mutating func add(id: String, vector: [Float]) throws(VectorIndexError) {
+        guard vector.count == dimension else { throw .dimensionMismatch(expected: dimension, got: vector.count) }
+        let normalized = Self.normalized(vector)
+        if let position = positions[id] {
+            storage.replaceSubrange((position * dimension)..<((position + 1) * dimension), with: normalized)
+            return
+        }
+        positions[id] = ids.count
+        ids.append(id)
+        storage.append(contentsOf: normalized)
+    }
+
+    /// Removes `id`; returns whether it was present.
+    @discardableResult
+    public mutating func remove(id: String) -> Bool {
+        guard let position = positions.removeValue(forKey: id) else { return false }
+        let last = ids.count - 1
+        if position != last {
+            let lastID = ids[last]
+            ids[position] = lastID
+            positions[lastID] = position
+            for offset in 0..<dimension {
+                storage[position * dimension + offset] = storage[last * dimension + offset]
+            }
+        }
+        ids.removeLast()
+        storage.removeLast(dimension)
+        return true
+    }
+
+    public func contains(id: String) -> Bool { positions[id] != nil }
+
+    /// The `k` stored vectors most similar to `query`, best first. Ties keep insertion order.
+    public func search(_ query: [Float], k: Int, where isAllowed: ((String) -> Bool)? = nil) throws(VectorIndexError) -> [SearchHit] {
+        guard query.count == dimension else { throw .dimensionMismatch(expected: dimension, got: query.count) }
+        guard k > 0, !ids.isEmpty else { return [] }
+        let normalized = Self.normalized(query)
+        var best = TopK(capacity: k)
+        normalized.withUnsafeBufferPointer { q in
+            storage.withUnsafeBufferPointer { all in
+                for position in 0..<ids.count {
+                    if let isAllowed, !isAllowed(ids[position]) { continue }
+                    let row = UnsafeBufferPointer(rebasing: all[(position * dimension)..<((position + 1) * dimension)])
+                    best.offer(position: position, score: VectorMath.dot(q, row))
+                }
+            }
+        }
+        return best.sorted().map { SearchHit(id: ids[$0.position], score: $0.score) }
+    }
+
+    static func normalized(_ vector: [Float]) -> [Float] {
+        var sum: Float = 0
+        for value in vector { sum += value * value }
+        let norm = sum.squareRoot()
+        guard norm > 1e-12 else { return vector }
+        return vector.map { $0 / norm }
+    }
+}
+
+/// Keeps the `capacity` best (position, score) pairs seen, in a min-heap on score.
+struct TopK {
+    struct Entry {
+        let position: Int
+        let score: Float
+    }
+
+    let capacity: Int
+    private var heap: [Entry] = []
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        heap.reserveCapacity(capacity)
+    }
+
+    /// Lower score is "worse"; on equal scores the later position is worse, so ties keep insertion order.
+    private static func worse(_ a: Entry, _ b: Entry) -> Bool {
+        a.score < b.score || (a.score == b.score && a.position > b.position)
+    }
+
+    mutating func offer(position: Int, score: Float) {
+        let entry = Entry(position: position, score: score)
+        if heap.count < capacity {
+            heap.append(entry)
+            siftUp(heap.count - 1)
+        } else if Self.worse(heap[0], entry) {
+            heap[0] = entry
+            siftDown(0)
+        }
+    }
+
+    func sorted() -> [Entry] {
+        heap.sorted { Self.worse($1, $0) }
+    }
+
+    private mutating func siftUp(_ start: Int) {
+        var child = start
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard Self.worse(heap[child], heap[parent]) else { return }
+            heap.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    private mutating func siftDown(_ start: Int) {
+        var parent = start
+        while true {
+            let left = 2 * parent + 1
+            let right = left + 1
+            var worst = parent
+            if left < heap.count && Self.worse(heap[left], heap[worst]) { worst = left }
+            if right < heap.count && Self.worse(heap[right], heap[worst]) { worst = right }
+            if worst == parent { return }
+            heap.swapAt(parent, worst)
+            parent = worst
+        }
+    }
+}
+
+public enum VectorIndexError: Error, Sendable, Equatable, CustomStringConvertible {
+    case dimensionMismatch(expected: Int, got: Int)
+
+    public var description: String {
+        switch self {
+        case .dimensionMismatch(let expected, let got):
+            return "vector has \(got) dimensions, the index holds \(expected)-dimensional vectors"
+        }
+    }
+}

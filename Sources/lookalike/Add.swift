@@ -1,0 +1,105 @@
+import ArgumentParser
+import Foundation
+import Lookalike
+
+struct Add: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Add images to the store.",
+        discussion: """
+            Each input is added, recognised as a duplicate of stored bytes, or reported as failed with \
+            its reason; failures never stop the batch. Exit status 2 when some inputs failed.
+            """
+    )
+
+    @Argument(help: "Image files, or folders with --recursive.")
+    var paths: [String]
+
+    @Flag(name: [.short, .long], help: "Add the images inside folders, and inside their subfolders.")
+    var recursive = false
+
+    @Option(help: "The embedding model (see `lookalike models`).")
+    var model = "efficientnet-lite0"
+
+    @Option(help: ArgumentHelp("Metadata for the images: JSON Lines or CSV, each record with a `path` field.", valueName: "file"))
+    var metadata: String?
+
+    @Flag(help: "Print the report as JSON.")
+    var json = false
+
+    @OptionGroup var storeOptions: StoreOptions
+
+    func run() throws {
+        let report: IngestReport
+        do {
+            let metadataFile = try metadata.map { try MetadataFile(path: $0) }
+            let engine = try storeOptions.engine()
+            let display = ProgressDisplay(interactive: isatty(STDERR_FILENO) == 1)
+            report = try engine.add(
+                paths, options: AddOptions(recursive: recursive, model: model, metadata: metadataFile),
+                progress: { display.show($0) })
+            display.finish()
+        } catch {
+            throw fail(error)
+        }
+        if json {
+            try printJSON([
+                "model": report.model,
+                "seconds": report.seconds,
+                "added": report.added.map { ["id": $0.id, "path": $0.path] },
+                "duplicates": report.duplicates.map { ["path": $0.path, "existing_id": $0.existingId] },
+                "failed": report.failures.map { ["path": $0.path, "reason": $0.reason] },
+            ])
+        } else {
+            print(summary(report))
+        }
+        if !report.failures.isEmpty { throw ExitCode(2) }
+    }
+
+    private func summary(_ report: IngestReport) -> String {
+        let rate = report.seconds > 0 ? Double(report.added.count) / report.seconds : 0
+        var lines = [String(
+            format: "added %d, duplicates %d, failed %d (model %@, %.1f s, %.1f images/s)",
+            report.added.count, report.duplicates.count, report.failures.count, report.model, report.seconds, rate)]
+        for failure in report.failures {
+            lines.append("  failed: \(failure.path): \(failure.reason)")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// Progress on standard error: a redrawn bar on a terminal, one plain line per input otherwise.
+final class ProgressDisplay: @unchecked Sendable {
+    private let interactive: Bool
+    private var drawn = false
+
+    init(interactive: Bool) {
+        self.interactive = interactive
+    }
+
+    func show(_ progress: IngestProgress) {
+        let word: String
+        switch progress.outcome {
+        case .added: word = "added"
+        case .duplicate: word = "duplicate"
+        case .failed: word = "failed"
+        }
+        if interactive {
+            let width = 30
+            let filled = progress.total > 0 ? width * progress.done / progress.total : width
+            let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+            let name = (progress.path as NSString).lastPathComponent
+            write("\r\u{1B}[K[\(bar)] \(progress.done)/\(progress.total) \(word) \(name.prefix(40))")
+            drawn = true
+        } else {
+            write("[\(progress.done)/\(progress.total)] \(word) \(progress.path)\n")
+        }
+    }
+
+    func finish() {
+        if drawn { write("\n") }
+    }
+
+    private func write(_ text: String) {
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+}

@@ -1,0 +1,69 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Lookalike
+
+@main
+struct LookalikeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "lookalike",
+        abstract: "Find the images that look like this one.",
+        discussion: """
+            Lookalike turns images into vectors with a neural network and answers a query image with \
+            its nearest neighbours by cosine similarity.
+
+            Exit status: 0 on success; 1 on an error that stopped the command; \
+            2 when `add` could not add some inputs (the others were added); 64 on a usage error.
+            """,
+        subcommands: [Add.self, Search.self, Stats.self, Remove.self, Models.self]
+    )
+
+    /// Log lines go to standard error at `LOOKALIKE_LOG_LEVEL` (default: warning), so they never mix with results.
+    static func main() {
+        let level = ProcessInfo.processInfo.environment["LOOKALIKE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        var command: ParsableCommand
+        do {
+            command = try parseAsRoot()
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
+    }
+}
+
+/// Options every command that opens a store shares.
+struct StoreOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp(
+        "The store folder.", discussion: "Default: $LOOKALIKE_STORE, else ~/.local/share/lookalike/store.",
+        valueName: "dir"))
+    var store: String?
+
+    @Option(name: .long, help: "Threads for one model run (0: one per core).")
+    var threads: Int = 0
+
+    func engine() throws -> Engine {
+        try Engine(configuration: EngineConfiguration(store: StoreLocation.resolve(store), inferenceThreads: threads))
+    }
+}
+
+/// Prints an error the way every command does and turns it into exit status 1.
+func fail(_ error: Error) -> ExitCode {
+    FileHandle.standardError.write(Data("lookalike: \(error)\n".utf8))
+    return ExitCode.failure
+}
+
+func printJSON(_ object: Any) throws {
+    let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes])
+    print(String(decoding: data, as: UTF8.self))
+}
+
+/// Metadata text stored as a JSON object, back to an object for JSON output.
+func jsonObject(_ text: String?) -> Any {
+    guard let text, let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) else { return NSNull() }
+    return object
+}

@@ -1,0 +1,80 @@
+import ArgumentParser
+import Foundation
+import Catalog
+import Lookalike
+
+struct Stats: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show what the store holds.")
+
+    @Flag(help: "Print as JSON.")
+    var json = false
+
+    @OptionGroup var storeOptions: StoreOptions
+
+    func run() throws {
+        let engine: Engine
+        let stats: CatalogStats
+        do {
+            engine = try storeOptions.engine()
+            stats = try engine.stats()
+        } catch {
+            throw fail(error)
+        }
+        if json {
+            try printJSON(["store": engine.configuration.store.path, "items": stats.items, "vectors": stats.vectors,
+                           "bytes_on_disk": stats.bytesOnDisk])
+            return
+        }
+        print("store: \(engine.configuration.store.path)")
+        print("items: \(stats.items)")
+        for (model, count) in stats.vectors.sorted(by: { $0.key < $1.key }) {
+            print("vectors (\(model)): \(count)")
+        }
+        print(String(format: "on disk: %.1f MB", Double(stats.bytesOnDisk) / 1_048_576))
+    }
+}
+
+struct Remove: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Remove items (and their vectors) by id.")
+
+    @Argument(help: "Item ids, as `search` and `add --json` print them.")
+    var ids: [String]
+
+    @OptionGroup var storeOptions: StoreOptions
+
+    func run() throws {
+        let removed: [String]
+        do {
+            removed = try storeOptions.engine().remove(ids: ids)
+        } catch {
+            throw fail(error)
+        }
+        let missing = ids.filter { !removed.contains($0) }
+        print("removed \(removed.count)")
+        for id in missing {
+            FileHandle.standardError.write(Data("lookalike: no item with id \(id)\n".utf8))
+        }
+        if !missing.isEmpty { throw ExitCode(2) }
+    }
+}
+
+struct Models: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the embedding models and whether they are installed.")
+
+    @OptionGroup var storeOptions: StoreOptions
+
+    func run() throws {
+        let engine: Engine
+        do {
+            engine = try storeOptions.engine()
+        } catch {
+            throw fail(error)
+        }
+        for status in engine.modelStatuses() {
+            let state = status.installed ? "installed" : "not installed: \(status.manifest.installHint)"
+            print("\(status.manifest.name)  \(status.manifest.dimension)-d  \(state)")
+            print("    \(status.manifest.summary)")
+            print("    licence: \(status.manifest.licence)")
+        }
+    }
+}

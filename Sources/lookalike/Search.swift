@@ -1,0 +1,66 @@
+import ArgumentParser
+import Foundation
+import Lookalike
+
+struct Search: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Find the stored images most like a query image.",
+        discussion: """
+            With --json the output is one object: {"model", "took_ms", "searched", "hits": [{"id", "path", \
+            "score", "width", "height", "metadata"}]}, hits best first; score is the cosine similarity.
+            """
+    )
+
+    @Argument(help: "The query image.")
+    var image: String
+
+    @Option(name: [.short, .long], help: "How many hits to return.")
+    var top = 10
+
+    @Option(help: "The embedding model (see `lookalike models`).")
+    var model = "efficientnet-lite0"
+
+    @Flag(help: "Print the answer as JSON.")
+    var json = false
+
+    @OptionGroup var storeOptions: StoreOptions
+
+    func validate() throws {
+        guard top > 0 else { throw ValidationError("--top must be at least 1") }
+    }
+
+    func run() throws {
+        let response: SearchResponse
+        do {
+            response = try storeOptions.engine().search(imageAt: image, top: top, model: model)
+        } catch {
+            throw fail(InputError(path: image, underlying: error))
+        }
+        if json {
+            try printJSON([
+                "model": response.model,
+                "took_ms": (response.tookMs * 10).rounded() / 10,
+                "searched": response.searched,
+                "hits": response.hits.map { hit in
+                    [
+                        "id": hit.id, "path": hit.path, "score": Double(hit.score), "width": hit.width,
+                        "height": hit.height, "metadata": jsonObject(hit.metadata),
+                    ] as [String: Any]
+                },
+            ])
+            return
+        }
+        print(String(format: "%d hits from %d images (model %@, %.1f ms)", response.hits.count, response.searched,
+                     response.model, response.tookMs))
+        for (rank, hit) in response.hits.enumerated() {
+            print(String(format: "%3d  %.4f  %@  %@", rank + 1, hit.score, hit.id, hit.path))
+        }
+    }
+}
+
+/// An error about one named input file.
+struct InputError: Error, CustomStringConvertible {
+    let path: String
+    let underlying: Error
+    var description: String { "\(path): \(underlying)" }
+}
