@@ -132,6 +132,11 @@ public final class Catalog: Sendable {
         }
     }
 
+    /// Direct database access for tests that need to damage the store on purpose.
+    func withDatabaseForTesting(_ body: (Database) throws -> Void) throws {
+        try database.write(body)
+    }
+
     public func stats() throws -> CatalogStats {
         let (items, rows) = try database.read { db in
             let items = try Item.fetchCount(db)
