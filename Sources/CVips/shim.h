@@ -9,10 +9,23 @@
 /// Starts libvips once per process. Returns 0 on success.
 /// The operation cache is switched off: Lookalike never repeats an operation, and cached
 /// operations would keep references to caller buffers that are about to be freed.
+static inline void lk_vips_ignore_warning(const gchar *domain, GLogLevelFlags level, const gchar *message, gpointer data) {
+    (void)domain; (void)level; (void)message; (void)data;
+}
+
+/// Warnings (e.g. a colour profile that does not fit a grayscale PNG) are not printed: the
+/// image still decodes, and real failures come back as errors.
 static inline int lk_vips_init(void) {
     if (vips_init("lookalike") != 0) return -1;
     vips_cache_set_max(0);
+    g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING, lk_vips_ignore_warning, NULL);
     return 0;
+}
+
+/// Whether libvips has an error pending (set by any thread).
+static inline int lk_vips_has_error(void) {
+    const char *text = vips_error_buffer();
+    return text != NULL && text[0] != 0;
 }
 
 /// Copies the pending libvips error text into `buffer` and clears it.

@@ -38,10 +38,30 @@ public struct ImageDecoder: Sendable {
     }
 
     /// Decodes `bytes`, sizes the image for a model, and tells the original upright size too.
+    ///
+    /// libvips reports some decode failures (a truncated JPEG, say) only through its process-wide
+    /// error buffer while still returning pixels. Decodes therefore run under a shared lock; when
+    /// the buffer shows an error afterwards, the image is decoded again alone (exclusive lock), so
+    /// the error is attributed to the image that caused it and never to a neighbour.
     public func load(_ bytes: [UInt8], policy: ResizePolicy) throws -> (info: ImageInfo, pixels: Pixels) {
         try Vips.start()
         try checkSize(bytes)
-        return try bytes.withUnsafeBytes { (buffer) throws -> (info: ImageInfo, pixels: Pixels) in
+        let unsuspected = try Vips.decodeLock.shared { () throws -> (info: ImageInfo, pixels: Pixels)? in
+            let result = try load(bytes, policy: policy, alone: false)
+            return lk_vips_has_error() != 0 ? nil : result
+        }
+        if let result = unsuspected { return result }
+        return try Vips.decodeLock.exclusive {
+            defer { Vips.clearError() }
+            return try load(bytes, policy: policy, alone: true)
+        }
+    }
+
+    /// With `alone` (no other decode running), a libvips error raised while the pixels are computed
+    /// fails this image. Errors raised earlier, while probing the header, are harmless (libheif
+    /// probes past the end of a buffer, for one) and are ignored.
+    private func load(_ bytes: [UInt8], policy: ResizePolicy, alone: Bool) throws -> (info: ImageInfo, pixels: Pixels) {
+        try bytes.withUnsafeBytes { (buffer) throws -> (info: ImageInfo, pixels: Pixels) in
             let info = try header(buffer)
             let target = policy.targetSize(width: info.width, height: info.height)
             var crop: Int32 = 0
@@ -50,7 +70,7 @@ public struct ImageDecoder: Sendable {
                 lk_vips_thumbnail(buffer.baseAddress, buffer.count, &out, Int32(target.width), Int32(target.height), crop)
             }
             let exact = try exactSize(thumbnail, width: target.width, height: target.height)
-            return (info, try rgb8(exact))
+            return (info, try rgb8(exact, alone: alone))
         }
     }
 
@@ -98,7 +118,7 @@ public struct ImageDecoder: Sendable {
         }
     }
 
-    private func rgb8(_ image: VipsImageRef) throws -> Pixels {
+    private func rgb8(_ image: VipsImageRef, alone: Bool) throws -> Pixels {
         var current = try Vips.make { out in lk_vips_colourspace_srgb(image.pointer, &out) }
         if vips_image_hasalpha(current.pointer) != 0 {
             let source = current
@@ -115,10 +135,12 @@ public struct ImageDecoder: Sendable {
         let width = Int(vips_image_get_width(current.pointer))
         let height = Int(vips_image_get_height(current.pointer))
         var size = 0
+        if alone { Vips.clearError() }
         guard let memory = vips_image_write_to_memory(current.pointer, &size) else {
             throw ImagingError.decodeFailed(Vips.takeError())
         }
         defer { lk_g_free(memory) }
+        if alone && lk_vips_has_error() != 0 { throw ImagingError.decodeFailed(Vips.takeError()) }
         guard size == width * height * 3 else {
             throw ImagingError.decodeFailed("unexpected pixel buffer of \(size) bytes for \(width)x\(height) RGB")
         }

@@ -16,6 +16,8 @@ final class VipsImageRef {
 
 /// Process-wide libvips start-up and error handling.
 enum Vips {
+    static let decodeLock = ReadWriteLock()
+
     private static let started: Bool = lk_vips_init() == 0
 
     static func start() throws {
@@ -45,5 +47,30 @@ enum Vips {
     static func clearError() {
         var buffer = [CChar](repeating: 0, count: 16)
         lk_vips_take_error(&buffer, buffer.count)
+    }
+}
+
+/// A readers-writer lock: many shared holders at once, or one exclusive holder.
+final class ReadWriteLock: @unchecked Sendable {
+    private var lock = pthread_rwlock_t()
+
+    init() {
+        pthread_rwlock_init(&lock, nil)
+    }
+
+    deinit {
+        pthread_rwlock_destroy(&lock)
+    }
+
+    func shared<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_rwlock_rdlock(&lock)
+        defer { pthread_rwlock_unlock(&lock) }
+        return try body()
+    }
+
+    func exclusive<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_rwlock_wrlock(&lock)
+        defer { pthread_rwlock_unlock(&lock) }
+        return try body()
     }
 }

@@ -1,0 +1,149 @@
+import Foundation
+import Imaging
+import Testing
+
+/// Decoding real photos in every supported shape. Fixtures come from `scripts/make_format_fixtures.py`
+/// (run by `make test`), built from a CC0 photo of the scikit-image package.
+@Suite("ImageDecoder")
+struct ImageDecoderTests {
+    static let data = ProcessInfo.processInfo.environment["LOOKALIKE_DATA"].map { URL(fileURLWithPath: $0) }
+        ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent(".data")
+    static let fixtures = data.appendingPathComponent("fixtures/formats")
+
+    let decoder = ImageDecoder()
+    let reference: Pixels
+
+    init() throws {
+        reference = try ImageDecoder().decodeFullSize(try Self.bytes("reference.png"))
+    }
+
+    static func bytes(_ name: String) throws -> [UInt8] {
+        let url = fixtures.appendingPathComponent(name)
+        guard FileManager.default.fileExists(atPath: url.path) else {
+            throw FixtureMissing(path: url.path)
+        }
+        return [UInt8](try Data(contentsOf: url))
+    }
+
+    struct FixtureMissing: Error, CustomStringConvertible {
+        let path: String
+        var description: String { "\(path) is missing: run `make test` (it builds the fixtures)" }
+    }
+
+    /// Mean absolute difference per channel value, 0...255.
+    static func meanDifference(_ a: Pixels, _ b: Pixels) -> Double {
+        precondition(a.width == b.width && a.height == b.height)
+        var total = 0
+        for index in a.rgb.indices { total += abs(Int(a.rgb[index]) - Int(b.rgb[index])) }
+        return Double(total) / Double(a.rgb.count)
+    }
+
+    @Test("every format decodes to the same upright 451x300 photo",
+          arguments: ["photo.jpg", "photo.png", "photo.webp", "photo.tiff", "animated.gif", "cmyk.jpg",
+                      "exif-orientation-6.jpg", "photo.avif"])
+    func formats(name: String) throws {
+        let pixels = try decoder.decodeFullSize(try Self.bytes(name))
+        #expect(pixels.width == 451 && pixels.height == 300)
+        // Lossy formats and GIF's 256-colour palette stay within a few levels. The CMYK file carries
+        // no colour profile, so libvips reads it through a standard press profile, while the file was
+        // written with a naive (255 - RGB) conversion: recognisably the photo, a few levels off in colour
+        // (reading it with inverted channels would be ~100 levels off).
+        let limit = ["animated.gif": 12.0, "cmyk.jpg": 20.0][name] ?? 6.0
+        #expect(Self.meanDifference(pixels, reference) < limit, "\(name) differs from the photo")
+    }
+
+    @Test("grayscale and 16-bit grayscale become 8-bit RGB with equal channels")
+    func grayscale() throws {
+        let gray = try decoder.decodeFullSize(try Self.bytes("gray.png"))
+        let gray16 = try decoder.decodeFullSize(try Self.bytes("gray16.png"))
+        for pixels in [gray, gray16] {
+            #expect(pixels.width == 451 && pixels.height == 300)
+            let rgb = pixels.rgb
+            let colouredPixels = stride(from: 0, to: rgb.count, by: 3).filter { (index: Int) -> Bool in
+                rgb[index] != rgb[index + 1] || rgb[index] != rgb[index + 2]
+            }
+            #expect(colouredPixels.isEmpty)
+        }
+        #expect(Self.meanDifference(gray, gray16) < 1.0)
+    }
+
+    @Test("transparent pixels are flattened onto white")
+    func alpha() throws {
+        let pixels = try decoder.decodeFullSize(try Self.bytes("alpha.png"))
+        let row = 150
+        let left = (row * pixels.width + 10) * 3
+        #expect(Array(pixels.rgb[left..<(left + 3)]) == [255, 255, 255])
+        let right = (row * pixels.width + 400) * 3
+        let expected = (row * reference.width + 400) * 3
+        #expect(Array(pixels.rgb[right..<(right + 3)]) == Array(reference.rgb[expected..<(expected + 3)]))
+    }
+
+    @Test("the shorter side becomes the model size, aspect kept, EXIF applied first")
+    func shorterSide() throws {
+        let policy = ResizePolicy.shorterSide(size: 224, maxLonger: 896)
+        let landscape = try decoder.decode(try Self.bytes("photo.jpg"), policy: policy)
+        #expect(landscape.width == 337 && landscape.height == 224)
+        let rotated = try decoder.load(try Self.bytes("exif-orientation-6.jpg"), policy: policy)
+        #expect(rotated.info.width == 451 && rotated.info.height == 300)
+        #expect(rotated.pixels.width == 337 && rotated.pixels.height == 224)
+        #expect(Self.meanDifference(rotated.pixels, landscape) < 6)
+    }
+
+    @Test("centre crop gives a square of the model size")
+    func centerCrop() throws {
+        let pixels = try decoder.decode(try Self.bytes("photo.png"), policy: .centerCrop(size: 128))
+        #expect(pixels.width == 128 && pixels.height == 128)
+    }
+
+    @Test("resize rules", arguments: [
+        (ResizePolicy.shorterSide(size: 224, maxLonger: 896), 451, 300, 337, 224),
+        (ResizePolicy.shorterSide(size: 224, maxLonger: 896), 300, 451, 224, 337),
+        (ResizePolicy.shorterSide(size: 224, maxLonger: 896), 224, 224, 224, 224),
+        (ResizePolicy.shorterSide(size: 224, maxLonger: 896), 4000, 500, 896, 112),
+        (ResizePolicy.shorterSide(size: 224, maxLonger: 896), 100, 50, 448, 224),
+        (ResizePolicy.centerCrop(size: 288), 1000, 10, 288, 288),
+    ])
+    func targetSizes(policy: ResizePolicy, width: Int, height: Int, expectedWidth: Int, expectedHeight: Int) {
+        let size = policy.targetSize(width: width, height: height)
+        #expect(size.width == expectedWidth && size.height == expectedHeight)
+    }
+
+    @Test("broken inputs are refused with their reason", arguments: [
+        ("empty.jpg", "empty file"),
+        ("truncated.jpg", "cannot decode"),
+        ("text.jpg", "not an image in a supported format"),
+        ("huge-header.png", "40000x40000"),
+    ])
+    func broken(name: String, reason: String) throws {
+        let bytes = try Self.bytes(name)
+        do {
+            _ = try decoder.decode(bytes, policy: .shorterSide(size: 224, maxLonger: 896))
+            Issue.record("\(name) should not decode")
+        } catch let error as ImagingError {
+            #expect("\(error)".contains(reason), "\(name): \(error)")
+        }
+    }
+
+    @Test("the pixel limit is checked from the header, before decoding")
+    func pixelLimit() throws {
+        let small = ImageDecoder(limits: ImageLimits(maxBytes: 1 << 30, maxPixels: 100_000))
+        #expect(throws: ImagingError.tooManyPixels(width: 451, height: 300, limit: 100_000)) {
+            _ = try small.decode(try Self.bytes("photo.jpg"), policy: .centerCrop(size: 10))
+        }
+    }
+
+    @Test("the byte limit is checked before anything else")
+    func byteLimit() throws {
+        let tiny = ImageDecoder(limits: ImageLimits(maxBytes: 1000, maxPixels: 100_000_000))
+        #expect(throws: ImagingError.fileTooLarge(bytes: 50163, limit: 1000)) {
+            _ = try tiny.decode(try Self.bytes("photo.jpg"), policy: .centerCrop(size: 10))
+        }
+    }
+
+    @Test("content hashes are SHA-256")
+    func hashing() {
+        #expect(ContentHash.sha256(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(ContentHash.sha256([]) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+    }
+}
