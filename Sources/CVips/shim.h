@@ -45,17 +45,21 @@ static inline const char *lk_vips_find_loader(const void *buf, size_t len) {
     return vips_foreign_find_load_buffer(buf, len);
 }
 
-/// Decodes, applies the EXIF orientation, converts to sRGB and shrinks (using shrink-on-load)
-/// so the result fits inside `width` x `height`. With `crop` set, it fills the box and crops the centre.
-/// Truncated or corrupt files fail instead of giving a partial image.
-static inline int lk_vips_thumbnail(const void *buf, size_t len, VipsImage **out,
-                                    int width, int height, int crop) {
-    return vips_thumbnail_buffer((void *)buf, len, out, width,
-                                 "height", height,
-                                 "size", VIPS_SIZE_BOTH,
-                                 "crop", crop ? VIPS_INTERESTING_CENTRE : VIPS_INTERESTING_NONE,
-                                 "fail_on", VIPS_FAIL_ON_TRUNCATED,
-                                 NULL);
+/// Opens an image from memory for decoding. `options` are loader options such as "shrink=2"
+/// (shrink-on-load for JPEG). Truncated or corrupt files fail instead of giving a partial image.
+/// The caller must keep `buf` alive as long as the image lives.
+static inline VipsImage *lk_vips_load(const void *buf, size_t len, const char *options) {
+    return vips_image_new_from_buffer(buf, len, options, "fail_on", VIPS_FAIL_ON_TRUNCATED, NULL);
+}
+
+/// Whether the image carries an embedded ICC profile.
+static inline int lk_vips_has_icc(VipsImage *image) {
+    return vips_image_get_typeof(image, VIPS_META_ICC_NAME) != 0;
+}
+
+/// Converts from the embedded ICC profile to sRGB.
+static inline int lk_vips_icc_to_srgb(VipsImage *in, VipsImage **out) {
+    return vips_icc_transform(in, out, "srgb", "embedded", TRUE, "intent", VIPS_INTENT_PERCEPTUAL, NULL);
 }
 
 /// Flattens an alpha channel onto an RGB background.

@@ -1,0 +1,75 @@
+import Foundation
+import Lookalike
+import Testing
+
+/// The promise of the product on real photos: an edited copy finds its original at rank 1.
+@Suite("Retrieval of edited copies", .serialized)
+struct RetrievalTests {
+    @Test("every edit (50% resize, 80% crop, JPEG q30, EXIF rotation, +30% brightness) finds its original at rank 1")
+    func editsFindOriginals() throws {
+        let photos = try TestData.photoPaths()
+        let store = try TestData.temporaryDirectory("retrieval")
+        defer { try? FileManager.default.removeItem(at: store) }
+        let engine = try Engine(configuration: EngineConfiguration(store: store))
+        let report = try engine.add(photos)
+        #expect(report.failures.isEmpty, "\(report.failures)")
+        #expect(report.added.count == photos.count)
+        let idByPath = Dictionary(uniqueKeysWithValues: report.added.map { ($0.path, $0.id) })
+
+        var misses: [String] = []
+        var margins: [Float] = []
+        for photo in photos {
+            let stem = URL(fileURLWithPath: photo).deletingPathExtension().lastPathComponent
+            for kind in TestData.editKinds {
+                let edit = TestData.edits.appendingPathComponent("\(stem)__\(kind).jpg").path
+                guard FileManager.default.fileExists(atPath: edit) else { throw TestData.Missing(what: edit) }
+                let answer = try engine.search(imageAt: edit, top: 2)
+                if answer.hits.first?.id != idByPath[photo] {
+                    misses.append("\(stem)__\(kind) -> \(answer.hits.first?.path ?? "nothing")")
+                } else if answer.hits.count == 2 {
+                    margins.append(answer.hits[0].score - answer.hits[1].score)
+                }
+            }
+        }
+        #expect(misses.isEmpty, "edits not found at rank 1: \(misses)")
+        let queries = photos.count * TestData.editKinds.count
+        print("retrieval: \(queries - misses.count)/\(queries) edits at rank 1; smallest margin over rank 2: \(margins.min() ?? 0)")
+    }
+
+    @Test("adding the same bytes again is a duplicate, and remove deletes the item from search")
+    func duplicatesAndRemoval() throws {
+        let photos = Array(try TestData.photoPaths().prefix(3))
+        let store = try TestData.temporaryDirectory("duplicates")
+        defer { try? FileManager.default.removeItem(at: store) }
+        let copy = store.appendingPathComponent("copy-of-first.png")
+        try FileManager.default.copyItem(atPath: photos[0], toPath: copy.path)
+        let engine = try Engine(configuration: EngineConfiguration(store: store.appendingPathComponent("store")))
+        let first = try engine.add(photos)
+        #expect(first.added.count == 3)
+        let second = try engine.add(photos + [copy.path])
+        #expect(second.added.isEmpty)
+        #expect(second.duplicates.count == 4)
+        #expect(second.duplicates.last?.existingId == first.added[0].id)
+
+        let removed = try engine.remove(ids: [first.added[0].id, "nonexistent"])
+        #expect(removed == [first.added[0].id])
+        let answer = try engine.search(imageAt: photos[0], top: 5)
+        #expect(answer.searched == 2)
+        #expect(!answer.hits.contains { $0.id == first.added[0].id })
+        #expect(try engine.stats().items == 2)
+    }
+
+    @Test("metadata from a JSON Lines file is stored with its images")
+    func metadata() throws {
+        let photos = Array(try TestData.photoPaths().prefix(2))
+        let folder = try TestData.temporaryDirectory("metadata")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let lines = photos.enumerated().map { #"{"path": "\#($1)", "price": \#(10 * ($0 + 1)), "colour": "red"}"# }
+        let file = folder.appendingPathComponent("meta.jsonl")
+        try lines.joined(separator: "\n").write(to: file, atomically: true, encoding: .utf8)
+        let engine = try Engine(configuration: EngineConfiguration(store: folder.appendingPathComponent("store")))
+        _ = try engine.add(photos, options: AddOptions(metadata: try MetadataFile(path: file.path)))
+        let hit = try #require(try engine.search(imageAt: photos[1], top: 1).hits.first)
+        #expect(hit.metadata == #"{"colour":"red","price":20}"#)
+    }
+}

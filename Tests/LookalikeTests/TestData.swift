@@ -1,0 +1,73 @@
+import Foundation
+
+/// Where the tests find their real photos and tools. `make test` builds all of it first
+/// (`scripts/fetch_photos.py`, `scripts/make_edits.py`, `scripts/make_format_fixtures.py`).
+enum TestData {
+    static let repository = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let data = ProcessInfo.processInfo.environment["LOOKALIKE_DATA"].map { URL(fileURLWithPath: $0) }
+        ?? repository.appendingPathComponent(".data")
+    static let photos = data.appendingPathComponent("photos")
+    static let edits = data.appendingPathComponent("edits")
+    static let fixtures = data.appendingPathComponent("fixtures/formats")
+    static let python = repository.appendingPathComponent(".venv/bin/python").path
+
+    static let editKinds = ["half", "crop80", "q30", "exifrot", "bright"]
+
+    struct Missing: Error, CustomStringConvertible {
+        let what: String
+        var description: String { "\(what) is missing: run `make test`, which builds the test data first" }
+    }
+
+    /// The photos of the test set, sorted, as absolute paths.
+    static func photoPaths() throws -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: photos.path)) ?? []
+        let paths = names.filter { $0.hasSuffix(".jpg") || $0.hasSuffix(".png") }.sorted()
+            .map { photos.appendingPathComponent($0).path }
+        guard paths.count >= 20 else { throw Missing(what: "the photo set (\(photos.path), at least 20 photos)") }
+        return paths
+    }
+
+    /// The `lookalike` executable built beside the test bundle (or `LOOKALIKE_BIN`).
+    static func executable() throws -> String {
+        if let path = ProcessInfo.processInfo.environment["LOOKALIKE_BIN"] { return path }
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for candidate in [beside, beside.deletingLastPathComponent()] {
+            let path = candidate.appendingPathComponent("lookalike").path
+            if FileManager.default.isExecutableFile(atPath: path) { return path }
+        }
+        throw Missing(what: "the lookalike executable next to \(beside.path)")
+    }
+
+    /// A fresh temporary folder; the caller removes it.
+    static func temporaryDirectory(_ label: String) throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("lookalike-\(label)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+}
+
+/// The outcome of running a command.
+struct CommandResult {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+}
+
+/// Runs a program to completion, collecting its output.
+func runCommand(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> CommandResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    if let environment { process.environment = environment }
+    let out = Pipe()
+    let err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    let errData = err.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return CommandResult(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                         stderr: String(decoding: errData, as: UTF8.self))
+}
