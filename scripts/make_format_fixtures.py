@@ -48,7 +48,7 @@ def write_variants(photo: Image.Image) -> None:
     photo.save(OUT / "animated.gif", save_all=True, append_images=[negative], duration=100, loop=0)
     gray = photo.convert("L")
     gray.save(OUT / "gray.png")
-    gray.point(lambda v: v * 257).convert("I").convert("I;16").save(OUT / "gray16.png")
+    gray.convert("I").point(lambda v: v * 257).convert("I;16").save(OUT / "gray16.png")
     photo.convert("CMYK").save(OUT / "cmyk.jpg", quality=95)
     rgba = photo.convert("RGBA")
     alpha = Image.new("L", photo.size, 255)

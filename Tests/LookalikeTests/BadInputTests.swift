@@ -1,0 +1,113 @@
+import Foundation
+import Testing
+
+/// One `add` batch mixing good photos with every kind of bad input, through the real CLI.
+/// Each bad input is reported with its reason, the good ones are added, the exit status is 2,
+/// and what the store held before is intact and searchable.
+@Suite("Bad input in an add batch", .serialized)
+struct BadInputTests {
+    /// As root, permission bits do not stop reads; the CLI then runs without the capabilities that
+    /// bypass them (util-linux `setpriv`), so the unreadable file is really unreadable to it.
+    func lookalike(_ arguments: [String]) throws -> CommandResult {
+        let binary = try TestData.executable()
+        if geteuid() == 0 {
+            return try runCommand("/usr/bin/setpriv", [
+                "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search", binary,
+            ] + arguments)
+        }
+        return try runCommand(binary, arguments)
+    }
+
+    @Test("each bad input is reported with its reason; the good images are indexed; the store stays intact")
+    func mixedBatch() throws {
+        let photos = try TestData.photoPaths()
+        let root = try TestData.temporaryDirectory("bad-input")
+        defer {
+            chmod(root.appendingPathComponent("batch/unreadable.jpg").path, 0o644)
+            try? FileManager.default.removeItem(at: root)
+        }
+        let store = root.appendingPathComponent("store").path
+        let batch = root.appendingPathComponent("batch")
+        let nested = batch.appendingPathComponent("nested")
+        try FileManager.default.createDirectory(at: nested, withIntermediateDirectories: true)
+
+        // The store already holds two photos before the bad batch arrives.
+        let before = try lookalike(["add", photos[0], photos[1], "--store", store])
+        #expect(before.status == 0, "\(before.stderr)")
+
+        let fileManager = FileManager.default
+        let good = [photos[2], photos[3], photos[4]]
+        for (offset, photo) in good.enumerated() {
+            let folder = offset == 2 ? nested : batch
+            try fileManager.copyItem(atPath: photo, toPath: folder.appendingPathComponent(URL(fileURLWithPath: photo).lastPathComponent).path)
+        }
+        for name in ["empty.jpg", "truncated.jpg", "text.jpg", "huge-header.png"] {
+            try fileManager.copyItem(at: TestData.fixtures.appendingPathComponent(name), to: batch.appendingPathComponent(name))
+        }
+        let unreadable = batch.appendingPathComponent("unreadable.jpg")
+        try fileManager.copyItem(atPath: photos[5], toPath: unreadable.path)
+        chmod(unreadable.path, 0)
+        try fileManager.createSymbolicLink(atPath: nested.appendingPathComponent("loop").path, withDestinationPath: "..")
+
+        let result = try lookalike(["add", batch.path, "--recursive", "--store", store])
+        #expect(result.status == 2, "exit status \(result.status); stderr: \(result.stderr)")
+        #expect(result.stdout.contains("added 3, duplicates 0, failed 6"), "\(result.stdout)")
+        let expectedReasons = [
+            "empty.jpg": "empty file",
+            "truncated.jpg": "cannot decode image",
+            "text.jpg": "not an image in a supported format",
+            "huge-header.png": "40000x40000",
+            "unreadable.jpg": "permission denied",
+            "nested/loop": "symbolic link loop",
+        ]
+        let failureLines = result.stdout.split(separator: "\n").filter { $0.contains("failed: ") }
+        #expect(failureLines.count == expectedReasons.count, "\(result.stdout)")
+        for (name, reason) in expectedReasons {
+            let line = failureLines.first { $0.contains(batch.appendingPathComponent(name).path + ":") }
+            #expect(line?.contains(reason) == true, "\(name): expected '\(reason)' in \(line.map(String.init) ?? "no line")")
+        }
+
+        let stats = try lookalike(["stats", "--json", "--store", store])
+        let counts = try JSONSerialization.jsonObject(with: Data(stats.stdout.utf8)) as? [String: Any]
+        #expect(counts?["items"] as? Int == 5)
+
+        for photo in [photos[0], photos[1], photos[2], photos[4]] {
+            let search = try lookalike(["search", photo, "--top", "1", "--json", "--store", store])
+            #expect(search.status == 0, "\(search.stderr)")
+            let answer = try JSONSerialization.jsonObject(with: Data(search.stdout.utf8)) as? [String: Any]
+            let hits = answer?["hits"] as? [[String: Any]]
+            #expect((hits?.first?["score"] as? Double ?? 0) > 0.999, "\(photo) should find itself")
+            #expect(answer?["model"] as? String == "efficientnet-lite0")
+            #expect(answer?["took_ms"] is Double)
+        }
+
+        // The same batch again: the good images are duplicates now, the bad ones fail the same way.
+        let again = try lookalike(["add", batch.path, "--recursive", "--store", store])
+        #expect(again.status == 2)
+        #expect(again.stdout.contains("added 0, duplicates 3, failed 6"), "\(again.stdout)")
+    }
+
+    @Test("a search for a missing or broken query names the file and exits 1")
+    func badQuery() throws {
+        let root = try TestData.temporaryDirectory("bad-query")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let missing = root.appendingPathComponent("nope.jpg").path
+        let result = try lookalike(["search", missing, "--store", root.appendingPathComponent("store").path])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains(missing) && result.stderr.contains("no such file"), "\(result.stderr)")
+        let text = TestData.fixtures.appendingPathComponent("text.jpg").path
+        let broken = try lookalike(["search", text, "--store", root.appendingPathComponent("store").path])
+        #expect(broken.status == 1)
+        #expect(broken.stderr.contains("not an image"), "\(broken.stderr)")
+    }
+
+    @Test("an unknown model is an error listing the known ones")
+    func unknownModel() throws {
+        let root = try TestData.temporaryDirectory("bad-model")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let result = try lookalike(["add", try TestData.photoPaths()[0], "--model", "clip-vit-b32",
+                                    "--store", root.appendingPathComponent("store").path])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("unknown model 'clip-vit-b32'") && result.stderr.contains("efficientnet-lite0"))
+    }
+}
