@@ -81,7 +81,7 @@ public struct ImageDecoder: Sendable {
     /// result stays as sharp as a full decode (measured: embedding cosine >= 0.998 against a full
     /// decode, versus 0.99 when shrinking on load all the way).
     static func loaderOptions(info: ImageInfo, target: (width: Int, height: Int)) -> String {
-        guard info.format.hasPrefix("jpegload") else { return "" }
+        guard info.isJPEG else { return "" }
         let headroom = min(Double(info.width) / Double(2 * target.width), Double(info.height) / Double(2 * target.height))
         let shrink = [8, 4, 2].first { Double($0) <= headroom } ?? 1
         return shrink > 1 ? "shrink=\(shrink)" : ""

@@ -19,6 +19,15 @@ public struct ImageInfo: Sendable, Equatable {
     public let width: Int
     /// Height as the viewer sees it, after EXIF rotation.
     public let height: Int
-    /// The libvips loader that recognised the bytes, e.g. `jpegload_buffer`.
+    /// The libvips loader that recognised the bytes, e.g. `VipsForeignLoadJpegBuffer`.
     public let format: String
+
+    public init(width: Int, height: Int, format: String) {
+        self.width = width
+        self.height = height
+        self.format = format
+    }
+
+    /// Whether the bytes are a JPEG (which libvips can shrink while decoding).
+    public var isJPEG: Bool { format.hasPrefix("VipsForeignLoadJpeg") }
 }

@@ -1,5 +1,5 @@
 import Foundation
-import Imaging
+@testable import Imaging
 import Testing
 
 /// Decoding real photos in every supported shape. Fixtures come from `scripts/make_format_fixtures.py`
@@ -88,6 +88,19 @@ struct ImageDecoderTests {
         #expect(rotated.info.width == 451 && rotated.info.height == 300)
         #expect(rotated.pixels.width == 337 && rotated.pixels.height == 224)
         #expect(Self.meanDifference(rotated.pixels, landscape) < 6)
+    }
+
+    @Test("JPEGs shrink on load only as far as leaves 2x for the final reduce")
+    func shrinkOnLoad() throws {
+        let jpeg = try decoder.info(try Self.bytes("photo.jpg"))
+        #expect(jpeg.isJPEG)
+        #expect(try !decoder.info(try Self.bytes("photo.png")).isJPEG)
+        let big = ImageInfo(width: 4000, height: 3000, format: jpeg.format)
+        #expect(ImageDecoder.loaderOptions(info: big, target: (299, 224)) == "shrink=4")
+        #expect(ImageDecoder.loaderOptions(info: big, target: (1200, 900)) == "")
+        #expect(ImageDecoder.loaderOptions(info: big, target: (150, 112)) == "shrink=8")
+        let png = ImageInfo(width: 4000, height: 3000, format: "VipsForeignLoadPngBuffer")
+        #expect(ImageDecoder.loaderOptions(info: png, target: (299, 224)).isEmpty)
     }
 
     @Test("centre crop gives a square of the model size")
