@@ -96,7 +96,7 @@ public final class Engine: @unchecked Sendable {
             for (path, reason) in failed { record(path, .failed(reason: reason)) }
         }
         report.seconds = Date().timeIntervalSince(started)
-        logger.info("added \(report.added.count), duplicates \(report.duplicates.count), failed \(report.failures.count)")
+        logger.debug("added \(report.added.count), duplicates \(report.duplicates.count), failed \(report.failures.count)")
         return report
     }
 

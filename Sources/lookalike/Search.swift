@@ -43,7 +43,7 @@ struct Search: ParsableCommand {
                 "searched": response.searched,
                 "hits": response.hits.map { hit in
                     [
-                        "id": hit.id, "path": hit.path, "score": Double(hit.score), "width": hit.width,
+                        "id": hit.id, "path": hit.path, "score": (Double(hit.score) * 1e6).rounded() / 1e6, "width": hit.width,
                         "height": hit.height, "metadata": jsonObject(hit.metadata),
                     ] as [String: Any]
                 },
