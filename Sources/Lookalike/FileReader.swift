@@ -5,7 +5,7 @@ import Imaging
 /// directory, ...) and an oversized file is refused from its size before any byte is read.
 enum FileReader {
     static func read(_ path: String, maxBytes: Int) throws -> [UInt8] {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)  // a FIFO must not block us
         guard descriptor >= 0 else { throw IngestError.unreadable(reason: String(cString: strerror(errno)).lowercased()) }
         defer { close(descriptor) }
         var status = stat()
