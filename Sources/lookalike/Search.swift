@@ -52,6 +52,9 @@ struct Search: ParsableCommand {
         }
         print(String(format: "%d hits from %d images (model %@, %.1f ms)", response.hits.count, response.searched,
                      response.model, response.tookMs))
+        if response.searched == 0 {
+            print("the store has no images for model \(response.model) yet: add some with `lookalike add PATH...`")
+        }
         for (rank, hit) in response.hits.enumerated() {
             print(String(format: "%3d  %.4f  %@  %@", rank + 1, hit.score, hit.id, hit.path))
         }
