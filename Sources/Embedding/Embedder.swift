@@ -11,10 +11,7 @@ public final class Embedder: Sendable {
     public let session: InferenceSession
 
     public init(manifest: ModelManifest, registry: ModelRegistry, threads: Int = 0) throws {
-        guard manifest.input.layout == "NHWC", manifest.input.dtype == "uint8" else {
-            throw ModelError.unsupportedInput(
-                name: manifest.name, reason: "input must be NHWC uint8 RGB, the manifest says \(manifest.input.layout) \(manifest.input.dtype)")
-        }
+        if let problem = manifest.problem { throw ModelError.unsupportedInput(name: manifest.name, reason: problem) }
         let modelPath = try registry.installedPath(of: manifest)
         let runtime = try OnnxRuntime.shared(libraryPath: registry.runtimeLibraryPath())
         session = try InferenceSession(runtime: runtime, modelPath: modelPath, threads: threads)
@@ -38,13 +35,18 @@ public final class Embedder: Sendable {
             for index in group { values.append(contentsOf: images[index].rgb) }
             let input = Tensor(shape: [group.count, first.height, first.width, 3], values: values)
             let outputs = try session.run(input: manifest.input.name, uint8: input, outputs: [manifest.embeddingOutput])
-            guard let embedding = outputs[manifest.embeddingOutput], embedding.shape.count == 2,
-                  embedding.shape[0] == group.count
-            else {
-                throw OnnxRuntimeError(message: "model \(manifest.name) returned an embedding of unexpected shape")
+            guard let embedding = outputs[manifest.embeddingOutput], embedding.shape == [group.count, manifest.dimension] else {
+                throw ModelError.unsupportedInput(
+                    name: manifest.name,
+                    reason: "output '\(manifest.embeddingOutput)' has shape \(outputs[manifest.embeddingOutput]?.shape ?? []), "
+                        + "expected [\(group.count), \(manifest.dimension)]")
             }
             for (row, index) in group.enumerated() {
-                vectors[index] = VectorNormalization.normalized(Array(embedding.row(row)))
+                guard let vector = VectorNormalization.unitVector(Array(embedding.row(row))) else {
+                    throw ModelError.unsupportedInput(
+                        name: manifest.name, reason: "the embedding of an image is zero or not finite")
+                }
+                vectors[index] = vector
             }
         }
         return vectors
@@ -77,12 +79,18 @@ public final class Embedder: Sendable {
 
 /// L2 normalisation, the one place it is done for stored and query vectors.
 public enum VectorNormalization {
-    public static func normalized(_ vector: [Float]) -> [Float] {
+    /// The vector scaled to length 1, or nil when it is (near) zero or holds a NaN or infinity.
+    public static func unitVector(_ vector: [Float]) -> [Float]? {
         var sum: Double = 0
         for value in vector { sum += Double(value) * Double(value) }
         let norm = sum.squareRoot()
-        guard norm > 1e-12 else { return vector }
+        guard norm.isFinite, norm > 1e-12 else { return nil }
         let scale = Float(1 / norm)
         return vector.map { $0 * scale }
+    }
+
+    /// The vector scaled to length 1; a zero or non-finite vector comes back unchanged.
+    public static func normalized(_ vector: [Float]) -> [Float] {
+        unitVector(vector) ?? vector
     }
 }

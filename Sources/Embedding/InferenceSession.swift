@@ -21,7 +21,7 @@ public final class InferenceSession: @unchecked Sendable {
         try runtime.check(lk_ort_create_session_options(api, &options))
         guard let options else { throw OnnxRuntimeError(message: "CreateSessionOptions returned nothing") }
         defer { lk_ort_release_session_options(api, options) }
-        try runtime.check(lk_ort_set_intra_op_threads(api, options, Int32(max(0, threads))))
+        try runtime.check(lk_ort_set_intra_op_threads(api, options, Int32(clamping: max(0, threads))))
         try runtime.check(lk_ort_set_inter_op_threads(api, options, 1))
         try runtime.check(lk_ort_set_sequential_execution(api, options))
         try runtime.check(lk_ort_set_optimization_all(api, options))
@@ -53,17 +53,19 @@ public final class InferenceSession: @unchecked Sendable {
 
     /// Runs the model on one uint8 input and returns the named float outputs.
     public func run(input name: String, uint8 tensor: Tensor<UInt8>, outputs: [String]) throws -> [String: Tensor<Float>] {
-        var values = tensor.values
-        return try values.withUnsafeMutableBytes { buffer in
-            try run(input: name, data: buffer, shape: tensor.shape, elementType: Int32(LK_ORT_UINT8), outputs: outputs)
+        // ONNX Runtime only reads input tensors, so the array's own storage is lent to it without a copy.
+        try tensor.values.withUnsafeBytes { buffer in
+            try run(input: name, data: UnsafeMutableRawBufferPointer(mutating: buffer), shape: tensor.shape,
+                    elementType: Int32(LK_ORT_UINT8), outputs: outputs)
         }
     }
 
     /// Runs the model on one float input and returns the named float outputs.
     public func run(input name: String, float tensor: Tensor<Float>, outputs: [String]) throws -> [String: Tensor<Float>] {
-        var values = tensor.values
-        return try values.withUnsafeMutableBytes { buffer in
-            try run(input: name, data: buffer, shape: tensor.shape, elementType: Int32(LK_ORT_FLOAT), outputs: outputs)
+        // ONNX Runtime only reads input tensors, so the array's own storage is lent to it without a copy.
+        try tensor.values.withUnsafeBytes { buffer in
+            try run(input: name, data: UnsafeMutableRawBufferPointer(mutating: buffer), shape: tensor.shape,
+                    elementType: Int32(LK_ORT_FLOAT), outputs: outputs)
         }
     }
 

@@ -62,6 +62,18 @@ public struct ModelManifest: Codable, Sendable, Equatable {
 }
 
 extension ModelManifest {
+    /// What is wrong with the manifest, or nil when it can be used.
+    public var problem: String? {
+        if name.isEmpty { return "name is empty" }
+        if file.isEmpty { return "file is empty" }
+        if !resize.isValid { return "resize policy \(resize) is out of range (sizes 1 to 4096 pixels)" }
+        if !(1...65536).contains(dimension) { return "dimension \(dimension) is out of range (1 to 65536)" }
+        if input.layout != "NHWC" || input.dtype != "uint8" {
+            return "input must be NHWC uint8 RGB (normalisation inside the graph), not \(input.layout) \(input.dtype)"
+        }
+        return nil
+    }
+
     /// The default model: general visual similarity.
     public static let efficientNetLite0 = ModelManifest(
         name: "efficientnet-lite0",

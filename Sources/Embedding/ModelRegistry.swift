@@ -49,6 +49,7 @@ public struct ModelRegistry: Sendable {
             } catch {
                 throw ModelError.badManifest(path: path, reason: String(describing: error))
             }
+            if let problem = manifest.problem { throw ModelError.badManifest(path: path, reason: problem) }
             manifests.removeAll { $0.name == manifest.name }
             manifests.append(manifest)
         }
@@ -80,13 +81,12 @@ public struct ModelRegistry: Sendable {
         return path
     }
 
-    /// The ONNX Runtime library: `LOOKALIKE_ORT_LIBRARY`, else the newest `onnxruntime/libonnxruntime.so.*` here.
+    /// The ONNX Runtime version `make setup` installs.
+    public static let runtimeVersion = "1.23.2"
+
+    /// The ONNX Runtime library: `LOOKALIKE_ORT_LIBRARY`, else `onnxruntime/libonnxruntime.so.<runtimeVersion>` here.
     public func runtimeLibraryPath(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
         if let path = environment["LOOKALIKE_ORT_LIBRARY"], !path.isEmpty { return path }
-        let folder = directory.appendingPathComponent("onnxruntime")
-        let candidates = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [])
-            .filter { $0.hasPrefix("libonnxruntime.so") }
-            .sorted()
-        return folder.appendingPathComponent(candidates.last ?? "libonnxruntime.so").path
+        return directory.appendingPathComponent("onnxruntime/libonnxruntime.so.\(Self.runtimeVersion)").path
     }
 }

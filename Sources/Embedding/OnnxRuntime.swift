@@ -50,8 +50,16 @@ public final class OnnxRuntime: @unchecked Sendable {
         guard let env else { throw OnnxRuntimeError(message: "CreateEnv returned no environment") }
         self.env = env
         var memoryInfo: OpaquePointer?
-        try Self.check(api, lk_ort_create_cpu_memory_info(api, &memoryInfo))
-        guard let memoryInfo else { throw OnnxRuntimeError(message: "CreateCpuMemoryInfo returned nothing") }
+        do {
+            try Self.check(api, lk_ort_create_cpu_memory_info(api, &memoryInfo))
+        } catch {
+            lk_ort_release_env(api, env)
+            throw error
+        }
+        guard let memoryInfo else {
+            lk_ort_release_env(api, env)
+            throw OnnxRuntimeError(message: "CreateCpuMemoryInfo returned nothing")
+        }
         self.memoryInfo = memoryInfo
     }
 

@@ -27,8 +27,8 @@ public struct ImageDecoder: Sendable {
     public func info(_ bytes: [UInt8]) throws -> ImageInfo {
         try Vips.start()
         try checkSize(bytes)
-        return try bytes.withUnsafeBytes { (buffer) throws -> ImageInfo in
-            try header(buffer)
+        return try Vips.run { mode in
+            try bytes.withUnsafeBytes { buffer in try header(buffer, mode) }
         }
     }
 
@@ -38,42 +38,26 @@ public struct ImageDecoder: Sendable {
     }
 
     /// Decodes `bytes`, sizes the image for a model, and tells the original upright size too.
-    ///
-    /// libvips reports some decode failures (a truncated JPEG, say) only through its process-wide
-    /// error buffer while still returning pixels. Decodes therefore run under a shared lock; when
-    /// the buffer shows an error afterwards, the image is decoded again alone (exclusive lock), so
-    /// the error is attributed to the image that caused it and never to a neighbour.
     public func load(_ bytes: [UInt8], policy: ResizePolicy) throws -> (info: ImageInfo, pixels: Pixels) {
         try Vips.start()
         try checkSize(bytes)
-        let unsuspected = try Vips.decodeLock.shared { () throws -> (info: ImageInfo, pixels: Pixels)? in
-            let result = try load(bytes, policy: policy, alone: false)
-            return lk_vips_has_error() != 0 ? nil : result
-        }
-        if let result = unsuspected { return result }
-        return try Vips.decodeLock.exclusive {
-            defer { Vips.clearError() }
-            return try load(bytes, policy: policy, alone: true)
+        return try Vips.run { mode in
+            try bytes.withUnsafeBytes { buffer in try load(buffer, policy: policy, mode) }
         }
     }
 
-    /// With `alone` (no other decode running), a libvips error raised while the pixels are computed
-    /// fails this image. Errors raised earlier, while probing the header, are harmless (libheif
-    /// probes past the end of a buffer, for one) and are ignored.
-    private func load(_ bytes: [UInt8], policy: ResizePolicy, alone: Bool) throws -> (info: ImageInfo, pixels: Pixels) {
-        try bytes.withUnsafeBytes { (buffer) throws -> (info: ImageInfo, pixels: Pixels) in
-            let info = try header(buffer)
-            let target = policy.targetSize(width: info.width, height: info.height)
-            let options = Self.loaderOptions(info: info, target: target)
-            guard let opened = lk_vips_load(buffer.baseAddress, buffer.count, options) else {
-                throw ImagingError.decodeFailed(Vips.takeError())
-            }
-            let loaded = VipsImageRef(opened)
-            let upright = try Vips.make { out in lk_vips_autorot(loaded.pointer, &out) }
-            let rgb = try srgb8(upright)
-            let sized = try resize(rgb, policy: policy, target: target)
-            return (info, try pixels(sized, alone: alone))
+    private func load(_ buffer: UnsafeRawBufferPointer, policy: ResizePolicy, _ mode: Vips.Mode) throws -> (info: ImageInfo, pixels: Pixels) {
+        let info = try header(buffer, mode)
+        let target = policy.targetSize(width: info.width, height: info.height)
+        let options = Self.loaderOptions(info: info, target: target)
+        guard let opened = lk_vips_load(buffer.baseAddress, buffer.count, options) else {
+            throw Vips.failure(mode)
         }
+        let loaded = VipsImageRef(opened)
+        let upright = try Vips.make(mode) { out in lk_vips_autorot(loaded.pointer, &out) }
+        let rgb = try srgb8(upright, mode)
+        let sized = try resize(rgb, policy: policy, target: target, mode)
+        return (info, try pixels(sized, mode))
     }
 
     /// Shrink-on-load: a JPEG is decoded at 1/2, 1/4 or 1/8 scale in the DCT domain, which is much
@@ -89,35 +73,37 @@ public struct ImageDecoder: Sendable {
 
     /// 8-bit sRGB with three bands: embedded ICC profiles applied, CMYK, 16-bit and grayscale
     /// converted, transparency flattened onto `background`.
-    private func srgb8(_ image: VipsImageRef) throws -> VipsImageRef {
+    private func srgb8(_ image: VipsImageRef, _ mode: Vips.Mode) throws -> VipsImageRef {
         var current = image
         if lk_vips_has_icc(current.pointer) != 0 {
             let source = current
-            if let converted = try? Vips.make({ out in lk_vips_icc_to_srgb(source.pointer, &out) }) {
+            // A broken profile falls back to the colourspace conversion below. Its error stays in
+            // the buffer, so a shared-mode decode is then redone alone, where it is cleared.
+            if let converted = try? Vips.make(mode, { out in lk_vips_icc_to_srgb(source.pointer, &out) }) {
                 current = converted
-            } else {
-                Vips.clearError()  // A broken profile: fall back to the colourspace conversion below.
+            } else if mode == .alone {
+                Vips.clearError()
             }
         }
         let profiled = current
-        current = try Vips.make { out in lk_vips_colourspace_srgb(profiled.pointer, &out) }
+        current = try Vips.make(mode) { out in lk_vips_colourspace_srgb(profiled.pointer, &out) }
         if vips_image_hasalpha(current.pointer) != 0 {
             let source = current
-            current = try Vips.make { out in
+            current = try Vips.make(mode) { out in
                 lk_vips_flatten(source.pointer, &out, Double(background.red), Double(background.green), Double(background.blue))
             }
         }
         let flattened = current
-        current = try Vips.make { out in lk_vips_cast_uchar(flattened.pointer, &out) }
+        current = try Vips.make(mode) { out in lk_vips_cast_uchar(flattened.pointer, &out) }
         if vips_image_get_bands(current.pointer) != 3 {
             let source = current
-            current = try Vips.make { out in lk_vips_extract_bands(source.pointer, &out, 0, 3) }
+            current = try Vips.make(mode) { out in lk_vips_extract_bands(source.pointer, &out, 0, 3) }
         }
         return current
     }
 
     /// Resizes with a cubic kernel to exactly the policy's size (cropping the centre for `centerCrop`).
-    private func resize(_ image: VipsImageRef, policy: ResizePolicy, target: (width: Int, height: Int)) throws -> VipsImageRef {
+    private func resize(_ image: VipsImageRef, policy: ResizePolicy, target: (width: Int, height: Int), _ mode: Vips.Mode) throws -> VipsImageRef {
         let width = Double(vips_image_get_width(image.pointer))
         let height = Double(vips_image_get_height(image.pointer))
         var cover = (width: target.width, height: target.height)
@@ -127,14 +113,14 @@ public struct ImageDecoder: Sendable {
         }
         var current = image
         if cover.width != Int(width) || cover.height != Int(height) {
-            current = try Vips.make { out in
+            current = try Vips.make(mode) { out in
                 lk_vips_resize(image.pointer, &out, Double(cover.width) / width, Double(cover.height) / height)
             }
         }
-        current = try exactSize(current, width: cover.width, height: cover.height)
+        current = try exactSize(current, width: cover.width, height: cover.height, mode)
         if cover.width != target.width || cover.height != target.height {
             let source = current
-            current = try Vips.make { out in
+            current = try Vips.make(mode) { out in
                 lk_vips_crop(source.pointer, &out, Int32((cover.width - target.width) / 2),
                              Int32((cover.height - target.height) / 2), Int32(target.width), Int32(target.height))
             }
@@ -153,13 +139,13 @@ public struct ImageDecoder: Sendable {
         if bytes.count > limits.maxBytes { throw ImagingError.fileTooLarge(bytes: bytes.count, limit: limits.maxBytes) }
     }
 
-    private func header(_ buffer: UnsafeRawBufferPointer) throws -> ImageInfo {
+    private func header(_ buffer: UnsafeRawBufferPointer, _ mode: Vips.Mode) throws -> ImageInfo {
         guard let loader = lk_vips_find_loader(buffer.baseAddress, buffer.count) else {
-            Vips.clearError()
+            if mode == .alone { Vips.clearError() }
             throw ImagingError.unsupportedFormat
         }
         guard let image = lk_vips_header_from_buffer(buffer.baseAddress, buffer.count) else {
-            throw ImagingError.decodeFailed(Vips.takeError())
+            throw Vips.failure(mode)
         }
         defer { lk_g_object_unref(image) }
         let storedWidth = Int(vips_image_get_width(image))
@@ -177,25 +163,30 @@ public struct ImageDecoder: Sendable {
 
     /// libvips rounds each output side on its own; a last tiny resize makes the size exactly the
     /// policy's, so the same image always gives the same tensor shape.
-    private func exactSize(_ image: VipsImageRef, width: Int, height: Int) throws -> VipsImageRef {
+    private func exactSize(_ image: VipsImageRef, width: Int, height: Int, _ mode: Vips.Mode) throws -> VipsImageRef {
         let currentWidth = Int(vips_image_get_width(image.pointer))
         let currentHeight = Int(vips_image_get_height(image.pointer))
         if currentWidth == width && currentHeight == height { return image }
-        return try Vips.make { out in
+        return try Vips.make(mode) { out in
             lk_vips_resize(image.pointer, &out, Double(width) / Double(currentWidth), Double(height) / Double(currentHeight))
         }
     }
 
-    private func pixels(_ current: VipsImageRef, alone: Bool) throws -> Pixels {
+    /// Computes the pixels. libvips reports some failures of this stage (a truncated JPEG) only
+    /// through its error buffer while still returning pixels: alone, any error raised here is
+    /// this image's; shared, `Vips.run` sees the pending error and redoes the image alone.
+    /// Errors raised earlier, while probing the header, are harmless (libheif probes past the end
+    /// of a buffer, for one), so the buffer is cleared first.
+    private func pixels(_ current: VipsImageRef, _ mode: Vips.Mode) throws -> Pixels {
         let width = Int(vips_image_get_width(current.pointer))
         let height = Int(vips_image_get_height(current.pointer))
         var size = 0
-        if alone { Vips.clearError() }
+        if mode == .alone { Vips.clearError() }
         guard let memory = vips_image_write_to_memory(current.pointer, &size) else {
-            throw ImagingError.decodeFailed(Vips.takeError())
+            throw Vips.failure(mode)
         }
         defer { lk_g_free(memory) }
-        if alone && lk_vips_has_error() != 0 { throw ImagingError.decodeFailed(Vips.takeError()) }
+        if mode == .alone && lk_vips_has_error() != 0 { throw ImagingError.decodeFailed(Vips.takeError()) }
         guard size == width * height * 3 else {
             throw ImagingError.decodeFailed("unexpected pixel buffer of \(size) bytes for \(width)x\(height) RGB")
         }

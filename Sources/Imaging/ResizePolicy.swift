@@ -7,22 +7,36 @@ public enum ResizePolicy: Sendable, Equatable, Codable {
     /// Fixed-size models: the image is scaled to cover `size` x `size`, then the centre is cropped.
     case centerCrop(size: Int)
 
-    /// The output size for an upright image of `width` x `height`.
-    /// Rounds as Pillow-based pipelines do: `round(long * size / short)`.
+    /// The output size for an upright image of `width` x `height` (both at least 1).
+    /// The scaled side is `long * size / short` rounded half up, computed exactly in integers,
+    /// the same rule as the Python reference pipeline.
     public func targetSize(width: Int, height: Int) -> (width: Int, height: Int) {
         switch self {
         case .centerCrop(let size):
             return (size, size)
         case .shorterSide(let size, let maxLonger):
-            let short = Double(min(width, height))
-            let long = Double(max(width, height))
-            var scale = Double(size) / short
-            if (long * scale).rounded() > Double(maxLonger) {
-                scale = Double(maxLonger) / long
+            let short = max(1, min(width, height))
+            let long = max(1, max(width, height))
+            var newShort = size
+            var newLong = Self.roundedRatio(long * size, short)
+            if newLong > maxLonger {
+                newLong = maxLonger
+                newShort = max(1, Self.roundedRatio(short * maxLonger, long))
             }
-            let newShort = max(1, Int((short * scale).rounded()))
-            let newLong = max(1, Int((long * scale).rounded()))
-            return width <= height ? (newShort, newLong) : (newLong, newShort)
+            return width >= height ? (newLong, newShort) : (newShort, newLong)
+        }
+    }
+
+    /// `numerator / denominator` rounded half up, for positive integers.
+    static func roundedRatio(_ numerator: Int, _ denominator: Int) -> Int {
+        (2 * numerator + denominator) / (2 * denominator)
+    }
+
+    /// Whether the policy can be used: sizes from 1 to 4096 pixels, the longer-side cap not below the size.
+    public var isValid: Bool {
+        switch self {
+        case .centerCrop(let size): return (1...4096).contains(size)
+        case .shorterSide(let size, let maxLonger): return (1...4096).contains(size) && (size...16384).contains(maxLonger)
         }
     }
 }

@@ -15,8 +15,45 @@ final class VipsImageRef {
 }
 
 /// Process-wide libvips start-up and error handling.
+///
+/// libvips keeps one error buffer for the whole process, and some failures (a truncated JPEG)
+/// show up only there while pixels still come back. So decodes run `shared` (many at once, under a
+/// shared lock) and never read or clear the buffer; any failure, or an error pending afterwards,
+/// sends the image to a second run `alone` (exclusive lock), where the buffer is cleared first and
+/// every message in it is this image's own.
 enum Vips {
+    enum Mode {
+        case shared
+        case alone
+    }
+
+    /// Thrown in shared mode when a libvips call failed: the caller redoes the work alone.
+    struct RetryAlone: Error {}
+
     static let decodeLock = ReadWriteLock()
+
+    /// Runs `body` shared, and again alone when libvips failed or left an error pending.
+    static func run<T>(_ body: (Mode) throws -> T) throws -> T {
+        let shared: T? = try decodeLock.shared {
+            do {
+                let result = try body(.shared)
+                return lk_vips_has_error() != 0 ? nil : result
+            } catch is RetryAlone {
+                return nil
+            }
+        }
+        if let shared { return shared }
+        return try decodeLock.exclusive {
+            clearError()
+            defer { clearError() }
+            return try body(.alone)
+        }
+    }
+
+    /// The error for a failed libvips call: the message when alone, a retry request when shared.
+    static func failure(_ mode: Mode) -> Error {
+        mode == .alone ? ImagingError.decodeFailed(takeError()) : RetryAlone()
+    }
 
     private static let started: Bool = lk_vips_init() == 0
 
@@ -25,12 +62,12 @@ enum Vips {
     }
 
     /// Runs a libvips operation that writes an image to `out`, turning failure into an error.
-    static func make(_ operation: (inout UnsafeMutablePointer<VipsImage>?) -> Int32) throws -> VipsImageRef {
+    static func make(_ mode: Mode, _ operation: (inout UnsafeMutablePointer<VipsImage>?) -> Int32) throws -> VipsImageRef {
         var out: UnsafeMutablePointer<VipsImage>?
         let status = operation(&out)
         guard status == 0, let image = out else {
             if let image = out { lk_g_object_unref(image) }
-            throw ImagingError.decodeFailed(takeError())
+            throw failure(mode)
         }
         return VipsImageRef(image)
     }
@@ -51,26 +88,30 @@ enum Vips {
 }
 
 /// A readers-writer lock: many shared holders at once, or one exclusive holder.
+/// The lock lives at a fixed address (a pthread lock must never move).
 final class ReadWriteLock: @unchecked Sendable {
-    private var lock = pthread_rwlock_t()
+    private let lock: UnsafeMutablePointer<pthread_rwlock_t>
 
     init() {
-        pthread_rwlock_init(&lock, nil)
+        lock = .allocate(capacity: 1)
+        lock.initialize(to: pthread_rwlock_t())
+        pthread_rwlock_init(lock, nil)
     }
 
     deinit {
-        pthread_rwlock_destroy(&lock)
+        pthread_rwlock_destroy(lock)
+        lock.deallocate()
     }
 
     func shared<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_rwlock_rdlock(&lock)
-        defer { pthread_rwlock_unlock(&lock) }
+        pthread_rwlock_rdlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
         return try body()
     }
 
     func exclusive<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_rwlock_wrlock(&lock)
-        defer { pthread_rwlock_unlock(&lock) }
+        pthread_rwlock_wrlock(lock)
+        defer { pthread_rwlock_unlock(lock) }
         return try body()
     }
 }

@@ -59,7 +59,7 @@ public struct FlatIndex: Sendable {
         guard query.count == dimension else { throw .dimensionMismatch(expected: dimension, got: query.count) }
         guard k > 0, !ids.isEmpty else { return [] }
         let normalized = Self.normalized(query)
-        var best = TopK(capacity: k)
+        var best = TopK(capacity: min(k, ids.count))
         normalized.withUnsafeBufferPointer { q in
             storage.withUnsafeBufferPointer { all in
                 for position in 0..<ids.count {

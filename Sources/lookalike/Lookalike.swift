@@ -39,12 +39,17 @@ struct LookalikeCommand: ParsableCommand {
 /// Options every command that opens a store shares.
 struct StoreOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp(
-        "The store folder.", discussion: "Default: $LOOKALIKE_STORE, else ~/.local/share/lookalike/store.",
+        "The store folder.",
+        discussion: "Default: $LOOKALIKE_STORE, else $XDG_DATA_HOME/lookalike/store (~/.local/share/lookalike/store).",
         valueName: "dir"))
     var store: String?
 
     @Option(name: .long, help: "Threads for one model run (0: one per core).")
     var threads: Int = 0
+
+    func validate() throws {
+        guard (0...256).contains(threads) else { throw ValidationError("--threads must be between 0 and 256") }
+    }
 
     func engine() throws -> Engine {
         try Engine(configuration: EngineConfiguration(store: StoreLocation.resolve(store), inferenceThreads: threads))

@@ -26,7 +26,7 @@ struct Search: ParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
 
     func validate() throws {
-        guard top > 0 else { throw ValidationError("--top must be at least 1") }
+        guard (1...10_000).contains(top) else { throw ValidationError("--top must be between 1 and 10000") }
     }
 
     func run() throws {

@@ -116,6 +116,13 @@ struct ImageDecoderTests {
         (ResizePolicy.shorterSide(size: 224, maxLonger: 896), 4000, 500, 896, 112),
         (ResizePolicy.shorterSide(size: 224, maxLonger: 896), 100, 50, 448, 224),
         (ResizePolicy.centerCrop(size: 288), 1000, 10, 288, 288),
+        // Values of tools/reference_pipeline.py's target_size: halves round up, exactly.
+        (ResizePolicy.shorterSide(size: 224, maxLonger: 896), 320, 325, 224, 228),
+        (ResizePolicy.shorterSide(size: 224, maxLonger: 896), 449, 448, 225, 224),
+        (ResizePolicy.shorterSide(size: 224, maxLonger: 896), 1365, 1074, 285, 224),
+        (ResizePolicy.shorterSide(size: 224, maxLonger: 896), 5312, 2988, 398, 224),
+        (ResizePolicy.shorterSide(size: 224, maxLonger: 896), 3, 2000, 1, 896),
+        (ResizePolicy.shorterSide(size: 224, maxLonger: 896), 2000, 3, 896, 1),
     ])
     func targetSizes(policy: ResizePolicy, width: Int, height: Int, expectedWidth: Int, expectedHeight: Int) {
         let size = policy.targetSize(width: width, height: height)
@@ -136,6 +143,40 @@ struct ImageDecoderTests {
         } catch let error as ImagingError {
             #expect("\(error)".contains(reason), "\(name): \(error)")
         }
+    }
+
+    @Test("decoding in parallel: every truncated file fails with its own message, every good one decodes")
+    func parallelFailures() throws {
+        let good = try Self.bytes("photo.jpg")
+        let truncated = try Self.bytes("truncated.jpg")
+        let text = try Self.bytes("text.jpg")
+        let inputs = (0..<96).map { [good, truncated, text][$0 % 3] }
+        let outcomes = Outcomes(count: inputs.count)
+        let decoder = self.decoder
+        DispatchQueue.concurrentPerform(iterations: inputs.count) { index in
+            do {
+                let pixels = try decoder.decode(inputs[index], policy: .shorterSide(size: 224, maxLonger: 896))
+                outcomes.set(index, "ok \(pixels.width)x\(pixels.height)")
+            } catch {
+                outcomes.set(index, "\(error)")
+            }
+        }
+        let results = outcomes.values
+        for (index, result) in results.enumerated() {
+            switch index % 3 {
+            case 0: #expect(result == "ok 337x224", "input \(index): \(result)")
+            case 1: #expect(result == "cannot decode image: VipsJpeg: Premature end of input file", "input \(index): \(result)")
+            default: #expect(result.hasPrefix("not an image in a supported format"), "input \(index): \(result)")
+            }
+        }
+    }
+
+    final class Outcomes: @unchecked Sendable {
+        private var slots: [String]
+        private let lock = NSLock()
+        init(count: Int) { slots = Array(repeating: "", count: count) }
+        func set(_ index: Int, _ value: String) { lock.withLock { slots[index] = value } }
+        var values: [String] { lock.withLock { slots } }
     }
 
     @Test("the pixel limit is checked from the header, before decoding")
