@@ -39,7 +39,7 @@ let package = Package(
         .executableTarget(
             name: "lookalike",
             dependencies: [
-                "Lookalike", "Catalog",
+                "Lookalike", "Catalog", "Embedding", "Imaging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

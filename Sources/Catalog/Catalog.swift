@@ -4,12 +4,15 @@ import GRDB
 /// Why the catalog refused an operation.
 public enum CatalogError: Error, Sendable, CustomStringConvertible {
     case cannotOpen(path: String, reason: String)
+    case noStore(path: String)
     case corruptVector(itemId: String, model: String)
 
     public var description: String {
         switch self {
         case .cannotOpen(let path, let reason):
             return "cannot open the store at \(path): \(reason)"
+        case .noStore(let path):
+            return "there is no store at \(path) (add images with `lookalike add` to create one)"
         case .corruptVector(let itemId, let model):
             return "stored vector of item \(itemId) for model \(model) is damaged"
         }
@@ -35,10 +38,11 @@ public final class Catalog: Sendable {
 
     public var databasePath: String { directory.appendingPathComponent("catalog.sqlite").path }
 
-    /// Opens (creating when needed) the catalog in `directory`, applying pending migrations.
-    public init(directory: URL) throws {
+    /// Opens the catalog in `directory`, applying pending migrations; with `create`, makes it when missing.
+    public init(directory: URL, create: Bool = true) throws {
         self.directory = directory
         let path = directory.appendingPathComponent("catalog.sqlite").path
+        if !create && !FileManager.default.fileExists(atPath: path) { throw CatalogError.noStore(path: directory.path) }
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             var configuration = Configuration()
@@ -104,6 +108,16 @@ public final class Catalog: Sendable {
                     try entry.item.insert(db)
                 }
                 try StoredVector(itemId: entry.item.id, model: model, vector: entry.vector).save(db)
+            }
+        }
+    }
+
+    /// Replaces the metadata of existing items, in one transaction.
+    public func updateMetadata(_ updates: [(id: String, metadata: String)]) throws {
+        guard !updates.isEmpty else { return }
+        try database.write { db in
+            for update in updates {
+                try db.execute(sql: "UPDATE item SET metadata = ? WHERE id = ?", arguments: [update.metadata, update.id])
             }
         }
     }

@@ -16,21 +16,30 @@ import VectorIndex
 public final class Engine: @unchecked Sendable {
     public let configuration: EngineConfiguration
     public let catalog: Catalog
-    public let registry: ModelRegistry
+    private let loadedRegistry: Result<ModelRegistry, Error>
     private let decoder: ImageDecoder
     private let logger = Logger(label: "lookalike.engine")
     private let lock = NSLock()
     private var embedders: [String: Embedder] = [:]
     private var indexes: [String: FlatIndex] = [:]
+    /// Bumped whenever stored vectors change, so an index built meanwhile is not cached stale.
+    private var generation = 0
 
     /// Inputs handled per round: decoded in parallel, embedded, then stored in one transaction.
     static let chunkSize = 32
 
-    public init(configuration: EngineConfiguration = EngineConfiguration()) throws {
+    /// Opens the store; with `createStore` false, a store that does not exist yet is an error
+    /// (a search in a mistyped folder must not answer "no hits").
+    public init(configuration: EngineConfiguration = EngineConfiguration(), createStore: Bool = true) throws {
         self.configuration = configuration
-        catalog = try Catalog(directory: configuration.store)
-        registry = try ModelRegistry(directory: configuration.models)
+        catalog = try Catalog(directory: configuration.store, create: createStore)
+        loadedRegistry = Result { try ModelRegistry(directory: configuration.models) }
         decoder = ImageDecoder(limits: configuration.limits)
+    }
+
+    /// The models; a broken manifest in the models folder fails only the commands that need a model.
+    public func registry() throws -> ModelRegistry {
+        try loadedRegistry.get()
     }
 
     // MARK: Adding
@@ -56,7 +65,7 @@ public final class Engine: @unchecked Sendable {
         }
         for failure in discovered.failures { record(failure.path, .failed(reason: failure.reason)) }
 
-        var seenInThisRun: [String: String] = [:]  // content hash -> item id
+        var storedInThisRun: [String: String] = [:]  // content hash -> id, once committed
         var start = 0
         while start < discovered.files.count {
             let chunk = Array(discovered.files[start..<min(start + Self.chunkSize, discovered.files.count)])
@@ -65,35 +74,71 @@ public final class Engine: @unchecked Sendable {
                 self.prepare(path, manifest: embedder.manifest)
             }
             var toEmbed: [(path: String, item: Item, pixels: Pixels)] = []
+            var firstCopy: [String: String] = [:]  // content hash -> path, within this chunk
+            var laterCopies: [(path: String, hash: String)] = []
+            var metadataUpdates: [(id: String, metadata: String)] = []
             for (path, outcome) in zip(chunk, prepared) {
                 switch outcome {
-                case .failure(let reason): record(path, .failed(reason: reason))
-                case .stored(let id): record(path, .duplicate(of: id))
-                case .decoded(let hash, let info, let pixels):
-                    let id = Item.id(forContentHash: hash)
-                    if let earlier = seenInThisRun[hash] {
-                        record(path, .duplicate(of: earlier))
-                        continue
+                case .failure(let reason):
+                    record(path, .failed(reason: reason))
+                case .stored(let item):
+                    if let metadata = options.metadata?.records[path], metadata != item.metadata {
+                        metadataUpdates.append((item.id, metadata))
                     }
-                    seenInThisRun[hash] = id
-                    let item = Item(id: id, contentHash: hash, sourcePath: path, width: info.width, height: info.height,
-                                    metadata: options.metadata?.records[path], addedAt: Date())
-                    toEmbed.append((path, item, pixels))
+                    record(path, .duplicate(of: item.id))
+                case .decoded(let hash, let info, let pixels):
+                    if let id = storedInThisRun[hash] {
+                        record(path, .duplicate(of: id))
+                    } else if firstCopy[hash] != nil {
+                        laterCopies.append((path, hash))
+                    } else {
+                        firstCopy[hash] = path
+                        let item = Item(id: Item.id(forContentHash: hash), contentHash: hash, sourcePath: path,
+                                        width: info.width, height: info.height,
+                                        metadata: options.metadata?.records[path], addedAt: Date())
+                        toEmbed.append((path, item, pixels))
+                    }
                 }
             }
-            let vectors = embedEach(toEmbed.map(\.pixels), embedder: embedder)
             var entries: [(item: Item, vector: [Float])] = []
-            var failed: [(String, String)] = []
-            for (entry, vector) in zip(toEmbed, vectors) {
+            var failedReasons: [String: String] = [:]  // content hash -> reason
+            for (entry, vector) in zip(toEmbed, embedEach(toEmbed.map(\.pixels), embedder: embedder)) {
                 switch vector {
                 case .success(let vector): entries.append((entry.item, vector))
-                case .failure(let error): failed.append((entry.path, IngestError.embeddingFailed("\(error)").description))
+                case .failure(let error): failedReasons[entry.item.contentHash] = IngestError.embeddingFailed("\(error)").description
                 }
             }
-            try catalog.insert(entries, model: embedder.manifest.name)
+            do {
+                try catalog.insert(entries, model: embedder.manifest.name)
+                try catalog.updateMetadata(metadataUpdates)
+            } catch {
+                // Earlier chunks are committed and stay; this one is rolled back as a whole.
+                let reason = "not stored, the store refused the write: \(error)"
+                for entry in entries { record(entry.item.sourcePath, .failed(reason: reason)) }
+                for copy in laterCopies { record(copy.path, .failed(reason: reason)) }
+                for (path, hashReason) in toEmbed.compactMap({ entry in failedReasons[entry.item.contentHash].map { (entry.path, $0) } }) {
+                    record(path, .failed(reason: hashReason))
+                }
+                for path in discovered.files[start...] { record(path, .failed(reason: "not attempted: an earlier write to the store failed")) }
+                report.storeError = "\(error)"
+                break
+            }
             invalidateIndex(embedder.manifest.name)
-            for entry in entries { record(entry.item.sourcePath, .added(id: entry.item.id)) }
-            for (path, reason) in failed { record(path, .failed(reason: reason)) }
+            for entry in toEmbed {
+                if let reason = failedReasons[entry.item.contentHash] {
+                    record(entry.path, .failed(reason: reason))
+                } else {
+                    storedInThisRun[entry.item.contentHash] = entry.item.id
+                    record(entry.path, .added(id: entry.item.id))
+                }
+            }
+            for copy in laterCopies {
+                if let id = storedInThisRun[copy.hash] {
+                    record(copy.path, .duplicate(of: id))
+                } else {
+                    record(copy.path, .failed(reason: "same bytes as \(firstCopy[copy.hash] ?? "another input"), which failed"))
+                }
+            }
         }
         report.seconds = Date().timeIntervalSince(started)
         logger.debug("added \(report.added.count), duplicates \(report.duplicates.count), failed \(report.failures.count)")
@@ -102,7 +147,7 @@ public final class Engine: @unchecked Sendable {
 
     private enum Prepared: Sendable {
         case failure(String)
-        case stored(id: String)
+        case stored(Item)
         case decoded(hash: String, info: ImageInfo, pixels: Pixels)
     }
 
@@ -114,7 +159,7 @@ public final class Engine: @unchecked Sendable {
             let id = Item.id(forContentHash: hash)
             if let existing = try catalog.item(contentHash: hash),
                try catalog.hasVector(itemId: existing.id, model: manifest.name) {
-                return .stored(id: existing.id)
+                return .stored(existing)
             }
             if let clash = try catalog.items(ids: [id])[id], clash.contentHash != hash {
                 throw IngestError.idCollision(id: id)
@@ -170,7 +215,10 @@ public final class Engine: @unchecked Sendable {
     /// Deletes items and their vectors; returns the ids that existed.
     public func remove(ids: [String]) throws -> [String] {
         let removed = try catalog.remove(ids: ids)
-        lock.withLock { indexes.removeAll() }
+        lock.withLock {
+            generation += 1
+            indexes.removeAll()
+        }
         return removed
     }
 
@@ -178,15 +226,11 @@ public final class Engine: @unchecked Sendable {
         try catalog.stats()
     }
 
-    /// Every known model and whether it is installed.
-    public func modelStatuses() -> [(manifest: ModelManifest, installed: Bool, path: String)] {
-        registry.manifests.map { ($0, registry.isInstalled($0), registry.path(of: $0)) }
-    }
-
     // MARK: Caches
 
     private func embedder(_ name: String) throws -> Embedder {
         if let embedder = lock.withLock({ embedders[name] }) { return embedder }
+        let registry = try registry()
         let manifest = try registry.manifest(named: name)
         let embedder = try Embedder(manifest: manifest, registry: registry, threads: configuration.inferenceThreads)
         lock.withLock { embedders[name] = embedder }
@@ -194,17 +238,37 @@ public final class Engine: @unchecked Sendable {
     }
 
     private func index(for manifest: ModelManifest) throws -> FlatIndex {
-        if let index = lock.withLock({ indexes[manifest.name] }) { return index }
+        let (cached, builtAt) = lock.withLock { (indexes[manifest.name], generation) }
+        if let cached { return cached }
         var index = FlatIndex(dimension: manifest.dimension)
         for (id, vector) in try catalog.vectors(model: manifest.name) {
-            try index.add(id: id, vector: vector)
+            do {
+                try index.add(id: id, vector: vector)
+            } catch {
+                throw EngineError.incompatibleVectors(model: manifest.name, reason: "\(error)")
+            }
         }
-        lock.withLock { indexes[manifest.name] = index }
+        lock.withLock { if generation == builtAt { indexes[manifest.name] = index } }
         return index
     }
 
     private func invalidateIndex(_ model: String) {
-        lock.withLock { _ = indexes.removeValue(forKey: model) }
+        lock.withLock {
+            generation += 1
+            _ = indexes.removeValue(forKey: model)
+        }
+    }
+}
+
+/// Errors of the engine itself.
+public enum EngineError: Error, Sendable, CustomStringConvertible {
+    case incompatibleVectors(model: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .incompatibleVectors(let model, let reason):
+            return "the store's vectors for model \(model) do not fit the model (\(reason)); was the model changed?"
+        }
     }
 }
 

@@ -23,6 +23,7 @@ enum FileDiscovery {
 
     static func collect(_ paths: [String], recursive: Bool) -> Result {
         var result = Result()
+        var walked = Set<DirectoryIdentity>()
         for original in paths {
             let path = URL(fileURLWithPath: original).standardizedFileURL.path
             var status = stat()
@@ -32,7 +33,7 @@ enum FileDiscovery {
             }
             if isDirectory(status) {
                 if recursive {
-                    walk(path, ancestors: [identity(status): path], into: &result)
+                    walk(path, ancestors: [identity(status): path], walked: &walked, into: &result)
                 } else {
                     result.failures.append(IngestFailure(path: path, reason: IngestError.isDirectory.description))
                 }
@@ -43,7 +44,13 @@ enum FileDiscovery {
         return result
     }
 
-    private static func walk(_ directory: String, ancestors: [DirectoryIdentity: String], into result: inout Result) {
+    /// `ancestors` detects loops (reported); `walked` makes a folder reached twice through links
+    /// (siblings linking to each other) be listed once, so a walk can never grow exponentially.
+    private static func walk(
+        _ directory: String, ancestors: [DirectoryIdentity: String], walked: inout Set<DirectoryIdentity>,
+        into result: inout Result
+    ) {
+        guard let own = ancestors.first(where: { $0.value == directory })?.key, walked.insert(own).inserted else { return }
         let entries: [String]
         do {
             entries = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
@@ -67,7 +74,7 @@ enum FileDiscovery {
                 }
                 var deeper = ancestors
                 deeper[id] = path
-                walk(path, ancestors: deeper, into: &result)
+                walk(path, ancestors: deeper, walked: &walked, into: &result)
             } else if imageExtensions.contains((name as NSString).pathExtension.lowercased()) {
                 result.files.append(path)
             }

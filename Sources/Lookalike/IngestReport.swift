@@ -47,6 +47,8 @@ public struct IngestReport: Sendable {
     public var duplicates: [Duplicate] = []
     public var failures: [IngestFailure] = []
     public var seconds: Double = 0
+    /// Set when the store refused a write: the batch stopped there (earlier chunks stay stored).
+    public var storeError: String?
 
     public var processed: Int { added.count + duplicates.count + failures.count }
 }

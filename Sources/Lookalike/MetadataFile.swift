@@ -38,7 +38,11 @@ public struct MetadataFile: Sendable {
             var fields = object
             fields.removeValue(forKey: "path")
             let resolved = URL(fileURLWithPath: imagePath, relativeTo: base).standardizedFileURL.path
-            let data = try JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])
+            guard JSONSerialization.isValidJSONObject(fields),
+                  let data = try? JSONSerialization.data(withJSONObject: fields, options: [.sortedKeys])
+            else {
+                throw ParseError(path: path, line: line, reason: "record cannot be stored as JSON")
+            }
             records[resolved] = String(decoding: data, as: UTF8.self)
         }
         self.records = records
@@ -58,10 +62,18 @@ public struct MetadataFile: Sendable {
     }
 
     private static func csvObjects(_ text: String, file: String) throws -> [(Int, [String: Any])] {
-        let rows = CSVRows.parse(text)
+        let rows: [CSVRows.Row]
+        do {
+            rows = try CSVRows.parse(text)
+        } catch let error as CSVRows.SyntaxError {
+            throw ParseError(path: file, line: error.line, reason: error.reason)
+        }
         guard let header = rows.first else { return [] }
         guard header.fields.contains("path") else {
             throw ParseError(path: file, line: 1, reason: "the header row has no \"path\" column")
+        }
+        if let repeated = header.fields.first(where: { name in header.fields.filter { $0 == name }.count > 1 }) {
+            throw ParseError(path: file, line: 1, reason: "the header row names the column \"\(repeated)\" twice")
         }
         return try rows.dropFirst().compactMap { row in
             if row.fields.count == 1 && row.fields[0].isEmpty { return nil }
@@ -71,10 +83,22 @@ public struct MetadataFile: Sendable {
             }
             var object: [String: Any] = [:]
             for (name, value) in zip(header.fields, row.fields) {
-                object[name] = name == "path" ? value : (Double(value).map { $0 as Any } ?? value)
+                object[name] = name == "path" ? value : (Self.number(value) ?? value)
             }
             return (row.line, object)
         }
+    }
+}
+
+extension MetadataFile {
+    /// A CSV field as a number when it is written as a plain decimal number: `45`, `-3`, `49.50`.
+    /// Leading zeros (`007`, a code), exponents, `nan` and `inf` stay text.
+    static func number(_ text: String) -> Any? {
+        guard text.range(of: #"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$"#, options: .regularExpression) != nil,
+              let value = Double(text), value.isFinite
+        else { return nil }
+        if !text.contains("."), let integer = Int(text) { return integer }
+        return value
     }
 }
 
@@ -85,7 +109,13 @@ enum CSVRows {
         let fields: [String]
     }
 
-    static func parse(_ text: String) -> [Row] {
+    struct SyntaxError: Error {
+        let line: Int
+        let reason: String
+    }
+
+    /// The rows of `text`; an unterminated quoted field or a quote inside an unquoted field is an error.
+    static func parse(_ text: String) throws -> [Row] {
         var rows: [Row] = []
         var fields: [String] = []
         var field = ""
@@ -111,7 +141,11 @@ enum CSVRows {
                 continue
             }
             switch character {
-            case "\"": inQuotes = true
+            case "\"":
+                guard field.isEmpty else {
+                    throw SyntaxError(line: line, reason: "a quote inside an unquoted field (quote the whole field)")
+                }
+                inQuotes = true
             case ",":
                 fields.append(field)
                 field = ""
@@ -126,6 +160,7 @@ enum CSVRows {
             default: field.append(character)
             }
         }
+        if inQuotes { throw SyntaxError(line: rowLine, reason: "a quoted field is never closed") }
         if !field.isEmpty || !fields.isEmpty {
             fields.append(field)
             rows.append(Row(line: rowLine, fields: fields))

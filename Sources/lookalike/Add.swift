@@ -32,7 +32,7 @@ struct Add: ParsableCommand {
         let report: IngestReport
         do {
             let metadataFile = try metadata.map { try MetadataFile(path: $0) }
-            let engine = try storeOptions.engine()
+            let engine = try storeOptions.engine(createStore: true)
             let display = ProgressDisplay(interactive: isatty(STDERR_FILENO) == 1)
             report = try engine.add(
                 paths, options: AddOptions(recursive: recursive, model: model, metadata: metadataFile),
@@ -48,6 +48,7 @@ struct Add: ParsableCommand {
                 "added": report.added.map { ["id": $0.id, "path": $0.path] },
                 "duplicates": report.duplicates.map { ["path": $0.path, "existing_id": $0.existingId] },
                 "failed": report.failures.map { ["path": $0.path, "reason": $0.reason] },
+                "store_error": report.storeError.map { $0 as Any } ?? NSNull(),
             ])
         } else {
             print(summary(report))
@@ -62,6 +63,9 @@ struct Add: ParsableCommand {
             report.added.count, report.duplicates.count, report.failures.count, report.model, report.seconds, rate)]
         for failure in report.failures {
             lines.append("  failed: \(failure.path): \(failure.reason)")
+        }
+        if let storeError = report.storeError {
+            lines.append("stopped: the store refused a write (\(storeError)); images added before that are kept")
         }
         return lines.joined(separator: "\n")
     }

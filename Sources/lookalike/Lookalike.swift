@@ -51,8 +51,10 @@ struct StoreOptions: ParsableArguments {
         guard (0...256).contains(threads) else { throw ValidationError("--threads must be between 0 and 256") }
     }
 
-    func engine() throws -> Engine {
-        try Engine(configuration: EngineConfiguration(store: StoreLocation.resolve(store), inferenceThreads: threads))
+    /// The engine over the chosen store; only `add` creates a store that does not exist yet.
+    func engine(createStore: Bool) throws -> Engine {
+        try Engine(configuration: EngineConfiguration(store: StoreLocation.resolve(store), inferenceThreads: threads),
+                   createStore: createStore)
     }
 }
 

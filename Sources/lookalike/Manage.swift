@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Catalog
+import Embedding
 import Lookalike
 
 struct Stats: ParsableCommand {
@@ -15,7 +16,7 @@ struct Stats: ParsableCommand {
         let engine: Engine
         let stats: CatalogStats
         do {
-            engine = try storeOptions.engine()
+            engine = try storeOptions.engine(createStore: false)
             stats = try engine.stats()
         } catch {
             throw fail(error)
@@ -45,7 +46,7 @@ struct Remove: ParsableCommand {
     func run() throws {
         let removed: [String]
         do {
-            removed = try storeOptions.engine().remove(ids: ids)
+            removed = try storeOptions.engine(createStore: false).remove(ids: ids)
         } catch {
             throw fail(error)
         }
@@ -61,20 +62,19 @@ struct Remove: ParsableCommand {
 struct Models: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List the embedding models and whether they are installed.")
 
-    @OptionGroup var storeOptions: StoreOptions
-
     func run() throws {
-        let engine: Engine
+        let registry: ModelRegistry
         do {
-            engine = try storeOptions.engine()
+            registry = try ModelRegistry(directory: ModelRegistry.defaultDirectory())
         } catch {
             throw fail(error)
         }
-        for status in engine.modelStatuses() {
-            let state = status.installed ? "installed" : "not installed: \(status.manifest.installHint)"
-            print("\(status.manifest.name)  \(status.manifest.dimension)-d  \(state)")
-            print("    \(status.manifest.summary)")
-            print("    licence: \(status.manifest.licence)")
+        print("models folder: \(registry.directory.path)")
+        for manifest in registry.manifests {
+            let state = registry.isInstalled(manifest) ? "installed" : "not installed: to install it, \(manifest.installHint)"
+            print("\(manifest.name)  \(manifest.dimension)-d  \(state)")
+            print("    \(manifest.summary)")
+            print("    licence: \(manifest.licence)")
         }
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Imaging
 import Lookalike
 
 struct Search: ParsableCommand {
@@ -32,9 +33,13 @@ struct Search: ParsableCommand {
     func run() throws {
         let response: SearchResponse
         do {
-            response = try storeOptions.engine().search(imageAt: image, top: top, model: model)
-        } catch {
+            response = try storeOptions.engine(createStore: false).search(imageAt: image, top: top, model: model)
+        } catch let error as ImagingError {
             throw fail(InputError(path: image, underlying: error))
+        } catch let error as IngestError {
+            throw fail(InputError(path: image, underlying: error))
+        } catch {
+            throw fail(error)
         }
         if json {
             try printJSON([

@@ -61,6 +61,28 @@ struct ModelRegistryTests {
         }
     }
 
+    @Test("manifests with impossible values are refused", arguments: [
+        (ResizePolicy.centerCrop(size: 0), 512, "resize policy"),
+        (ResizePolicy.shorterSide(size: 20000, maxLonger: 80000), 512, "resize policy"),
+        (ResizePolicy.shorterSide(size: 224, maxLonger: 100), 512, "resize policy"),
+        (ResizePolicy.shorterSide(size: 224, maxLonger: 896), 0, "dimension 0"),
+    ])
+    func impossibleManifests(resize: ResizePolicy, dimension: Int, complaint: String) throws {
+        let directory = try folder()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var manifest = ModelManifest.sscdDistilled
+        manifest.name = "odd"
+        manifest.resize = resize
+        manifest.dimension = dimension
+        try JSONEncoder().encode(manifest).write(to: directory.appendingPathComponent("odd.json"))
+        do {
+            _ = try ModelRegistry(directory: directory)
+            Issue.record("the manifest should be refused")
+        } catch let error as ModelError {
+            #expect("\(error)".contains(complaint), "\(error)")
+        }
+    }
+
     @Test("a manifest naming tensors the model lacks is refused with the names it has")
     func wrongTensorNames() throws {
         let installed = try TestModels.registry()

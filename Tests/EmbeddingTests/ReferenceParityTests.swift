@@ -45,6 +45,7 @@ struct ReferenceParityTests {
             for (index, name) in ["features", "embedding", "logits"].enumerated() {
                 let got = try #require(outputs[name]).values
                 let want = expected[index].floatRow(row)
+                #expect(got.count == want.count, "\(image) \(variant) \(name): \(got.count) values, expected \(want.count)")
                 let worst = zip(got, want).map { abs($0 - $1) }.max() ?? .infinity
                 let tolerance: Float = name == "embedding" ? 1e-5 : 1e-4
                 #expect(worst <= tolerance, "\(image) \(variant) \(name): max |Δ| = \(worst)")

@@ -87,18 +87,56 @@ struct BadInputTests {
         #expect(again.stdout.contains("added 0, duplicates 3, failed 6"), "\(again.stdout)")
     }
 
-    @Test("a search for a missing or broken query names the file and exits 1")
+    @Test("a missing store, a missing or broken query: each names what is wrong and exits 1")
     func badQuery() throws {
         let root = try TestData.temporaryDirectory("bad-query")
         defer { try? FileManager.default.removeItem(at: root) }
+        let store = root.appendingPathComponent("store").path
+        let photo = try TestData.photoPaths()[0]
+        let noStore = try lookalike(["search", photo, "--store", store])
+        #expect(noStore.status == 1)
+        #expect(noStore.stderr.contains("there is no store at \(store)"), "\(noStore.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: store), "a search must not create a store")
+
+        #expect(try lookalike(["add", photo, "--store", store]).status == 0)
         let missing = root.appendingPathComponent("nope.jpg").path
-        let result = try lookalike(["search", missing, "--store", root.appendingPathComponent("store").path])
+        let result = try lookalike(["search", missing, "--store", store])
         #expect(result.status == 1)
         #expect(result.stderr.contains(missing) && result.stderr.contains("no such file"), "\(result.stderr)")
         let text = TestData.fixtures.appendingPathComponent("text.jpg").path
-        let broken = try lookalike(["search", text, "--store", root.appendingPathComponent("store").path])
+        let broken = try lookalike(["search", text, "--store", store])
         #expect(broken.status == 1)
-        #expect(broken.stderr.contains("not an image"), "\(broken.stderr)")
+        #expect(broken.stderr.contains("\(text): not an image"), "\(broken.stderr)")
+    }
+
+    @Test("usage errors exit 64: --top and --threads out of range, no paths")
+    func usage() throws {
+        let photo = try TestData.photoPaths()[0]
+        for arguments in [["search", photo, "--top", "0"], ["search", photo, "--top", "100000000000"],
+                          ["add", photo, "--threads", "3000000000"], ["add"]] {
+            let result = try lookalike(arguments)
+            #expect(result.status == 64, "\(arguments): \(result.status) \(result.stderr)")
+        }
+    }
+
+    @Test("add --json reports every input in a stable shape")
+    func addJSON() throws {
+        let root = try TestData.temporaryDirectory("add-json")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let photos = Array(try TestData.photoPaths().prefix(2))
+        let text = TestData.fixtures.appendingPathComponent("text.jpg").path
+        let result = try lookalike(["add", photos[0], photos[1], photos[0], text, "--json",
+                                    "--store", root.appendingPathComponent("store").path])
+        #expect(result.status == 2)
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        #expect(Set(report.keys) == ["model", "seconds", "added", "duplicates", "failed", "store_error"])
+        let added = try #require(report["added"] as? [[String: String]])
+        #expect(added.map { $0["path"] } == photos)
+        let duplicates = try #require(report["duplicates"] as? [[String: String]])
+        #expect(duplicates.first?["existing_id"] == added.first?["id"])
+        let failed = try #require(report["failed"] as? [[String: String]])
+        #expect(failed.first?["path"] == text)
+        #expect(report["store_error"] is NSNull)
     }
 
     @Test("an unknown model is an error listing the known ones")

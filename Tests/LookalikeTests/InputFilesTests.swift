@@ -20,6 +20,10 @@ struct InputFilesTests {
         #expect(flat.files.isEmpty)
         #expect(flat.failures.first?.reason.contains("--recursive") == true)
 
+        // Sibling folders linking to each other are walked once each, however many links there are.
+        try fileManager.createDirectory(at: root.appendingPathComponent("d"), withIntermediateDirectories: true)
+        try fileManager.createSymbolicLink(atPath: root.appendingPathComponent("d/to-b").path, withDestinationPath: "../b")
+        try fileManager.createSymbolicLink(atPath: root.appendingPathComponent("b/inner/to-d").path, withDestinationPath: "../../d")
         let walked = FileDiscovery.collect([root.path, root.appendingPathComponent("missing.jpg").path], recursive: true)
         #expect(walked.files == ["b/a.png", "b/inner/z.JPG", "c.webp"].map { root.appendingPathComponent($0).path })
         let reasons = Dictionary(uniqueKeysWithValues: walked.failures.map {
@@ -55,6 +59,9 @@ struct InputFilesTests {
         ("short.csv", "path,title\na.jpg\n", "short.csv:2: row has 1 fields, the header has 2"),
         ("bad.jsonl", "{\"path\": \"a.jpg\"}\n[1, 2]\n", "bad.jsonl:2: not a JSON object"),
         ("nopath.jsonl", "{\"title\": \"x\"}\n", "nopath.jsonl:1: record has no \"path\" field"),
+        ("open.csv", "path,title\na.jpg,\"never closed\n", "open.csv:2: a quoted field is never closed"),
+        ("inner.csv", "path,title\na.jpg,x\"y\"z\n", "inner.csv:2: a quote inside an unquoted field (quote the whole field)"),
+        ("twice.csv", "path,path\na.jpg,b.jpg\n", "twice.csv:1: the header row names the column \"path\" twice"),
     ])
     func badMetadata(name: String, content: String, message: String) throws {
         let root = try TestData.temporaryDirectory("bad-metadata")
@@ -69,6 +76,18 @@ struct InputFilesTests {
         }
     }
 
+    @Test("CSV numbers: plain decimals only", arguments: [
+        ("45", "45"), ("-3", "-3"), ("49.50", "49.5"), ("0.5", "0.5"), ("007", "\"007\""), ("nan", "\"nan\""),
+        ("inf", "\"inf\""), ("1e400", "\"1e400\""), ("", "\"\""), ("12abc", "\"12abc\""),
+    ])
+    func csvNumbers(field: String, json: String) throws {
+        let root = try TestData.temporaryDirectory("csv-number")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let file = root.appendingPathComponent("m.csv")
+        try "path,value\n/a.jpg,\(field)\n".write(to: file, atomically: true, encoding: .utf8)
+        #expect(try MetadataFile(path: file.path).records["/a.jpg"] == "{\"value\":\(json)}")
+    }
+
     @Test("the store folder: --store, then LOOKALIKE_STORE, then the XDG data folder")
     func storeLocation() {
         #expect(StoreLocation.resolve("/a", environment: ["LOOKALIKE_STORE": "/b"]).path == "/a")
@@ -76,7 +95,7 @@ struct InputFilesTests {
         #expect(StoreLocation.resolve(nil, environment: ["XDG_DATA_HOME": "/x"]).path == "/x/lookalike/store")
     }
 
-    @Test("reading files: the reason comes from the system, the size limit from fstat")
+    @Test("reading files: the reason comes from the system, the size limit from fstat", .timeLimit(.minutes(1)))
     func reading() throws {
         let root = try TestData.temporaryDirectory("reading")
         defer { try? FileManager.default.removeItem(at: root) }

@@ -59,6 +59,27 @@ struct RetrievalTests {
         #expect(try engine.stats().items == 2)
     }
 
+    @Test("the same bytes twice in one batch are stored once; metadata given later updates a stored item")
+    func duplicatesInOneBatch() throws {
+        let photo = try TestData.photoPaths()[0]
+        let folder = try TestData.temporaryDirectory("same-batch")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let copy = folder.appendingPathComponent("copy.png").path
+        try FileManager.default.copyItem(atPath: photo, toPath: copy)
+        let engine = try Engine(configuration: EngineConfiguration(store: folder.appendingPathComponent("store")))
+        let report = try engine.add([photo, copy])
+        #expect(report.added.map(\.path) == [photo])
+        #expect(report.duplicates.map(\.path) == [copy])
+        #expect(report.duplicates.first?.existingId == report.added.first?.id)
+
+        let csv = folder.appendingPathComponent("meta.csv")
+        try "path,sku\ncopy.png,007\n".write(to: csv, atomically: true, encoding: .utf8)
+        let again = try engine.add([copy], options: AddOptions(metadata: try MetadataFile(path: csv.path)))
+        #expect(again.duplicates.count == 1)
+        let hit = try #require(try engine.search(imageAt: photo, top: 1).hits.first)
+        #expect(hit.metadata == #"{"sku":"007"}"#, "a code with a leading zero stays text")
+    }
+
     @Test("metadata from a JSON Lines file is stored with its images")
     func metadata() throws {
         let photos = Array(try TestData.photoPaths().prefix(2))
