@@ -95,6 +95,11 @@ install_sscd() {
     sha_ok "$folder/sscd_distilled.onnx" "$SSCD_DISTILLED_SHA256" || die "$folder/sscd_distilled.onnx does not have the pinned SHA-256"
 }
 
+check_swift() {
+    command -v swift >/dev/null 2>&1 || die "no Swift toolchain on PATH: Lookalike needs Swift 6.1 or later (swift.org has Debian 12 builds)"
+}
+
+check_swift
 install_system_packages
 create_venv
 install_onnxruntime

@@ -62,8 +62,8 @@ public struct ImageDecoder: Sendable {
 
     /// Shrink-on-load: a JPEG is decoded at 1/2, 1/4 or 1/8 scale in the DCT domain, which is much
     /// faster for large photos. The factor leaves at least 2x for the final cubic reduction, so the
-    /// result stays as sharp as a full decode (measured: embedding cosine >= 0.998 against a full
-    /// decode, versus 0.99 when shrinking on load all the way).
+    /// result embeds like a full decode. Measured on a 1365x1074 photo, embedding cosine against the
+    /// full-decode reference: 0.999 leaving 2x, 0.993 leaving 1.2x, 0.983 with libvips' thumbnail.
     static func loaderOptions(info: ImageInfo, target: (width: Int, height: Int)) -> String {
         guard info.isJPEG else { return "" }
         let headroom = min(Double(info.width) / Double(2 * target.width), Double(info.height) / Double(2 * target.height))
