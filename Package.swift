@@ -48,7 +48,7 @@ let package = Package(
         .testTarget(name: "EmbeddingTests", dependencies: ["Embedding", "Imaging"]),
         .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex"]),
         .testTarget(name: "CatalogTests", dependencies: ["Catalog"]),
-        .testTarget(name: "LookalikeTests", dependencies: ["Lookalike", "Imaging", "Embedding", "lookalike"]),
+        .testTarget(name: "LookalikeTests", dependencies: ["Lookalike", "Imaging", "Embedding", "Catalog", "lookalike"]),
     ],
     swiftLanguageModes: [.v6]
 )

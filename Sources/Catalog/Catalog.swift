@@ -5,12 +5,16 @@ import GRDB
 public enum CatalogError: Error, Sendable, CustomStringConvertible {
     case cannotOpen(path: String, reason: String)
     case noStore(path: String)
+    case modelChanged(model: String)
     case corruptVector(itemId: String, model: String)
 
     public var description: String {
         switch self {
         case .cannotOpen(let path, let reason):
             return "cannot open the store at \(path): \(reason)"
+        case .modelChanged(let model):
+            return "the store's vectors for model \(model) were made by a different model file or size policy; "
+                + "use a new store (or remove the items) to index with the changed model"
         case .noStore(let path):
             return "there is no store at \(path) (add images with `lookalike add` to create one)"
         case .corruptVector(let itemId, let model):
@@ -75,6 +79,14 @@ public final class Catalog: Sendable {
             }
             try db.create(index: "vector_by_model", on: "vector", columns: ["model"])
         }
+        migrator.registerMigration("v2: model fingerprints") { db in
+            try db.create(table: "model") { table in
+                table.primaryKey("name", .text)
+                table.column("fingerprint", .text).notNull()
+                table.column("dimension", .integer).notNull()
+                table.column("first_used_at", .datetime).notNull()
+            }
+        }
         return migrator
     }
 
@@ -96,6 +108,25 @@ public final class Catalog: Sendable {
     public func hasVector(itemId: String, model: String) throws -> Bool {
         try database.read { db in
             try StoredVector.filter(Column("item_id") == itemId && Column("model") == model).fetchCount(db) > 0
+        }
+    }
+
+    /// Checks that `model` is the same model the store's vectors for that name were made with;
+    /// with `record`, a model used for the first time has its fingerprint recorded. Vectors of two
+    /// different networks (or preprocessings) never mix under one name.
+    public func checkModel(_ model: String, fingerprint: String, dimension: Int, record: Bool) throws {
+        try database.write { db in
+            let row = try Row.fetchOne(db, sql: "SELECT fingerprint, dimension FROM model WHERE name = ?", arguments: [model])
+            if let row {
+                guard row["fingerprint"] == fingerprint, row["dimension"] == dimension else {
+                    throw CatalogError.modelChanged(model: model)
+                }
+                return
+            }
+            guard record else { return }
+            try db.execute(
+                sql: "INSERT INTO model (name, fingerprint, dimension, first_used_at) VALUES (?, ?, ?, ?)",
+                arguments: [model, fingerprint, dimension, Date()])
         }
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import Imaging
 
 /// Turns images into L2-normalised embedding vectors with one model.
@@ -9,10 +10,13 @@ import Imaging
 public final class Embedder: Sendable {
     public let manifest: ModelManifest
     public let session: InferenceSession
+    /// Identifies the network and its preprocessing: SHA-256 of the ONNX file, resize policy, output.
+    public let fingerprint: String
 
     public init(manifest: ModelManifest, registry: ModelRegistry, threads: Int = 0) throws {
         if let problem = manifest.problem { throw ModelError.unsupportedInput(name: manifest.name, reason: problem) }
         let modelPath = try registry.installedPath(of: manifest)
+        fingerprint = try Self.fingerprint(modelPath: modelPath, manifest: manifest)
         let runtime = try OnnxRuntime.shared(libraryPath: registry.runtimeLibraryPath())
         session = try InferenceSession(runtime: runtime, modelPath: modelPath, threads: threads)
         self.manifest = manifest
@@ -21,6 +25,11 @@ public final class Embedder: Sendable {
             throw ModelError.unsupportedInput(
                 name: manifest.name, reason: "the ONNX file has no tensor named '\(name)' (it has \(list.joined(separator: ", ")))")
         }
+    }
+
+    private static func fingerprint(modelPath: String, manifest: ModelManifest) throws -> String {
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: modelPath), options: .mappedIfSafe))
+        return "\(ContentHash.sha256(bytes)) \(manifest.resize) \(manifest.embeddingOutput)"
     }
 
     /// Sizes and decodes nothing: `images` must already follow the manifest's resize policy.

@@ -24,6 +24,7 @@ public final class Engine: @unchecked Sendable {
     private var indexes: [String: FlatIndex] = [:]
     /// Bumped whenever stored vectors change, so an index built meanwhile is not cached stale.
     private var generation = 0
+    private var checkedModels: Set<String> = []
 
     /// Inputs handled per round: decoded in parallel, embedded, then stored in one transaction.
     static let chunkSize = 32
@@ -52,6 +53,7 @@ public final class Engine: @unchecked Sendable {
     ) throws -> IngestReport {
         let started = Date()
         let embedder = try self.embedder(options.model)
+        try checkModel(embedder, record: true)
         let discovered = FileDiscovery.collect(paths, recursive: options.recursive)
         let total = discovered.files.count + discovered.failures.count
         var report = IngestReport(model: embedder.manifest.name)
@@ -196,6 +198,7 @@ public final class Engine: @unchecked Sendable {
     }
 
     private func search(bytes: [UInt8], top: Int, embedder: Embedder, started: DispatchTime) throws -> SearchResponse {
+        try checkModel(embedder, record: false)
         let pixels = try decoder.decode(bytes, policy: embedder.manifest.resize)
         let query = try embedder.embed([pixels])[0]
         let index = try self.index(for: embedder.manifest)
@@ -235,6 +238,14 @@ public final class Engine: @unchecked Sendable {
         let embedder = try Embedder(manifest: manifest, registry: registry, threads: configuration.inferenceThreads)
         lock.withLock { embedders[name] = embedder }
         return embedder
+    }
+
+    /// Once per model and engine: the store's vectors for this model name come from this very model.
+    private func checkModel(_ embedder: Embedder, record: Bool) throws {
+        let name = embedder.manifest.name
+        if lock.withLock({ checkedModels.contains(name) }) { return }
+        try catalog.checkModel(name, fingerprint: embedder.fingerprint, dimension: embedder.manifest.dimension, record: record)
+        if record { _ = lock.withLock { checkedModels.insert(name) } }
     }
 
     private func index(for manifest: ModelManifest) throws -> FlatIndex {

@@ -77,6 +77,19 @@ struct CatalogTests {
         }
     }
 
+    @Test("a model name keeps its fingerprint: the same model passes, a changed one is refused")
+    func modelFingerprints() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let catalog = try Catalog(directory: directory)
+        try catalog.checkModel("m", fingerprint: "abc", dimension: 4, record: false)
+        try catalog.checkModel("m", fingerprint: "xyz", dimension: 4, record: false)  // nothing recorded yet
+        try catalog.checkModel("m", fingerprint: "abc", dimension: 4, record: true)
+        try catalog.checkModel("m", fingerprint: "abc", dimension: 4, record: true)
+        #expect(throws: CatalogError.self) { try catalog.checkModel("m", fingerprint: "xyz", dimension: 4, record: true) }
+        #expect(throws: CatalogError.self) { try catalog.checkModel("m", fingerprint: "abc", dimension: 8, record: false) }
+        try catalog.checkModel("other", fingerprint: "xyz", dimension: 4, record: true)
+    }
+
     @Test("a damaged vector blob is reported, not misread")
     func corruptVector() throws {
         defer { try? FileManager.default.removeItem(at: directory) }

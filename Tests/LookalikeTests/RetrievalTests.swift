@@ -1,4 +1,6 @@
 import Foundation
+import Catalog
+import Embedding
 import Lookalike
 import Testing
 
@@ -78,6 +80,33 @@ struct RetrievalTests {
         #expect(again.duplicates.count == 1)
         let hit = try #require(try engine.search(imageAt: photo, top: 1).hits.first)
         #expect(hit.metadata == #"{"sku":"007"}"#, "a code with a leading zero stays text")
+    }
+
+    @Test("a store refuses vectors from a changed model under the same name")
+    func changedModel() throws {
+        let photos = Array(try TestData.photoPaths().prefix(2))
+        let folder = try TestData.temporaryDirectory("changed-model")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = folder.appendingPathComponent("store")
+        _ = try Engine(configuration: EngineConfiguration(store: store)).add([photos[0]])
+
+        // The same name, the same file, another preprocessing: its vectors would not be comparable.
+        let installed = try ModelRegistry(directory: ModelRegistry.defaultDirectory())
+        let models = folder.appendingPathComponent("models")
+        try FileManager.default.createDirectory(at: models, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(
+            at: models.appendingPathComponent("efficientnet-lite0.onnx"),
+            withDestinationURL: URL(fileURLWithPath: installed.path(of: .efficientNetLite0)))
+        try FileManager.default.createSymbolicLink(
+            at: models.appendingPathComponent("onnxruntime"),
+            withDestinationURL: installed.directory.appendingPathComponent("onnxruntime"))
+        var changed = ModelManifest.efficientNetLite0
+        changed.resize = .shorterSide(size: 320, maxLonger: 1280)
+        try JSONEncoder().encode(changed).write(to: models.appendingPathComponent("efficientnet-lite0.json"))
+        let engine = try Engine(configuration: EngineConfiguration(store: store, models: models))
+        #expect(throws: CatalogError.self) { _ = try engine.add([photos[1]]) }
+        #expect(throws: CatalogError.self) { _ = try engine.search(imageAt: photos[1]) }
+        #expect(try engine.stats().items == 1)
     }
 
     @Test("metadata from a JSON Lines file is stored with its images")
