@@ -22,13 +22,13 @@ build: setup
 	swift build -c release --product lookalike
 
 ## test-data: edited copies and format fixtures made from the photo set
-test-data: setup $(LOOKALIKE_DATA)/edits/.complete $(LOOKALIKE_DATA)/fixtures/formats/.complete-v1
+test-data: setup $(LOOKALIKE_DATA)/edits/.complete $(LOOKALIKE_DATA)/fixtures/formats/.complete-v2
 
 $(LOOKALIKE_DATA)/edits/.complete: | setup
 	$(PYTHON) scripts/make_edits.py $(LOOKALIKE_DATA)/photos $(LOOKALIKE_DATA)/edits
 	@touch $@
 
-$(LOOKALIKE_DATA)/fixtures/formats/.complete-v1: | setup
+$(LOOKALIKE_DATA)/fixtures/formats/.complete-v2: | setup
 	$(PYTHON) scripts/make_format_fixtures.py
 
 ## test: every Swift and Python test

@@ -3,8 +3,8 @@
 From `$LOOKALIKE_DATA/photos/skimage-chelsea.png` (CC0, scikit-image) it writes, into
 `$LOOKALIKE_DATA/fixtures/formats/`: the same picture as JPEG, PNG, WebP, TIFF, an animated GIF
 (first frame the photo, second frame its negative), grayscale PNG, 16-bit grayscale PNG, CMYK
-JPEG, RGBA PNG (left half transparent), a JPEG whose pixels are rotated with EXIF orientation 6
-(shown upright), AVIF when libvips can write it, and the broken inputs: a zero-byte file, a
+JPEG, RGBA PNG (left half transparent), JPEGs for each EXIF orientation 1 to 8 whose stored pixels
+are transformed so that they show upright, AVIF when libvips can write it, and the broken inputs: a zero-byte file, a
 truncated JPEG, a text file named .jpg, and a PNG whose header claims 40000x40000 pixels.
 Also `reference.png`: the photo as 8-bit RGB, the answer every decoded variant is compared with.
 """
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("LOOKALIKE_DATA", ROOT / ".data"))
 SOURCE = DATA / "photos" / "skimage-chelsea.png"
 OUT = DATA / "fixtures" / "formats"
-STAMP = OUT / ".complete-v1"
+STAMP = OUT / ".complete-v2"
 
 
 def png_chunk(kind: bytes, payload: bytes) -> bytes:
@@ -55,13 +55,35 @@ def write_variants(photo: Image.Image) -> None:
     alpha.paste(0, (0, 0, photo.width // 2, photo.height))
     rgba.putalpha(alpha)
     rgba.save(OUT / "alpha.png")
-    rotated = photo.transpose(Image.Transpose.ROTATE_90)
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    rotated.save(OUT / "exif-orientation-6.jpg", quality=95, exif=exif.tobytes())
-    shown = ImageOps.exif_transpose(Image.open(OUT / "exif-orientation-6.jpg"))
-    if shown.size != photo.size:
-        sys.exit("make_format_fixtures: EXIF orientation fixture does not display upright")
+    write_orientations(photo)
+
+
+# For each EXIF orientation, the transform that turns the upright photo into the stored pixels
+# (the inverse of what a viewer applies to display them).
+STORED_FOR_ORIENTATION = {
+    1: None,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_90,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_270,
+}
+
+
+def write_orientations(photo: Image.Image) -> None:
+    """exif-orientation-N.jpg for N = 1..8, each displaying as the upright photo."""
+    reference = photo.convert("RGB")
+    for orientation, transform in STORED_FOR_ORIENTATION.items():
+        stored = reference if transform is None else reference.transpose(transform)
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        path = OUT / f"exif-orientation-{orientation}.jpg"
+        stored.save(path, quality=95, exif=exif.tobytes())
+        shown = ImageOps.exif_transpose(Image.open(path))
+        if shown.size != photo.size:
+            sys.exit(f"make_format_fixtures: {path.name} does not display upright")
 
 
 def write_avif() -> None:

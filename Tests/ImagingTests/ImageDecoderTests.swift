@@ -53,6 +53,13 @@ struct ImageDecoderTests {
         #expect(Self.meanDifference(pixels, reference) < limit, "\(name) differs from the photo")
     }
 
+    @Test("every EXIF orientation (1 to 8) is applied: the photo comes out upright", arguments: 1...8)
+    func orientations(orientation: Int) throws {
+        let pixels = try decoder.decodeFullSize(try Self.bytes("exif-orientation-\(orientation).jpg"))
+        #expect(pixels.width == 451 && pixels.height == 300)
+        #expect(Self.meanDifference(pixels, reference) < 6, "orientation \(orientation) is not shown upright")
+    }
+
     @Test("grayscale and 16-bit grayscale become 8-bit RGB with equal channels")
     func grayscale() throws {
         let gray = try decoder.decodeFullSize(try Self.bytes("gray.png"))
