@@ -31,10 +31,13 @@ $(LOOKALIKE_DATA)/edits/.complete: | setup
 $(LOOKALIKE_DATA)/fixtures/formats/.complete-v2: | setup
 	$(PYTHON) scripts/make_format_fixtures.py
 
+# Tests run optimised (the index tests build graphs of 20k vectors), in their own build folder so
+# they never force a rebuild of the release binary; -enable-testing keeps @testable imports working.
+SWIFT_TEST_FLAGS := -c release -Xswiftc -enable-testing --scratch-path .build-test
+
 ## test: every Swift and Python test
 test: test-data
-	swift build --build-tests
-	swift test
+	swift test $(SWIFT_TEST_FLAGS)
 	LOOKALIKE_EFFNET_WEIGHTS=$(EFFNET_WHEEL) $(PYTHON) -m pytest -q tests/python
 
 ## demo: index the photo set, search with an edited copy of one photo, show the ranked hits
@@ -46,4 +49,4 @@ bench-ingest: build
 	@bash scripts/bench_ingest.sh $(RELEASE_BIN)
 
 clean:
-	rm -rf .build $(LOOKALIKE_DATA)/edits $(LOOKALIKE_DATA)/fixtures $(LOOKALIKE_DATA)/demo $(LOOKALIKE_DATA)/bench
+	rm -rf .build .build-test $(LOOKALIKE_DATA)/edits $(LOOKALIKE_DATA)/fixtures $(LOOKALIKE_DATA)/demo $(LOOKALIKE_DATA)/bench

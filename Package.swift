@@ -27,9 +27,7 @@ let package = Package(
         ),
         .target(name: "Imaging", dependencies: ["CVips"]),
         .target(name: "Embedding", dependencies: ["COnnxRuntime", "Imaging"]),
-        // The index is the hot path of search: optimised even in debug builds, so tests on
-        // realistic sizes stay quick.
-        .target(name: "VectorIndex", swiftSettings: [.unsafeFlags(["-O"])]),
+        .target(name: "VectorIndex"),
         .target(name: "Catalog", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
         .target(
             name: "Lookalike",
