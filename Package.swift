@@ -44,6 +44,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // The Swift side of `make bench-ann` (not a product: a tool of this repository).
+        .executableTarget(name: "lookalike-bench", dependencies: ["VectorIndex"]),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging"]),
         .testTarget(name: "EmbeddingTests", dependencies: ["Embedding", "Imaging"]),
         .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex"]),

@@ -1,0 +1,98 @@
+import Foundation
+import VectorIndex
+
+/// The Swift side of `make bench-ann`: builds an `HNSWIndex` over the base vectors, then answers
+/// the queries one at a time on one thread for each efSearch, and prints one JSON line per
+/// setting. Inputs are raw little-endian files written by scripts/bench_ann.py:
+/// `.f32` (int32 rows, int32 columns, float32 values) and `.i32` ground truth (same header, int32).
+///
+///     lookalike-bench BASE.f32 QUERIES.f32 TRUTH.i32 --m 16 --ef-construction 200 --ef 16,32,64,128
+struct Matrix<Element> {
+    let rows: Int
+    let columns: Int
+    let values: [Element]
+
+    func row(_ index: Int) -> ArraySlice<Element> { values[(index * columns)..<((index + 1) * columns)] }
+}
+
+func readMatrix<Element>(_ path: String, as type: Element.Type) throws -> Matrix<Element> {
+    let data = try Data(contentsOf: URL(fileURLWithPath: path))
+    guard data.count >= 8 else { throw BenchError("\(path): too short") }
+    let header = data.withUnsafeBytes { Array($0.bindMemory(to: Int32.self).prefix(2)) }
+    let rows = Int(header[0])
+    let columns = Int(header[1])
+    guard data.count == 8 + rows * columns * MemoryLayout<Element>.size else {
+        throw BenchError("\(path): size does not match its header \(rows)x\(columns)")
+    }
+    let values = data.dropFirst(8).withUnsafeBytes { Array($0.bindMemory(to: Element.self)) }
+    return Matrix(rows: rows, columns: columns, values: values)
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+func option(_ name: String, default value: String) -> String {
+    let arguments = CommandLine.arguments
+    guard let position = arguments.firstIndex(of: name), position + 1 < arguments.count else { return value }
+    return arguments[position + 1]
+}
+
+func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
+
+func emit(_ object: [String: Any]) {
+    if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) {
+        print(String(decoding: data, as: UTF8.self))
+    }
+}
+
+func run() throws {
+    let arguments = CommandLine.arguments
+    guard arguments.count >= 4 else {
+        throw BenchError("usage: lookalike-bench BASE.f32 QUERIES.f32 TRUTH.i32 [--m M] [--ef-construction E] [--ef A,B,...] [--k K]")
+    }
+    let base = try readMatrix(arguments[1], as: Float.self)
+    let queries = try readMatrix(arguments[2], as: Float.self)
+    let truth = try readMatrix(arguments[3], as: Int32.self)
+    let m = Int(option("--m", default: "16")) ?? 16
+    let efConstruction = Int(option("--ef-construction", default: "200")) ?? 200
+    let k = Int(option("--k", default: "10")) ?? 10
+    let efs = option("--ef", default: "16,32,64,128,256").split(separator: ",").compactMap { Int($0) }
+    let metric = Metric(rawValue: option("--metric", default: "cosine")) ?? .cosine
+
+    let index = HNSWIndex(dimension: base.columns, metric: metric,
+                          parameters: .init(m: m, efConstruction: efConstruction))
+    let ids = (0..<base.rows).map { String($0) }
+    let buildStart = now()
+    for row in 0..<base.rows { try index.add(id: ids[row], vector: Array(base.row(row))) }
+    let buildSeconds = now() - buildStart
+    emit(["engine": "lookalike", "event": "build", "seconds": buildSeconds, "memory_bytes": index.memoryBytes,
+          "rows": base.rows, "dimension": base.columns, "m": m, "ef_construction": efConstruction])
+
+    let queryVectors = (0..<queries.rows).map { Array(queries.row($0)) }
+    for ef in efs {
+        var latencies: [Double] = []
+        var found = 0
+        let start = now()
+        for (row, query) in queryVectors.enumerated() {
+            let before = now()
+            let hits = try index.search(query, k: k, efSearch: ef, filter: nil)
+            latencies.append(now() - before)
+            let expected = Set(truth.row(row).prefix(k).map { String($0) })
+            found += hits.filter { expected.contains($0.id) }.count
+        }
+        let total = now() - start
+        latencies.sort()
+        emit(["engine": "lookalike", "event": "search", "ef": ef, "recall": Double(found) / Double(queries.rows * k),
+              "qps": Double(queries.rows) / total, "p50_ms": latencies[latencies.count / 2] * 1000,
+              "p99_ms": latencies[min(latencies.count - 1, latencies.count * 99 / 100)] * 1000])
+    }
+}
+
+do {
+    try run()
+} catch {
+    FileHandle.standardError.write(Data("lookalike-bench: \(error)\n".utf8))
+    exit(1)
+}
