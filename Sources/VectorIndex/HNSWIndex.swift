@@ -317,18 +317,40 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
             if accept?(entry.node) ?? true { results.push(entry) }
         }
         while results.count > ef { results.pop() }
-        while let current = candidates.pop() {
-            if results.count >= ef, let worst = results.top, current.distance > worst.distance { break }
-            forEachLink(current.node, layer: layer) { neighbor in
-                guard visited.visit(neighbor) else { return }
+
+        func explore(_ links: UnsafePointer<Int32>) {
+            let count = Int(links.pointee)
+            var offset = 0
+            while offset < count {
+                offset += 1
+                let neighbor = links[offset]
+                guard visited.visit(neighbor) else { continue }
                 let candidateDistance = distance(query, all, neighbor)
-                let worst = results.top?.distance ?? .infinity
-                if results.count < ef || candidateDistance < worst {
+                if results.count < ef || candidateDistance < (results.top?.distance ?? .infinity) {
                     candidates.push(Neighbor(distance: candidateDistance, node: neighbor))
                     if accept?(neighbor) ?? true {
                         results.push(Neighbor(distance: candidateDistance, node: neighbor))
                         if results.count > ef { results.pop() }
                     }
+                }
+            }
+        }
+
+        if layer == 0 {
+            let stride = maxLinksBottom + 1
+            bottomLinks.withUnsafeBufferPointer { links in
+                guard let base = links.baseAddress else { return }
+                while let current = candidates.pop() {
+                    if results.count >= ef, let worst = results.top, current.distance > worst.distance { break }
+                    explore(base + Int(current.node) * stride)
+                }
+            }
+        } else {
+            let start = (layer - 1) * (maxLinks + 1)
+            while let current = candidates.pop() {
+                if results.count >= ef, let worst = results.top, current.distance > worst.distance { break }
+                upperLinks[Int(current.node)].withUnsafeBufferPointer { links in
+                    if let base = links.baseAddress { explore(base + start) }
                 }
             }
         }

@@ -67,16 +67,36 @@ struct NeighborHeap {
 }
 
 /// Marks which nodes one search has visited; reset in O(1) by bumping a generation number.
+/// Raw storage: this is touched once per explored link, the innermost loop of every search.
 final class VisitedMarks {
-    private var marks: [UInt32] = []
+    private var marks: UnsafeMutablePointer<UInt32>
+    private var capacity: Int
     private var generation: UInt32 = 0
+
+    init() {
+        capacity = 1024
+        marks = .allocate(capacity: capacity)
+        marks.initialize(repeating: 0, count: capacity)
+    }
+
+    deinit {
+        marks.deallocate()
+    }
 
     /// Starts a new search over `count` nodes.
     func reset(count: Int) {
-        if marks.count < count { marks.append(contentsOf: repeatElement(0, count: count - marks.count + 1024)) }
+        if capacity < count {
+            let grown = max(count, capacity * 2)
+            let replacement = UnsafeMutablePointer<UInt32>.allocate(capacity: grown)
+            replacement.initialize(repeating: 0, count: grown)
+            marks.deallocate()
+            marks = replacement
+            capacity = grown
+            generation = 0
+        }
         generation &+= 1
         if generation == 0 {
-            for index in marks.indices { marks[index] = 0 }
+            marks.update(repeating: 0, count: capacity)
             generation = 1
         }
     }
@@ -84,9 +104,9 @@ final class VisitedMarks {
     /// Marks `node`; returns false when it was already marked in this search.
     @inline(__always)
     func visit(_ node: Int32) -> Bool {
-        let index = Int(node)
-        if marks[index] == generation { return false }
-        marks[index] = generation
+        let slot = marks + Int(node)
+        if slot.pointee == generation { return false }
+        slot.pointee = generation
         return true
     }
 }
