@@ -128,11 +128,12 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
             var entries = [entry]
             for layer in stride(from: min(level, topLevel), through: 0, by: -1) {
                 let found = searchLayer(query, all, entries: entries, ef: parameters.efConstruction, layer: layer,
-                                        visited: visited, accept: nil)
-                let chosen = selectNeighbors(found.sortedByDistance(), limit: maxLinks, all)
+                                        visited: visited, accept: nil).sortedByDistance()
+                let chosen = selectNeighbors(found, limit: maxLinks, all)
                 setLinks(node, layer: layer, to: chosen.map(\.node))
                 for neighbor in chosen { link(neighbor.node, to: node, layer: layer, all) }
-                entries = found.sortedByDistance()
+                // The next layer down starts from the closest node found here.
+                entries = Array(found.prefix(1))
             }
         }
         if level > topLevel {
