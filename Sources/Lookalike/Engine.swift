@@ -251,7 +251,7 @@ public final class Engine: @unchecked Sendable {
     private func index(for manifest: ModelManifest) throws -> FlatIndex {
         let (cached, builtAt) = lock.withLock { (indexes[manifest.name], generation) }
         if let cached { return cached }
-        var index = FlatIndex(dimension: manifest.dimension)
+        let index = FlatIndex(dimension: manifest.dimension)
         for (id, vector) in try catalog.vectors(model: manifest.name) {
             do {
                 try index.add(id: id, vector: vector)

@@ -4,13 +4,18 @@
 /// contiguous buffer of `count x dimension` floats; removal moves the last vector into the gap.
 /// This is the correct baseline that any approximate index must match.
 ///
+/// Searches may run concurrently; a write waits for them and holds the lock only while it changes storage.
+///
 /// ```swift
-/// var index = FlatIndex(dimension: 1280)
+/// let index = FlatIndex(dimension: 1280)
 /// try index.add(id: "a1", vector: embedding)
 /// let hits = try index.search(query, k: 10)
 /// ```
-public struct FlatIndex: Sendable {
+public final class FlatIndex: VectorIndex, @unchecked Sendable {
     public let dimension: Int
+    public var metric: Metric { .cosine }
+    private let lock = ReaderWriterLock()
+    // Guarded by `lock`.
     private var ids: [String] = []
     private var positions: [String: Int] = [:]
     private var storage: [Float] = []
@@ -19,12 +24,16 @@ public struct FlatIndex: Sendable {
         self.dimension = dimension
     }
 
-    public var count: Int { ids.count }
+    public var count: Int { lock.reading { ids.count } }
 
     /// Adds or replaces the vector stored under `id`.
-    public mutating func add(id: String, vector: [Float]) throws(VectorIndexError) {
-        guard vector.count == dimension else { throw .dimensionMismatch(expected: dimension, got: vector.count) }
+    public func add(id: String, vector: [Float]) throws {
+        guard vector.count == dimension else { throw VectorIndexError.dimensionMismatch(expected: dimension, got: vector.count) }
         let normalized = Self.normalized(vector)
+        lock.writing { store(id: id, normalized: normalized) }
+    }
+
+    private func store(id: String, normalized: [Float]) {
         if let position = positions[id] {
             storage.replaceSubrange((position * dimension)..<((position + 1) * dimension), with: normalized)
             return
@@ -36,7 +45,11 @@ public struct FlatIndex: Sendable {
 
     /// Removes `id`; returns whether it was present.
     @discardableResult
-    public mutating func remove(id: String) -> Bool {
+    public func remove(id: String) -> Bool {
+        lock.writing { removeLocked(id: id) }
+    }
+
+    private func removeLocked(id: String) -> Bool {
         guard let position = positions.removeValue(forKey: id) else { return false }
         let last = ids.count - 1
         if position != last {
@@ -52,13 +65,21 @@ public struct FlatIndex: Sendable {
         return true
     }
 
-    public func contains(id: String) -> Bool { positions[id] != nil }
+    public func contains(id: String) -> Bool { lock.reading { positions[id] != nil } }
+
+    public func search(_ query: [Float], k: Int, filter: SearchFilter?) throws -> [SearchHit] {
+        try search(query, k: k, where: filter?.allows)
+    }
 
     /// The `k` stored vectors most similar to `query`, best first. Ties keep insertion order.
-    public func search(_ query: [Float], k: Int, where isAllowed: ((String) -> Bool)? = nil) throws(VectorIndexError) -> [SearchHit] {
-        guard query.count == dimension else { throw .dimensionMismatch(expected: dimension, got: query.count) }
-        guard k > 0, !ids.isEmpty else { return [] }
+    public func search(_ query: [Float], k: Int, where isAllowed: ((String) -> Bool)? = nil) throws -> [SearchHit] {
+        guard query.count == dimension else { throw VectorIndexError.dimensionMismatch(expected: dimension, got: query.count) }
         let normalized = Self.normalized(query)
+        return lock.reading { searchLocked(normalized, k: k, where: isAllowed) }
+    }
+
+    private func searchLocked(_ normalized: [Float], k: Int, where isAllowed: ((String) -> Bool)?) -> [SearchHit] {
+        guard k > 0, !ids.isEmpty else { return [] }
         var best = TopK(capacity: min(k, ids.count))
         normalized.withUnsafeBufferPointer { q in
             storage.withUnsafeBufferPointer { all in

@@ -27,7 +27,7 @@ struct FlatIndexTests {
     @Test("top-k equals a brute-force cosine ranking", arguments: [1, 7, 33, 130])
     func matchesBruteForce(dimension: Int) throws {
         let vectors = Self.randomVectors(500, dimension: dimension, seed: UInt64(dimension))
-        var index = FlatIndex(dimension: dimension)
+        let index = FlatIndex(dimension: dimension)
         for (offset, vector) in vectors.enumerated() { try index.add(id: "v\(offset)", vector: vector) }
         let query = Self.randomVectors(1, dimension: dimension, seed: 999)[0]
         let hits = try index.search(query, k: 10)
@@ -41,7 +41,7 @@ struct FlatIndexTests {
 
     @Test("a stored vector finds itself with score 1, whatever its length")
     func selfMatch() throws {
-        var index = FlatIndex(dimension: 3)
+        let index = FlatIndex(dimension: 3)
         try index.add(id: "a", vector: [3, 0, 0])
         try index.add(id: "b", vector: [0, 2, 0])
         let hits = try index.search([10, 0, 0], k: 2)
@@ -53,12 +53,10 @@ struct FlatIndexTests {
     @Test("removed vectors are never returned and the rest stay correct")
     func removal() throws {
         let vectors = Self.randomVectors(50, dimension: 16, seed: 5)
-        var index = FlatIndex(dimension: 16)
+        let index = FlatIndex(dimension: 16)
         for (offset, vector) in vectors.enumerated() { try index.add(id: "v\(offset)", vector: vector) }
-        let removedFirst = index.remove(id: "v3")
-        let removedAgain = index.remove(id: "v3")
-        #expect(removedFirst)
-        #expect(!removedAgain)
+        #expect(index.remove(id: "v3"))
+        #expect(!index.remove(id: "v3"))
         #expect(index.count == 49)
         let hits = try index.search(vectors[3], k: 49)
         #expect(!hits.contains { $0.id == "v3" })
@@ -70,7 +68,7 @@ struct FlatIndexTests {
 
     @Test("re-adding an id replaces its vector")
     func replace() throws {
-        var index = FlatIndex(dimension: 2)
+        let index = FlatIndex(dimension: 2)
         try index.add(id: "a", vector: [1, 0])
         try index.add(id: "a", vector: [0, 1])
         #expect(index.count == 1)
@@ -79,7 +77,7 @@ struct FlatIndexTests {
 
     @Test("a filter keeps only allowed ids; k larger than the index returns everything allowed")
     func filter() throws {
-        var index = FlatIndex(dimension: 2)
+        let index = FlatIndex(dimension: 2)
         for offset in 0..<10 { try index.add(id: "v\(offset)", vector: [1, Float(offset)]) }
         let hits = try index.search([1, 0], k: 100, where: { $0.hasSuffix("3") || $0.hasSuffix("7") })
         #expect(Set(hits.map(\.id)) == ["v3", "v7"])
@@ -89,10 +87,7 @@ struct FlatIndexTests {
     @Test("wrong dimensions are refused with a clear error")
     func dimensionMismatch() throws {
         let index = FlatIndex(dimension: 4)
-        #expect(throws: VectorIndexError.dimensionMismatch(expected: 4, got: 3)) {
-            var copy = index
-            try copy.add(id: "a", vector: [1, 2, 3])
-        }
+        #expect(throws: VectorIndexError.dimensionMismatch(expected: 4, got: 3)) { try index.add(id: "a", vector: [1, 2, 3]) }
         #expect(throws: VectorIndexError.dimensionMismatch(expected: 4, got: 5)) { _ = try index.search([1, 2, 3, 4, 5], k: 1) }
     }
 

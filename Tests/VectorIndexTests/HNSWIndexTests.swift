@@ -57,7 +57,7 @@ struct HNSWIndexTests {
         let all = clustered(count: count + 200, dimension: dimension, clusters: 100, seed: 7)
         let vectors = Array(all.prefix(count))
         let index = HNSWIndex(dimension: dimension)
-        var exact = FlatIndex(dimension: dimension)
+        let exact = FlatIndex(dimension: dimension)
         for (offset, vector) in vectors.enumerated() {
             try index.add(id: "v\(offset)", vector: vector)
             try exact.add(id: "v\(offset)", vector: vector)
