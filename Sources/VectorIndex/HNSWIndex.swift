@@ -42,26 +42,26 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
     public let dimension: Int
     public let metric: Metric
     public let parameters: Parameters
-    private let maxLinks: Int
-    private let maxLinksBottom: Int
+    let maxLinks: Int
+    let maxLinksBottom: Int
     private let levelScale: Double
 
-    private let lock = ReaderWriterLock()
+    let lock = ReaderWriterLock()
     private let visitedPool = VisitedPool()
-    // Everything below is guarded by `lock`.
-    private var vectors: [Float] = []
-    private var levels: [Int32] = []
+    // Everything below is guarded by `lock` (internal, not private, for the snapshot code).
+    var vectors: [Float] = []
+    var levels: [Int32] = []
     /// Bottom-layer links: for node n, slot n * (maxLinksBottom + 1) holds the count, then the links.
-    private var bottomLinks: [Int32] = []
+    var bottomLinks: [Int32] = []
     /// Upper-layer links per node: for layer l >= 1, slot (l - 1) * (maxLinks + 1) holds the count.
-    private var upperLinks: [[Int32]] = []
-    private var labels: [String] = []
-    private var nodeOf: [String: Int32] = [:]
-    private var removed: [Bool] = []
-    private var removedCount = 0
-    private var entryPoint: Int32 = -1
-    private var topLevel = -1
-    private var random: SplitMix64
+    var upperLinks: [[Int32]] = []
+    var labels: [String] = []
+    var nodeOf: [String: Int32] = [:]
+    var removed: [Bool] = []
+    var removedCount = 0
+    var entryPoint: Int32 = -1
+    var topLevel = -1
+    var random: SplitMix64
 
     public init(dimension: Int, metric: Metric = .cosine, parameters: Parameters = Parameters()) {
         self.dimension = dimension
@@ -414,7 +414,7 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
 
 /// A small, fast, seedable generator (SplitMix64), so index builds are reproducible.
 struct SplitMix64 {
-    private var state: UInt64
+    private(set) var state: UInt64
 
     init(seed: UInt64) { state = seed }
 

@@ -1,0 +1,305 @@
+import Foundation
+
+/// Why a snapshot could not be read. Every case means: rebuild the index from the catalog.
+public enum SnapshotError: Error, Sendable, Equatable, CustomStringConvertible {
+    case unreadable(path: String, reason: String)
+    case unwritable(path: String, reason: String)
+    case notASnapshot(path: String)
+    case unsupportedVersion(path: String, version: UInt32)
+    case corrupt(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .unreadable(let path, let reason): return "cannot read index snapshot \(path): \(reason)"
+        case .unwritable(let path, let reason): return "cannot write index snapshot \(path): \(reason)"
+        case .notASnapshot(let path): return "\(path) is not an index snapshot"
+        case .unsupportedVersion(let path, let version): return "index snapshot \(path) has unsupported version \(version)"
+        case .corrupt(let path, let reason): return "index snapshot \(path) is damaged: \(reason)"
+        }
+    }
+}
+
+/// The snapshot file of an `HNSWIndex`, format version 1 (all integers little-endian):
+///
+///     "LKHNSW\0\1"                                     8-byte magic
+///     header (96 bytes) + its CRC-32                   version, dimension, metric, M, efConstruction,
+///                                                      efSearch, exact-filter threshold, seed, node count,
+///                                                      removed count, entry point, top level, random state
+///     sections, each: tag (4 bytes), byte length (u64), CRC-32 (u32), payload
+///       VECT float32 vectors   LEVL int32 levels   BOTM int32 bottom links   UPPR int32 upper links
+///       LABL labels (u32 length + UTF-8 each)      REMV one byte per node (1 = removed)
+///
+/// Written to a temporary file, flushed and renamed, so a crash leaves the old snapshot or the new
+/// one, never half of one. Read through a memory map; every length and checksum is verified, and
+/// any mismatch is an error (the caller rebuilds from the catalog) rather than a wrong answer.
+extension HNSWIndex {
+    static let snapshotMagic: [UInt8] = Array("LKHNSW".utf8) + [0, 1]
+    static let snapshotVersion: UInt32 = 1
+
+    /// Writes the index to `url` atomically.
+    public func save(to url: URL) throws {
+        let data = lock.reading { encodeSnapshot() }
+        let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp")
+        do {
+            try data.write(to: temporary)
+            let handle = try FileHandle(forWritingTo: temporary)
+            try handle.synchronize()
+            try handle.close()
+            guard rename(temporary.path, url.path) == 0 else {
+                throw SnapshotError.unwritable(path: url.path, reason: String(cString: strerror(errno)))
+            }
+        } catch let error as SnapshotError {
+            try? FileManager.default.removeItem(at: temporary)
+            throw error
+        } catch {
+            try? FileManager.default.removeItem(at: temporary)
+            throw SnapshotError.unwritable(path: url.path, reason: error.localizedDescription)
+        }
+    }
+
+    /// Reads an index written by `save(to:)`, through a memory map.
+    public static func load(from url: URL) throws -> HNSWIndex {
+        let data: Data
+        do {
+            data = try Data(contentsOf: url, options: .alwaysMapped)
+        } catch {
+            throw SnapshotError.unreadable(path: url.path, reason: error.localizedDescription)
+        }
+        return try data.withUnsafeBytes { raw in try decodeSnapshot(raw, path: url.path) }
+    }
+
+    private static func decodeSnapshot(_ raw: UnsafeRawBufferPointer, path: String) throws -> HNSWIndex {
+        var reader = SnapshotReader(raw: raw, path: path)
+        guard raw.count >= 8, try reader.bytes(8) == snapshotMagic else { throw SnapshotError.notASnapshot(path: path) }
+        let headerBytes = try reader.bytes(96)
+        guard try reader.u32() == CRC32.checksum(headerBytes) else { throw SnapshotError.corrupt(path: path, reason: "header checksum") }
+        let (index, nodes, removedCount, entryPoint, topLevel, randomState) = try headerBytes.withUnsafeBytes { bytes in
+            var header = SnapshotReader(raw: bytes, path: path)
+            let version = try header.u32()
+            guard version == snapshotVersion else { throw SnapshotError.unsupportedVersion(path: path, version: version) }
+            let dimension = Int(try header.u32())
+            let metricCode = try header.u32()
+            guard let metric = Metric.allCases.first(where: { $0.code == metricCode }) else {
+                throw SnapshotError.corrupt(path: path, reason: "unknown metric \(metricCode)")
+            }
+            let m = Int(try header.u32())
+            let efConstruction = Int(try header.u32())
+            let efSearch = Int(try header.u32())
+            let threshold = Int(try header.u32())
+            let seed = try header.u64()
+            let nodes = try header.u64()
+            let removedCount = try header.u64()
+            let entryPoint = Int32(bitPattern: try header.u32())
+            let topLevel = Int32(bitPattern: try header.u32())
+            let randomState = try header.u64()
+            guard (1...65536).contains(dimension), (2...1024).contains(m), nodes < UInt64(Int32.max), removedCount <= nodes,
+                  entryPoint >= -1, Int64(entryPoint) < Int64(nodes), (-1...32).contains(topLevel),
+                  (nodes == 0) == (entryPoint == -1)
+            else { throw SnapshotError.corrupt(path: path, reason: "header values out of range") }
+            let parameters = Parameters(m: m, efConstruction: efConstruction, efSearch: efSearch, seed: seed,
+                                        exactFilterThreshold: threshold)
+            return (HNSWIndex(dimension: dimension, metric: metric, parameters: parameters), Int(nodes), Int(removedCount),
+                    entryPoint, Int(topLevel), randomState)
+        }
+        let vectors: [Float] = try reader.section("VECT", count: nodes * index.dimension)
+        let levels: [Int32] = try reader.section("LEVL", count: nodes)
+        guard levels.allSatisfy({ $0 >= 0 && Int($0) <= max(0, topLevel) }) else {
+            throw SnapshotError.corrupt(path: path, reason: "node levels out of range")
+        }
+        let bottom: [Int32] = try reader.section("BOTM", count: nodes * (index.maxLinksBottom + 1))
+        let upperTotal = levels.reduce(0) { $0 + Int($1) } * (index.maxLinks + 1)
+        let upper: [Int32] = try reader.section("UPPR", count: upperTotal)
+        let labels = try reader.labels(count: nodes)
+        let removed: [UInt8] = try reader.section("REMV", count: nodes)
+        guard reader.atEnd else { throw SnapshotError.corrupt(path: path, reason: "trailing bytes") }
+        guard removed.filter({ $0 != 0 }).count == removedCount,
+              linksValid(bottom, width: index.maxLinksBottom, nodes: nodes),
+              linksValid(upper, width: index.maxLinks, nodes: nodes)
+        else { throw SnapshotError.corrupt(path: path, reason: "inconsistent graph") }
+
+        index.vectors = vectors
+        index.levels = levels
+        index.bottomLinks = bottom
+        var offset = 0
+        index.upperLinks = levels.map { level in
+            let width = Int(level) * (index.maxLinks + 1)
+            defer { offset += width }
+            return Array(upper[offset..<(offset + width)])
+        }
+        index.labels = labels
+        index.removed = removed.map { $0 != 0 }
+        index.removedCount = removedCount
+        var nodeOf: [String: Int32] = [:]
+        nodeOf.reserveCapacity(nodes - removedCount)
+        for (node, label) in labels.enumerated() where removed[node] == 0 { nodeOf[label] = Int32(node) }
+        index.nodeOf = nodeOf
+        index.entryPoint = nodes == 0 ? -1 : entryPoint
+        index.topLevel = nodes == 0 ? -1 : topLevel
+        index.random = SplitMix64(seed: randomState)
+        return index
+    }
+
+    /// Link lists of `width` slots after a count: every count within bounds, every link a real node.
+    private static func linksValid(_ links: [Int32], width: Int, nodes: Int) -> Bool {
+        var start = 0
+        while start < links.count {
+            let count = Int(links[start])
+            guard count >= 0, count <= width else { return false }
+            for slot in (start + 1)..<(start + 1 + count) where links[slot] < 0 || Int(links[slot]) >= nodes { return false }
+            start += width + 1
+        }
+        return true
+    }
+
+    private func encodeSnapshot() -> Data {
+        var header = SnapshotWriter()
+        header.u32(Self.snapshotVersion)
+        header.u32(UInt32(dimension))
+        header.u32(metric.code)
+        header.u32(UInt32(parameters.m))
+        header.u32(UInt32(parameters.efConstruction))
+        header.u32(UInt32(parameters.efSearch))
+        header.u32(UInt32(parameters.exactFilterThreshold))
+        header.u64(parameters.seed)
+        header.u64(UInt64(labels.count))
+        header.u64(UInt64(removedCount))
+        header.u32(UInt32(bitPattern: entryPoint))
+        header.u32(UInt32(bitPattern: Int32(topLevel)))
+        header.u64(random.state)
+        header.pad(to: 96)
+
+        var file = SnapshotWriter()
+        file.bytes(Self.snapshotMagic)
+        file.bytes(header.output)
+        file.u32(CRC32.checksum(header.output))
+        file.section("VECT", vectors)
+        file.section("LEVL", levels)
+        file.section("BOTM", bottomLinks)
+        file.section("UPPR", upperLinks.flatMap { $0 })
+        var labelBytes = SnapshotWriter()
+        for label in labels {
+            let utf8 = Array(label.utf8)
+            labelBytes.u32(UInt32(utf8.count))
+            labelBytes.bytes(utf8)
+        }
+        file.rawSection("LABL", labelBytes.output)
+        file.section("REMV", removed.map { $0 ? UInt8(1) : 0 })
+        return Data(file.output)
+    }
+}
+
+extension Metric {
+    var code: UInt32 {
+        switch self {
+        case .cosine: return 1
+        case .innerProduct: return 2
+        case .l2: return 3
+        }
+    }
+}
+
+struct SnapshotWriter {
+    private(set) var output: [UInt8] = []
+
+    mutating func bytes(_ bytes: [UInt8]) { output.append(contentsOf: bytes) }
+    mutating func u32(_ value: UInt32) { withUnsafeBytes(of: value.littleEndian) { output.append(contentsOf: $0) } }
+    mutating func u64(_ value: UInt64) { withUnsafeBytes(of: value.littleEndian) { output.append(contentsOf: $0) } }
+    mutating func pad(to size: Int) { output.append(contentsOf: repeatElement(0, count: max(0, size - output.count))) }
+
+    mutating func section<T>(_ tag: String, _ values: [T]) {
+        rawSection(tag, values.withUnsafeBytes { Array($0) })
+    }
+
+    mutating func rawSection(_ tag: String, _ payload: [UInt8]) {
+        bytes(Array(tag.utf8.prefix(4)))
+        u64(UInt64(payload.count))
+        u32(CRC32.checksum(payload))
+        bytes(payload)
+    }
+}
+
+/// Reads a snapshot straight from its (memory-mapped) bytes; every read is bounds-checked.
+struct SnapshotReader {
+    let raw: UnsafeRawBufferPointer
+    let path: String
+    private var offset = 0
+
+    init(raw: UnsafeRawBufferPointer, path: String) {
+        self.raw = raw
+        self.path = path
+    }
+
+    var atEnd: Bool { offset == raw.count }
+
+    mutating func slice(_ count: Int) throws -> UnsafeRawBufferPointer {
+        guard count >= 0, count <= raw.count - offset else {
+            throw SnapshotError.corrupt(path: path, reason: "file is truncated")
+        }
+        defer { offset += count }
+        return UnsafeRawBufferPointer(rebasing: raw[offset..<(offset + count)])
+    }
+
+    mutating func bytes(_ count: Int) throws -> [UInt8] { Array(try slice(count)) }
+
+    mutating func u32() throws -> UInt32 { UInt32(littleEndian: try slice(4).loadUnaligned(as: UInt32.self)) }
+
+    mutating func u64() throws -> UInt64 { UInt64(littleEndian: try slice(8).loadUnaligned(as: UInt64.self)) }
+
+    /// A section of `count` fixed-size values, checked for its tag, length and checksum, copied in one go.
+    mutating func section<T>(_ tag: String, count: Int) throws -> [T] {
+        let payload = try rawSection(tag)
+        guard payload.count == count * MemoryLayout<T>.stride else {
+            throw SnapshotError.corrupt(
+                path: path, reason: "section \(tag) has \(payload.count) bytes, expected \(count * MemoryLayout<T>.stride)")
+        }
+        return [T](unsafeUninitializedCapacity: count) { buffer, initialized in
+            if let destination = buffer.baseAddress, let source = payload.baseAddress {
+                UnsafeMutableRawPointer(destination).copyMemory(from: source, byteCount: payload.count)
+            }
+            initialized = count
+        }
+    }
+
+    mutating func rawSection(_ tag: String) throws -> UnsafeRawBufferPointer {
+        guard try bytes(4) == Array(tag.utf8) else { throw SnapshotError.corrupt(path: path, reason: "section \(tag) missing") }
+        let length = try u64()
+        let checksum = try u32()
+        guard length <= UInt64(raw.count - offset) else { throw SnapshotError.corrupt(path: path, reason: "file is truncated") }
+        let payload = try slice(Int(length))
+        guard CRC32.checksum(payload) == checksum else { throw SnapshotError.corrupt(path: path, reason: "section \(tag) checksum") }
+        return payload
+    }
+
+    mutating func labels(count: Int) throws -> [String] {
+        var reader = SnapshotReader(raw: try rawSection("LABL"), path: path)
+        var labels: [String] = []
+        labels.reserveCapacity(count)
+        for _ in 0..<count {
+            let length = Int(try reader.u32())
+            labels.append(String(decoding: try reader.slice(length), as: UTF8.self))
+        }
+        guard reader.atEnd else { throw SnapshotError.corrupt(path: path, reason: "labels section has extra bytes") }
+        return labels
+    }
+}
+
+/// CRC-32 (IEEE 802.3, the polynomial of zlib and PNG), for snapshot integrity checks.
+enum CRC32 {
+    private static let table: [UInt32] = (0..<256).map { index in
+        var value = UInt32(index)
+        for _ in 0..<8 { value = value & 1 == 1 ? 0xEDB8_8320 ^ (value >> 1) : value >> 1 }
+        return value
+    }
+
+    static func checksum(_ bytes: [UInt8]) -> UInt32 {
+        bytes.withUnsafeBytes { checksum($0) }
+    }
+
+    static func checksum(_ bytes: UnsafeRawBufferPointer) -> UInt32 {
+        table.withUnsafeBufferPointer { table in
+            var crc: UInt32 = 0xFFFF_FFFF
+            for byte in bytes { crc = table[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8) }
+            return crc ^ 0xFFFF_FFFF
+        }
+    }
+}
