@@ -182,6 +182,36 @@ public final class Catalog: Sendable {
         try database.write(body)
     }
 
+    /// How many items have a vector from `model`.
+    public func vectorCount(model: String) throws -> Int {
+        try database.read { db in try StoredVector.filter(Column("model") == model).fetchCount(db) }
+    }
+
+    /// The ids of the items with a vector from `model`.
+    public func vectorIDs(model: String) throws -> [String] {
+        try database.read { db in
+            try String.fetchAll(db, sql: "SELECT item_id FROM vector WHERE model = ? ORDER BY rowid", arguments: [model])
+        }
+    }
+
+    /// The vectors of `model` for the given items (those that have one).
+    public func vectors(model: String, ids: [String]) throws -> [(id: String, vector: [Float])] {
+        var result: [(id: String, vector: [Float])] = []
+        for start in stride(from: 0, to: ids.count, by: 500) {
+            let batch = Array(ids[start..<min(start + 500, ids.count)])
+            let stored = try database.read { db in
+                try StoredVector.filter(Column("model") == model && batch.contains(Column("item_id"))).fetchAll(db)
+            }
+            for vector in stored {
+                guard vector.data.count == vector.dimension * MemoryLayout<Float>.size else {
+                    throw CatalogError.corruptVector(itemId: vector.itemId, model: model)
+                }
+                result.append((vector.itemId, vector.vector))
+            }
+        }
+        return result
+    }
+
     public func stats() throws -> CatalogStats {
         let (items, rows) = try database.read { db in
             let items = try Item.fetchCount(db)

@@ -21,7 +21,7 @@ public final class Engine: @unchecked Sendable {
     private let logger = Logger(label: "lookalike.engine")
     private let lock = NSLock()
     private var embedders: [String: Embedder] = [:]
-    private var indexes: [String: FlatIndex] = [:]
+    private var indexes: [String: any VectorIndex] = [:]
     /// Bumped whenever stored vectors change, so an index built meanwhile is not cached stale.
     private var generation = 0
     private var checkedModels: Set<String> = []
@@ -142,6 +142,9 @@ public final class Engine: @unchecked Sendable {
                 }
             }
         }
+        if !report.added.isEmpty, try catalog.vectorCount(model: embedder.manifest.name) >= configuration.approximateSearchThreshold {
+            _ = try index(for: embedder.manifest)  // brings the graph and its snapshot up to date now, not at the next search
+        }
         report.seconds = Date().timeIntervalSince(started)
         logger.debug("added \(report.added.count), duplicates \(report.duplicates.count), failed \(report.failures.count)")
         return report
@@ -184,25 +187,38 @@ public final class Engine: @unchecked Sendable {
 
     /// The `top` stored images most similar to the image file at `path`, best first.
     /// `tookMs` covers reading, decoding, embedding and ranking; loading the model the first time is not counted.
-    public func search(imageAt path: String, top: Int = 10, model: String = ModelManifest.defaultName) throws -> SearchResponse {
+    /// `efSearch` sets the HNSW beam width for this query (more is slower and finds more true
+    /// neighbours); it has no effect while the collection is searched exactly.
+    public func search(
+        imageAt path: String, top: Int = 10, model: String = ModelManifest.defaultName, efSearch: Int? = nil
+    ) throws -> SearchResponse {
         let embedder = try self.embedder(model)
         let started = DispatchTime.now()
         let bytes = try FileReader.read(path, maxBytes: configuration.limits.maxBytes)
-        return try search(bytes: bytes, top: top, embedder: embedder, started: started)
+        return try search(bytes: bytes, top: top, embedder: embedder, efSearch: efSearch, started: started)
     }
 
     /// The `top` stored images most similar to the encoded image `bytes`, best first.
-    public func search(bytes: [UInt8], top: Int = 10, model: String = ModelManifest.defaultName) throws -> SearchResponse {
+    public func search(
+        bytes: [UInt8], top: Int = 10, model: String = ModelManifest.defaultName, efSearch: Int? = nil
+    ) throws -> SearchResponse {
         let embedder = try self.embedder(model)
-        return try search(bytes: bytes, top: top, embedder: embedder, started: DispatchTime.now())
+        return try search(bytes: bytes, top: top, embedder: embedder, efSearch: efSearch, started: DispatchTime.now())
     }
 
-    private func search(bytes: [UInt8], top: Int, embedder: Embedder, started: DispatchTime) throws -> SearchResponse {
+    private func search(
+        bytes: [UInt8], top: Int, embedder: Embedder, efSearch: Int?, started: DispatchTime
+    ) throws -> SearchResponse {
         try checkModel(embedder, record: false)
         let pixels = try decoder.decode(bytes, policy: embedder.manifest.resize)
         let query = try embedder.embed([pixels])[0]
         let index = try self.index(for: embedder.manifest)
-        let ranked = try index.search(query, k: max(0, top))
+        let ranked: [SearchHit]
+        if let graph = index as? HNSWIndex, let efSearch {
+            ranked = try graph.search(query, k: max(0, top), efSearch: efSearch, filter: nil)
+        } else {
+            ranked = try index.search(query, k: max(0, top), filter: nil)
+        }
         let items = try catalog.items(ids: ranked.map(\.id))
         let hits = ranked.compactMap { hit -> SearchResponse.Hit? in
             guard let item = items[hit.id] else { return nil }
@@ -248,19 +264,105 @@ public final class Engine: @unchecked Sendable {
         if record { _ = lock.withLock { checkedModels.insert(name) } }
     }
 
-    private func index(for manifest: ModelManifest) throws -> FlatIndex {
+    private func index(for manifest: ModelManifest) throws -> any VectorIndex {
         let (cached, builtAt) = lock.withLock { (indexes[manifest.name], generation) }
         if let cached { return cached }
-        let index = FlatIndex(dimension: manifest.dimension)
-        for (id, vector) in try catalog.vectors(model: manifest.name) {
-            do {
-                try index.add(id: id, vector: vector)
-            } catch {
-                throw EngineError.incompatibleVectors(model: manifest.name, reason: "\(error)")
+        let index: any VectorIndex
+        if try catalog.vectorCount(model: manifest.name) >= configuration.approximateSearchThreshold {
+            index = try graphIndex(for: manifest)
+        } else {
+            let flat = FlatIndex(dimension: manifest.dimension)
+            for (id, vector) in try catalog.vectors(model: manifest.name) {
+                try addChecked(flat, id: id, vector: vector, model: manifest.name)
             }
+            index = flat
         }
         lock.withLock { if generation == builtAt { indexes[manifest.name] = index } }
         return index
+    }
+
+    /// How a model's vectors are searched, for `stats`.
+    public struct IndexStatus: Sendable {
+        public let model: String
+        /// `exact` or `hnsw`.
+        public let kind: String
+        public let vectors: Int
+        public let memoryBytes: Int
+        /// When the snapshot file was last written (HNSW only).
+        public let snapshotSaved: Date?
+    }
+
+    /// The index of every model that has vectors in the store (building or loading it if needed).
+    public func indexStatuses() throws -> [IndexStatus] {
+        let registry = try registry()
+        return try catalog.stats().vectors.keys.sorted().compactMap { name in
+            guard let manifest = try? registry.manifest(named: name) else { return nil }
+            let index = try self.index(for: manifest)
+            if let graph = index as? HNSWIndex {
+                let attributes = try? FileManager.default.attributesOfItem(atPath: snapshotURL(model: name).path)
+                return IndexStatus(model: name, kind: "hnsw", vectors: graph.count, memoryBytes: graph.memoryBytes,
+                                   snapshotSaved: attributes?[.modificationDate] as? Date)
+            }
+            return IndexStatus(model: name, kind: "exact", vectors: index.count,
+                               memoryBytes: index.count * manifest.dimension * MemoryLayout<Float>.size, snapshotSaved: nil)
+        }
+    }
+
+    /// Where the HNSW snapshot of a model lives in the store.
+    public func snapshotURL(model: String) -> URL {
+        configuration.store.appendingPathComponent("index", isDirectory: true).appendingPathComponent("\(model).hnsw")
+    }
+
+    /// The model's HNSW index: from its snapshot when that is readable, else rebuilt from the
+    /// catalog; then brought up to date with the catalog (items added or removed since the snapshot)
+    /// and saved again if anything changed. The catalog is the truth; the snapshot only saves time.
+    private func graphIndex(for manifest: ModelManifest) throws -> HNSWIndex {
+        let url = snapshotURL(model: manifest.name)
+        var index: HNSWIndex
+        var changed = false
+        if FileManager.default.fileExists(atPath: url.path) {
+            do {
+                index = try HNSWIndex.load(from: url)
+                if index.dimension != manifest.dimension || index.metric != .cosine {
+                    logger.warning("index snapshot \(url.path) does not fit model \(manifest.name); rebuilding it")
+                    index = HNSWIndex(dimension: manifest.dimension, parameters: configuration.hnsw)
+                }
+            } catch {
+                logger.warning("\(error); rebuilding the index from the catalog")
+                index = HNSWIndex(dimension: manifest.dimension, parameters: configuration.hnsw)
+            }
+        } else {
+            index = HNSWIndex(dimension: manifest.dimension, parameters: configuration.hnsw)
+        }
+        let stored = Set(try catalog.vectorIDs(model: manifest.name))
+        let indexed = Set(index.liveIDs())
+        let missing = stored.subtracting(indexed)
+        for id in indexed.subtracting(stored) {
+            index.remove(id: id)
+            changed = true
+        }
+        for (id, vector) in try catalog.vectors(model: manifest.name, ids: Array(missing)) {
+            try addChecked(index, id: id, vector: vector, model: manifest.name)
+            changed = true
+        }
+        if changed || !FileManager.default.fileExists(atPath: url.path) {
+            do {
+                try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+                try index.save(to: url)
+            } catch {
+                // A snapshot that cannot be written costs speed next time, never answers.
+                logger.warning("\(error)")
+            }
+        }
+        return index
+    }
+
+    private func addChecked(_ index: any VectorIndex, id: String, vector: [Float], model: String) throws {
+        do {
+            try index.add(id: id, vector: vector)
+        } catch {
+            throw EngineError.incompatibleVectors(model: model, reason: "\(error)")
+        }
     }
 
     private func invalidateIndex(_ model: String) {

@@ -1,6 +1,7 @@
 import Embedding
 import Foundation
 import Imaging
+import VectorIndex
 
 /// How an `Engine` is set up. Every field has a working default.
 public struct EngineConfiguration: Sendable {
@@ -13,18 +14,28 @@ public struct EngineConfiguration: Sendable {
     /// Images decoded at once while adding.
     public var decodeWorkers: Int
     public var limits: ImageLimits
+    /// From this many vectors of a model on, searches use the HNSW graph (kept as a snapshot in the
+    /// store); below it, exact search over all vectors is fast enough and always exact.
+    /// Default 20,000, or `LOOKALIKE_APPROXIMATE_FROM`.
+    public var approximateSearchThreshold: Int
+    /// Graph parameters for new HNSW indexes.
+    public var hnsw: HNSWIndex.Parameters
 
     public init(
         store: URL = StoreLocation.resolve(nil),
         models: URL = ModelRegistry.defaultDirectory(),
         inferenceThreads: Int = 0,
         decodeWorkers: Int = ProcessInfo.processInfo.activeProcessorCount,
-        limits: ImageLimits = .default
+        limits: ImageLimits = .default,
+        approximateSearchThreshold: Int = ProcessInfo.processInfo.environment["LOOKALIKE_APPROXIMATE_FROM"].flatMap(Int.init) ?? 20_000,
+        hnsw: HNSWIndex.Parameters = HNSWIndex.Parameters()
     ) {
         self.store = store
         self.models = models
         self.inferenceThreads = inferenceThreads
         self.decodeWorkers = max(1, decodeWorkers)
         self.limits = limits
+        self.approximateSearchThreshold = max(0, approximateSearchThreshold)
+        self.hnsw = hnsw
     }
 }

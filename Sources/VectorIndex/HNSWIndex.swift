@@ -80,6 +80,9 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
 
     public func contains(id: String) -> Bool { lock.reading { nodeOf[id] != nil } }
 
+    /// The ids of the live (not removed) items.
+    public func liveIDs() -> [String] { lock.reading { Array(nodeOf.keys) } }
+
     /// Approximate memory held by vectors and links, in bytes.
     public var memoryBytes: Int {
         lock.reading {

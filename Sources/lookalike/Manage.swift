@@ -15,15 +15,24 @@ struct Stats: ParsableCommand {
     func run() throws {
         let engine: Engine
         let stats: CatalogStats
+        let indexes: [Engine.IndexStatus]
         do {
             engine = try storeOptions.engine(createStore: false)
             stats = try engine.stats()
+            indexes = try engine.indexStatuses()
         } catch {
             throw fail(error)
         }
         if json {
             try printJSON(["store": engine.configuration.store.path, "items": stats.items, "vectors": stats.vectors,
-                           "bytes_on_disk": stats.bytesOnDisk])
+                           "bytes_on_disk": stats.bytesOnDisk,
+                           "indexes": indexes.map { status in
+                               [
+                                   "model": status.model, "kind": status.kind, "vectors": status.vectors,
+                                   "memory_bytes": status.memoryBytes,
+                                   "snapshot_age_s": status.snapshotSaved.map { (-$0.timeIntervalSinceNow).rounded() as Any } ?? NSNull(),
+                               ] as [String: Any]
+                           }])
             return
         }
         print("store: \(engine.configuration.store.path)")
@@ -31,7 +40,15 @@ struct Stats: ParsableCommand {
         for (model, count) in stats.vectors.sorted(by: { $0.key < $1.key }) {
             print("vectors (\(model)): \(count)")
         }
-        print(String(format: "on disk: %.1f MB", Double(stats.bytesOnDisk) / 1_048_576))
+        for status in indexes {
+            var line = String(format: "index (%@): %@, %d vectors, %.1f MB in memory", status.model, status.kind,
+                              status.vectors, Double(status.memoryBytes) / 1_048_576)
+            if let saved = status.snapshotSaved {
+                line += String(format: ", snapshot saved %.0f s ago", -saved.timeIntervalSinceNow)
+            }
+            print(line)
+        }
+        print(String(format: "catalog on disk: %.1f MB", Double(stats.bytesOnDisk) / 1_048_576))
     }
 }
 

@@ -21,6 +21,11 @@ struct Search: ParsableCommand {
     @Option(help: "The embedding model (see `lookalike models`).")
     var model = "efficientnet-lite0"
 
+    @Option(name: .customLong("ef"), help: ArgumentHelp(
+        "HNSW beam width for this query (collections above the approximate-search threshold); more finds more true neighbours, slower.",
+        valueName: "n"))
+    var efSearch: Int?
+
     @Flag(help: "Print the answer as JSON.")
     var json = false
 
@@ -28,12 +33,13 @@ struct Search: ParsableCommand {
 
     func validate() throws {
         guard (1...10_000).contains(top) else { throw ValidationError("--top must be between 1 and 10000") }
+        if let efSearch, !(1...10_000).contains(efSearch) { throw ValidationError("--ef must be between 1 and 10000") }
     }
 
     func run() throws {
         let response: SearchResponse
         do {
-            response = try storeOptions.engine(createStore: false).search(imageAt: image, top: top, model: model)
+            response = try storeOptions.engine(createStore: false).search(imageAt: image, top: top, model: model, efSearch: efSearch)
         } catch let error as ImagingError {
             throw fail(InputError(path: image, underlying: error))
         } catch let error as IngestError {

@@ -1,0 +1,70 @@
+import Foundation
+import Testing
+import VectorIndex
+@testable import Lookalike
+
+/// The engine above its approximate-search threshold: HNSW with a snapshot in the store, kept in
+/// step with the catalog, rebuilt when the snapshot is missing or damaged.
+@Suite("Approximate search in the engine", .serialized)
+struct ApproximateSearchTests {
+    func engine(_ store: URL) throws -> Engine {
+        try Engine(configuration: EngineConfiguration(store: store, approximateSearchThreshold: 10))
+    }
+
+    @Test("above the threshold: same answers as exact search, a snapshot that follows adds, removals and damage")
+    func lifecycle() throws {
+        let photos = try TestData.photoPaths()
+        let folder = try TestData.temporaryDirectory("approximate")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = folder.appendingPathComponent("store")
+        let exactStore = folder.appendingPathComponent("exact")
+
+        let first = try engine(store)
+        _ = try first.add(Array(photos.dropLast(3)))
+        let snapshot = first.snapshotURL(model: "efficientnet-lite0")
+        #expect(FileManager.default.fileExists(atPath: snapshot.path), "add above the threshold writes the snapshot")
+        let exact = try Engine(configuration: EngineConfiguration(store: exactStore, approximateSearchThreshold: 1_000_000))
+        _ = try exact.add(photos)
+
+        // A new engine (as a new CLI process would) loads the snapshot and catches up with 3 more photos.
+        let second = try engine(store)
+        _ = try second.add(Array(photos.suffix(3)))
+        let third = try engine(store)
+        #expect(try third.indexStatuses().first?.kind == "hnsw")
+        #expect(try third.indexStatuses().first?.vectors == photos.count)
+        for photo in photos {
+            let approximate = try third.search(imageAt: photo, top: 5, efSearch: 200).hits.map(\.id)
+            let truth = try exact.search(imageAt: photo, top: 5).hits.map(\.id)
+            #expect(approximate == truth, "\(photo)")
+        }
+
+        // Removal: gone from answers, and from the snapshot the next engine loads.
+        let victim = try #require(try third.search(imageAt: photos[0], top: 1).hits.first)
+        #expect(try third.remove(ids: [victim.id]) == [victim.id])
+        #expect(try !third.search(imageAt: photos[0], top: 10).hits.contains { $0.id == victim.id })
+        let fourth = try engine(store)
+        #expect(try !fourth.search(imageAt: photos[0], top: 10).hits.contains { $0.id == victim.id })
+        #expect(try HNSWIndex.load(from: snapshot).count == photos.count - 1)
+
+        // Damage: truncated snapshot, then a missing one. Answers stay right; the snapshot is rewritten.
+        let bytes = try Data(contentsOf: snapshot)
+        try bytes.prefix(bytes.count / 2).write(to: snapshot)
+        let fifth = try engine(store)
+        #expect(try fifth.search(imageAt: photos[1], top: 1).hits.first?.path == photos[1])
+        #expect(try HNSWIndex.load(from: snapshot).count == photos.count - 1)
+        try FileManager.default.removeItem(at: snapshot)
+        #expect(try engine(store).search(imageAt: photos[2], top: 1).hits.first?.path == photos[2])
+        #expect(FileManager.default.fileExists(atPath: snapshot.path))
+    }
+
+    @Test("below the threshold the search is exact and no snapshot is written")
+    func belowThreshold() throws {
+        let photos = Array(try TestData.photoPaths().prefix(5))
+        let folder = try TestData.temporaryDirectory("below")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let engine = try self.engine(folder)
+        _ = try engine.add(photos)
+        #expect(try engine.indexStatuses().first?.kind == "exact")
+        #expect(!FileManager.default.fileExists(atPath: engine.snapshotURL(model: "efficientnet-lite0").path))
+    }
+}
