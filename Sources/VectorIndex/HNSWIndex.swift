@@ -63,8 +63,9 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
     var topLevel = -1
     var random: SplitMix64
 
+    /// `dimension` is at least 1 (a smaller value is taken as 1, and every vector is then refused).
     public init(dimension: Int, metric: Metric = .cosine, parameters: Parameters = Parameters()) {
-        self.dimension = dimension
+        self.dimension = max(1, dimension)
         self.metric = metric
         self.parameters = parameters
         maxLinks = parameters.m
@@ -121,7 +122,9 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
         let visited = visitedPool.take()
         defer { visitedPool.give(visited) }
         vectors.withUnsafeBufferPointer { all in
-            let query = all.baseAddress! + Int(node) * dimension
+            // The vector was just appended and the dimension is at least 1: the buffer is never empty.
+            guard let start = all.baseAddress else { return }
+            let query = start + Int(node) * dimension
             var entry = Neighbor(distance: distance(query, all, entryPoint), node: entryPoint)
             if topLevel > level {
                 for layer in stride(from: topLevel, to: level, by: -1) {
@@ -154,7 +157,8 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
             setLinks(node, layer: layer, to: current)
             return
         }
-        let base = all.baseAddress! + Int(node) * dimension
+        guard let start = all.baseAddress else { return }
+        let base = start + Int(node) * dimension
         var candidates = current.map { Neighbor(distance: distance(base, all, $0), node: $0) }
         candidates.append(Neighbor(distance: distance(base, all, newNode), node: newNode))
         candidates.sort { $0.distance < $1.distance }
@@ -167,8 +171,9 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
         if candidates.count <= limit { return candidates }
         var kept: [Neighbor] = []
         kept.reserveCapacity(limit)
+        guard let start = all.baseAddress else { return [] }
         for candidate in candidates {
-            let point = all.baseAddress! + Int(candidate.node) * dimension
+            let point = start + Int(candidate.node) * dimension
             var diverse = true
             for other in kept where distance(point, all, other.node) < candidate.distance {
                 diverse = false
@@ -258,7 +263,7 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
         }
         return query.withUnsafeBufferPointer { q in
             vectors.withUnsafeBufferPointer { all in
-                let point = q.baseAddress!
+                guard let point = q.baseAddress else { return [] }
                 var entry = Neighbor(distance: distance(point, all, entryPoint), node: entryPoint)
                 for layer in stride(from: topLevel, to: 0, by: -1) {
                     entry = greedyClosest(point, all, from: entry, layer: layer)
@@ -276,8 +281,9 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
         var best = NeighborHeap(closestFirst: false, capacity: k + 1)
         query.withUnsafeBufferPointer { q in
             vectors.withUnsafeBufferPointer { all in
+                guard let point = q.baseAddress else { return }
                 for node in labels.indices where !removed[node] && filter.allows(labels[node]) {
-                    let candidate = Neighbor(distance: distance(q.baseAddress!, all, Int32(node)), node: Int32(node))
+                    let candidate = Neighbor(distance: distance(point, all, Int32(node)), node: Int32(node))
                     if best.count < k {
                         best.push(candidate)
                     } else if let worst = best.top, candidate.distance < worst.distance {
@@ -400,7 +406,8 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
 
     @inline(__always)
     private func distance(_ query: UnsafePointer<Float>, _ all: UnsafeBufferPointer<Float>, _ node: Int32) -> Float {
-        let point = UnsafeBufferPointer(start: all.baseAddress! + Int(node) * dimension, count: dimension)
+        guard let start = all.baseAddress else { return .infinity }
+        let point = UnsafeBufferPointer(start: start + Int(node) * dimension, count: dimension)
         let q = UnsafeBufferPointer(start: query, count: dimension)
         switch metric {
         case .cosine: return 1 - VectorMath.dot(q, point)
