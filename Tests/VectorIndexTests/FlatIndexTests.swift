@@ -31,7 +31,9 @@ struct FlatIndexTests {
         for (offset, vector) in vectors.enumerated() { try index.add(id: "v\(offset)", vector: vector) }
         let query = Self.randomVectors(1, dimension: dimension, seed: 999)[0]
         let hits = try index.search(query, k: 10)
-        let expected = vectors.indices.sorted { Self.cosine(vectors[$0], query) > Self.cosine(vectors[$1], query) }.prefix(10)
+        let scores = vectors.map { Self.cosine($0, query) }
+        // Equal scores (every score is +-1 in one dimension) rank by insertion order, as the index promises.
+        let expected = vectors.indices.sorted { scores[$0] > scores[$1] || (scores[$0] == scores[$1] && $0 < $1) }.prefix(10)
         #expect(hits.map(\.id) == expected.map { "v\($0)" })
         for (hit, position) in zip(hits, expected) {
             #expect(abs(hit.score - Self.cosine(vectors[position], query)) < 1e-5)
