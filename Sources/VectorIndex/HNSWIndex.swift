@@ -48,6 +48,8 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
 
     let lock = ReaderWriterLock()
     private let visitedPool = VisitedPool()
+    /// Pruning candidates of `link`; used only under the writer lock.
+    private var linkScratch: [Neighbor] = []
     // Everything below is guarded by `lock` (internal, not private, for the snapshot code).
     var vectors: [Float] = []
     var levels: [Int32] = []
@@ -149,20 +151,37 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
     }
 
     /// Adds `newNode` to `node`'s links on `layer`, pruning with the heuristic when they are full.
+    /// Runs under the writer lock, so it reuses one scratch array instead of allocating per call.
     private func link(_ node: Int32, to newNode: Int32, layer: Int, _ all: UnsafeBufferPointer<Float>) {
-        let limit = layer == 0 ? maxLinksBottom : maxLinks
-        var current = links(node, layer: layer)
-        if current.count < limit {
-            current.append(newNode)
-            setLinks(node, layer: layer, to: current)
-            return
-        }
+        if appendLink(node, layer: layer, newNode) { return }
         guard let start = all.baseAddress else { return }
+        let limit = layer == 0 ? maxLinksBottom : maxLinks
         let base = start + Int(node) * dimension
-        var candidates = current.map { Neighbor(distance: distance(base, all, $0), node: $0) }
-        candidates.append(Neighbor(distance: distance(base, all, newNode), node: newNode))
-        candidates.sort { $0.distance < $1.distance }
-        setLinks(node, layer: layer, to: selectNeighbors(candidates, limit: limit, all).map(\.node))
+        linkScratch.removeAll(keepingCapacity: true)
+        forEachLink(node, layer: layer) { linked in
+            linkScratch.append(Neighbor(distance: distance(base, all, linked), node: linked))
+        }
+        linkScratch.append(Neighbor(distance: distance(base, all, newNode), node: newNode))
+        linkScratch.sort { $0.distance < $1.distance }
+        setLinks(node, layer: layer, to: selectNeighbors(linkScratch, limit: limit, all).map(\.node))
+    }
+
+    /// Appends a link in place when the list has room; returns false when it is full.
+    private func appendLink(_ node: Int32, layer: Int, _ newNode: Int32) -> Bool {
+        if layer == 0 {
+            let start = Int(node) * (maxLinksBottom + 1)
+            let count = Int(bottomLinks[start])
+            guard count < maxLinksBottom else { return false }
+            bottomLinks[start + 1 + count] = newNode
+            bottomLinks[start] = Int32(count + 1)
+        } else {
+            let start = (layer - 1) * (maxLinks + 1)
+            let count = Int(upperLinks[Int(node)][start])
+            guard count < maxLinks else { return false }
+            upperLinks[Int(node)][start + 1 + count] = newNode
+            upperLinks[Int(node)][start] = Int32(count + 1)
+        }
+        return true
     }
 
     /// The neighbour-selection heuristic: keep a candidate only if it is closer to the base than to
@@ -303,7 +322,8 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
         var improved = true
         while improved {
             improved = false
-            for neighbor in links(best.node, layer: layer) {
+            let current = best.node
+            forEachLink(current, layer: layer) { neighbor in
                 let candidate = distance(query, all, neighbor)
                 if candidate < best.distance {
                     best = Neighbor(distance: candidate, node: neighbor)
@@ -368,12 +388,6 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
     }
 
     // MARK: Links and distances
-
-    private func links(_ node: Int32, layer: Int) -> [Int32] {
-        var result: [Int32] = []
-        forEachLink(node, layer: layer) { result.append($0) }
-        return result
-    }
 
     @inline(__always)
     private func forEachLink(_ node: Int32, layer: Int, _ body: (Int32) -> Void) {
