@@ -130,9 +130,12 @@ public final class Catalog: Sendable {
         }
     }
 
-    /// Stores items with their vectors from `model` in one transaction. An item already present
-    /// (same id) keeps its row and only gains the vector.
-    public func insert(_ entries: [(item: Item, vector: [Float])], model: String) throws {
+    /// Stores items with their vectors from `model`, and replaces the metadata of items already
+    /// stored, all in one transaction. An item already present (same id) keeps its row and only
+    /// gains the vector.
+    public func insert(
+        _ entries: [(item: Item, vector: [Float])], model: String, metadataUpdates: [(id: String, metadata: String)] = []
+    ) throws {
         try database.write { db in
             for entry in entries {
                 if try !Item.exists(db, key: entry.item.id) {
@@ -140,14 +143,7 @@ public final class Catalog: Sendable {
                 }
                 try StoredVector(itemId: entry.item.id, model: model, vector: entry.vector).save(db)
             }
-        }
-    }
-
-    /// Replaces the metadata of existing items, in one transaction.
-    public func updateMetadata(_ updates: [(id: String, metadata: String)]) throws {
-        guard !updates.isEmpty else { return }
-        try database.write { db in
-            for update in updates {
+            for update in metadataUpdates {
                 try db.execute(sql: "UPDATE item SET metadata = ? WHERE id = ?", arguments: [update.metadata, update.id])
             }
         }

@@ -111,8 +111,7 @@ public final class Engine: @unchecked Sendable {
                 }
             }
             do {
-                try catalog.insert(entries, model: embedder.manifest.name)
-                try catalog.updateMetadata(metadataUpdates)
+                try catalog.insert(entries, model: embedder.manifest.name, metadataUpdates: metadataUpdates)
             } catch {
                 // Earlier chunks are committed and stay; this one is rolled back as a whole.
                 let reason = "not stored, the store refused the write: \(error)"

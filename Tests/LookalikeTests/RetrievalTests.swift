@@ -1,5 +1,5 @@
 import Foundation
-import Catalog
+@testable import Catalog
 import Embedding
 import Lookalike
 import Testing
@@ -80,6 +80,38 @@ struct RetrievalTests {
         #expect(again.duplicates.count == 1)
         let hit = try #require(try engine.search(imageAt: photo, top: 1).hits.first)
         #expect(hit.metadata == #"{"sku":"007"}"#, "a code with a leading zero stays text")
+    }
+
+    @Test("a store that refuses a write stops the batch: earlier chunks stay, the rest is reported")
+    func refusedWrite() throws {
+        let photos = try TestData.photoPaths()
+        let folder = try TestData.temporaryDirectory("store-write")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // 40 distinct files: the first chunk (32) is stored, the second holds the file the store refuses.
+        var inputs: [String] = []
+        for index in 0..<40 {
+            let name = index == 35 ? "refuse-me-\(index).png" : "photo-\(index).png"
+            let path = folder.appendingPathComponent(name).path
+            var bytes = try Data(contentsOf: URL(fileURLWithPath: photos[index % photos.count]))
+            if index >= photos.count { bytes.append(contentsOf: [UInt8(index)]) }  // different bytes, same picture
+            try bytes.write(to: URL(fileURLWithPath: path))
+            inputs.append(path)
+        }
+        let engine = try Engine(configuration: EngineConfiguration(store: folder.appendingPathComponent("store")))
+        try engine.catalog.withDatabaseForTesting { db in
+            try db.execute(sql: """
+                CREATE TRIGGER refuse BEFORE INSERT ON item WHEN NEW.source_path LIKE '%refuse-me-%'
+                BEGIN SELECT RAISE(ABORT, 'disk full (simulated)'); END
+                """)
+        }
+        let report = try engine.add(inputs)
+        #expect(report.storeError?.contains("disk full (simulated)") == true, "\(report.storeError ?? "no error")")
+        #expect(report.added.count == 32)
+        #expect(report.failures.count == 8)
+        #expect(report.failures.allSatisfy { $0.reason.contains("not stored") || $0.reason.contains("not attempted") })
+        #expect(try engine.stats().items == 32)
+        let hit = try #require(try engine.search(imageAt: inputs[0], top: 1).hits.first)
+        #expect(hit.path == inputs[0])
     }
 
     @Test("a store refuses vectors from a changed model under the same name")
