@@ -25,9 +25,11 @@ let package = Package(
             name: "COnnxRuntime",
             linkerSettings: [.linkedLibrary("dl")]
         ),
-        .target(name: "Imaging", dependencies: ["CVips"]),
+        // Small shared pieces (a reader-writer lock).
+        .target(name: "LookalikeSupport"),
+        .target(name: "Imaging", dependencies: ["CVips", "LookalikeSupport"]),
         .target(name: "Embedding", dependencies: ["COnnxRuntime", "Imaging"]),
-        .target(name: "VectorIndex"),
+        .target(name: "VectorIndex", dependencies: ["LookalikeSupport"]),
         .target(name: "Catalog", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
         .target(
             name: "Lookalike",

@@ -1,4 +1,5 @@
 import Foundation
+import LookalikeSupport
 import CVips
 
 /// An owned reference to a libvips image, released when the last Swift reference goes.
@@ -30,11 +31,11 @@ enum Vips {
     /// Thrown in shared mode when a libvips call failed: the caller redoes the work alone.
     struct RetryAlone: Error {}
 
-    static let decodeLock = ReadWriteLock()
+    static let decodeLock = ReaderWriterLock()
 
     /// Runs `body` shared, and again alone when libvips failed or left an error pending.
     static func run<T>(_ body: (Mode) throws -> T) throws -> T {
-        let shared: T? = try decodeLock.shared {
+        let shared: T? = try decodeLock.reading {
             do {
                 let result = try body(.shared)
                 return lk_vips_has_error() != 0 ? nil : result
@@ -43,7 +44,7 @@ enum Vips {
             }
         }
         if let shared { return shared }
-        return try decodeLock.exclusive {
+        return try decodeLock.writing {
             clearError()
             defer { clearError() }
             return try body(.alone)
@@ -84,34 +85,5 @@ enum Vips {
     static func clearError() {
         var buffer = [CChar](repeating: 0, count: 16)
         lk_vips_take_error(&buffer, buffer.count)
-    }
-}
-
-/// A readers-writer lock: many shared holders at once, or one exclusive holder.
-/// The lock lives at a fixed address (a pthread lock must never move).
-final class ReadWriteLock: @unchecked Sendable {
-    private let lock: UnsafeMutablePointer<pthread_rwlock_t>
-
-    init() {
-        lock = .allocate(capacity: 1)
-        lock.initialize(to: pthread_rwlock_t())
-        pthread_rwlock_init(lock, nil)
-    }
-
-    deinit {
-        pthread_rwlock_destroy(lock)
-        lock.deallocate()
-    }
-
-    func shared<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_rwlock_rdlock(lock)
-        defer { pthread_rwlock_unlock(lock) }
-        return try body()
-    }
-
-    func exclusive<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_rwlock_wrlock(lock)
-        defer { pthread_rwlock_unlock(lock) }
-        return try body()
     }
 }

@@ -1,3 +1,5 @@
+import LookalikeSupport
+
 /// Exact nearest-neighbour search by cosine similarity: every stored vector is scored.
 ///
 /// Vectors are L2-normalised on the way in, so the score is a dot product. Storage is one

@@ -1,4 +1,5 @@
 import Foundation
+import LookalikeSupport
 
 /// Approximate nearest-neighbour search with a Hierarchical Navigable Small World graph
 /// (Malkov and Yashunin, 2016): a stack of proximity graphs, sparse at the top, where a search

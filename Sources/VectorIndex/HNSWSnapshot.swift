@@ -1,4 +1,5 @@
 import Foundation
+import LookalikeSupport
 
 /// Why a snapshot could not be read. Every case means: rebuild the index from the catalog.
 public enum SnapshotError: Error, Sendable, Equatable, CustomStringConvertible {

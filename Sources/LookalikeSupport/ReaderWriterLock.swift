@@ -1,10 +1,10 @@
 import Foundation
 
 /// Many readers at once, or one writer. The lock lives at a fixed address (a pthread lock must not move).
-final class ReaderWriterLock: @unchecked Sendable {
+public final class ReaderWriterLock: @unchecked Sendable {
     private let lock: UnsafeMutablePointer<pthread_rwlock_t>
 
-    init() {
+    public init() {
         lock = .allocate(capacity: 1)
         lock.initialize(to: pthread_rwlock_t())
         pthread_rwlock_init(lock, nil)
@@ -15,13 +15,13 @@ final class ReaderWriterLock: @unchecked Sendable {
         lock.deallocate()
     }
 
-    func reading<T>(_ body: () throws -> T) rethrows -> T {
+    public func reading<T>(_ body: () throws -> T) rethrows -> T {
         pthread_rwlock_rdlock(lock)
         defer { pthread_rwlock_unlock(lock) }
         return try body()
     }
 
-    func writing<T>(_ body: () throws -> T) rethrows -> T {
+    public func writing<T>(_ body: () throws -> T) rethrows -> T {
         pthread_rwlock_wrlock(lock)
         defer { pthread_rwlock_unlock(lock) }
         return try body()
