@@ -158,6 +158,10 @@ def table(rows: list[dict], args) -> str:
     for engine, build in builds.items():
         rss = memory.get(engine, {}).get("peak_rss_mb")
         lines.append(f"| {engine} | {build['seconds']:.1f} | {rss:.0f} |" if rss else f"| {engine} | {build['seconds']:.1f} | |")
+    for r in rows:
+        if r["event"] == "snapshot":
+            lines += ["", f"Lookalike snapshot: {r['bytes'] / 1e6:.0f} MB, written in {r['save_seconds']:.2f} s, "
+                          f"opened (memory map, checksums, load) in {r['open_seconds']:.2f} s."]
     lines += ["", "| engine | efSearch | recall@10 | QPS | p50 (ms) | p99 (ms) |", "|---|---|---|---|---|---|"]
     for r in rows:
         if r["event"] == "search":

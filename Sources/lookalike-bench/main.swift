@@ -70,6 +70,19 @@ func run() throws {
     emit(["engine": "lookalike", "event": "build", "seconds": buildSeconds, "memory_bytes": index.memoryBytes,
           "rows": base.rows, "dimension": base.columns, "m": m, "ef_construction": efConstruction])
 
+    // Snapshot: write it, then open it again (memory map, checksums, copy into the index).
+    let snapshot = FileManager.default.temporaryDirectory.appendingPathComponent("lookalike-bench-\(getpid()).hnsw")
+    defer { try? FileManager.default.removeItem(at: snapshot) }
+    let saveStart = now()
+    try index.save(to: snapshot)
+    let saveSeconds = now() - saveStart
+    let openStart = now()
+    let reopened = try HNSWIndex.load(from: snapshot)
+    let openSeconds = now() - openStart
+    let bytes = (try? FileManager.default.attributesOfItem(atPath: snapshot.path)[.size] as? Int) ?? 0
+    emit(["engine": "lookalike", "event": "snapshot", "save_seconds": saveSeconds, "open_seconds": openSeconds,
+          "bytes": bytes, "count": reopened.count])
+
     let queryVectors = (0..<queries.rows).map { Array(queries.row($0)) }
     for ef in efs {
         var latencies: [Double] = []

@@ -81,8 +81,19 @@ struct HNSWSnapshotTests {
         #expect(throws: SnapshotError.self) { _ = try HNSWIndex.load(from: folder.appendingPathComponent("missing.hnsw")) }
     }
 
-    @Test("CRC-32 matches the standard check value")
+    @Test("CRC-32 matches the standard check value and a byte-at-a-time computation at every length")
     func crc() {
         #expect(CRC32.checksum(Array("123456789".utf8)) == 0xCBF4_3926)
+        #expect(CRC32.checksum([]) == 0)
+        var generator = SplitMix64(seed: 8)
+        let bytes = (0..<300).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+        for length in [1, 7, 8, 9, 15, 16, 17, 64, 299, 300] {
+            var crc: UInt32 = 0xFFFF_FFFF
+            for byte in bytes.prefix(length) {
+                crc ^= UInt32(byte)
+                for _ in 0..<8 { crc = crc & 1 == 1 ? 0xEDB8_8320 ^ (crc >> 1) : crc >> 1 }
+            }
+            #expect(CRC32.checksum(Array(bytes.prefix(length))) == crc ^ 0xFFFF_FFFF, "length \(length)")
+        }
     }
 }
