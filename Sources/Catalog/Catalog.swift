@@ -113,20 +113,26 @@ public final class Catalog: Sendable {
 
     /// Checks that `model` is the same model the store's vectors for that name were made with;
     /// with `record`, a model used for the first time has its fingerprint recorded. Vectors of two
-    /// different networks (or preprocessings) never mix under one name.
-    public func checkModel(_ model: String, fingerprint: String, dimension: Int, record: Bool) throws {
-        try database.write { db in
-            let row = try Row.fetchOne(db, sql: "SELECT fingerprint, dimension FROM model WHERE name = ?", arguments: [model])
-            if let row {
-                guard row["fingerprint"] == fingerprint, row["dimension"] == dimension else {
-                    throw CatalogError.modelChanged(model: model)
-                }
-                return
+    /// different networks (or preprocessings) never mix under one name. Returns whether the model
+    /// is recorded (and matched), so a caller need not check again. Only recording writes.
+    @discardableResult
+    public func checkModel(_ model: String, fingerprint: String, dimension: Int, record: Bool) throws -> Bool {
+        func matches(_ db: Database) throws -> Bool? {
+            guard let row = try Row.fetchOne(db, sql: "SELECT fingerprint, dimension FROM model WHERE name = ?", arguments: [model])
+            else { return nil }
+            guard row["fingerprint"] == fingerprint, row["dimension"] == dimension else {
+                throw CatalogError.modelChanged(model: model)
             }
-            guard record else { return }
+            return true
+        }
+        if try database.read(matches) != nil { return true }
+        guard record else { return false }
+        return try database.write { db in
+            if try matches(db) != nil { return true }  // recorded meanwhile by another writer
             try db.execute(
                 sql: "INSERT INTO model (name, fingerprint, dimension, first_used_at) VALUES (?, ?, ?, ?)",
                 arguments: [model, fingerprint, dimension, Date()])
+            return true
         }
     }
 
@@ -164,13 +170,16 @@ public final class Catalog: Sendable {
     /// All vectors of `model`, in insertion order.
     public func vectors(model: String) throws -> [(id: String, vector: [Float])] {
         try database.read { db in
-            try StoredVector.filter(Column("model") == model).order(Column("rowid")).fetchAll(db).map { stored in
-                guard stored.data.count == stored.dimension * MemoryLayout<Float>.size else {
-                    throw CatalogError.corruptVector(itemId: stored.itemId, model: model)
-                }
-                return (stored.itemId, stored.vector)
-            }
+            try StoredVector.filter(Column("model") == model).order(Column("rowid")).fetchAll(db).map(Self.decoded)
         }
+    }
+
+    /// A stored vector's values, refusing a blob whose length does not match its dimension.
+    private static func decoded(_ stored: StoredVector) throws -> (id: String, vector: [Float]) {
+        guard stored.data.count == stored.dimension * MemoryLayout<Float>.size else {
+            throw CatalogError.corruptVector(itemId: stored.itemId, model: stored.model)
+        }
+        return (stored.itemId, stored.vector)
     }
 
     /// Direct database access for tests that need to damage the store on purpose.
@@ -195,15 +204,9 @@ public final class Catalog: Sendable {
         var result: [(id: String, vector: [Float])] = []
         for start in stride(from: 0, to: ids.count, by: 500) {
             let batch = Array(ids[start..<min(start + 500, ids.count)])
-            let stored = try database.read { db in
+            result += try database.read { db in
                 try StoredVector.filter(Column("model") == model && batch.contains(Column("item_id"))).fetchAll(db)
-            }
-            for vector in stored {
-                guard vector.data.count == vector.dimension * MemoryLayout<Float>.size else {
-                    throw CatalogError.corruptVector(itemId: vector.itemId, model: model)
-                }
-                result.append((vector.itemId, vector.vector))
-            }
+            }.map(Self.decoded)
         }
         return result
     }

@@ -160,13 +160,12 @@ public final class Engine: @unchecked Sendable {
         do {
             let bytes = try FileReader.read(path, maxBytes: configuration.limits.maxBytes)
             let hash = ContentHash.sha256(bytes)
-            let id = Item.id(forContentHash: hash)
-            if let existing = try catalog.item(contentHash: hash),
-               try catalog.hasVector(itemId: existing.id, model: manifest.name) {
-                return .stored(existing)
-            }
-            if let clash = try catalog.items(ids: [id])[id], clash.contentHash != hash {
-                throw IngestError.idCollision(id: id)
+            if let existing = try catalog.item(contentHash: hash) {
+                if try catalog.hasVector(itemId: existing.id, model: manifest.name) { return .stored(existing) }
+            } else {
+                // New bytes: their id must not already belong to other bytes.
+                let id = Item.id(forContentHash: hash)
+                if try !catalog.items(ids: [id]).isEmpty { throw IngestError.idCollision(id: id) }
             }
             let (info, pixels) = try decoder.load(bytes, policy: manifest.resize)
             return .decoded(hash: hash, info: info, pixels: pixels)
@@ -259,8 +258,9 @@ public final class Engine: @unchecked Sendable {
     private func checkModel(_ embedder: Embedder, record: Bool) throws {
         let name = embedder.manifest.name
         if lock.withLock({ checkedModels.contains(name) }) { return }
-        try catalog.checkModel(name, fingerprint: embedder.fingerprint, dimension: embedder.manifest.dimension, record: record)
-        if record { _ = lock.withLock { checkedModels.insert(name) } }
+        let recorded = try catalog.checkModel(
+            name, fingerprint: embedder.fingerprint, dimension: embedder.manifest.dimension, record: record)
+        if recorded { _ = lock.withLock { checkedModels.insert(name) } }
     }
 
     private func index(for manifest: ModelManifest) throws -> any VectorIndex {

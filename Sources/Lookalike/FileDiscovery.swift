@@ -33,7 +33,8 @@ enum FileDiscovery {
             }
             if isDirectory(status) {
                 if recursive {
-                    walk(path, ancestors: [identity(status): path], walked: &walked, into: &result)
+                    let root = identity(status)
+                    walk(path, identity: root, ancestors: [root: path], walked: &walked, into: &result)
                 } else {
                     result.failures.append(IngestFailure(path: path, reason: IngestError.isDirectory.description))
                 }
@@ -47,10 +48,10 @@ enum FileDiscovery {
     /// `ancestors` detects loops (reported); `walked` makes a folder reached twice through links
     /// (siblings linking to each other) be listed once, so a walk can never grow exponentially.
     private static func walk(
-        _ directory: String, ancestors: [DirectoryIdentity: String], walked: inout Set<DirectoryIdentity>,
-        into result: inout Result
+        _ directory: String, identity own: DirectoryIdentity, ancestors: [DirectoryIdentity: String],
+        walked: inout Set<DirectoryIdentity>, into result: inout Result
     ) {
-        guard let own = ancestors.first(where: { $0.value == directory })?.key, walked.insert(own).inserted else { return }
+        guard walked.insert(own).inserted else { return }
         let entries: [String]
         do {
             entries = try FileManager.default.contentsOfDirectory(atPath: directory).sorted()
@@ -74,7 +75,7 @@ enum FileDiscovery {
                 }
                 var deeper = ancestors
                 deeper[id] = path
-                walk(path, ancestors: deeper, walked: &walked, into: &result)
+                walk(path, identity: id, ancestors: deeper, walked: &walked, into: &result)
             } else if imageExtensions.contains((name as NSString).pathExtension.lowercased()) {
                 result.files.append(path)
             }
