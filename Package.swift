@@ -29,7 +29,9 @@ let package = Package(
         .target(name: "LookalikeSupport"),
         .target(name: "Imaging", dependencies: ["CVips", "LookalikeSupport"]),
         .target(name: "Embedding", dependencies: ["COnnxRuntime", "Imaging"]),
-        .target(name: "VectorIndex", dependencies: ["LookalikeSupport"]),
+        // Distance kernels of the vector index, with AVX2 versions chosen at run time.
+        .target(name: "CVectorKernels"),
+        .target(name: "VectorIndex", dependencies: ["CVectorKernels", "LookalikeSupport"]),
         .target(name: "Catalog", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
         .target(
             name: "Lookalike",

@@ -120,13 +120,13 @@ def run_faiss(base, queries, truth, args) -> list[dict]:
                            normalised(queries), truth, args.ef, args.k, args.repeats)
 
 
-def run_swift(files: dict[str, Path], args) -> list[dict]:
+def run_swift(files: dict[str, Path], args, encoding: str) -> list[dict]:
     command = [args.swift, str(files["base"]), str(files["queries"]), str(files["truth"]), "--m", str(args.m),
                "--ef-construction", str(args.ef_construction), "--ef", ",".join(map(str, args.ef)), "--k", str(args.k),
-               "--repeats", str(args.repeats)]
+               "--repeats", str(args.repeats), "--encoding", encoding]
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     rows = [json.loads(line) for line in output.splitlines() if line.strip()]
-    rows.append({"engine": "lookalike", "event": "memory",
+    rows.append({"engine": rows[0]["engine"], "event": "memory",
                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024})
     return rows
 
@@ -159,15 +159,18 @@ def table(rows: list[dict], args) -> str:
         f"efConstruction {args.ef_construction}, k {args.k}, one thread, one query at a time, "
         f"median of {args.repeats} runs per efSearch.",
         "",
-        "| engine | build (s) | peak RSS (MB) |",
-        "|---|---|---|",
+        "| engine | build (s) | peak RSS (MB) | index (MB) | vectors in the index (MB) |",
+        "|---|---|---|---|---|",
     ]
     for engine, build in builds.items():
         rss = memory.get(engine, {}).get("peak_rss_mb")
-        lines.append(f"| {engine} | {build['seconds']:.1f} | {rss:.0f} |" if rss else f"| {engine} | {build['seconds']:.1f} | |")
+        index = f"{build['memory_bytes'] / 1e6:.1f}" if "memory_bytes" in build else ""
+        vectors = f"{build['vector_bytes'] / 1e6:.1f}" if "vector_bytes" in build else ""
+        lines.append(f"| {engine} | {build['seconds']:.1f} | {rss:.0f} | {index} | {vectors} |" if rss
+                     else f"| {engine} | {build['seconds']:.1f} | | {index} | {vectors} |")
     for r in rows:
         if r["event"] == "snapshot":
-            lines += ["", f"Lookalike snapshot: {r['bytes'] / 1e6:.0f} MB, written in {r['save_seconds']:.2f} s, "
+            lines += ["", f"{r['engine']} snapshot: {r['bytes'] / 1e6:.0f} MB, written in {r['save_seconds']:.2f} s, "
                           f"opened (memory map, checksums, load) in {r['open_seconds']:.2f} s."]
     lines += ["", "| engine | efSearch | recall@10 | QPS | p50 (ms) | p99 (ms) |", "|---|---|---|---|---|---|"]
     for r in rows:
@@ -207,6 +210,9 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3, help="runs per efSearch; the median is reported")
     parser.add_argument("--swift", required=True, help="the lookalike-bench executable")
+    parser.add_argument("--encodings", type=lambda s: s.split(","), default=["float32", "int8", "float16"],
+                        help="vector encodings of our index to run (compressed ones re-score from float32)")
+    parser.add_argument("--peers", type=lambda s: [p for p in s.split(",") if p], default=["hnswlib", "faiss"])
     args = parser.parse_args()
 
     work = Path(os.environ.get("LOOKALIKE_DATA", ROOT / ".data")) / "bench" / f"ann-{args.rows}x{args.dimension}-q{args.queries}"
@@ -222,9 +228,13 @@ def main() -> None:
     queries = np.fromfile(files["queries"], dtype="<f4", offset=8).reshape(args.queries, args.dimension)
     truth = np.fromfile(files["truth"], dtype="<i4", offset=8).reshape(args.queries, args.k)
 
-    rows = in_child(run_swift, files, args)
-    rows += in_child(run_hnswlib, base, queries, truth, args)
-    rows += in_child(run_faiss, base, queries, truth, args)
+    rows = []
+    for encoding in args.encodings:
+        rows += in_child(run_swift, files, args, encoding)
+    if "hnswlib" in args.peers:
+        rows += in_child(run_hnswlib, base, queries, truth, args)
+    if "faiss" in args.peers:
+        rows += in_child(run_faiss, base, queries, truth, args)
 
     RESULTS.mkdir(exist_ok=True)
     day = datetime.date.today().isoformat()

@@ -1,4 +1,5 @@
 import Foundation
+import CVectorKernels
 import LookalikeSupport
 
 /// Approximate nearest-neighbour search with a Hierarchical Navigable Small World graph
@@ -43,19 +44,28 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
     public let dimension: Int
     public let metric: Metric
     public let parameters: Parameters
+    /// How vectors are stored in the graph.
+    public let encoding: VectorEncoding
     let maxLinks: Int
     let maxLinksBottom: Int
     private let levelScale: Double
+    private let kernel: Scorer.Kernel
+    /// The 8-bit quantiser's minimum and step per dimension, at fixed addresses for the kernels.
+    private let quantizerMinimum: UnsafeMutablePointer<Float>?
+    private let quantizerScale: UnsafeMutablePointer<Float>?
 
     let lock = ReaderWriterLock()
     private let visitedPool = VisitedPool()
-    /// Pruning candidates of `link`; used only under the writer lock.
+    // Scratch space of inserts, used only under the writer lock: pruning candidates, the prepared
+    // query of the vector being inserted, and a decoded node with its prepared form.
     private var linkScratch: [Neighbor] = []
+    private let insertQuery: UnsafeMutablePointer<Float>
+    private let nodeVector: UnsafeMutablePointer<Float>
+    private let nodeQuery: UnsafeMutablePointer<Float>
     // Everything below is guarded by `lock` (internal, not private, for the snapshot code).
-    var vectors: [Float] = []
+    /// Bottom-layer links and encoded vectors, one record per node.
+    let records: NodeRecords
     var levels: [Int32] = []
-    /// Bottom-layer links: for node n, slot n * (maxLinksBottom + 1) holds the count, then the links.
-    var bottomLinks: [Int32] = []
     /// Upper-layer links per node: for layer l >= 1, slot (l - 1) * (maxLinks + 1) holds the count.
     var upperLinks: [[Int32]] = []
     var labels: [String] = []
@@ -67,14 +77,52 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
     var random: SplitMix64
 
     /// `dimension` is at least 1 (a smaller value is taken as 1, and every vector is then refused).
-    public init(dimension: Int, metric: Metric = .cosine, parameters: Parameters = Parameters()) {
-        self.dimension = max(1, dimension)
+    /// An `.int8` encoding must be trained on this dimension; otherwise it falls back to float32.
+    public init(dimension: Int, metric: Metric = .cosine, parameters: Parameters = Parameters(),
+                encoding: VectorEncoding = .float32) {
+        let dimension = max(1, dimension)
+        self.dimension = dimension
         self.metric = metric
         self.parameters = parameters
+        if case .int8(let quantizer) = encoding, quantizer.dimension != dimension {
+            self.encoding = .float32
+        } else {
+            self.encoding = encoding
+        }
         maxLinks = parameters.m
         maxLinksBottom = 2 * parameters.m
         levelScale = 1 / log(Double(parameters.m))
         random = SplitMix64(seed: parameters.seed)
+        records = NodeRecords(linkSlots: maxLinksBottom + 1, codeBytes: self.encoding.codeBytes(dimension: dimension))
+        insertQuery = .allocate(capacity: dimension)
+        nodeVector = .allocate(capacity: dimension)
+        nodeQuery = .allocate(capacity: dimension)
+        switch self.encoding {
+        case .float32:
+            kernel = metric == .l2 ? .float32L2 : .float32Dot
+            quantizerMinimum = nil
+            quantizerScale = nil
+        case .float16:
+            kernel = metric == .l2 ? .float16L2 : .float16Dot
+            quantizerMinimum = nil
+            quantizerScale = nil
+        case .int8(let quantizer):
+            kernel = metric == .l2 ? .int8L2 : .int8Dot
+            let minimum = UnsafeMutablePointer<Float>.allocate(capacity: dimension)
+            let scale = UnsafeMutablePointer<Float>.allocate(capacity: dimension)
+            minimum.initialize(from: quantizer.minimum, count: dimension)
+            scale.initialize(from: quantizer.scale, count: dimension)
+            quantizerMinimum = minimum
+            quantizerScale = scale
+        }
+    }
+
+    deinit {
+        insertQuery.deallocate()
+        nodeVector.deallocate()
+        nodeQuery.deallocate()
+        quantizerMinimum?.deallocate()
+        quantizerScale?.deallocate()
     }
 
     public var count: Int { lock.reading { labels.count - removedCount } }
@@ -87,12 +135,17 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
     /// The ids of the live (not removed) items.
     public func liveIDs() -> [String] { lock.reading { Array(nodeOf.keys) } }
 
-    /// Approximate memory held by vectors and links, in bytes.
+    /// Approximate memory held by the graph: node records (links and encoded vectors), upper-layer
+    /// links, levels, tombstone flags and labels, in bytes.
     public var memoryBytes: Int {
         lock.reading {
-            vectors.count * 4 + bottomLinks.count * 4 + upperLinks.reduce(0) { $0 + $1.count * 4 } + levels.count * 4
+            records.bytes + upperLinks.reduce(0) { $0 + $1.count * 4 + 32 } + levels.count * 5
+                + labels.reduce(0) { $0 + 16 + ($1.utf8.count > 15 ? $1.utf8.count : 0) } + nodeOf.count * 24
         }
     }
+
+    /// Bytes held by the encoded vectors alone.
+    public var vectorBytes: Int { lock.reading { labels.count * encoding.codeBytes(dimension: dimension) } }
 
     // MARK: Adding
 
@@ -101,20 +154,29 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
         let prepared = metric == .cosine ? FlatIndex.normalized(vector) : vector
         lock.writing {
             if let old = nodeOf[id] { tombstone(old) }
-            insert(id: id, vector: prepared)
+            prepared.withUnsafeBufferPointer { buffer in
+                if let start = buffer.baseAddress { insert(id: id, vector: start) }
+            }
             if removedCount > 1_000 && removedCount * 2 > labels.count { rebuildWithoutTombstones() }
         }
     }
 
-    private func insert(id: String, vector: [Float]) {
-        let node = Int32(labels.count)
+    /// Adds many vectors; the same as calling `add` for each, with one reservation of space.
+    public func add(ids: [String], vectors: [[Float]]) throws {
+        guard ids.count == vectors.count else { throw VectorIndexError.dimensionMismatch(expected: ids.count, got: vectors.count) }
+        lock.writing { records.reserve(records.count + ids.count) }
+        for (id, vector) in zip(ids, vectors) { try add(id: id, vector: vector) }
+    }
+
+    /// Inserts a vector already prepared for the metric. Runs under the writer lock.
+    private func insert(id: String, vector: UnsafePointer<Float>) {
+        let node = records.append()
+        encode(vector, into: records.code(node))
         let level = randomLevel()
         labels.append(id)
         nodeOf[id] = node
         removed.append(false)
         levels.append(Int32(level))
-        vectors.append(contentsOf: vector)
-        bottomLinks.append(contentsOf: repeatElement(0, count: maxLinksBottom + 1))
         upperLinks.append(level > 0 ? [Int32](repeating: 0, count: level * (maxLinks + 1)) : [])
 
         guard entryPoint >= 0 else {
@@ -124,26 +186,23 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
         }
         let visited = visitedPool.take()
         defer { visitedPool.give(visited) }
-        vectors.withUnsafeBufferPointer { all in
-            // The vector was just appended and the dimension is at least 1: the buffer is never empty.
-            guard let start = all.baseAddress else { return }
-            let query = start + Int(node) * dimension
-            var entry = Neighbor(distance: distance(query, all, entryPoint), node: entryPoint)
-            if topLevel > level {
-                for layer in stride(from: topLevel, to: level, by: -1) {
-                    entry = greedyClosest(query, all, from: entry, layer: layer)
-                }
+        // The search for neighbours uses the exact vector, not its code.
+        let scorer = prepare(vector, scratch: insertQuery)
+        var entry = Neighbor(distance: scorer.distance(records.code(entryPoint)), node: entryPoint)
+        if topLevel > level {
+            for layer in stride(from: topLevel, to: level, by: -1) {
+                entry = greedyClosest(scorer, from: entry, layer: layer)
             }
-            var entries = [entry]
-            for layer in stride(from: min(level, topLevel), through: 0, by: -1) {
-                let found = searchLayer(query, all, entries: entries, ef: parameters.efConstruction, layer: layer,
-                                        visited: visited, accept: nil).sortedByDistance()
-                let chosen = selectNeighbors(found, limit: maxLinks, all)
-                setLinks(node, layer: layer, to: chosen.map(\.node))
-                for neighbor in chosen { link(neighbor.node, to: node, layer: layer, all) }
-                // The next layer down starts from the closest node found here.
-                entries = Array(found.prefix(1))
-            }
+        }
+        var entries = [entry]
+        for layer in stride(from: min(level, topLevel), through: 0, by: -1) {
+            let found = searchLayer(scorer, entries: entries, ef: parameters.efConstruction, layer: layer,
+                                    visited: visited, accept: nil).sortedByDistance()
+            let chosen = selectNeighbors(found, limit: maxLinks)
+            setLinks(node, layer: layer, to: chosen)
+            for neighbor in chosen { link(neighbor.node, to: node, layer: layer) }
+            // The next layer down starts from the closest node found here.
+            entries = Array(found.prefix(1))
         }
         if level > topLevel {
             topLevel = level
@@ -152,29 +211,28 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
     }
 
     /// Adds `newNode` to `node`'s links on `layer`, pruning with the heuristic when they are full.
-    /// Runs under the writer lock, so it reuses one scratch array instead of allocating per call.
-    private func link(_ node: Int32, to newNode: Int32, layer: Int, _ all: UnsafeBufferPointer<Float>) {
+    /// Runs under the writer lock, so it reuses scratch space instead of allocating per call.
+    private func link(_ node: Int32, to newNode: Int32, layer: Int) {
         if appendLink(node, layer: layer, newNode) { return }
-        guard let start = all.baseAddress else { return }
         let limit = layer == 0 ? maxLinksBottom : maxLinks
-        let base = start + Int(node) * dimension
+        let scorer = prepare(decode(node, into: nodeVector), scratch: nodeQuery)
         linkScratch.removeAll(keepingCapacity: true)
         forEachLink(node, layer: layer) { linked in
-            linkScratch.append(Neighbor(distance: distance(base, all, linked), node: linked))
+            linkScratch.append(Neighbor(distance: scorer.distance(records.code(linked)), node: linked))
         }
-        linkScratch.append(Neighbor(distance: distance(base, all, newNode), node: newNode))
+        linkScratch.append(Neighbor(distance: scorer.distance(records.code(newNode)), node: newNode))
         linkScratch.sort { $0.distance < $1.distance }
-        setLinks(node, layer: layer, to: selectNeighbors(linkScratch, limit: limit, all).map(\.node))
+        setLinks(node, layer: layer, to: selectNeighbors(linkScratch, limit: limit))
     }
 
     /// Appends a link in place when the list has room; returns false when it is full.
     private func appendLink(_ node: Int32, layer: Int, _ newNode: Int32) -> Bool {
         if layer == 0 {
-            let start = Int(node) * (maxLinksBottom + 1)
-            let count = Int(bottomLinks[start])
+            let links = records.links(node)
+            let count = Int(links[0])
             guard count < maxLinksBottom else { return false }
-            bottomLinks[start + 1 + count] = newNode
-            bottomLinks[start] = Int32(count + 1)
+            links[1 + count] = newNode
+            links[0] = Int32(count + 1)
         } else {
             let start = (layer - 1) * (maxLinks + 1)
             let count = Int(upperLinks[Int(node)][start])
@@ -187,15 +245,14 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
 
     /// The neighbour-selection heuristic: keep a candidate only if it is closer to the base than to
     /// every neighbour already kept, which spreads links in all directions. `candidates` are sorted.
-    private func selectNeighbors(_ candidates: [Neighbor], limit: Int, _ all: UnsafeBufferPointer<Float>) -> [Neighbor] {
+    private func selectNeighbors(_ candidates: [Neighbor], limit: Int) -> [Neighbor] {
         if candidates.count <= limit { return candidates }
         var kept: [Neighbor] = []
         kept.reserveCapacity(limit)
-        guard let start = all.baseAddress else { return [] }
         for candidate in candidates {
-            let point = start + Int(candidate.node) * dimension
+            let scorer = prepare(decode(candidate.node, into: nodeVector), scratch: nodeQuery)
             var diverse = true
-            for other in kept where distance(point, all, other.node) < candidate.distance {
+            for other in kept where scorer.distance(records.code(other.node)) < candidate.distance {
                 diverse = false
                 break
             }
@@ -232,11 +289,18 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
 
     private func rebuildWithoutTombstones() {
         let live = labels.indices.filter { !removed[$0] }
-        let oldVectors = vectors
+        // Decoded live vectors (re-encoding a decoded code gives the same code back).
+        var kept = [Float](repeating: 0, count: live.count * dimension)
+        kept.withUnsafeMutableBufferPointer { buffer in
+            guard let start = buffer.baseAddress else { return }
+            for (row, node) in live.enumerated() {
+                let vector = decode(Int32(node), into: nodeVector)
+                (start + row * dimension).update(from: vector, count: dimension)
+            }
+        }
         let oldLabels = labels
-        vectors = []
+        records.load(UnsafeRawBufferPointer(start: nil, count: 0), count: 0)
         levels = []
-        bottomLinks = []
         upperLinks = []
         labels = []
         nodeOf = [:]
@@ -244,9 +308,10 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
         removedCount = 0
         entryPoint = -1
         topLevel = -1
-        vectors.reserveCapacity(live.count * dimension)
-        for node in live {
-            insert(id: oldLabels[node], vector: Array(oldVectors[(node * dimension)..<((node + 1) * dimension)]))
+        records.reserve(live.count)
+        kept.withUnsafeBufferPointer { buffer in
+            guard let start = buffer.baseAddress else { return }
+            for (row, node) in live.enumerated() { insert(id: oldLabels[node], vector: start + row * dimension) }
         }
     }
 
@@ -257,20 +322,65 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
     }
 
     /// As `search(_:k:filter:)`, with the beam width for this query.
-    public func search(_ query: [Float], k: Int, efSearch: Int, filter: SearchFilter? = nil) throws -> [SearchHit] {
+    ///
+    /// With a `source` of exact vectors, the best `rescoreFactor * k` candidates found on encoded
+    /// vectors (at most the beam width) are scored again at full precision, and the best `k` of
+    /// those are returned. A float32 index is exact already: the source is not asked.
+    public func search(_ query: [Float], k: Int, efSearch: Int, filter: SearchFilter? = nil,
+                       rescoringFrom source: ExactVectorSource? = nil, rescoreFactor: Int = 4) throws -> [SearchHit] {
         guard query.count == dimension else { throw VectorIndexError.dimensionMismatch(expected: dimension, got: query.count) }
         guard k > 0 else { return [] }
         let prepared = metric == .cosine ? FlatIndex.normalized(query) : query
-        return lock.reading {
+        let rescoring = encoding == .float32 ? nil : source
+        let ef = max(efSearch, k)
+        let wanted = rescoring == nil ? k : min(ef, max(k, k * rescoreFactor))
+        let candidates: [SearchHit] = lock.reading {
             guard entryPoint >= 0 else { return [] }
-            if let filter, let matching = filter.matchingCount, matching <= parameters.exactFilterThreshold {
-                return exactSearch(prepared, k: k, filter: filter)
+            var scratch = [Float](repeating: 0, count: dimension)
+            return prepared.withUnsafeBufferPointer { q in
+                scratch.withUnsafeMutableBufferPointer { buffer in
+                    guard let point = q.baseAddress, let space = buffer.baseAddress else { return [] }
+                    let scorer = prepare(point, scratch: space)
+                    if let filter, let matching = filter.matchingCount, matching <= parameters.exactFilterThreshold {
+                        return exactSearch(scorer, k: wanted, filter: filter)
+                    }
+                    return graphSearch(scorer, k: wanted, ef: ef, filter: filter)
+                }
             }
-            return graphSearch(prepared, k: k, ef: max(efSearch, k), filter: filter)
         }
+        guard let rescoring else { return candidates }
+        return try rescore(candidates, query: prepared, k: k, from: rescoring)
     }
 
-    private func graphSearch(_ query: [Float], k: Int, ef: Int, filter: SearchFilter?) -> [SearchHit] {
+    /// Scores candidates again from their full-precision vectors and keeps the best `k`. A
+    /// candidate the source does not have keeps its approximate score.
+    private func rescore(_ candidates: [SearchHit], query: [Float], k: Int, from source: ExactVectorSource) throws -> [SearchHit] {
+        let exact = try source.exactVectors(for: candidates.map(\.id))
+        var rescored: [SearchHit] = []
+        rescored.reserveCapacity(candidates.count)
+        query.withUnsafeBufferPointer { q in
+            for (candidate, vector) in zip(candidates, exact) {
+                guard let vector, vector.count == dimension else {
+                    rescored.append(candidate)
+                    continue
+                }
+                let score: Float = vector.withUnsafeBufferPointer { v in
+                    switch metric {
+                    case .cosine:
+                        let norm = VectorMath.dot(v, v).squareRoot()
+                        return norm > 0 ? VectorMath.dot(q, v) / norm : 0
+                    case .innerProduct: return VectorMath.dot(q, v)
+                    case .l2: return -VectorMath.squaredDistance(q, v)
+                    }
+                }
+                rescored.append(SearchHit(id: candidate.id, score: score))
+            }
+        }
+        rescored.sort { $0.score > $1.score || ($0.score == $1.score && $0.id < $1.id) }
+        return Array(rescored.prefix(k))
+    }
+
+    private func graphSearch(_ scorer: Scorer, k: Int, ef: Int, filter: SearchFilter?) -> [SearchHit] {
         let visited = visitedPool.take()
         defer { visitedPool.give(visited) }
         let accept: ((Int32) -> Bool)?
@@ -281,51 +391,40 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
         } else {
             accept = nil
         }
-        return query.withUnsafeBufferPointer { q in
-            vectors.withUnsafeBufferPointer { all in
-                guard let point = q.baseAddress else { return [] }
-                var entry = Neighbor(distance: distance(point, all, entryPoint), node: entryPoint)
-                for layer in stride(from: topLevel, to: 0, by: -1) {
-                    entry = greedyClosest(point, all, from: entry, layer: layer)
-                }
-                let found = searchLayer(point, all, entries: [entry], ef: ef, layer: 0, visited: visited, accept: accept)
-                return found.sortedByDistance().prefix(k).map {
-                    SearchHit(id: labels[Int($0.node)], score: metric.score(distance: $0.distance))
-                }
-            }
+        var entry = Neighbor(distance: scorer.distance(records.code(entryPoint)), node: entryPoint)
+        for layer in stride(from: topLevel, to: 0, by: -1) {
+            entry = greedyClosest(scorer, from: entry, layer: layer)
+        }
+        let found = searchLayer(scorer, entries: [entry], ef: ef, layer: 0, visited: visited, accept: accept)
+        return found.sortedByDistance().prefix(k).map {
+            SearchHit(id: labels[Int($0.node)], score: metric.score(distance: $0.distance))
         }
     }
 
     /// Scores every live item that passes `filter`: exact, and cheap when few pass.
-    private func exactSearch(_ query: [Float], k: Int, filter: SearchFilter) -> [SearchHit] {
+    private func exactSearch(_ scorer: Scorer, k: Int, filter: SearchFilter) -> [SearchHit] {
         var best = NeighborHeap(closestFirst: false, capacity: k + 1)
-        query.withUnsafeBufferPointer { q in
-            vectors.withUnsafeBufferPointer { all in
-                guard let point = q.baseAddress else { return }
-                for node in labels.indices where !removed[node] && filter.allows(labels[node]) {
-                    let candidate = Neighbor(distance: distance(point, all, Int32(node)), node: Int32(node))
-                    if best.count < k {
-                        best.push(candidate)
-                    } else if let worst = best.top, candidate.distance < worst.distance {
-                        best.pop()
-                        best.push(candidate)
-                    }
-                }
+        for node in labels.indices where !removed[node] && filter.allows(labels[node]) {
+            let candidate = Neighbor(distance: scorer.distance(records.code(Int32(node))), node: Int32(node))
+            if best.count < k {
+                best.push(candidate)
+            } else if let worst = best.top, candidate.distance < worst.distance {
+                best.pop()
+                best.push(candidate)
             }
         }
         return best.sortedByDistance().map { SearchHit(id: labels[Int($0.node)], score: metric.score(distance: $0.distance)) }
     }
 
     /// Greedy descent on an upper layer: move to the closest neighbour until none is closer.
-    private func greedyClosest(_ query: UnsafePointer<Float>, _ all: UnsafeBufferPointer<Float>, from start: Neighbor,
-                               layer: Int) -> Neighbor {
+    private func greedyClosest(_ scorer: Scorer, from start: Neighbor, layer: Int) -> Neighbor {
         var best = start
         var improved = true
         while improved {
             improved = false
             let current = best.node
             forEachLink(current, layer: layer) { neighbor in
-                let candidate = distance(query, all, neighbor)
+                let candidate = scorer.distance(records.code(neighbor))
                 if candidate < best.distance {
                     best = Neighbor(distance: candidate, node: neighbor)
                     improved = true
@@ -337,8 +436,8 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
 
     /// Beam search on one layer. Nodes `accept` rejects (removed, filtered out) are explored but
     /// never enter the results; while fewer than `ef` results are found the search goes on.
-    private func searchLayer(_ query: UnsafePointer<Float>, _ all: UnsafeBufferPointer<Float>, entries: [Neighbor], ef: Int,
-                             layer: Int, visited: VisitedMarks, accept: ((Int32) -> Bool)?) -> NeighborHeap {
+    private func searchLayer(_ scorer: Scorer, entries: [Neighbor], ef: Int, layer: Int, visited: VisitedMarks,
+                             accept: ((Int32) -> Bool)?) -> NeighborHeap {
         visited.reset(count: labels.count)
         var candidates = NeighborHeap(closestFirst: true, capacity: ef * 2)
         var results = NeighborHeap(closestFirst: false, capacity: ef + 1)
@@ -351,12 +450,15 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
 
         func explore(_ links: UnsafePointer<Int32>) {
             let count = Int(links.pointee)
+            if count > 0 { records.prefetch(links[1]) }
             var offset = 0
             while offset < count {
                 offset += 1
                 let neighbor = links[offset]
+                // Start loading the next neighbour's record while this one is scored.
+                if offset < count { records.prefetch(links[offset + 1]) }
                 guard visited.visit(neighbor) else { continue }
-                let candidateDistance = distance(query, all, neighbor)
+                let candidateDistance = scorer.distance(records.code(neighbor))
                 if results.count < ef || candidateDistance < (results.top?.distance ?? .infinity) {
                     candidates.push(Neighbor(distance: candidateDistance, node: neighbor))
                     if accept?(neighbor) ?? true {
@@ -368,13 +470,9 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
         }
 
         if layer == 0 {
-            let stride = maxLinksBottom + 1
-            bottomLinks.withUnsafeBufferPointer { links in
-                guard let base = links.baseAddress else { return }
-                while let current = candidates.pop() {
-                    if results.count >= ef, let worst = results.top, current.distance > worst.distance { break }
-                    explore(base + Int(current.node) * stride)
-                }
+            while let current = candidates.pop() {
+                if results.count >= ef, let worst = results.top, current.distance > worst.distance { break }
+                explore(records.links(current.node))
             }
         } else {
             let start = (layer - 1) * (maxLinks + 1)
@@ -388,16 +486,14 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
         return results
     }
 
-    // MARK: Links and distances
+    // MARK: Links, codes and distances
 
     @inline(__always)
     private func forEachLink(_ node: Int32, layer: Int, _ body: (Int32) -> Void) {
         if layer == 0 {
-            let start = Int(node) * (maxLinksBottom + 1)
-            bottomLinks.withUnsafeBufferPointer { links in
-                let count = Int(links[start])
-                for offset in 0..<count { body(links[start + 1 + offset]) }
-            }
+            let links = records.links(node)
+            let count = Int(links[0])
+            for offset in 0..<count { body(links[1 + offset]) }
         } else {
             let start = (layer - 1) * (maxLinks + 1)
             upperLinks[Int(node)].withUnsafeBufferPointer { links in
@@ -407,28 +503,66 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
         }
     }
 
-    private func setLinks(_ node: Int32, layer: Int, to nodes: [Int32]) {
+    private func setLinks(_ node: Int32, layer: Int, to nodes: [Neighbor]) {
         if layer == 0 {
-            let start = Int(node) * (maxLinksBottom + 1)
-            bottomLinks[start] = Int32(nodes.count)
-            for (offset, linked) in nodes.enumerated() { bottomLinks[start + 1 + offset] = linked }
+            let links = records.links(node)
+            links[0] = Int32(nodes.count)
+            for (offset, linked) in nodes.enumerated() { links[1 + offset] = linked.node }
         } else {
             let start = (layer - 1) * (maxLinks + 1)
             upperLinks[Int(node)][start] = Int32(nodes.count)
-            for (offset, linked) in nodes.enumerated() { upperLinks[Int(node)][start + 1 + offset] = linked }
+            for (offset, linked) in nodes.enumerated() { upperLinks[Int(node)][start + 1 + offset] = linked.node }
         }
     }
 
-    @inline(__always)
-    private func distance(_ query: UnsafePointer<Float>, _ all: UnsafeBufferPointer<Float>, _ node: Int32) -> Float {
-        guard let start = all.baseAddress else { return .infinity }
-        let point = UnsafeBufferPointer(start: start + Int(node) * dimension, count: dimension)
-        let q = UnsafeBufferPointer(start: query, count: dimension)
-        switch metric {
-        case .cosine: return 1 - VectorMath.dot(q, point)
-        case .innerProduct: return -VectorMath.dot(q, point)
-        case .l2: return VectorMath.squaredDistance(q, point)
+    /// Writes the encoded form of `vector` to a node's code.
+    private func encode(_ vector: UnsafePointer<Float>, into code: UnsafeMutableRawPointer) {
+        switch encoding {
+        case .float32:
+            code.assumingMemoryBound(to: Float.self).update(from: vector, count: dimension)
+        case .float16:
+            let halves = code.assumingMemoryBound(to: UInt16.self)
+            for position in 0..<dimension { halves[position] = Float16(vector[position]).bitPattern }
+        case .int8(let quantizer):
+            quantizer.encode(vector, into: code.assumingMemoryBound(to: UInt8.self))
         }
+    }
+
+    /// The vector a node's code stands for: the code itself for float32, else decoded into `buffer`.
+    private func decode(_ node: Int32, into buffer: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+        let code = records.code(node)
+        switch encoding {
+        case .float32:
+            return UnsafePointer(code.assumingMemoryBound(to: Float.self))
+        case .float16:
+            lk_decode_f16(code.assumingMemoryBound(to: UInt16.self), buffer, dimension)
+        case .int8(let quantizer):
+            quantizer.decode(code.assumingMemoryBound(to: UInt8.self), into: buffer)
+        }
+        return UnsafePointer(buffer)
+    }
+
+    /// A scorer for `query` (prepared for the metric); `scratch` holds `dimension` floats and must
+    /// outlive the scorer.
+    private func prepare(_ query: UnsafePointer<Float>, scratch: UnsafeMutablePointer<Float>) -> Scorer {
+        let offset: Float = metric == .cosine ? 1 : 0
+        switch kernel {
+        case .int8Dot:
+            guard let minimum = quantizerMinimum, let scale = quantizerScale else { break }
+            var constant: Float = 0
+            for position in 0..<dimension {
+                scratch[position] = query[position] * scale[position]
+                constant += query[position] * minimum[position]
+            }
+            return Scorer(kernel: kernel, offset: offset, query: scratch, scale: nil, constant: constant, dimension: dimension)
+        case .int8L2:
+            guard let minimum = quantizerMinimum, let scale = quantizerScale else { break }
+            for position in 0..<dimension { scratch[position] = query[position] - minimum[position] }
+            return Scorer(kernel: kernel, offset: 0, query: scratch, scale: scale, constant: 0, dimension: dimension)
+        default:
+            break
+        }
+        return Scorer(kernel: kernel, offset: offset, query: query, scale: nil, constant: 0, dimension: dimension)
     }
 
     private func randomLevel() -> Int {

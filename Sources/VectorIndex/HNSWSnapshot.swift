@@ -20,32 +20,43 @@ public enum SnapshotError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 }
 
-/// The snapshot file of an `HNSWIndex`, format version 1 (all integers little-endian):
+/// The snapshot file of an `HNSWIndex`, format version 2 (all integers little-endian):
 ///
-///     "LKHNSW\0\1"                                     8-byte magic
+///     "LKHNSW\0\2"                                     8-byte magic
 ///     header (96 bytes) + its CRC-32                   version, dimension, metric, M, efConstruction,
 ///                                                      efSearch, exact-filter threshold, seed, node count,
-///                                                      removed count, entry point, top level, random state
+///                                                      removed count, entry point, top level, random state,
+///                                                      vector encoding
 ///     sections, each: tag (4 bytes), byte length (u64), CRC-32 (u32), payload
-///       VECT float32 vectors   LEVL int32 levels   BOTM int32 bottom links   UPPR int32 upper links
+///       QUNT float32 minimum, then step, per dimension (8-bit encoding only)
+///       NODE bottom-layer records as held in memory: link count, link slots, encoded vector
+///       LEVL int32 levels   UPPR int32 upper links
 ///       LABL labels (u32 length + UTF-8 each)      REMV one byte per node (1 = removed)
 ///
 /// Written to a temporary file, flushed and renamed, so a crash leaves the old snapshot or the new
 /// one, never half of one. Read through a memory map; every length and checksum is verified, and
 /// any mismatch is an error (the caller rebuilds from the catalog) rather than a wrong answer.
+/// Files of an older version are refused with `unsupportedVersion`, which also means: rebuild.
 extension HNSWIndex {
-    static let snapshotMagic: [UInt8] = Array("LKHNSW".utf8) + [0, 1]
-    static let snapshotVersion: UInt32 = 1
+    static let snapshotVersion: UInt32 = 2
+    static let snapshotMagic: [UInt8] = Array("LKHNSW".utf8) + [0, UInt8(snapshotVersion)]
 
-    /// Writes the index to `url` atomically.
+    /// Writes the index to `url` atomically. Searches go on meanwhile; inserts wait.
     public func save(to url: URL) throws {
-        let data = lock.reading { encodeSnapshot() }
         let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp")
         do {
-            try data.write(to: temporary)
+            guard FileManager.default.createFile(atPath: temporary.path, contents: nil) else {
+                throw SnapshotError.unwritable(path: url.path, reason: "cannot create \(temporary.lastPathComponent)")
+            }
             let handle = try FileHandle(forWritingTo: temporary)
-            try handle.synchronize()
-            try handle.close()
+            do {
+                try lock.reading { try writeSnapshot(to: handle) }
+                try handle.synchronize()
+                try handle.close()
+            } catch {
+                try? handle.close()
+                throw error
+            }
             guard rename(temporary.path, url.path) == 0 else {
                 throw SnapshotError.unwritable(path: url.path, reason: String(cString: strerror(errno)))
             }
@@ -71,56 +82,51 @@ extension HNSWIndex {
 
     private static func decodeSnapshot(_ raw: UnsafeRawBufferPointer, path: String) throws -> HNSWIndex {
         var reader = SnapshotReader(raw: raw, path: path)
-        guard raw.count >= 8, try reader.bytes(8) == snapshotMagic else { throw SnapshotError.notASnapshot(path: path) }
+        guard raw.count >= 8, try reader.bytes(6) == Array(snapshotMagic.prefix(6)) else {
+            throw SnapshotError.notASnapshot(path: path)
+        }
+        let magicVersion = try reader.bytes(2)
+        guard magicVersion == Array(snapshotMagic.suffix(2)) else {
+            throw SnapshotError.unsupportedVersion(path: path, version: UInt32(magicVersion.last ?? 0))
+        }
         let headerBytes = try reader.bytes(96)
         guard try reader.u32() == CRC32.checksum(headerBytes) else { throw SnapshotError.corrupt(path: path, reason: "header checksum") }
-        let (index, nodes, removedCount, entryPoint, topLevel, randomState) = try headerBytes.withUnsafeBytes { bytes in
-            var header = SnapshotReader(raw: bytes, path: path)
-            let version = try header.u32()
-            guard version == snapshotVersion else { throw SnapshotError.unsupportedVersion(path: path, version: version) }
-            let dimension = Int(try header.u32())
-            let metricCode = try header.u32()
-            guard let metric = Metric.allCases.first(where: { $0.code == metricCode }) else {
-                throw SnapshotError.corrupt(path: path, reason: "unknown metric \(metricCode)")
-            }
-            let m = Int(try header.u32())
-            let efConstruction = Int(try header.u32())
-            let efSearch = Int(try header.u32())
-            let threshold = Int(try header.u32())
-            let seed = try header.u64()
-            let nodes = try header.u64()
-            let removedCount = try header.u64()
-            let entryPoint = Int32(bitPattern: try header.u32())
-            let topLevel = Int32(bitPattern: try header.u32())
-            let randomState = try header.u64()
-            guard (1...65536).contains(dimension), (2...1024).contains(m), nodes < UInt64(Int32.max), removedCount <= nodes,
-                  entryPoint >= -1, Int64(entryPoint) < Int64(nodes), (-1...32).contains(topLevel),
-                  (nodes == 0) == (entryPoint == -1)
-            else { throw SnapshotError.corrupt(path: path, reason: "header values out of range") }
-            let parameters = Parameters(m: m, efConstruction: efConstruction, efSearch: efSearch, seed: seed,
-                                        exactFilterThreshold: threshold)
-            return (HNSWIndex(dimension: dimension, metric: metric, parameters: parameters), Int(nodes), Int(removedCount),
-                    entryPoint, Int(topLevel), randomState)
+        let header = try headerBytes.withUnsafeBytes { bytes in try SnapshotHeader(bytes, path: path) }
+        let dimension = header.dimension
+        var encoding = VectorEncoding.float32
+        switch header.encodingCode {
+        case VectorEncoding.float32.code: encoding = .float32
+        case VectorEncoding.float16.code: encoding = .float16
+        case 2:
+            let values: [Float] = try reader.section("QUNT", count: 2 * dimension)
+            guard values.allSatisfy(\.isFinite) else { throw SnapshotError.corrupt(path: path, reason: "quantiser values") }
+            encoding = .int8(ScalarQuantizer(minimum: Array(values[0..<dimension]), scale: Array(values[dimension...])))
+        default:
+            throw SnapshotError.corrupt(path: path, reason: "unknown vector encoding \(header.encodingCode)")
         }
-        let vectors: [Float] = try reader.section("VECT", count: nodes * index.dimension)
+        let index = HNSWIndex(dimension: dimension, metric: header.metric, parameters: header.parameters, encoding: encoding)
+        let nodes = header.nodes
+        let topLevel = header.topLevel
+        let nodeBytes = try reader.rawSection("NODE")
+        guard nodeBytes.count == nodes * index.records.stride else {
+            throw SnapshotError.corrupt(path: path, reason: "section NODE has \(nodeBytes.count) bytes, expected \(nodes * index.records.stride)")
+        }
         let levels: [Int32] = try reader.section("LEVL", count: nodes)
         guard levels.allSatisfy({ $0 >= 0 && Int($0) <= max(0, topLevel) }) else {
             throw SnapshotError.corrupt(path: path, reason: "node levels out of range")
         }
-        let bottom: [Int32] = try reader.section("BOTM", count: nodes * (index.maxLinksBottom + 1))
         let upperTotal = levels.reduce(0) { $0 + Int($1) } * (index.maxLinks + 1)
         let upper: [Int32] = try reader.section("UPPR", count: upperTotal)
         let labels = try reader.labels(count: nodes)
         let removed: [UInt8] = try reader.section("REMV", count: nodes)
         guard reader.atEnd else { throw SnapshotError.corrupt(path: path, reason: "trailing bytes") }
-        guard removed.filter({ $0 != 0 }).count == removedCount,
-              linksValid(bottom, width: index.maxLinksBottom, nodes: nodes),
+        index.records.load(nodeBytes, count: nodes)
+        guard removed.filter({ $0 != 0 }).count == header.removedCount,
+              bottomLinksValid(index.records, width: index.maxLinksBottom),
               linksValid(upper, width: index.maxLinks, nodes: nodes)
         else { throw SnapshotError.corrupt(path: path, reason: "inconsistent graph") }
 
-        index.vectors = vectors
         index.levels = levels
-        index.bottomLinks = bottom
         var offset = 0
         index.upperLinks = levels.map { level in
             let width = Int(level) * (index.maxLinks + 1)
@@ -129,14 +135,14 @@ extension HNSWIndex {
         }
         index.labels = labels
         index.removed = removed.map { $0 != 0 }
-        index.removedCount = removedCount
+        index.removedCount = header.removedCount
         var nodeOf: [String: Int32] = [:]
-        nodeOf.reserveCapacity(nodes - removedCount)
+        nodeOf.reserveCapacity(nodes - header.removedCount)
         for (node, label) in labels.enumerated() where removed[node] == 0 { nodeOf[label] = Int32(node) }
         index.nodeOf = nodeOf
-        index.entryPoint = nodes == 0 ? -1 : entryPoint
+        index.entryPoint = nodes == 0 ? -1 : header.entryPoint
         index.topLevel = nodes == 0 ? -1 : topLevel
-        index.random = SplitMix64(seed: randomState)
+        index.random = SplitMix64(seed: header.randomState)
         return index
     }
 
@@ -152,7 +158,19 @@ extension HNSWIndex {
         return true
     }
 
-    private func encodeSnapshot() -> Data {
+    private static func bottomLinksValid(_ records: NodeRecords, width: Int) -> Bool {
+        let nodes = records.count
+        for node in 0..<nodes {
+            let links = records.links(Int32(node))
+            let count = Int(links[0])
+            guard count >= 0, count <= width else { return false }
+            for slot in stride(from: 1, through: count, by: 1) where links[slot] < 0 || Int(links[slot]) >= nodes { return false }
+        }
+        return true
+    }
+
+    /// Writes the whole file; runs under the reader lock. Large sections go out without a copy.
+    private func writeSnapshot(to handle: FileHandle) throws {
         var header = SnapshotWriter()
         header.u32(Self.snapshotVersion)
         header.u32(UInt32(dimension))
@@ -167,15 +185,17 @@ extension HNSWIndex {
         header.u32(UInt32(bitPattern: entryPoint))
         header.u32(UInt32(bitPattern: Int32(topLevel)))
         header.u64(random.state)
+        header.u32(encoding.code)
         header.pad(to: 96)
 
         var file = SnapshotWriter()
         file.bytes(Self.snapshotMagic)
         file.bytes(header.output)
         file.u32(CRC32.checksum(header.output))
-        file.section("VECT", vectors)
+        if case .int8(let quantizer) = encoding { file.section("QUNT", quantizer.minimum + quantizer.scale) }
+        try handle.write(contentsOf: file.take())
+        try SnapshotWriter.writeSection("NODE", UnsafeRawBufferPointer(start: records.base, count: records.bytes), to: handle)
         file.section("LEVL", levels)
-        file.section("BOTM", bottomLinks)
         file.section("UPPR", upperLinks.flatMap { $0 })
         var labelBytes = SnapshotWriter()
         for label in labels {
@@ -185,7 +205,54 @@ extension HNSWIndex {
         }
         file.rawSection("LABL", labelBytes.output)
         file.section("REMV", removed.map { $0 ? UInt8(1) : 0 })
-        return Data(file.output)
+        try handle.write(contentsOf: file.take())
+    }
+}
+
+/// The fixed-size header of a snapshot, range-checked as it is read.
+private struct SnapshotHeader {
+    let dimension: Int
+    let metric: Metric
+    let parameters: HNSWIndex.Parameters
+    let nodes: Int
+    let removedCount: Int
+    let entryPoint: Int32
+    let topLevel: Int
+    let randomState: UInt64
+    let encodingCode: UInt32
+
+    init(_ bytes: UnsafeRawBufferPointer, path: String) throws {
+        var header = SnapshotReader(raw: bytes, path: path)
+        let version = try header.u32()
+        guard version == HNSWIndex.snapshotVersion else { throw SnapshotError.unsupportedVersion(path: path, version: version) }
+        let dimension = Int(try header.u32())
+        let metricCode = try header.u32()
+        guard let metric = Metric.allCases.first(where: { $0.code == metricCode }) else {
+            throw SnapshotError.corrupt(path: path, reason: "unknown metric \(metricCode)")
+        }
+        let m = Int(try header.u32())
+        let efConstruction = Int(try header.u32())
+        let efSearch = Int(try header.u32())
+        let threshold = Int(try header.u32())
+        let seed = try header.u64()
+        let nodes = try header.u64()
+        let removedCount = try header.u64()
+        let entryPoint = Int32(bitPattern: try header.u32())
+        let topLevel = Int32(bitPattern: try header.u32())
+        randomState = try header.u64()
+        encodingCode = try header.u32()
+        guard (1...65536).contains(dimension), (2...1024).contains(m), nodes < UInt64(Int32.max), removedCount <= nodes,
+              entryPoint >= -1, Int64(entryPoint) < Int64(nodes), (-1...32).contains(topLevel),
+              (nodes == 0) == (entryPoint == -1)
+        else { throw SnapshotError.corrupt(path: path, reason: "header values out of range") }
+        self.dimension = dimension
+        self.metric = metric
+        parameters = HNSWIndex.Parameters(m: m, efConstruction: efConstruction, efSearch: efSearch, seed: seed,
+                                          exactFilterThreshold: threshold)
+        self.nodes = Int(nodes)
+        self.removedCount = Int(removedCount)
+        self.entryPoint = entryPoint
+        self.topLevel = Int(topLevel)
     }
 }
 
@@ -216,6 +283,24 @@ struct SnapshotWriter {
         u64(UInt64(payload.count))
         u32(CRC32.checksum(payload))
         bytes(payload)
+    }
+
+    /// The bytes so far, leaving the writer empty.
+    mutating func take() -> Data {
+        defer { output.removeAll() }
+        return Data(output)
+    }
+
+    /// Writes one section straight from memory the caller keeps alive.
+    static func writeSection(_ tag: String, _ payload: UnsafeRawBufferPointer, to handle: FileHandle) throws {
+        var head = SnapshotWriter()
+        head.bytes(Array(tag.utf8.prefix(4)))
+        head.u64(UInt64(payload.count))
+        head.u32(CRC32.checksum(payload))
+        try handle.write(contentsOf: head.take())
+        guard let base = payload.baseAddress, payload.count > 0 else { return }
+        try handle.write(contentsOf: Data(bytesNoCopy: UnsafeMutableRawPointer(mutating: base), count: payload.count,
+                                          deallocator: .none))
     }
 }
 

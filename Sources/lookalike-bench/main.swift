@@ -7,6 +7,11 @@ import VectorIndex
 /// `.f32` (int32 rows, int32 columns, float32 values) and `.i32` ground truth (same header, int32).
 ///
 ///     lookalike-bench BASE.f32 QUERIES.f32 TRUTH.i32 --m 16 --ef-construction 200 --ef 16,32,64,128 --repeats 3
+///         [--encoding float32|float16|int8]
+///
+/// With float16 or int8 the graph holds compressed vectors and every query's candidates are
+/// re-scored from the full-precision base vectors (which this process keeps in memory, as FAISS's
+/// `IndexRefineFlat` does; in the engine they stay in the catalog on disk).
 struct Matrix<Element> {
     let rows: Int
     let columns: Int
@@ -26,6 +31,18 @@ func readMatrix<Element>(_ path: String, as type: Element.Type) throws -> Matrix
     }
     let values = data.dropFirst(8).withUnsafeBytes { Array($0.bindMemory(to: Element.self)) }
     return Matrix(rows: rows, columns: columns, values: values)
+}
+
+/// The base vectors as the source of exact vectors for re-scoring; ids are row numbers.
+struct BaseVectors: ExactVectorSource {
+    let matrix: Matrix<Float>
+
+    func exactVectors(for ids: [String]) throws -> [[Float]?] {
+        ids.map { id in
+            guard let row = Int(id), row >= 0, row < matrix.rows else { return nil }
+            return Array(matrix.row(row))
+        }
+    }
 }
 
 struct BenchError: Error, CustomStringConvertible {
@@ -60,15 +77,27 @@ func run() throws {
     let k = Int(option("--k", default: "10")) ?? 10
     let efs = option("--ef", default: "16,32,64,128,256").split(separator: ",").compactMap { Int($0) }
     let metric = Metric(rawValue: option("--metric", default: "cosine")) ?? .cosine
+    let encodingName = option("--encoding", default: "float32")
 
-    let index = HNSWIndex(dimension: base.columns, metric: metric,
-                          parameters: .init(m: m, efConstruction: efConstruction))
-    let ids = (0..<base.rows).map { String($0) }
     let buildStart = now()
-    for row in 0..<base.rows { try index.add(id: ids[row], vector: Array(base.row(row))) }
+    let encoding: VectorEncoding
+    switch encodingName {
+    case "float32": encoding = .float32
+    case "float16": encoding = .float16
+    case "int8":
+        encoding = .int8(ScalarQuantizer.train(on: base.values, dimension: base.columns, normalizeForCosine: metric == .cosine))
+    default: throw BenchError("unknown encoding \(encodingName): float32, float16 or int8")
+    }
+    let engine = encodingName == "float32" ? "lookalike" : "lookalike-\(encodingName)"
+    let index = HNSWIndex(dimension: base.columns, metric: metric,
+                          parameters: .init(m: m, efConstruction: efConstruction), encoding: encoding)
+    let ids = (0..<base.rows).map { String($0) }
+    try index.add(ids: ids, vectors: (0..<base.rows).map { Array(base.row($0)) })
     let buildSeconds = now() - buildStart
-    emit(["engine": "lookalike", "event": "build", "seconds": buildSeconds, "memory_bytes": index.memoryBytes,
-          "rows": base.rows, "dimension": base.columns, "m": m, "ef_construction": efConstruction])
+    emit(["engine": engine, "event": "build", "seconds": buildSeconds, "memory_bytes": index.memoryBytes,
+          "vector_bytes": index.vectorBytes, "rows": base.rows, "dimension": base.columns, "m": m,
+          "ef_construction": efConstruction, "encoding": encodingName])
+    let exact = BaseVectors(matrix: base)
 
     // Snapshot: write it, then open it again (memory map, checksums, copy into the index).
     let snapshot = FileManager.default.temporaryDirectory.appendingPathComponent("lookalike-bench-\(getpid()).hnsw")
@@ -80,7 +109,7 @@ func run() throws {
     let reopened = try HNSWIndex.load(from: snapshot)
     let openSeconds = now() - openStart
     let bytes = (try? FileManager.default.attributesOfItem(atPath: snapshot.path)[.size] as? Int) ?? 0
-    emit(["engine": "lookalike", "event": "snapshot", "save_seconds": saveSeconds, "open_seconds": openSeconds,
+    emit(["engine": engine, "event": "snapshot", "save_seconds": saveSeconds, "open_seconds": openSeconds,
           "bytes": bytes, "count": reopened.count])
 
     let queryVectors = (0..<queries.rows).map { Array(queries.row($0)) }
@@ -94,7 +123,7 @@ func run() throws {
             let start = now()
             for (row, query) in queryVectors.enumerated() {
                 let before = now()
-                let hits = try index.search(query, k: k, efSearch: ef, filter: nil)
+                let hits = try index.search(query, k: k, efSearch: ef, filter: nil, rescoringFrom: exact)
                 latencies.append(now() - before)
                 let expected = Set(truth.row(row).prefix(k).map { String($0) })
                 found += hits.filter { expected.contains($0.id) }.count
@@ -106,7 +135,7 @@ func run() throws {
                          Double(found) / Double(queries.rows * k)))
         }
         let median = runs.sorted { $0.qps < $1.qps }[runs.count / 2]
-        emit(["engine": "lookalike", "event": "search", "ef": ef, "recall": median.recall, "qps": median.qps,
+        emit(["engine": engine, "event": "search", "ef": ef, "recall": median.recall, "qps": median.qps,
               "p50_ms": median.p50, "p99_ms": median.p99, "repeats": repeats])
     }
 }

@@ -81,6 +81,15 @@ struct HNSWSnapshotTests {
         #expect(throws: SnapshotError.self) { _ = try HNSWIndex.load(from: folder.appendingPathComponent("missing.hnsw")) }
     }
 
+    @Test("a snapshot of an older format version is refused as such, so the caller rebuilds")
+    func olderVersion() throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appendingPathComponent("v1.hnsw")
+        try (Data("LKHNSW".utf8) + Data([0, 1]) + Data(count: 200)).write(to: file)
+        #expect(throws: SnapshotError.unsupportedVersion(path: file.path, version: 1)) { _ = try HNSWIndex.load(from: file) }
+    }
+
     @Test("CRC-32 matches the standard check value and a byte-at-a-time computation at every length")
     func crc() {
         #expect(CRC32.checksum(Array("123456789".utf8)) == 0xCBF4_3926)

@@ -1,0 +1,47 @@
+#ifndef LOOKALIKE_VECTOR_KERNELS_H
+#define LOOKALIKE_VECTOR_KERNELS_H
+
+// Distance kernels for the HNSW index, one per stored encoding. Each has a portable version and,
+// on x86-64, an AVX2/FMA/F16C version chosen once at load time from what the CPU supports.
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Hints the CPU to start loading the cache line at `address` (a node about to be scored).
+static inline void lk_prefetch(const void *address) { __builtin_prefetch(address, 0, 3); }
+
+/// Sum of a[i] * b[i].
+float lk_dot_f32(const float *a, const float *b, size_t count);
+/// Sum of (a[i] - b[i])^2.
+float lk_l2_f32(const float *a, const float *b, size_t count);
+
+/// Sum of query[i] * half(code[i]), where code holds IEEE half-precision bit patterns.
+float lk_dot_f16(const float *query, const uint16_t *code, size_t count);
+/// Sum of (query[i] - half(code[i]))^2.
+float lk_l2_f16(const float *query, const uint16_t *code, size_t count);
+/// Widens half-precision bit patterns to float.
+void lk_decode_f16(const uint16_t *code, float *out, size_t count);
+
+/// Sum of weights[i] * code[i]: with weights = query * scale, the inner product with an 8-bit
+/// scalar-quantised vector, less the constant term dot(query, minimum).
+float lk_dot_u8(const float *weights, const uint8_t *code, size_t count);
+/// Sum of (shifted[i] - scale[i] * code[i])^2: with shifted = query - minimum, the squared
+/// distance to the vector an 8-bit code stands for.
+float lk_l2_u8(const float *shifted, const float *scale, const uint8_t *code, size_t count);
+
+/// Which kernels are in use: "avx2" or "portable".
+const char *lk_kernels_name(void);
+
+/// Switches to the portable kernels (nonzero) or back to the best the CPU supports (zero), so
+/// tests can hold both to the same answers. Not for use while other threads compute distances.
+void lk_kernels_force_portable(int portable);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
