@@ -124,7 +124,7 @@ public final class Engine: @unchecked Sendable {
                 report.storeError = "\(error)"
                 break
             }
-            invalidateIndex(embedder.manifest.name)
+            indexAdded(entries.map { ($0.item.id, $0.vector) }, model: embedder.manifest.name)
             for entry in toEmbed {
                 if let reason = failedReasons[entry.item.contentHash] {
                     record(entry.path, .failed(reason: reason))
@@ -141,8 +141,8 @@ public final class Engine: @unchecked Sendable {
                 }
             }
         }
-        if !report.added.isEmpty, try catalog.vectorCount(model: embedder.manifest.name) >= configuration.approximateSearchThreshold {
-            _ = try index(for: embedder.manifest)  // brings the graph and its snapshot up to date now, not at the next search
+        if !report.added.isEmpty {
+            try indexSettled(embedder.manifest)
         }
         report.seconds = Date().timeIntervalSince(started)
         logger.debug("added \(report.added.count), duplicates \(report.duplicates.count), failed \(report.failures.count)")
@@ -212,8 +212,10 @@ public final class Engine: @unchecked Sendable {
         let query = try embedder.embed([pixels])[0]
         let index = try self.index(for: embedder.manifest)
         let ranked: [SearchHit]
-        if let graph = index as? HNSWIndex, let efSearch {
-            ranked = try graph.search(query, k: max(0, top), efSearch: efSearch, filter: nil)
+        if let graph = index as? HNSWIndex {
+            // A compressed graph finds candidates; the catalog's float32 vectors rank them exactly.
+            ranked = try graph.search(query, k: max(0, top), efSearch: efSearch ?? graph.parameters.efSearch, filter: nil,
+                                      rescoringFrom: CatalogVectors(catalog: catalog, model: embedder.manifest.name))
         } else {
             ranked = try index.search(query, k: max(0, top), filter: nil)
         }
@@ -229,12 +231,17 @@ public final class Engine: @unchecked Sendable {
 
     // MARK: Managing
 
-    /// Deletes items and their vectors; returns the ids that existed.
+    /// Deletes items and their vectors; returns the ids that existed. Loaded indexes drop them
+    /// at once, and HNSW snapshots are saved again.
     public func remove(ids: [String]) throws -> [String] {
         let removed = try catalog.remove(ids: ids)
-        lock.withLock {
+        let cached = lock.withLock {
             generation += 1
-            indexes.removeAll()
+            return indexes
+        }
+        for (model, index) in cached {
+            for id in removed { index.remove(id: id) }
+            if let graph = index as? HNSWIndex, !removed.isEmpty { saveSnapshot(graph, model: model) }
         }
         return removed
     }
@@ -287,6 +294,8 @@ public final class Engine: @unchecked Sendable {
         public let kind: String
         public let vectors: Int
         public let memoryBytes: Int
+        /// How the graph stores vectors: `int8`, `float16` or `float32` (HNSW only).
+        public let encoding: String?
         /// When the snapshot file was last written (HNSW only).
         public let snapshotSaved: Date?
     }
@@ -300,10 +309,11 @@ public final class Engine: @unchecked Sendable {
             if let graph = index as? HNSWIndex {
                 let attributes = try? FileManager.default.attributesOfItem(atPath: snapshotURL(model: name).path)
                 return IndexStatus(model: name, kind: "hnsw", vectors: graph.count, memoryBytes: graph.memoryBytes,
-                                   snapshotSaved: attributes?[.modificationDate] as? Date)
+                                   encoding: graph.encoding.name, snapshotSaved: attributes?[.modificationDate] as? Date)
             }
             return IndexStatus(model: name, kind: "exact", vectors: index.count,
-                               memoryBytes: index.count * manifest.dimension * MemoryLayout<Float>.size, snapshotSaved: nil)
+                               memoryBytes: index.count * manifest.dimension * MemoryLayout<Float>.size, encoding: nil,
+                               snapshotSaved: nil)
         }
     }
 
@@ -312,48 +322,112 @@ public final class Engine: @unchecked Sendable {
         configuration.store.appendingPathComponent("index", isDirectory: true).appendingPathComponent("\(model).hnsw")
     }
 
-    /// The model's HNSW index: from its snapshot when that is readable, else rebuilt from the
-    /// catalog; then brought up to date with the catalog (items added or removed since the snapshot)
-    /// and saved again if anything changed. The catalog is the truth; the snapshot only saves time.
+    /// The model's HNSW index: from its snapshot when that is readable and has the configured
+    /// encoding, else rebuilt from the catalog; then brought up to date with the catalog (items added
+    /// or removed since the snapshot) and saved again if anything changed. The catalog is the truth;
+    /// the snapshot only saves time.
     private func graphIndex(for manifest: ModelManifest) throws -> HNSWIndex {
         let url = snapshotURL(model: manifest.name)
-        var index: HNSWIndex
+        var index: HNSWIndex?
         var changed = false
         if FileManager.default.fileExists(atPath: url.path) {
             do {
-                index = try HNSWIndex.load(from: url)
-                if index.dimension != manifest.dimension || index.metric != .cosine {
+                let loaded = try HNSWIndex.load(from: url)
+                if loaded.dimension != manifest.dimension || loaded.metric != .cosine {
                     logger.warning("index snapshot \(url.path) does not fit model \(manifest.name); rebuilding it")
-                    index = HNSWIndex(dimension: manifest.dimension, parameters: configuration.hnsw)
+                } else if loaded.encoding.name != configuration.indexEncoding.rawValue {
+                    logger.info("index snapshot \(url.path) holds \(loaded.encoding.name) vectors, \(configuration.indexEncoding.rawValue) are configured; rebuilding it")
+                } else {
+                    index = loaded
                 }
             } catch {
                 logger.warning("\(error); rebuilding the index from the catalog")
-                index = HNSWIndex(dimension: manifest.dimension, parameters: configuration.hnsw)
             }
-        } else {
-            index = HNSWIndex(dimension: manifest.dimension, parameters: configuration.hnsw)
         }
         let stored = Set(try catalog.vectorIDs(model: manifest.name))
-        let indexed = Set(index.liveIDs())
-        let missing = stored.subtracting(indexed)
+        let indexed = Set(index?.liveIDs() ?? [])
+        let missing = try catalog.vectors(model: manifest.name, ids: Array(stored.subtracting(indexed)))
+        let graph = try index ?? newGraph(for: manifest, training: missing)
         for id in indexed.subtracting(stored) {
-            index.remove(id: id)
+            graph.remove(id: id)
             changed = true
         }
-        for (id, vector) in try catalog.vectors(model: manifest.name, ids: Array(missing)) {
-            try addChecked(index, id: id, vector: vector, model: manifest.name)
+        for (id, vector) in missing {
+            try addChecked(graph, id: id, vector: vector, model: manifest.name)
             changed = true
         }
-        if changed || !FileManager.default.fileExists(atPath: url.path) {
-            do {
-                try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-                try index.save(to: url)
-            } catch {
-                // A snapshot that cannot be written costs speed next time, never answers.
-                logger.warning("\(error)")
+        if changed || index == nil || !FileManager.default.fileExists(atPath: url.path) {
+            saveSnapshot(graph, model: manifest.name)
+        }
+        return graph
+    }
+
+    /// An empty graph with the configured encoding; an 8-bit one learns its quantiser from up to
+    /// 100,000 of the `training` vectors (an even sample).
+    private func newGraph(for manifest: ModelManifest, training: [(id: String, vector: [Float])]) throws -> HNSWIndex {
+        let encoding: VectorEncoding
+        switch configuration.indexEncoding {
+        case .float32: encoding = .float32
+        case .float16: encoding = .float16
+        case .int8:
+            let step = max(1, training.count / 100_000)
+            var sample: [Float] = []
+            sample.reserveCapacity(min(training.count, 100_000) * manifest.dimension)
+            for row in stride(from: 0, to: training.count, by: step) where training[row].vector.count == manifest.dimension {
+                sample += training[row].vector
             }
+            encoding = sample.isEmpty ? .float32
+                : .int8(ScalarQuantizer.train(on: sample, dimension: manifest.dimension, normalizeForCosine: true))
         }
-        return index
+        return HNSWIndex(dimension: manifest.dimension, parameters: configuration.hnsw, encoding: encoding)
+    }
+
+    /// Writes a graph's snapshot into the store. A snapshot that cannot be written costs speed
+    /// next time, never answers, so a failure is logged and not thrown.
+    private func saveSnapshot(_ graph: HNSWIndex, model: String) {
+        let url = snapshotURL(model: model)
+        do {
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try graph.save(to: url)
+        } catch {
+            logger.warning("\(error)")
+        }
+    }
+
+    /// Adds freshly stored vectors to the model's loaded index, if one is loaded, so a long-lived
+    /// engine never reloads its index after an add. An index that refuses them is dropped and
+    /// rebuilt from the catalog when next needed.
+    private func indexAdded(_ entries: [(id: String, vector: [Float])], model: String) {
+        let cached = lock.withLock {
+            generation += 1
+            return indexes[model]
+        }
+        guard let cached else { return }
+        do {
+            for (id, vector) in entries { try cached.add(id: id, vector: vector) }
+        } catch {
+            logger.warning("\(error); the index of \(model) will be rebuilt")
+            invalidateIndex(model)
+        }
+    }
+
+    /// At the end of an add: the model's index becomes the right kind for its size (exact below the
+    /// threshold, HNSW from it on), and an HNSW index's snapshot is saved, so the next process
+    /// opens it ready.
+    private func indexSettled(_ manifest: ModelManifest) throws {
+        let approximate = try catalog.vectorCount(model: manifest.name) >= configuration.approximateSearchThreshold
+        let cached = lock.withLock { indexes[manifest.name] }
+        switch cached {
+        case let graph as HNSWIndex:
+            saveSnapshot(graph, model: manifest.name)
+        case .some where approximate:
+            invalidateIndex(manifest.name)
+            _ = try index(for: manifest)
+        case nil where approximate:
+            _ = try index(for: manifest)  // loads and catches up the graph, and saves its snapshot
+        default:
+            break
+        }
     }
 
     private func addChecked(_ index: any VectorIndex, id: String, vector: [Float], model: String) throws {
@@ -364,11 +438,27 @@ public final class Engine: @unchecked Sendable {
         }
     }
 
+    /// The model's index if one is loaded (for tests).
+    func loadedIndex(model: String) -> (any VectorIndex)? {
+        lock.withLock { indexes[model] }
+    }
+
     private func invalidateIndex(_ model: String) {
         lock.withLock {
             generation += 1
             _ = indexes.removeValue(forKey: model)
         }
+    }
+}
+
+/// The catalog's full-precision vectors of one model, for re-scoring a compressed graph's candidates.
+struct CatalogVectors: ExactVectorSource {
+    let catalog: Catalog
+    let model: String
+
+    func exactVectors(for ids: [String]) throws -> [[Float]?] {
+        let found = Dictionary(try catalog.vectors(model: model, ids: ids), uniquingKeysWith: { first, _ in first })
+        return ids.map { found[$0] }
     }
 }
 

@@ -20,6 +20,10 @@ public struct EngineConfiguration: Sendable {
     public var approximateSearchThreshold: Int
     /// Graph parameters for new HNSW indexes.
     public var hnsw: HNSWIndex.Parameters
+    /// How the HNSW graph stores vectors: `int8` (default; a quarter of the memory, candidates
+    /// re-scored from the catalog's full-precision vectors), `float16` or `float32`.
+    /// `LOOKALIKE_INDEX_ENCODING` sets it.
+    public var indexEncoding: IndexEncoding
 
     public init(
         store: URL = StoreLocation.resolve(nil),
@@ -28,7 +32,9 @@ public struct EngineConfiguration: Sendable {
         decodeWorkers: Int = ProcessInfo.processInfo.activeProcessorCount,
         limits: ImageLimits = .default,
         approximateSearchThreshold: Int = ProcessInfo.processInfo.environment["LOOKALIKE_APPROXIMATE_FROM"].flatMap(Int.init) ?? 20_000,
-        hnsw: HNSWIndex.Parameters = HNSWIndex.Parameters()
+        hnsw: HNSWIndex.Parameters = HNSWIndex.Parameters(),
+        indexEncoding: IndexEncoding = ProcessInfo.processInfo.environment["LOOKALIKE_INDEX_ENCODING"]
+            .flatMap(IndexEncoding.init(rawValue:)) ?? .int8
     ) {
         self.store = store
         self.models = models
@@ -37,5 +43,12 @@ public struct EngineConfiguration: Sendable {
         self.limits = limits
         self.approximateSearchThreshold = max(0, approximateSearchThreshold)
         self.hnsw = hnsw
+        self.indexEncoding = indexEncoding
     }
+}
+
+/// The vector encodings an engine's HNSW index can use; an 8-bit index learns its quantiser from
+/// the vectors in the catalog when it is built.
+public enum IndexEncoding: String, Sendable, CaseIterable {
+    case float32, float16, int8
 }

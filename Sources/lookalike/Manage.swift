@@ -29,7 +29,7 @@ struct Stats: ParsableCommand {
                            "indexes": indexes.map { status in
                                [
                                    "model": status.model, "kind": status.kind, "vectors": status.vectors,
-                                   "memory_bytes": status.memoryBytes,
+                                   "memory_bytes": status.memoryBytes, "encoding": status.encoding.map { $0 as Any } ?? NSNull(),
                                    "snapshot_age_s": status.snapshotSaved.map { (-$0.timeIntervalSinceNow).rounded() as Any } ?? NSNull(),
                                ] as [String: Any]
                            }])
@@ -41,7 +41,8 @@ struct Stats: ParsableCommand {
             print("vectors (\(model)): \(count)")
         }
         for status in indexes {
-            var line = String(format: "index (%@): %@, %d vectors, %.1f MB in memory", status.model, status.kind,
+            let kind = status.encoding.map { "\(status.kind) (\($0) vectors)" } ?? status.kind
+            var line = String(format: "index (%@): %@, %d vectors, %.1f MB in memory", status.model, kind,
                               status.vectors, Double(status.memoryBytes) / 1_048_576)
             if let saved = status.snapshotSaved {
                 line += String(format: ", snapshot saved %.0f s ago", -saved.timeIntervalSinceNow)

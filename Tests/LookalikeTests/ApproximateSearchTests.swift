@@ -7,8 +7,8 @@ import VectorIndex
 /// step with the catalog, rebuilt when the snapshot is missing or damaged.
 @Suite("Approximate search in the engine", .serialized)
 struct ApproximateSearchTests {
-    func engine(_ store: URL) throws -> Engine {
-        try Engine(configuration: EngineConfiguration(store: store, approximateSearchThreshold: 10))
+    func engine(_ store: URL, encoding: IndexEncoding = .int8) throws -> Engine {
+        try Engine(configuration: EngineConfiguration(store: store, approximateSearchThreshold: 10, indexEncoding: encoding))
     }
 
     @Test("above the threshold: same answers as exact search, a snapshot that follows adds, removals and damage")
@@ -32,10 +32,13 @@ struct ApproximateSearchTests {
         let third = try engine(store)
         #expect(try third.indexStatuses().first?.kind == "hnsw")
         #expect(try third.indexStatuses().first?.vectors == photos.count)
+        #expect(try third.indexStatuses().first?.encoding == "int8")
         for photo in photos {
-            let approximate = try third.search(imageAt: photo, top: 5, efSearch: 200).hits.map(\.id)
-            let truth = try exact.search(imageAt: photo, top: 5).hits.map(\.id)
-            #expect(approximate == truth, "\(photo)")
+            // The 8-bit graph's candidates are re-scored from the catalog: the scores are exact.
+            let approximate = try third.search(imageAt: photo, top: 5, efSearch: 200).hits
+            let truth = try exact.search(imageAt: photo, top: 5).hits
+            #expect(approximate.map(\.id) == truth.map(\.id), "\(photo)")
+            for (hit, expected) in zip(approximate, truth) { #expect(abs(hit.score - expected.score) < 1e-5, "\(photo)") }
         }
 
         // Removal: gone from answers, and from the snapshot the next engine loads.
@@ -55,6 +58,45 @@ struct ApproximateSearchTests {
         try FileManager.default.removeItem(at: snapshot)
         #expect(try engine(store).search(imageAt: photos[2], top: 1).hits.first?.path == photos[2])
         #expect(FileManager.default.fileExists(atPath: snapshot.path))
+    }
+
+    @Test("a long-lived engine adds to its loaded graph instead of reloading it, and saves the snapshot")
+    func liveUpdates() throws {
+        let photos = try TestData.photoPaths()
+        let folder = try TestData.temporaryDirectory("live")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let engine = try self.engine(folder)
+        _ = try engine.add(Array(photos.dropLast(2)))
+        let graph = try #require(engine.loadedIndex(model: "efficientnet-lite0") as? HNSWIndex)
+        _ = try engine.add(Array(photos.suffix(2)))
+        #expect(engine.loadedIndex(model: "efficientnet-lite0") as? HNSWIndex === graph, "the graph was reloaded")
+        #expect(graph.count == photos.count)
+        for photo in photos.suffix(2) {
+            #expect(try engine.search(imageAt: photo, top: 1).hits.first?.path == photo)
+        }
+        #expect(try HNSWIndex.load(from: engine.snapshotURL(model: "efficientnet-lite0")).count == photos.count)
+        // Removal updates the loaded graph and the snapshot too.
+        let victim = try #require(try engine.search(imageAt: photos[3], top: 1).hits.first)
+        _ = try engine.remove(ids: [victim.id])
+        #expect(engine.loadedIndex(model: "efficientnet-lite0") as? HNSWIndex === graph)
+        #expect(try !engine.search(imageAt: photos[3], top: 10).hits.contains { $0.id == victim.id })
+        #expect(try HNSWIndex.load(from: engine.snapshotURL(model: "efficientnet-lite0")).count == photos.count - 1)
+    }
+
+    @Test("a snapshot of another encoding than the configured one is rebuilt in the configured one")
+    func encodingChange() throws {
+        let photos = try TestData.photoPaths()
+        let folder = try TestData.temporaryDirectory("encoding")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let snapshot = try self.engine(folder).snapshotURL(model: "efficientnet-lite0")
+        _ = try self.engine(folder, encoding: .int8).add(photos)
+        #expect(try HNSWIndex.load(from: snapshot).encoding.name == "int8")
+        for encoding in [IndexEncoding.float32, .float16] {
+            let engine = try self.engine(folder, encoding: encoding)
+            #expect(try engine.indexStatuses().first?.encoding == encoding.rawValue)
+            #expect(try HNSWIndex.load(from: snapshot).encoding.name == encoding.rawValue)
+            #expect(try engine.search(imageAt: photos[5], top: 1).hits.first?.path == photos[5])
+        }
     }
 
     @Test("below the threshold the search is exact and no snapshot is written")
