@@ -5,11 +5,14 @@ answer the queries one at a time on one thread for a sweep of efSearch, measurin
 against exact search, queries per second and p50/p99 latency. Writes a Markdown table and a
 recall-versus-QPS chart (PNG) into bench-results/.
 
-Data: a synthetic clustered set (each vector a cluster centre plus a point of the cluster's own
-low-dimensional subspace plus noise, like real embeddings), cosine similarity.
+Data: either real embeddings (`--vectors FILE.npy`, N x D float32, e.g. Lookalike's own
+embeddings of package images; `--queries` rows, chosen with a fixed seed, are held out as queries)
+or a synthetic clustered set (each vector a cluster centre plus a point of the cluster's own
+low-dimensional subspace plus noise, like real embeddings). Cosine similarity.
 
     python scripts/bench_ann.py --rows 100000 --dimension 128 [--queries 1000] [--m 16]
         [--ef-construction 200] [--ef 16,32,64,128,256] [--repeats 3] --swift .build/release/lookalike-bench
+    python scripts/bench_ann.py --vectors .data/bench/embeddings/vectors.npy --name real ...
 """
 
 from __future__ import annotations
@@ -155,7 +158,7 @@ def table(rows: list[dict], args) -> str:
     builds = {r["engine"]: r for r in rows if r["event"] == "build"}
     memory = {r["engine"]: r for r in rows if r["event"] == "memory"}
     lines = [
-        f"{args.rows:,} x {args.dimension}-d clustered vectors, {args.queries} queries, M {args.m}, "
+        f"{args.description}, {args.queries} queries, M {args.m}, "
         f"efConstruction {args.ef_construction}, k {args.k}, one thread, one query at a time, "
         f"median of {args.repeats} runs per efSearch.",
         "",
@@ -201,6 +204,8 @@ def chart(rows: list[dict], path: Path, title: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--vectors", type=Path, help="real vectors (.npy, N x D float32) instead of synthetic ones")
+    parser.add_argument("--name", default="", help="a name for the data set in result file names")
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--dimension", type=int, default=128)
     parser.add_argument("--queries", type=int, default=1_000)
@@ -215,12 +220,26 @@ def main() -> None:
     parser.add_argument("--peers", type=lambda s: [p for p in s.split(",") if p], default=["hnswlib", "faiss"])
     args = parser.parse_args()
 
-    work = Path(os.environ.get("LOOKALIKE_DATA", ROOT / ".data")) / "bench" / f"ann-{args.rows}x{args.dimension}-q{args.queries}"
+    if args.vectors:
+        real = np.load(args.vectors, mmap_mode="r")
+        args.rows, args.dimension = real.shape[0] - args.queries, real.shape[1]
+        label = args.name or args.vectors.parent.name
+        args.description = f"{args.rows:,} x {args.dimension}-d real embeddings ({label})"
+        work = args.vectors.parent / f"ann-q{args.queries}"
+    else:
+        label = args.name or "clustered"
+        args.description = f"{args.rows:,} x {args.dimension}-d clustered vectors"
+        work = Path(os.environ.get("LOOKALIKE_DATA", ROOT / ".data")) / "bench" / f"ann-{args.rows}x{args.dimension}-q{args.queries}"
     work.mkdir(parents=True, exist_ok=True)
     files = {"base": work / "base.f32", "queries": work / "queries.f32", "truth": work / f"truth-k{args.k}.i32"}
     if not all(path.exists() for path in files.values()):
-        data = clustered(args.rows + args.queries, args.dimension, clusters=max(10, args.rows // 200), seed=7)
-        base, queries = data[: args.rows], data[args.rows :]
+        if args.vectors:
+            data = np.asarray(real, dtype=np.float32)
+            order = np.random.default_rng(11).permutation(len(data))
+            base, queries = data[np.sort(order[args.queries:])], data[np.sort(order[: args.queries])]
+        else:
+            data = clustered(args.rows + args.queries, args.dimension, clusters=max(10, args.rows // 200), seed=7)
+            base, queries = data[: args.rows], data[args.rows :]
         write_matrix(files["base"], base)
         write_matrix(files["queries"], queries)
         write_matrix(files["truth"], ground_truth(base, queries, args.k))
@@ -238,11 +257,11 @@ def main() -> None:
 
     RESULTS.mkdir(exist_ok=True)
     day = datetime.date.today().isoformat()
-    stem = f"ann-{args.rows}x{args.dimension}-{day}"
+    stem = f"ann-{label}-{args.rows}x{args.dimension}-{day}"
     text = table(rows, args)
     (RESULTS / f"{stem}.md").write_text(text + "\n")
     (RESULTS / f"{stem}.json").write_text(json.dumps(rows, indent=1) + "\n")
-    chart(rows, RESULTS / f"{stem}.png", f"HNSW, {args.rows:,} x {args.dimension}-d, M {args.m}, efC {args.ef_construction}")
+    chart(rows, RESULTS / f"{stem}.png", f"HNSW, {args.description}, M {args.m}, efC {args.ef_construction}")
     print(text)
     print(f"\nchart: {RESULTS / (stem + '.png')}")
 

@@ -1,3 +1,5 @@
+import CVectorKernels
+import Foundation
 import LookalikeSupport
 
 /// Exact nearest-neighbour search by cosine similarity: every stored vector is scored.
@@ -85,14 +87,56 @@ public final class FlatIndex: VectorIndex, @unchecked Sendable {
         var best = TopK(capacity: min(k, ids.count))
         normalized.withUnsafeBufferPointer { q in
             storage.withUnsafeBufferPointer { all in
+                guard let query = q.baseAddress, let rows = all.baseAddress else { return }
                 for position in 0..<ids.count {
                     if let isAllowed, !isAllowed(ids[position]) { continue }
-                    let row = UnsafeBufferPointer(rebasing: all[(position * dimension)..<((position + 1) * dimension)])
-                    best.offer(position: position, score: VectorMath.dot(q, row))
+                    best.offer(position: position, score: lk_dot_f32(query, rows + position * dimension, dimension))
                 }
             }
         }
         return best.sorted().map { SearchHit(id: ids[$0.position], score: $0.score) }
+    }
+
+    /// The `k` best stored vectors for each of many queries (an evaluation run, a deduplication
+    /// pass), in query order. Stored vectors are read in blocks that stay in cache while every
+    /// query of a group is scored against them, and groups of queries run on all cores.
+    public func search(batch queries: [[Float]], k: Int) throws -> [[SearchHit]] {
+        for query in queries where query.count != dimension {
+            throw VectorIndexError.dimensionMismatch(expected: dimension, got: query.count)
+        }
+        guard k > 0, !queries.isEmpty else { return queries.map { _ in [] } }
+        let prepared = queries.map(Self.normalized)
+        return lock.reading {
+            guard !ids.isEmpty else { return queries.map { _ in [] } }
+            let groupSize = 32
+            let groups = (prepared.count + groupSize - 1) / groupSize
+            let results = ResultSlots(count: prepared.count)
+            storage.withUnsafeBufferPointer { all in
+                guard let base = all.baseAddress else { return }
+                let shared = SharedRows(base: base)
+                DispatchQueue.concurrentPerform(iterations: groups) { group in
+                    let rows = shared.base
+                    let range = (group * groupSize)..<min(prepared.count, (group + 1) * groupSize)
+                    var best = range.map { _ in TopK(capacity: min(k, ids.count)) }
+                    let blockRows = max(1, (64 * 1024) / (dimension * 4))
+                    for blockStart in stride(from: 0, to: ids.count, by: blockRows) {
+                        let blockEnd = min(ids.count, blockStart + blockRows)
+                        for (slot, queryIndex) in range.enumerated() {
+                            prepared[queryIndex].withUnsafeBufferPointer { q in
+                                guard let query = q.baseAddress else { return }
+                                for position in blockStart..<blockEnd {
+                                    best[slot].offer(position: position, score: lk_dot_f32(query, rows + position * dimension, dimension))
+                                }
+                            }
+                        }
+                    }
+                    for (slot, queryIndex) in range.enumerated() {
+                        results.set(queryIndex, best[slot].sorted().map { SearchHit(id: ids[$0.position], score: $0.score) })
+                    }
+                }
+            }
+            return results.values()
+        }
     }
 
     static func normalized(_ vector: [Float]) -> [Float] {
@@ -102,6 +146,23 @@ public final class FlatIndex: VectorIndex, @unchecked Sendable {
         guard norm > 1e-12 else { return vector }
         return vector.map { $0 / norm }
     }
+}
+
+/// The stored rows, read (never written) by every worker of a batch search under the reader lock.
+private struct SharedRows: @unchecked Sendable {
+    let base: UnsafePointer<Float>
+}
+
+/// One result slot per query, filled by concurrent workers that each own distinct slots.
+private final class ResultSlots: @unchecked Sendable {
+    private var slots: [[SearchHit]]
+    private let lock = NSLock()
+
+    init(count: Int) { slots = Array(repeating: [], count: count) }
+
+    func set(_ index: Int, _ hits: [SearchHit]) { lock.withLock { slots[index] = hits } }
+
+    func values() -> [[SearchHit]] { lock.withLock { slots } }
 }
 
 /// Keeps the `capacity` best (position, score) pairs seen, in a min-heap on score.

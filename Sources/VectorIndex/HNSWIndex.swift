@@ -55,7 +55,7 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
     private let quantizerScale: UnsafeMutablePointer<Float>?
 
     let lock = ReaderWriterLock()
-    private let visitedPool = VisitedPool()
+    private let scratchPool = ScratchPool()
     // Scratch space of inserts, used only under the writer lock: pruning candidates, the prepared
     // query of the vector being inserted, and a decoded node with its prepared form.
     private var linkScratch: [Neighbor] = []
@@ -64,7 +64,7 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
     private let nodeQuery: UnsafeMutablePointer<Float>
     // Everything below is guarded by `lock` (internal, not private, for the snapshot code).
     /// Bottom-layer links and encoded vectors, one record per node.
-    let records: NodeRecords
+    var records: NodeRecords
     var levels: [Int32] = []
     /// Upper-layer links per node: for layer l >= 1, slot (l - 1) * (maxLinks + 1) holds the count.
     var upperLinks: [[Int32]] = []
@@ -75,6 +75,14 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
     var entryPoint: Int32 = -1
     var topLevel = -1
     var random: SplitMix64
+    /// Changes made while a compaction builds its new graph, replayed onto it before it takes over;
+    /// nil when no compaction is running.
+    private var pendingChanges: [PendingChange]?
+
+    private enum PendingChange {
+        case add(id: String, vector: [Float])
+        case remove(id: String)
+    }
 
     /// `dimension` is at least 1 (a smaller value is taken as 1, and every vector is then refused).
     /// An `.int8` encoding must be trained on this dimension; otherwise it falls back to float32.
@@ -152,13 +160,15 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
     public func add(id: String, vector: [Float]) throws {
         guard vector.count == dimension else { throw VectorIndexError.dimensionMismatch(expected: dimension, got: vector.count) }
         let prepared = metric == .cosine ? FlatIndex.normalized(vector) : vector
-        lock.writing {
+        let due = lock.writing { () -> Bool in
             if let old = nodeOf[id] { tombstone(old) }
             prepared.withUnsafeBufferPointer { buffer in
                 if let start = buffer.baseAddress { insert(id: id, vector: start) }
             }
-            if removedCount > 1_000 && removedCount * 2 > labels.count { rebuildWithoutTombstones() }
+            pendingChanges?.append(.add(id: id, vector: prepared))
+            return compactionDue
         }
+        if due { compact() }
     }
 
     /// Adds many vectors; the same as calling `add` for each, with one reservation of space.
@@ -184,8 +194,8 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
             topLevel = level
             return
         }
-        let visited = visitedPool.take()
-        defer { visitedPool.give(visited) }
+        let scratch = scratchPool.take()
+        defer { scratchPool.give(scratch) }
         // The search for neighbours uses the exact vector, not its code.
         let scorer = prepare(vector, scratch: insertQuery)
         var entry = Neighbor(distance: scorer.distance(records.code(entryPoint)), node: entryPoint)
@@ -197,7 +207,7 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
         var entries = [entry]
         for layer in stride(from: min(level, topLevel), through: 0, by: -1) {
             let found = searchLayer(scorer, entries: entries, ef: parameters.efConstruction, layer: layer,
-                                    visited: visited, accept: nil).sortedByDistance()
+                                    scratch: scratch, accept: nil)
             let chosen = selectNeighbors(found, limit: maxLinks)
             setLinks(node, layer: layer, to: chosen)
             for neighbor in chosen { link(neighbor.node, to: node, layer: layer) }
@@ -268,13 +278,23 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
 
     @discardableResult
     public func remove(id: String) -> Bool {
-        lock.writing {
-            guard let node = nodeOf[id] else { return false }
+        let (found, due) = lock.writing { () -> (Bool, Bool) in
+            guard let node = nodeOf[id] else { return (false, false) }
             tombstone(node)
-            if removedCount > 1_000 && removedCount * 2 > labels.count { rebuildWithoutTombstones() }
-            return true
+            pendingChanges?.append(.remove(id: id))
+            return (true, compactionDue)
         }
+        if due { compact() }
+        return found
     }
+
+    /// Whether tombstones are half the graph (and enough to be worth a rebuild).
+    private var compactionDue: Bool {
+        pendingChanges == nil && removedCount > 1_000 && removedCount * 2 > labels.count
+    }
+
+    /// Whether a compaction is building its new graph right now.
+    var isCompacting: Bool { lock.reading { pendingChanges != nil } }
 
     private func tombstone(_ node: Int32) {
         nodeOf.removeValue(forKey: labels[Int(node)])
@@ -282,36 +302,60 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
         removedCount += 1
     }
 
-    /// Rebuilds the graph from the live vectors, reclaiming the space of removed ones.
+    /// Rebuilds the graph from the live vectors, reclaiming the space of removed ones. It runs
+    /// automatically, in the call of the `add` or `remove` that makes tombstones half the graph.
+    ///
+    /// Searches never wait for the rebuild: the live vectors are copied under the writer lock, the
+    /// new graph is built without holding any lock while this graph keeps answering (and taking
+    /// adds and removals, which are logged), then the log is replayed onto the new graph and it
+    /// takes over, under the writer lock again. One compaction runs at a time; a second call
+    /// while one runs returns at once.
     public func compact() {
-        lock.writing { rebuildWithoutTombstones() }
-    }
-
-    private func rebuildWithoutTombstones() {
-        let live = labels.indices.filter { !removed[$0] }
-        // Decoded live vectors (re-encoding a decoded code gives the same code back).
-        var kept = [Float](repeating: 0, count: live.count * dimension)
-        kept.withUnsafeMutableBufferPointer { buffer in
-            guard let start = buffer.baseAddress else { return }
-            for (row, node) in live.enumerated() {
-                let vector = decode(Int32(node), into: nodeVector)
-                (start + row * dimension).update(from: vector, count: dimension)
+        let taken = lock.writing { () -> (ids: [String], vectors: [Float])? in
+            guard pendingChanges == nil else { return nil }
+            pendingChanges = []
+            let live = labels.indices.filter { !removed[$0] }
+            // Decoded live vectors: re-encoding a decoded code gives the same code back.
+            var vectors = [Float](repeating: 0, count: live.count * dimension)
+            vectors.withUnsafeMutableBufferPointer { buffer in
+                guard let start = buffer.baseAddress else { return }
+                for (row, node) in live.enumerated() {
+                    (start + row * dimension).update(from: decode(Int32(node), into: nodeVector), count: dimension)
+                }
             }
+            return (live.map { labels[$0] }, vectors)
         }
-        let oldLabels = labels
-        records.load(UnsafeRawBufferPointer(start: nil, count: 0), count: 0)
-        levels = []
-        upperLinks = []
-        labels = []
-        nodeOf = [:]
-        removed = []
-        removedCount = 0
-        entryPoint = -1
-        topLevel = -1
-        records.reserve(live.count)
-        kept.withUnsafeBufferPointer { buffer in
+        guard let taken else { return }
+        // The new graph is this function's alone until it takes over: it needs no lock of its own.
+        let fresh = HNSWIndex(dimension: dimension, metric: metric, parameters: parameters, encoding: encoding)
+        fresh.records.reserve(taken.ids.count)
+        taken.vectors.withUnsafeBufferPointer { buffer in
             guard let start = buffer.baseAddress else { return }
-            for (row, node) in live.enumerated() { insert(id: oldLabels[node], vector: start + row * dimension) }
+            for (row, id) in taken.ids.enumerated() { fresh.insert(id: id, vector: start + row * dimension) }
+        }
+        lock.writing {
+            for change in pendingChanges ?? [] {
+                switch change {
+                case .add(let id, let vector):
+                    if let old = fresh.nodeOf[id] { fresh.tombstone(old) }
+                    vector.withUnsafeBufferPointer { buffer in
+                        if let start = buffer.baseAddress { fresh.insert(id: id, vector: start) }
+                    }
+                case .remove(let id):
+                    if let node = fresh.nodeOf[id] { fresh.tombstone(node) }
+                }
+            }
+            pendingChanges = nil
+            records = fresh.records
+            levels = fresh.levels
+            upperLinks = fresh.upperLinks
+            labels = fresh.labels
+            nodeOf = fresh.nodeOf
+            removed = fresh.removed
+            removedCount = fresh.removedCount
+            entryPoint = fresh.entryPoint
+            topLevel = fresh.topLevel
+            random = fresh.random
         }
     }
 
@@ -381,8 +425,8 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
     }
 
     private func graphSearch(_ scorer: Scorer, k: Int, ef: Int, filter: SearchFilter?) -> [SearchHit] {
-        let visited = visitedPool.take()
-        defer { visitedPool.give(visited) }
+        let scratch = scratchPool.take()
+        defer { scratchPool.give(scratch) }
         let accept: ((Int32) -> Bool)?
         if removedCount > 0 || filter != nil {
             accept = { [labels, removed] node in
@@ -395,15 +439,19 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
         for layer in stride(from: topLevel, to: 0, by: -1) {
             entry = greedyClosest(scorer, from: entry, layer: layer)
         }
-        let found = searchLayer(scorer, entries: [entry], ef: ef, layer: 0, visited: visited, accept: accept)
-        return found.sortedByDistance().prefix(k).map {
+        let found = searchLayer(scorer, entries: [entry], ef: ef, layer: 0, scratch: scratch, accept: accept)
+        return found.prefix(k).map {
             SearchHit(id: labels[Int($0.node)], score: metric.score(distance: $0.distance))
         }
     }
 
     /// Scores every live item that passes `filter`: exact, and cheap when few pass.
     private func exactSearch(_ scorer: Scorer, k: Int, filter: SearchFilter) -> [SearchHit] {
-        var best = NeighborHeap(closestFirst: false, capacity: k + 1)
+        let scratch = scratchPool.take()
+        defer { scratchPool.give(scratch) }
+        var best = scratch.results
+        defer { scratch.results = best }
+        best.removeAll()
         for node in labels.indices where !removed[node] && filter.allows(labels[node]) {
             let candidate = Neighbor(distance: scorer.distance(records.code(Int32(node))), node: Int32(node))
             if best.count < k {
@@ -413,7 +461,7 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
                 best.push(candidate)
             }
         }
-        return best.sortedByDistance().map { SearchHit(id: labels[Int($0.node)], score: metric.score(distance: $0.distance)) }
+        return best.drainClosestFirst().map { SearchHit(id: labels[Int($0.node)], score: metric.score(distance: $0.distance)) }
     }
 
     /// Greedy descent on an upper layer: move to the closest neighbour until none is closer.
@@ -434,31 +482,44 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
         return best
     }
 
-    /// Beam search on one layer. Nodes `accept` rejects (removed, filtered out) are explored but
-    /// never enter the results; while fewer than `ef` results are found the search goes on.
-    private func searchLayer(_ scorer: Scorer, entries: [Neighbor], ef: Int, layer: Int, visited: VisitedMarks,
-                             accept: ((Int32) -> Bool)?) -> NeighborHeap {
-        visited.reset(count: labels.count)
-        var candidates = NeighborHeap(closestFirst: true, capacity: ef * 2)
-        var results = NeighborHeap(closestFirst: false, capacity: ef + 1)
+    /// Beam search on one layer; returns up to `ef` nodes, closest first. Nodes `accept` rejects
+    /// (removed, filtered out) are explored but never enter the results; while fewer than `ef`
+    /// results are found the search goes on.
+    private func searchLayer(_ scorer: Scorer, entries: [Neighbor], ef: Int, layer: Int, scratch: SearchScratch,
+                             accept: ((Int32) -> Bool)?) -> [Neighbor] {
+        let visits = scratch.visited.reset(count: labels.count)
+        // The heaps, the records' address and their layout go into locals: the loop below then
+        // touches no class property (each such access costs a runtime exclusivity check).
+        var candidates = scratch.candidates
+        var results = scratch.results
+        defer {
+            scratch.candidates = candidates
+            scratch.results = results
+        }
+        candidates.removeAll()
+        results.removeAll()
+        let base = records.base
+        let stride = records.stride
+        let codeOffset = 4 * records.linkSlots
         for entry in entries {
-            guard visited.visit(entry.node) else { continue }
+            guard visits.visit(entry.node) else { continue }
             candidates.push(entry)
             if accept?(entry.node) ?? true { results.push(entry) }
         }
         while results.count > ef { results.pop() }
 
+        @inline(__always)
         func explore(_ links: UnsafePointer<Int32>) {
             let count = Int(links.pointee)
-            if count > 0 { records.prefetch(links[1]) }
+            if count > 0 { lk_prefetch(base + Int(links[1]) * stride) }
             var offset = 0
             while offset < count {
                 offset += 1
                 let neighbor = links[offset]
                 // Start loading the next neighbour's record while this one is scored.
-                if offset < count { records.prefetch(links[offset + 1]) }
-                guard visited.visit(neighbor) else { continue }
-                let candidateDistance = scorer.distance(records.code(neighbor))
+                if offset < count { lk_prefetch(base + Int(links[offset + 1]) * stride) }
+                guard visits.visit(neighbor) else { continue }
+                let candidateDistance = scorer.distance(base + Int(neighbor) * stride + codeOffset)
                 if results.count < ef || candidateDistance < (results.top?.distance ?? .infinity) {
                     candidates.push(Neighbor(distance: candidateDistance, node: neighbor))
                     if accept?(neighbor) ?? true {
@@ -472,18 +533,18 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
         if layer == 0 {
             while let current = candidates.pop() {
                 if results.count >= ef, let worst = results.top, current.distance > worst.distance { break }
-                explore(records.links(current.node))
+                explore((base + Int(current.node) * stride).assumingMemoryBound(to: Int32.self))
             }
         } else {
             let start = (layer - 1) * (maxLinks + 1)
             while let current = candidates.pop() {
                 if results.count >= ef, let worst = results.top, current.distance > worst.distance { break }
                 upperLinks[Int(current.node)].withUnsafeBufferPointer { links in
-                    if let base = links.baseAddress { explore(base + start) }
+                    if let first = links.baseAddress { explore(first + start) }
                 }
             }
         }
-        return results
+        return results.drainClosestFirst()
     }
 
     // MARK: Links, codes and distances

@@ -41,6 +41,22 @@ struct FlatIndexTests {
         #expect(zip(hits, hits.dropFirst()).allSatisfy { $0.score >= $1.score })
     }
 
+    @Test("a batch of queries gets exactly the answers of one query at a time", arguments: [5, 130])
+    func batch(dimension: Int) throws {
+        let vectors = Self.randomVectors(3_000, dimension: dimension, seed: 9)
+        let index = FlatIndex(dimension: dimension)
+        for (offset, vector) in vectors.enumerated() { try index.add(id: "v\(offset)", vector: vector) }
+        let queries = Self.randomVectors(70, dimension: dimension, seed: 10)  // more than two groups of 32
+        let batched = try index.search(batch: queries, k: 7)
+        #expect(batched.count == queries.count)
+        for (query, hits) in zip(queries, batched) {
+            #expect(hits == (try index.search(query, k: 7)))
+        }
+        #expect(try index.search(batch: [], k: 3).isEmpty)
+        #expect(throws: VectorIndexError.self) { _ = try index.search(batch: [[1, 2]], k: 3) }
+        #expect(try FlatIndex(dimension: 4).search(batch: [[1, 0, 0, 0]], k: 3) == [[]])
+    }
+
     @Test("a stored vector finds itself with score 1, whatever its length")
     func selfMatch() throws {
         let index = FlatIndex(dimension: 3)

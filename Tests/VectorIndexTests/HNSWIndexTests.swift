@@ -115,6 +115,41 @@ struct HNSWIndexTests {
         }
     }
 
+    @Test("searches, adds and removals go on while a compaction rebuilds the graph, and none is lost")
+    func compactionDoesNotBlock() throws {
+        let vectors = Self.clustered(count: 16_000, dimension: 32, clusters: 40, seed: 8)
+        let index = HNSWIndex(dimension: 32)
+        try index.add(ids: vectors.indices.map { "v\($0)" }, vectors: vectors)
+        for offset in stride(from: 0, to: 16_000, by: 2) { index.remove(id: "v\(offset)") }
+        let finished = DispatchSemaphore(value: 0)
+        Thread {
+            index.compact()
+            finished.signal()
+        }.start()
+        let deadline = Date().addingTimeInterval(10)
+        while !index.isCompacting && Date() < deadline { usleep(100) }
+        var searchesDuring = 0
+        var changedDuring = false
+        while index.isCompacting {
+            let hits = try index.search(vectors[1 + 2 * (searchesDuring % 8_000)], k: 3, filter: nil)
+            #expect(hits.first.map { Int($0.id.dropFirst())! % 2 == 1 } ?? false)
+            searchesDuring += 1
+            if !changedDuring {
+                // Logged while the new graph is built, replayed onto it before it takes over.
+                try index.add(id: "late", vector: vectors[0])
+                index.remove(id: "v1")
+                changedDuring = true
+            }
+        }
+        finished.wait()
+        #expect(searchesDuring >= 10, "only \(searchesDuring) searches finished during the compaction")
+        #expect(index.count == 8_000)
+        #expect(try index.search(vectors[0], k: 1, filter: nil).first?.id == "late")
+        #expect(try !index.search(vectors[1], k: 10, filter: nil).contains { $0.id == "v1" })
+        #expect(try index.search(vectors[3], k: 1, filter: nil).first?.id == "v3")
+        #expect(index.nodeCount <= 8_001)
+    }
+
     @Test("re-adding an id replaces its vector")
     func replace() throws {
         let index = HNSWIndex(dimension: 2, metric: .l2)
