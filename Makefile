@@ -52,12 +52,17 @@ demo: build
 bench-ingest: build
 	@bash scripts/bench_ingest.sh $(RELEASE_BIN)
 
-## bench-ann: our HNSW against hnswlib and FAISS on the same vectors (not a test)
-BENCH_ANN_ROWS ?= 100000
-bench-ann: setup
+## bench-ann: our HNSW against hnswlib and FAISS on the same vectors (not a test): real embeddings of
+## package images made by Lookalike itself (the first run indexes them: about an hour), then a
+## synthetic clustered set of BENCH_ANN_ROWS x 128-d
+BENCH_ANN_ROWS ?= 1000000
+BENCH_EMBEDDINGS := $(LOOKALIKE_DATA)/bench/embeddings
+bench-ann: build
 	$(PYTHON) -m pip install -q --disable-pip-version-check -r requirements-bench.txt
 	swift build -c release --product lookalike-bench
-	$(PYTHON) scripts/bench_ann.py --rows $(BENCH_ANN_ROWS) --dimension 128 --swift .build/release/lookalike-bench
+	bash scripts/make_bench_embeddings.sh $(RELEASE_BIN) $(BENCH_EMBEDDINGS)
+	$(PYTHON) scripts/bench_ann.py --vectors $(BENCH_EMBEDDINGS)/vectors.npy --name package-images --swift .build/release/lookalike-bench
+	$(PYTHON) scripts/bench_ann.py --rows $(BENCH_ANN_ROWS) --dimension 128 --encodings float32,int8 --swift .build/release/lookalike-bench
 
 clean:
 	rm -rf .build .build-test .build-tsan $(LOOKALIKE_DATA)/edits $(LOOKALIKE_DATA)/fixtures $(LOOKALIKE_DATA)/demo $(LOOKALIKE_DATA)/bench
