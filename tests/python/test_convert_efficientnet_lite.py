@@ -193,3 +193,27 @@ def test_unexpected_key_set_is_rejected(converter) -> None:
     message = str(error.value)
     assert message.startswith("weights.pth: unexpected key set")
     assert "_blocks.3._depthwise_conv.weight" in message and "_blocks.3._se_reduce.weight" in message
+
+
+def test_gem_pooling_variant(weights_path: Path, session, tmp_path: Path) -> None:
+    """--pooling gem: logits unchanged, features the GeM of the same activations (never below
+    their mean, by the power-mean inequality, and above it somewhere), a unit-length embedding
+    that differs from the mean-pooled one but not wildly."""
+    output = tmp_path / "efficientnet-lite0-gem.onnx"
+    result = subprocess.run(
+        [sys.executable, str(CONVERTER), "--weights", str(weights_path), "--output", str(output), "--pooling", "gem"],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    gem = ort.InferenceSession(str(output), options, providers=["CPUExecutionProvider"])
+    pixels = np.stack([load_input(image, "crop224") for image in IMAGES[:3]])
+    mean_out = run_model(session, pixels)
+    gem_out = run_model(gem, pixels)
+    np.testing.assert_array_equal(gem_out["logits"], mean_out["logits"])
+    assert (gem_out["features"] >= mean_out["features"] - 1e-5).all()
+    assert (gem_out["features"] > mean_out["features"] + 1e-3).any()
+    np.testing.assert_allclose(np.linalg.norm(gem_out["embedding"], axis=1), 1.0, atol=1e-5)
+    cosine = (gem_out["embedding"] * mean_out["embedding"]).sum(axis=1)
+    assert ((cosine > 0.7) & (cosine < 0.999)).all(), cosine
