@@ -229,6 +229,14 @@ public final class Engine: @unchecked Sendable {
         return SearchResponse(model: embedder.manifest.name, tookMs: elapsed, searched: index.count, hits: hits)
     }
 
+    /// The model's embedding of the image file at `path` (L2-normalised), without searching.
+    public func embedding(imageAt path: String, model: String = ModelManifest.defaultName) throws -> [Float] {
+        let embedder = try self.embedder(model)
+        let bytes = try FileReader.read(path, maxBytes: configuration.limits.maxBytes)
+        let pixels = try decoder.decode(bytes, policy: embedder.manifest.resize)
+        return try embedder.embed([pixels])[0]
+    }
+
     // MARK: Managing
 
     /// Deletes items and their vectors; returns the ids that existed. Loaded indexes drop them

@@ -18,8 +18,12 @@ struct Eval: ParsableCommand {
     @Argument(help: "The evaluation manifest (JSONL).")
     var manifest: String
 
-    @Option(help: "The embedding model (see `lookalike models`).")
-    var model = "efficientnet-lite0"
+    @Option(help: ArgumentHelp("The embedding model (see `lookalike models`); repeat to fuse models (their cosine similarities are averaged).",
+                               valueName: "name"))
+    var model: [String] = ["efficientnet-lite0"]
+
+    @Flag(help: "Rank with PCA-whitened vectors, the whitening learned on the gallery.")
+    var whiten = false
 
     @Option(name: [.short, .long], help: "Hits per query; every measure looks at these ranks only.")
     var top = 100
@@ -52,7 +56,7 @@ struct Eval: ParsableCommand {
         do {
             let loaded = try EvaluationManifest.load(URL(fileURLWithPath: manifest))
             let engine = try Engine(configuration: EngineConfiguration(store: storeURL, inferenceThreads: threads))
-            result = try engine.evaluate(loaded, options: EvaluationOptions(model: model, top: top, efSearch: efSearch)) { line in
+            result = try engine.evaluate(loaded, options: EvaluationOptions(models: model, top: top, efSearch: efSearch, whiten: whiten)) { line in
                 if !json { FileHandle.standardError.write(Data("\(line)\n".utf8)) }
             }
         } catch {

@@ -1,5 +1,5 @@
 import Foundation
-import Lookalike
+@testable import Lookalike
 import Testing
 
 /// The retrieval measures on hand-computed cases, the manifest's checks, and a small evaluation
@@ -168,6 +168,7 @@ struct EvaluationTests {
         #expect(microAP <= 1)
         #expect(pairs["threshold_at_precision_0.99"] is [String: Any])
         let kinds = try #require(object["by_kind"] as? [String: [String: Any]])
+        #expect(object["model"] as? String == "efficientnet-lite0")
         #expect(Set(kinds.keys) == ["crop80", "q30"])
         #expect(kinds["q30"]?["queries"] as? Int == 8)
         // The missing query is reported and counted as a miss, not dropped.
@@ -175,8 +176,85 @@ struct EvaluationTests {
         #expect(failures.count == 1)
         let failedPath = failures.first?["path"] ?? ""
         #expect(failedPath.hasSuffix("missing-file.jpg"))
+        // Fusion with the copy model, and whitening learned on the 8 gallery photos: both still find
+        // every edited copy at rank 1 on this easy set.
+        let fused = try runCommand(try TestData.executable(),
+                                   ["eval", manifestURL.path, "--json", "--top", "10", "--model", "efficientnet-lite0",
+                                    "--model", "sscd-distilled", "--whiten"],
+                                   environment: ProcessInfo.processInfo.environment.merging(["TMPDIR": folder.path]) { $1 })
+        #expect(fused.status == 0, "\(fused.stderr)")
+        let fusedObject = try #require(try JSONSerialization.jsonObject(with: Data(fused.stdout.utf8)) as? [String: Any])
+        #expect(fusedObject["model"] as? String == "efficientnet-lite0+sscd-distilled, whitened")
+        let fusedOverall = try #require(fusedObject["overall"] as? [String: Any])
+        #expect(fusedOverall["recall_at_1"] as? Double == 1)
+        #expect(fusedOverall["queries"] as? Int == 16)
         // The scratch store is gone.
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasPrefix("lookalike-eval-") }
         #expect(leftovers.isEmpty)
+    }
+}
+
+/// Whitening's linear algebra on small cases, where the answer is known.
+@Suite("PCA-whitening")
+struct WhiteningTests {
+    @Test("the Jacobi eigendecomposition reproduces A v = lambda v for a random symmetric matrix")
+    func eigen() {
+        let n = 12
+        var generator = SystemRandomNumberGenerator()
+        var matrix = [Double](repeating: 0, count: n * n)
+        for row in 0..<n {
+            for column in row..<n {
+                let value = Double.random(in: -1...1, using: &generator)
+                matrix[row * n + column] = value
+                matrix[column * n + row] = value
+            }
+        }
+        let (values, vectors) = Whitening.symmetricEigen(matrix, size: n)
+        for j in 0..<n {
+            for row in 0..<n {
+                var product = 0.0
+                for k in 0..<n { product += matrix[row * n + k] * vectors[k * n + j] }
+                #expect(abs(product - values[j] * vectors[row * n + j]) < 1e-9)
+            }
+        }
+        // The eigenvectors are orthonormal.
+        for a in 0..<n {
+            for b in 0..<n {
+                var dot = 0.0
+                for k in 0..<n { dot += vectors[k * n + a] * vectors[k * n + b] }
+                #expect(abs(dot - (a == b ? 1 : 0)) < 1e-9)
+            }
+        }
+    }
+
+    @Test("whitened training vectors have zero mean and equal variance on every kept axis")
+    func whitened() throws {
+        // Five points in 8 dimensions, spread 10, 5, 3 and 2 along four directions and not at all
+        // along the rest: centring leaves at most four axes, and all four are far above the ridge.
+        let coordinates: [[Float]] = [[0.9, -0.3, 0.5, 0.1], [-0.7, 0.8, -0.2, 0.6], [0.1, -0.9, -0.8, -0.4],
+                                      [0.4, 0.6, 0.9, -0.9], [-0.8, -0.1, -0.3, 0.7]]
+        let points = coordinates.map { c in [10 * c[0], 5 * c[1], 3 * c[2], 2 * c[3], 0, 0, 0, 1] }
+        let whitening = try #require(Whitening(learningFrom: points, ridge: 0))
+        #expect(whitening.axes.count == 4)
+        // Without the ridge, every kept axis has variance exactly 1 before normalisation.
+        let projected = points.map { point in
+            whitening.axes.enumerated().map { index, axis in
+                zip(axis, zip(point, whitening.mean).map { $0 - $1 }).map { $0 * $1 }.reduce(0, +) * whitening.scales[index]
+            }
+        }
+        for axis in 0..<4 {
+            let values = projected.map { $0[axis] }
+            let mean = values.reduce(0, +) / Float(values.count)
+            let variance = values.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Float(values.count)
+            #expect(abs(mean) < 1e-4)
+            #expect(abs(variance - 1) < 1e-3, "axis \(axis): variance \(variance)")
+        }
+        // The ridge shrinks the variance of the weakest axis most.
+        let ridged = try #require(Whitening(learningFrom: points))
+        #expect(zip(ridged.scales, whitening.scales).allSatisfy { $0 < $1 })
+        let applied = whitening.apply(points[0])
+        #expect(abs(applied.reduce(0) { $0 + $1 * $1 } - 1) < 1e-5)
+        #expect(Whitening(learningFrom: [[1, 2]]) == nil)
+        #expect(Whitening(learningFrom: [[1, 2], [1, 2]]) == nil)
     }
 }

@@ -1,18 +1,31 @@
 import Foundation
+import Embedding
+import VectorIndex
 
 /// Options of `Engine.evaluate`.
 public struct EvaluationOptions: Sendable {
-    public var model: String
+    /// One model, or several to fuse: their cosine similarities are averaged.
+    public var models: [String]
     /// Hits per query; measures look at these ranks only (mAP included).
     public var top: Int
     /// HNSW beam width, for collections above the approximate-search threshold.
     public var efSearch: Int?
+    /// PCA-whitening learned on the gallery's vectors, applied to every vector before ranking.
+    public var whiten: Bool
 
-    public init(model: String, top: Int = 100, efSearch: Int? = nil) {
-        self.model = model
+    public init(models: [String], top: Int = 100, efSearch: Int? = nil, whiten: Bool = false) {
+        self.models = models.isEmpty ? [ModelManifest.defaultName] : models
         self.top = max(1, top)
         self.efSearch = efSearch
+        self.whiten = whiten
     }
+
+    public init(model: String, top: Int = 100, efSearch: Int? = nil) {
+        self.init(models: [model], top: top, efSearch: efSearch)
+    }
+
+    /// How the ranking was made, for reports: the model, `+` between fused models, `, whitened`.
+    public var label: String { models.joined(separator: "+") + (whiten ? ", whitened" : "") }
 }
 
 /// What an evaluation measured.
@@ -34,15 +47,23 @@ extension Engine {
     /// Indexes the manifest's gallery and distractors into this engine's store (already stored
     /// images are not embedded again), runs every query, and measures the answers. Meant for a
     /// scratch store: the images stay in the store afterwards.
+    ///
+    /// With one model and no whitening, queries go through `search`, exactly as a user's would.
+    /// Fusion and whitening transform the stored vectors, so those rankings are exact searches over
+    /// the transformed vectors instead.
     public func evaluate(_ manifest: EvaluationManifest, options: EvaluationOptions,
                          progress: (@Sendable (String) -> Void)? = nil) throws -> EvaluationResult {
         let started = Date()
         let indexed = manifest.indexed
-        progress?("indexing \(indexed.count) images")
-        let report = try add(indexed.map(\.path), options: AddOptions(model: options.model))
         var idOfPath: [String: String] = [:]
-        for added in report.added { idOfPath[added.path] = added.id }
-        for duplicate in report.duplicates { idOfPath[duplicate.path] = duplicate.existingId }
+        var failures: [IngestFailure] = []
+        for model in options.models {
+            progress?("indexing \(indexed.count) images with \(model)")
+            let report = try add(indexed.map(\.path), options: AddOptions(model: model))
+            for added in report.added { idOfPath[added.path] = added.id }
+            for duplicate in report.duplicates { idOfPath[duplicate.path] = duplicate.existingId }
+            failures += report.failures.filter { failure in !failures.contains { $0.path == failure.path } }
+        }
         var relevantByGroup: [String: Set<String>] = [:]
         for entry in indexed where entry.role == .gallery {
             guard let group = entry.group, let id = idOfPath[entry.path] else { continue }
@@ -50,17 +71,24 @@ extension Engine {
         }
         // Inputs with identical bytes are one item in a store: a distractor that repeats a gallery
         // image's bytes is that gallery image.
-        var failures = report.failures
+        let queries = manifest.queries
+        let transformed = options.models.count > 1 || options.whiten
+            ? try transformedRanker(options, galleryIDs: Set(relevantByGroup.values.flatMap { $0 }),
+                                    indexedIDs: Set(idOfPath.values))
+            : nil
         var rankings: [RetrievalMetrics.Ranking] = []
         var kinds: [String?] = []
-        let queries = manifest.queries
         for (number, query) in queries.enumerated() {
             if number % 100 == 0 { progress?("query \(number + 1) of \(queries.count)") }
             let relevant = query.group.flatMap { relevantByGroup[$0] } ?? []
             var hits: [(id: String, score: Float)] = []
             do {
-                hits = try search(imageAt: query.path, top: options.top, model: options.model, efSearch: options.efSearch)
-                    .hits.map { ($0.id, $0.score) }
+                if let transformed {
+                    hits = try transformed(query.path).map { ($0.id, $0.score) }
+                } else {
+                    hits = try search(imageAt: query.path, top: options.top, model: options.models[0], efSearch: options.efSearch)
+                        .hits.map { ($0.id, $0.score) }
+                }
             } catch {
                 failures.append(IngestFailure(path: query.path, reason: "\(error)"))
             }
@@ -72,8 +100,48 @@ extension Engine {
             byKind[kind] = RetrievalMetrics.summarize(zip(rankings, kinds).filter { $0.1 == kind }.map(\.0))
         }
         return EvaluationResult(
-            model: report.model, gallery: indexed.filter { $0.role == .gallery }.count,
+            model: options.label, gallery: indexed.filter { $0.role == .gallery }.count,
             distractors: indexed.filter { $0.role == .distractor }.count, summary: RetrievalMetrics.summarize(rankings),
             byKind: byKind, failures: failures, seconds: Date().timeIntervalSince(started))
+    }
+
+    /// Exact ranking over transformed vectors: each model's vectors whitened (when asked) and
+    /// normalised, then concatenated with weight 1/sqrt(models), so the cosine of two
+    /// concatenations is the mean of the models' cosines.
+    private func transformedRanker(_ options: EvaluationOptions, galleryIDs: Set<String>,
+                                   indexedIDs: Set<String>) throws -> (String) throws -> [SearchHit] {
+        let ids = indexedIDs.sorted()
+        var parts: [(model: String, whitening: Whitening?)] = []
+        var combined: [String: [Float]] = [:]
+        let weight = 1 / Float(options.models.count).squareRoot()
+        for model in options.models {
+            let stored = Dictionary(try catalog.vectors(model: model, ids: ids), uniquingKeysWith: { first, _ in first })
+            let whitening = options.whiten
+                ? Whitening(learningFrom: galleryIDs.sorted().compactMap { stored[$0] })
+                : nil
+            parts.append((model, whitening))
+            for (id, vector) in stored {
+                let part = Self.unit(whitening?.apply(vector) ?? vector).map { $0 * weight }
+                combined[id, default: []] += part
+            }
+        }
+        // Only items every model could embed take part.
+        let width = combined.values.map(\.count).max() ?? 0
+        let index = FlatIndex(dimension: max(1, width))
+        for (id, vector) in combined where vector.count == width { try index.add(id: id, vector: vector) }
+        let top = options.top
+        return { path in
+            var query: [Float] = []
+            for part in parts {
+                let vector = try self.embedding(imageAt: path, model: part.model)
+                query += Self.unit(part.whitening?.apply(vector) ?? vector).map { $0 * weight }
+            }
+            return try index.search(query, k: top)
+        }
+    }
+
+    private static func unit(_ vector: [Float]) -> [Float] {
+        let norm = vector.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        return norm > 0 ? vector.map { $0 / norm } : vector
     }
 }
