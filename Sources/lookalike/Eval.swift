@@ -109,6 +109,11 @@ struct Eval: ParsableCommand {
         } else {
             pairs["threshold_at_precision_0.99"] = NSNull()
         }
+        // The precision-recall curve, thinned to at most 200 points for charts.
+        let curve = summary.pairs.curve
+        let step = max(1, curve.count / 200)
+        let thinned = stride(from: 0, to: curve.count, by: step).map { curve[$0] } + (curve.count % step == 1 || step == 1 ? [] : curve.suffix(1))
+        pairs["curve"] = thinned.map { ["threshold": $0.threshold, "precision": $0.precision, "recall": $0.recall] }
         return ["queries": summary.queries, "queries_without_match": summary.queriesWithoutMatch,
                 "map": summary.meanAveragePrecision, "map_at_r": summary.meanAveragePrecisionAtR,
                 "precision_at_1": summary.precisionAt1, "precision_at_10": summary.precisionAt10,

@@ -1,0 +1,263 @@
+"""`make eval`: every candidate ranking on every evaluation set, one table (not a test).
+
+Rows, each measured by `lookalike eval` on the same manifest and store:
+  phash                     64-bit DCT perceptual hash, Hamming distance (the baseline)
+  efficientnet-lite0        the default network, mean pooling
+  efficientnet-lite0-gem    the same network, GeM pooling
+  efficientnet-lite0 + PCA-whitening learned on the gallery
+  sscd, sscd-distilled      copy-detection models
+  efficientnet-lite0 + sscd-distilled fused (mean of cosine similarities)
+and the Python reference pipeline (Pillow + onnxruntime, exact numpy ranking, the measures
+re-implemented here in numpy) as the peer that shows the Swift engine loses nothing.
+
+    python scripts/eval.py --lookalike .build/release/lookalike [--data .data/eval] [--sets copies,categories]
+
+Writes bench-results/eval-DATE.{json,md} and charts (per-edit Recall@1, copy-detection
+precision-recall) as PNG. The stores under DATA/stores keep every model's vectors, so a second
+run embeds nothing again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+
+import reference_pipeline  # noqa: E402
+
+ROWS = [
+    ("phash", ["--model", "phash"]),
+    ("efficientnet-lite0", ["--model", "efficientnet-lite0"]),
+    ("efficientnet-lite0-gem", ["--model", "efficientnet-lite0-gem"]),
+    ("efficientnet-lite0, whitened", ["--model", "efficientnet-lite0", "--whiten"]),
+    ("sscd", ["--model", "sscd"]),
+    ("sscd-distilled", ["--model", "sscd-distilled"]),
+    ("efficientnet-lite0 + sscd-distilled", ["--model", "efficientnet-lite0", "--model", "sscd-distilled"]),
+]
+PEER = "python reference (efficientnet-lite0)"
+COLUMNS = [("mAP", "map"), ("mAP@R", "map_at_r"), ("P@1", "precision_at_1"), ("P@10", "precision_at_10"),
+           ("R@1", "recall_at_1"), ("R@10", "recall_at_10"), ("R@100", "recall_at_100")]
+
+
+def run_row(lookalike: str, manifest: Path, store: Path, arguments: list[str], top: int) -> dict:
+    command = [lookalike, "eval", str(manifest), "--json", "--top", str(top), "--store", str(store), *arguments]
+    started = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr}")
+    row = json.loads(result.stdout)
+    row["wall_seconds"] = time.perf_counter() - started
+    return row
+
+
+# ---- The Python peer: its own embedding pipeline, exact ranking and measures.
+
+def read_manifest(path: Path) -> list[dict]:
+    entries = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            entry = json.loads(line)
+            entry["path"] = str((path.parent / entry["path"]).resolve())
+            entries.append(entry)
+    return entries
+
+
+def peer_embeddings(paths: list[str], model: Path) -> dict[str, np.ndarray]:
+    session = reference_pipeline.open_session(model, 2, "embedding")
+    vectors = {}
+    for path in paths:
+        prepared = reference_pipeline.try_preprocess(Path(path), 224, 896)
+        if prepared is not None:
+            vectors[path] = reference_pipeline.embed(session, prepared[0], "embedding")
+    return vectors
+
+
+def peer_measures(rankings: list[tuple[list[tuple[str, float]], set[str]]]) -> dict:
+    judged = [(hits, relevant) for hits, relevant in rankings if relevant]
+
+    def average_precision(hits, relevant, cut=None):
+        found, total = 0, 0.0
+        for rank, (item, _) in enumerate(hits[:cut] if cut else hits):
+            if item in relevant:
+                found += 1
+                total += found / (rank + 1)
+        return total / len(relevant)
+
+    out = {
+        "queries": len(judged), "queries_without_match": len(rankings) - len(judged),
+        "map": np.mean([average_precision(h, r) for h, r in judged]),
+        "map_at_r": np.mean([average_precision(h, r, len(r)) for h, r in judged]),
+        "precision_at_1": np.mean([sum(i in r for i, _ in h[:1]) / 1 for h, r in judged]),
+        "precision_at_10": np.mean([sum(i in r for i, _ in h[:10]) / 10 for h, r in judged]),
+    }
+    for k in (1, 10, 100):
+        out[f"recall_at_{k}"] = np.mean([any(i in r for i, _ in h[:k]) for h, r in judged])
+    pairs = sorted(((score, item in relevant) for hits, relevant in rankings for item, score in hits),
+                   key=lambda pair: (-pair[0], pair[1]))  # ties: wrong pairs first
+    positives = sum(len(relevant) for _, relevant in rankings)
+    correct, area = 0, 0.0
+    for position, (_, right) in enumerate(pairs):
+        if right:
+            correct += 1
+            area += correct / (position + 1) / positives
+    out["pairs"] = {"micro_average_precision": area, "positives": positives, "pairs": len(pairs)}
+    return {key: float(value) if isinstance(value, np.floating) else value for key, value in out.items()}
+
+
+def run_peer(manifest: Path, model: Path, top: int) -> dict:
+    started = time.perf_counter()
+    entries = read_manifest(manifest)
+    indexed = [e for e in entries if e["role"] != "query"]
+    queries = [e for e in entries if e["role"] == "query"]
+    vectors = peer_embeddings(sorted({e["path"] for e in entries}), model)
+    # Items are files here (the engine merges identical bytes; the sets have none).
+    ids = [e["path"] for e in indexed if e["path"] in vectors]
+    matrix = np.stack([vectors[i] for i in ids]).astype(np.float32)
+    gallery_by_group: dict[str, set[str]] = {}
+    for e in indexed:
+        if e["role"] == "gallery" and e["path"] in vectors:
+            gallery_by_group.setdefault(e["group"], set()).add(e["path"])
+    rankings, kinds = [], []
+    for query in queries:
+        relevant = gallery_by_group.get(query["group"], set())
+        hits = []
+        if query["path"] in vectors:
+            scores = matrix @ vectors[query["path"]].astype(np.float32)
+            best = np.argsort(-scores, kind="stable")[:top]
+            hits = [(ids[i], float(scores[i])) for i in best]
+        rankings.append((hits, relevant))
+        kinds.append(query.get("kind"))
+    by_kind = {kind: peer_measures([r for r, k in zip(rankings, kinds) if k == kind])
+               for kind in sorted({k for k in kinds if k})}
+    return {"model": PEER, "overall": peer_measures(rankings), "by_kind": by_kind,
+            "failures": [p for p in {e["path"] for e in entries} if p not in vectors],
+            "wall_seconds": time.perf_counter() - started}
+
+
+# ---- Reporting
+
+def table(set_name: str, results: dict[str, dict]) -> str:
+    lines = [f"### {set_name}", "",
+             "| ranking | " + " | ".join(name for name, _ in COLUMNS) + " | µAP | R@P90 | threshold at P99 |",
+             "|---|" + "---|" * (len(COLUMNS) + 3)]
+    for name, result in results.items():
+        overall = result["overall"]
+        pairs = overall["pairs"]
+        threshold = pairs.get("threshold_at_precision_0.99")
+        cells = [f"{overall[key]:.3f}" for _, key in COLUMNS]
+        cells.append(f"{pairs['micro_average_precision']:.3f}")
+        cells.append(f"{pairs['recall_at_precision_0.9']:.3f}" if "recall_at_precision_0.9" in pairs else "")
+        cells.append(f"{threshold['score']:.3f} (R {threshold['recall']:.2f})" if threshold else ("none" if "curve" in pairs else ""))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    first = next(iter(results.values()))
+    lines += ["", f"{first['overall']['queries']} queries with a match, {first['overall']['queries_without_match']} without; "
+                  f"gallery {first.get('gallery', '?')}, distractors {first.get('distractors', '?')}."]
+    return "\n".join(lines)
+
+
+def kind_table(results: dict[str, dict]) -> str:
+    kinds = sorted({k for r in results.values() for k in r.get("by_kind", {})})
+    lines = ["| ranking | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
+    for name, result in results.items():
+        cells = [f"{result['by_kind'][k]['recall_at_1']:.2f}" if k in result.get("by_kind", {}) else "" for k in kinds]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def charts(set_name: str, results: dict[str, dict], folder: Path, stem: str) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for name, result in results.items():
+        curve = result["overall"]["pairs"].get("curve")
+        if curve:
+            axes.plot([p["recall"] for p in curve], [p["precision"] for p in curve], label=name)
+    axes.set_xlabel("recall")
+    axes.set_ylabel("precision")
+    axes.set_title(f"{set_name}: all (query, hit) pairs ranked by score")
+    axes.grid(True, alpha=0.3)
+    axes.legend(fontsize=7)
+    figure.tight_layout()
+    path = folder / f"{stem}-{set_name}-pr.png"
+    figure.savefig(path, dpi=120)
+    written.append(path)
+    plt.close(figure)
+
+    kinds = sorted({k for r in results.values() for k in r.get("by_kind", {})})
+    if kinds:
+        figure, axes = plt.subplots(figsize=(max(7, len(kinds) * 0.8), 4.5))
+        width = 0.8 / max(1, len(results))
+        for offset, (name, result) in enumerate(results.items()):
+            values = [result.get("by_kind", {}).get(k, {}).get("recall_at_1", 0) for k in kinds]
+            axes.bar(np.arange(len(kinds)) + offset * width, values, width, label=name)
+        axes.set_xticks(np.arange(len(kinds)) + 0.4 - width / 2)
+        axes.set_xticklabels(kinds, rotation=45, ha="right", fontsize=8)
+        axes.set_ylabel("Recall@1")
+        axes.set_title(f"{set_name}: Recall@1 by kind of query")
+        axes.legend(fontsize=6)
+        figure.tight_layout()
+        path = folder / f"{stem}-{set_name}-by-kind.png"
+        figure.savefig(path, dpi=120)
+        written.append(path)
+        plt.close(figure)
+    return written
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lookalike", required=True)
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("LOOKALIKE_DATA", ROOT / ".data")) / "eval")
+    parser.add_argument("--sets", default="copies,categories")
+    parser.add_argument("--rows", default="", help="comma-separated row names to run (default: all)")
+    parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--top", type=int, default=100)
+    args = parser.parse_args()
+    models = Path(os.environ.get("LOOKALIKE_MODELS", Path.home() / ".cache/lookalike/models"))
+    wanted = {r.strip() for r in args.rows.split(",") if r.strip()}
+    day = datetime.date.today().isoformat()
+    out = ROOT / "bench-results"
+    out.mkdir(exist_ok=True)
+    stem = f"eval-{day}"
+    everything, sections = {}, []
+    for set_name in [s for s in args.sets.split(",") if s]:
+        manifest = args.data / set_name / "manifest.jsonl"
+        if not manifest.exists():
+            raise SystemExit(f"{manifest} is missing: run `make eval-data`")
+        store = args.data / "stores" / set_name
+        results = {}
+        for name, arguments in ROWS:
+            if wanted and name not in wanted:
+                continue
+            print(f"[{set_name}] {name}", flush=True)
+            results[name] = run_row(args.lookalike, manifest, store, arguments, args.top)
+        if not args.no_peer:
+            print(f"[{set_name}] {PEER}", flush=True)
+            results[PEER] = run_peer(manifest, models / "efficientnet-lite0.onnx", args.top)
+        everything[set_name] = results
+        sections.append(table(set_name, results))
+        sections.append("Recall@1 by kind of query:\n\n" + kind_table(results))
+        for path in charts(set_name, results, out, stem):
+            sections.append(f"chart: {path.relative_to(ROOT)}")
+        (out / f"{stem}.json").write_text(json.dumps(everything, indent=1) + "\n")
+    text = "\n\n".join(sections)
+    (out / f"{stem}.md").write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
