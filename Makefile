@@ -22,13 +22,13 @@ build: setup
 	swift build -c release --product lookalike
 
 ## test-data: edited copies and format fixtures made from the photo set
-test-data: setup $(LOOKALIKE_DATA)/edits/.complete $(LOOKALIKE_DATA)/fixtures/formats/.complete-v2
+test-data: setup $(LOOKALIKE_DATA)/edits/.complete $(LOOKALIKE_DATA)/fixtures/formats/.complete-v3
 
 $(LOOKALIKE_DATA)/edits/.complete: | setup
 	$(PYTHON) scripts/make_edits.py $(LOOKALIKE_DATA)/photos $(LOOKALIKE_DATA)/edits
 	@touch $@
 
-$(LOOKALIKE_DATA)/fixtures/formats/.complete-v2: | setup
+$(LOOKALIKE_DATA)/fixtures/formats/.complete-v3: | setup
 	$(PYTHON) scripts/make_format_fixtures.py
 
 # Tests run optimised (the index tests build graphs of 20k vectors), in their own build folder so

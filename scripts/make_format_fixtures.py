@@ -4,7 +4,7 @@ From `$LOOKALIKE_DATA/photos/skimage-chelsea.png` (CC0, scikit-image) it writes,
 `$LOOKALIKE_DATA/fixtures/formats/`: the same picture as JPEG, PNG, WebP, TIFF, an animated GIF
 (first frame the photo, second frame its negative), grayscale PNG, 16-bit grayscale PNG, CMYK
 JPEG, RGBA PNG (left half transparent), JPEGs for each EXIF orientation 1 to 8 whose stored pixels
-are transformed so that they show upright, AVIF when libvips can write it, and the broken inputs: a zero-byte file, a
+are transformed so that they show upright, AVIF (through the `vips` command), and the broken inputs: a zero-byte file, a
 truncated JPEG, a text file named .jpg, and a PNG whose header claims 40000x40000 pixels.
 Also `reference.png`: the photo as 8-bit RGB, the answer every decoded variant is compared with.
 """
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("LOOKALIKE_DATA", ROOT / ".data"))
 SOURCE = DATA / "photos" / "skimage-chelsea.png"
 OUT = DATA / "fixtures" / "formats"
-STAMP = OUT / ".complete-v2"
+STAMP = OUT / ".complete-v3"
 
 
 def png_chunk(kind: bytes, payload: bytes) -> bytes:
@@ -87,11 +87,13 @@ def write_orientations(photo: Image.Image) -> None:
 
 
 def write_avif() -> None:
-    """AVIF through libvips' command-line tool, when it and an AV1 encoder are present."""
+    """AVIF through libvips' command-line tool (Debian's libvips-tools, which `make setup` installs)."""
     if shutil.which("vips") is None:
-        return
-    subprocess.run(["vips", "heifsave", str(OUT / "photo.png"), str(OUT / "photo.avif"), "--compression", "av1"],
-                   check=False, capture_output=True)
+        sys.exit("make_format_fixtures: the `vips` command is missing (Debian package libvips-tools; `make setup` installs it)")
+    result = subprocess.run(["vips", "heifsave", str(OUT / "photo.png"), str(OUT / "photo.avif"), "--compression", "av1"],
+                            check=False, capture_output=True, text=True)
+    if result.returncode != 0 or not (OUT / "photo.avif").exists():
+        sys.exit(f"make_format_fixtures: vips could not write photo.avif: {result.stderr.strip()}")
 
 
 def write_broken() -> None:
