@@ -173,8 +173,9 @@ def table(rows: list[dict], args) -> str:
                      else f"| {engine} | {build['seconds']:.1f} | | {index} | {vectors} |")
     for r in rows:
         if r["event"] == "snapshot":
+            first = f" (first open {r['open_seconds_first']:.2f} s)" if "open_seconds_first" in r else ""
             lines += ["", f"{r['engine']} snapshot: {r['bytes'] / 1e6:.0f} MB, written in {r['save_seconds']:.2f} s, "
-                          f"opened (memory map, checksums, load) in {r['open_seconds']:.2f} s."]
+                          f"opened (memory map, checksums, load) in {r['open_seconds']:.2f} s, median of 3{first}."]
     lines += ["", "| engine | efSearch | recall@10 | QPS | p50 (ms) | p99 (ms) |", "|---|---|---|---|---|---|"]
     for r in rows:
         if r["event"] == "search":
