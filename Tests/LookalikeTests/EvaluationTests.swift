@@ -99,7 +99,7 @@ struct EvaluationTests {
         ]
         for (line, reason) in cases {
             let url = folder.appendingPathComponent("m.jsonl")
-            try [good, "", line, query].joined(separator: "\n").write(to: url, atomically: true, encoding: .utf8)
+            try [good, "", line, query].joined(separator: "\n").write(to: url, atomically: false, encoding: .utf8)
             var message = ""
             do {
                 _ = try EvaluationManifest.load(url)
@@ -109,12 +109,12 @@ struct EvaluationTests {
             #expect(message.contains("m.jsonl, line 3: \(reason)"), "\(message)")
         }
         let onlyGallery = folder.appendingPathComponent("g.jsonl")
-        try good.write(to: onlyGallery, atomically: true, encoding: .utf8)
+        try good.write(to: onlyGallery, atomically: false, encoding: .utf8)
         #expect(throws: EvaluationError.badManifest(path: onlyGallery.path, reason: "it has no queries")) {
             _ = try EvaluationManifest.load(onlyGallery)
         }
         let fine = folder.appendingPathComponent("fine.jsonl")
-        try [good, query].joined(separator: "\n").write(to: fine, atomically: true, encoding: .utf8)
+        try [good, query].joined(separator: "\n").write(to: fine, atomically: false, encoding: .utf8)
         let manifest = try EvaluationManifest.load(fine)
         #expect(manifest.entries.map(\.path) == [folder.appendingPathComponent("a.jpg").path, folder.appendingPathComponent("q.jpg").path])
         let parsedQuery = try #require(manifest.queries.first)
@@ -147,7 +147,7 @@ struct EvaluationTests {
         try line(photos[20], "query", group: "absent")
         try line("missing-file.jpg", "query", group: "absent")
         let manifestURL = folder.appendingPathComponent("tiny.jsonl")
-        try lines.joined(separator: "\n").write(to: manifestURL, atomically: true, encoding: .utf8)
+        try lines.joined(separator: "\n").write(to: manifestURL, atomically: false, encoding: .utf8)
 
         let result = try runCommand(try TestData.executable(),
                                     ["eval", manifestURL.path, "--json", "--top", "10"],

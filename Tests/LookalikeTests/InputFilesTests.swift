@@ -48,7 +48,7 @@ struct InputFilesTests {
             with laces",49.5\r
             """
         let file = root.appendingPathComponent("meta.csv")
-        try csv.write(to: file, atomically: true, encoding: .utf8)
+        try csv.write(to: file, atomically: false, encoding: .utf8)
         let metadata = try MetadataFile(path: file.path)
         #expect(metadata.records[root.appendingPathComponent("shoes/red.jpg").path] == #"{"price":45,"title":"Red shoes, size 42"}"#)
         #expect(metadata.records["/abs/blue.jpg"] == #"{"price":49.5,"title":"The \"blue\" pair\nwith laces"}"#)
@@ -67,7 +67,7 @@ struct InputFilesTests {
         let root = try TestData.temporaryDirectory("bad-metadata")
         defer { try? FileManager.default.removeItem(at: root) }
         let file = root.appendingPathComponent(name)
-        try content.write(to: file, atomically: true, encoding: .utf8)
+        try content.write(to: file, atomically: false, encoding: .utf8)
         do {
             _ = try MetadataFile(path: file.path)
             Issue.record("\(name) should be refused")
@@ -84,7 +84,7 @@ struct InputFilesTests {
         let root = try TestData.temporaryDirectory("csv-number")
         defer { try? FileManager.default.removeItem(at: root) }
         let file = root.appendingPathComponent("m.csv")
-        try "path,value\n/a.jpg,\(field)\n".write(to: file, atomically: true, encoding: .utf8)
+        try "path,value\n/a.jpg,\(field)\n".write(to: file, atomically: false, encoding: .utf8)
         #expect(try MetadataFile(path: file.path).records["/a.jpg"] == "{\"value\":\(json)}")
     }
 

@@ -75,7 +75,7 @@ struct RetrievalTests {
         #expect(report.duplicates.first?.existingId == report.added.first?.id)
 
         let csv = folder.appendingPathComponent("meta.csv")
-        try "path,sku\ncopy.png,007\n".write(to: csv, atomically: true, encoding: .utf8)
+        try "path,sku\ncopy.png,007\n".write(to: csv, atomically: false, encoding: .utf8)
         let again = try engine.add([copy], options: AddOptions(metadata: try MetadataFile(path: csv.path)))
         #expect(again.duplicates.count == 1)
         let hit = try #require(try engine.search(imageAt: photo, top: 1).hits.first)
@@ -148,7 +148,7 @@ struct RetrievalTests {
         defer { try? FileManager.default.removeItem(at: folder) }
         let lines = photos.enumerated().map { #"{"path": "\#($1)", "price": \#(10 * ($0 + 1)), "colour": "red"}"# }
         let file = folder.appendingPathComponent("meta.jsonl")
-        try lines.joined(separator: "\n").write(to: file, atomically: true, encoding: .utf8)
+        try lines.joined(separator: "\n").write(to: file, atomically: false, encoding: .utf8)
         let engine = try Engine(configuration: EngineConfiguration(store: folder.appendingPathComponent("store")))
         _ = try engine.add(photos, options: AddOptions(metadata: try MetadataFile(path: file.path)))
         let hit = try #require(try engine.search(imageAt: photos[1], top: 1).hits.first)
