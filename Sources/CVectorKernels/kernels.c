@@ -207,6 +207,114 @@ LK_AVX2 static float l2_u8_avx2(const float *shifted, const float *scale, const 
     }
     return sum;
 }
+
+// ---- AVX-512 versions: 16 lanes, and masked loads for the tail instead of a scalar loop.
+
+#define LK_AVX512 __attribute__((target("avx512f,avx2,fma,f16c")))
+
+LK_AVX512 static inline __mmask16 tail_mask(size_t remaining) {
+    return (__mmask16)((1u << remaining) - 1u);
+}
+
+LK_AVX512 static float dot_f32_avx512(const float *a, const float *b, size_t count) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 32 <= count; i += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+    }
+    for (; i + 16 <= count; i += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+    if (i < count) {
+        __mmask16 mask = tail_mask(count - i);
+        s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, a + i), _mm512_maskz_loadu_ps(mask, b + i), s1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+LK_AVX512 static float l2_f32_avx512(const float *a, const float *b, size_t count) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 32 <= count; i += 32) {
+        __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
+        __m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16));
+        s0 = _mm512_fmadd_ps(d0, d0, s0);
+        s1 = _mm512_fmadd_ps(d1, d1, s1);
+    }
+    for (; i + 16 <= count; i += 16) {
+        __m512 d = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
+        s0 = _mm512_fmadd_ps(d, d, s0);
+    }
+    if (i < count) {
+        __mmask16 mask = tail_mask(count - i);
+        __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(mask, a + i), _mm512_maskz_loadu_ps(mask, b + i));
+        s1 = _mm512_fmadd_ps(d, d, s1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+LK_AVX512 static inline __m512 load_half16(const uint16_t *code) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)code));
+}
+
+LK_AVX512 static float dot_f16_avx512(const float *query, const uint16_t *code, size_t count) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 32 <= count; i += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(query + i), load_half16(code + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(query + i + 16), load_half16(code + i + 16), s1);
+    }
+    for (; i + 16 <= count; i += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(query + i), load_half16(code + i), s0);
+    float sum = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+    for (; i < count; i++) sum += query[i] * half_to_float(code[i]);
+    return sum;
+}
+
+LK_AVX512 static float l2_f16_avx512(const float *query, const uint16_t *code, size_t count) {
+    __m512 s0 = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= count; i += 16) {
+        __m512 d = _mm512_sub_ps(_mm512_loadu_ps(query + i), load_half16(code + i));
+        s0 = _mm512_fmadd_ps(d, d, s0);
+    }
+    float sum = _mm512_reduce_add_ps(s0);
+    for (; i < count; i++) {
+        float d = query[i] - half_to_float(code[i]);
+        sum += d * d;
+    }
+    return sum;
+}
+
+LK_AVX512 static inline __m512 load_u8x16(const uint8_t *code) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)code)));
+}
+
+LK_AVX512 static float dot_u8_avx512(const float *weights, const uint8_t *code, size_t count) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 32 <= count; i += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(weights + i), load_u8x16(code + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(weights + i + 16), load_u8x16(code + i + 16), s1);
+    }
+    for (; i + 16 <= count; i += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(weights + i), load_u8x16(code + i), s0);
+    float sum = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+    for (; i < count; i++) sum += weights[i] * code[i];
+    return sum;
+}
+
+LK_AVX512 static float l2_u8_avx512(const float *shifted, const float *scale, const uint8_t *code, size_t count) {
+    __m512 s0 = _mm512_setzero_ps();
+    size_t i = 0;
+    for (; i + 16 <= count; i += 16) {
+        __m512 d = _mm512_fnmadd_ps(_mm512_loadu_ps(scale + i), load_u8x16(code + i), _mm512_loadu_ps(shifted + i));
+        s0 = _mm512_fmadd_ps(d, d, s0);
+    }
+    float sum = _mm512_reduce_add_ps(s0);
+    for (; i < count; i++) {
+        float d = shifted[i] - scale[i] * code[i];
+        sum += d * d;
+    }
+    return sum;
+}
 #endif
 
 // ---- Dispatch, decided once when the library is loaded.
@@ -229,11 +337,28 @@ static void use_portable_kernels(void) {
     kernels_name = "portable";
 }
 
-__attribute__((constructor)) static void choose_kernels(void) {
-    use_portable_kernels();
+static int cpu_has(int level) {
 #if defined(__x86_64__)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
+    int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    if (level == LK_KERNELS_AVX2) return avx2;
+    if (level == LK_KERNELS_AVX512) return avx2 && __builtin_cpu_supports("avx512f");
+#endif
+    return level == LK_KERNELS_PORTABLE;
+}
+
+int lk_kernels_select(int level) {
+    if (level == LK_KERNELS_BEST) {
+        for (int candidate = LK_KERNELS_AVX512; candidate > LK_KERNELS_PORTABLE; candidate--) {
+            if (lk_kernels_select(candidate)) return 1;
+        }
+        use_portable_kernels();
+        return 1;
+    }
+    if (!cpu_has(level)) return 0;
+    use_portable_kernels();
+#if defined(__x86_64__)
+    if (level == LK_KERNELS_AVX2) {
         dot_f32_impl = dot_f32_avx2;
         l2_f32_impl = l2_f32_avx2;
         dot_f16_impl = dot_f16_avx2;
@@ -241,9 +366,20 @@ __attribute__((constructor)) static void choose_kernels(void) {
         dot_u8_impl = dot_u8_avx2;
         l2_u8_impl = l2_u8_avx2;
         kernels_name = "avx2";
+    } else if (level == LK_KERNELS_AVX512) {
+        dot_f32_impl = dot_f32_avx512;
+        l2_f32_impl = l2_f32_avx512;
+        dot_f16_impl = dot_f16_avx512;
+        l2_f16_impl = l2_f16_avx512;
+        dot_u8_impl = dot_u8_avx512;
+        l2_u8_impl = l2_u8_avx512;
+        kernels_name = "avx512";
     }
 #endif
+    return 1;
 }
+
+__attribute__((constructor)) static void choose_kernels(void) { lk_kernels_select(LK_KERNELS_BEST); }
 
 float lk_dot_f32(const float *a, const float *b, size_t count) { return dot_f32_impl(a, b, count); }
 float lk_l2_f32(const float *a, const float *b, size_t count) { return l2_f32_impl(a, b, count); }
@@ -257,10 +393,3 @@ void lk_decode_f16(const uint16_t *code, float *out, size_t count) {
     for (size_t i = 0; i < count; i++) out[i] = half_to_float(code[i]);
 }
 const char *lk_kernels_name(void) { return kernels_name; }
-void lk_kernels_force_portable(int portable) {
-    if (portable) {
-        use_portable_kernels();
-    } else {
-        choose_kernels();
-    }
-}

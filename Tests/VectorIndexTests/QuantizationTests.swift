@@ -16,12 +16,14 @@ struct QuantizationTests {
         abs(a - b) <= relative * max(1, abs(a), abs(b))
     }
 
-    @Test("every kernel, portable and vectorised, agrees with a plain sum at every length and alignment")
+    @Test("every kernel set the CPU has (portable, AVX2, AVX-512) agrees with a plain sum at every length and alignment")
     func kernels() {
         var random = SplitMix64(seed: 3)
-        defer { lk_kernels_force_portable(0) }
-        for portable: Int32 in [1, 0] {
-            lk_kernels_force_portable(portable)
+        defer { _ = lk_kernels_select(Int32(LK_KERNELS_BEST)) }
+        var tested: [String] = []
+        for level in [LK_KERNELS_PORTABLE, LK_KERNELS_AVX2, LK_KERNELS_AVX512] {
+            guard lk_kernels_select(Int32(level)) == 1 else { continue }
+            tested.append(String(cString: lk_kernels_name()))
             for count in [1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 128, 1280] {
                 // One element of slack so the vectors start off a 32-byte boundary too.
                 let a = Self.randomVector(count + 1, &random)
@@ -59,6 +61,8 @@ struct QuantizationTests {
                 }
             }
         }
+        #expect(tested.contains("portable"))
+        print("kernel sets tested: \(tested.joined(separator: ", "))")
     }
 
     @Test("half-precision decoding is exact for zeros, subnormals, infinities and the extremes")

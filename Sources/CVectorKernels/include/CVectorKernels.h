@@ -2,7 +2,7 @@
 #define LOOKALIKE_VECTOR_KERNELS_H
 
 // Distance kernels for the HNSW index, one per stored encoding. Each has a portable version and,
-// on x86-64, an AVX2/FMA/F16C version chosen once at load time from what the CPU supports.
+// on x86-64, AVX2/FMA/F16C and AVX-512 versions; the best the CPU supports is chosen at load time.
 
 #include <stddef.h>
 #include <stdint.h>
@@ -33,12 +33,15 @@ float lk_dot_u8(const float *weights, const uint8_t *code, size_t count);
 /// distance to the vector an 8-bit code stands for.
 float lk_l2_u8(const float *shifted, const float *scale, const uint8_t *code, size_t count);
 
-/// Which kernels are in use: "avx2" or "portable".
+/// Which kernels are in use: "avx512", "avx2" or "portable".
 const char *lk_kernels_name(void);
 
-/// Switches to the portable kernels (nonzero) or back to the best the CPU supports (zero), so
-/// tests can hold both to the same answers. Not for use while other threads compute distances.
-void lk_kernels_force_portable(int portable);
+enum { LK_KERNELS_BEST = -1, LK_KERNELS_PORTABLE = 0, LK_KERNELS_AVX2 = 1, LK_KERNELS_AVX512 = 2 };
+
+/// Switches to one set of kernels, so tests can hold every set to the same answers; returns 0
+/// (and changes nothing) when the CPU lacks what that set needs. `LK_KERNELS_BEST` goes back to
+/// the best available. Not for use while other threads compute distances.
+int lk_kernels_select(int level);
 
 #ifdef __cplusplus
 }
