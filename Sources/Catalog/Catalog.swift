@@ -87,7 +87,47 @@ public final class Catalog: Sendable {
                 table.column("first_used_at", .datetime).notNull()
             }
         }
+        migrator.registerMigration("v3: vector generations") { db in
+            // A counter per model that every change to its vectors bumps, inside the same
+            // transaction (triggers, so no write path can forget it). An index records the
+            // generation it reflects and skips comparing ids with the catalog when it still holds.
+            try db.execute(sql: """
+                CREATE TABLE vector_generation (model TEXT PRIMARY KEY NOT NULL, generation INTEGER NOT NULL);
+                INSERT INTO vector_generation (model, generation) SELECT model, 1 FROM vector GROUP BY model;
+                CREATE TRIGGER vector_inserted AFTER INSERT ON vector BEGIN
+                    INSERT INTO vector_generation (model, generation) VALUES (NEW.model, 1)
+                        ON CONFLICT (model) DO UPDATE SET generation = generation + 1;
+                END;
+                CREATE TRIGGER vector_updated AFTER UPDATE ON vector BEGIN
+                    INSERT INTO vector_generation (model, generation) VALUES (NEW.model, 1)
+                        ON CONFLICT (model) DO UPDATE SET generation = generation + 1;
+                END;
+                CREATE TRIGGER vector_deleted AFTER DELETE ON vector BEGIN
+                    INSERT INTO vector_generation (model, generation) VALUES (OLD.model, 1)
+                        ON CONFLICT (model) DO UPDATE SET generation = generation + 1;
+                END;
+                """)
+        }
         return migrator
+    }
+
+    /// How many times the vectors of `model` have changed (0 if never): equal generations mean
+    /// identical sets of vectors.
+    public func vectorGeneration(model: String) throws -> Int64 {
+        try database.read { db in try Self.generation(db, model: model) }
+    }
+
+    /// The ids of the items with a vector from `model`, and the generation they belong to, read
+    /// in one transaction.
+    public func vectorIDsAndGeneration(model: String) throws -> (ids: [String], generation: Int64) {
+        try database.read { db in
+            let ids = try String.fetchAll(db, sql: "SELECT item_id FROM vector WHERE model = ? ORDER BY rowid", arguments: [model])
+            return (ids, try Self.generation(db, model: model))
+        }
+    }
+
+    private static func generation(_ db: Database, model: String) throws -> Int64 {
+        try Int64.fetchOne(db, sql: "SELECT generation FROM vector_generation WHERE model = ?", arguments: [model]) ?? 0
     }
 
     /// The item holding exactly these bytes, if any.

@@ -249,7 +249,12 @@ public final class Engine: @unchecked Sendable {
         }
         for (model, index) in cached {
             for id in removed { index.remove(id: id) }
-            if let graph = index as? HNSWIndex, !removed.isEmpty { saveSnapshot(graph, model: model) }
+            if let graph = index as? HNSWIndex, !removed.isEmpty {
+                if let manifest = try? registry().manifest(named: model), (try? catchUp(graph, manifest: manifest)) == nil {
+                    logger.warning("the index of \(model) could not be compared with the catalog after a removal")
+                }
+                saveSnapshot(graph, model: model)
+            }
         }
         return removed
     }
@@ -337,7 +342,6 @@ public final class Engine: @unchecked Sendable {
     private func graphIndex(for manifest: ModelManifest) throws -> HNSWIndex {
         let url = snapshotURL(model: manifest.name)
         var index: HNSWIndex?
-        var changed = false
         if FileManager.default.fileExists(atPath: url.path) {
             do {
                 let loaded = try HNSWIndex.load(from: url)
@@ -352,10 +356,29 @@ public final class Engine: @unchecked Sendable {
                 logger.warning("\(error); rebuilding the index from the catalog")
             }
         }
-        let stored = Set(try catalog.vectorIDs(model: manifest.name))
+        // The snapshot records the catalog generation it reflects: when that is still current, the
+        // graph is up to date and no ids need comparing.
+        if let index, index.externalVersion != 0,
+           index.externalVersion == UInt64(clamping: try catalog.vectorGeneration(model: manifest.name)) {
+            return index
+        }
+        let (graph, changed) = try catchUp(index, manifest: manifest)
+        if changed || index == nil || !FileManager.default.fileExists(atPath: url.path) {
+            saveSnapshot(graph, model: manifest.name)
+        }
+        return graph
+    }
+
+    /// Brings `index` (or, when nil, a new graph trained on the catalog's vectors) in line with the
+    /// catalog: adds what is missing, removes what is gone, and records the catalog generation the
+    /// comparison was made at. Returns whether anything changed.
+    private func catchUp(_ index: HNSWIndex?, manifest: ModelManifest) throws -> (HNSWIndex, changed: Bool) {
+        let (ids, generation) = try catalog.vectorIDsAndGeneration(model: manifest.name)
+        let stored = Set(ids)
         let indexed = Set(index?.liveIDs() ?? [])
-        let missing = try catalog.vectors(model: manifest.name, ids: Array(stored.subtracting(indexed)))
+        let missing = try catalog.vectors(model: manifest.name, ids: ids.filter { !indexed.contains($0) })
         let graph = try index ?? newGraph(for: manifest, training: missing)
+        var changed = false
         for id in indexed.subtracting(stored) {
             graph.remove(id: id)
             changed = true
@@ -364,10 +387,12 @@ public final class Engine: @unchecked Sendable {
             try addChecked(graph, id: id, vector: vector, model: manifest.name)
             changed = true
         }
-        if changed || index == nil || !FileManager.default.fileExists(atPath: url.path) {
-            saveSnapshot(graph, model: manifest.name)
+        let version = UInt64(clamping: generation)
+        if graph.externalVersion != version {
+            graph.externalVersion = version
+            changed = true
         }
-        return graph
+        return (graph, changed)
     }
 
     /// An empty graph with the configured encoding; an 8-bit one learns its quantiser from up to
@@ -427,7 +452,9 @@ public final class Engine: @unchecked Sendable {
         let cached = lock.withLock { indexes[manifest.name] }
         switch cached {
         case let graph as HNSWIndex:
-            saveSnapshot(graph, model: manifest.name)
+            // The graph took this add's vectors as they were stored; comparing with the catalog
+            // also catches other writers, and records the generation the snapshot reflects.
+            if try catchUp(graph, manifest: manifest).changed { saveSnapshot(graph, model: manifest.name) }
         case .some where approximate:
             invalidateIndex(manifest.name)
             _ = try index(for: manifest)

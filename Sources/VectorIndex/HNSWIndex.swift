@@ -75,6 +75,7 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
     var entryPoint: Int32 = -1
     var topLevel = -1
     var random: SplitMix64
+    var storedExternalVersion: UInt64 = 0
     /// Changes made while a compaction builds its new graph, replayed onto it before it takes over;
     /// nil when no compaction is running.
     private var pendingChanges: [PendingChange]?
@@ -150,6 +151,13 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
             records.bytes + upperLinks.reduce(0) { $0 + $1.count * 4 + 32 } + levels.count * 5
                 + labels.reduce(0) { $0 + 16 + ($1.utf8.count > 15 ? $1.utf8.count : 0) } + nodeOf.count * 24
         }
+    }
+
+    /// An opaque number the owner keeps with the index and its snapshot: the version of the data
+    /// the index reflects (the engine stores the catalog's generation of the model's vectors).
+    public var externalVersion: UInt64 {
+        get { lock.reading { storedExternalVersion } }
+        set { lock.writing { storedExternalVersion = newValue } }
     }
 
     /// Bytes held by the encoded vectors alone.

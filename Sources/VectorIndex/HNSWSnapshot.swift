@@ -26,7 +26,7 @@ public enum SnapshotError: Error, Sendable, Equatable, CustomStringConvertible {
 ///     header (96 bytes) + its CRC-32                   version, dimension, metric, M, efConstruction,
 ///                                                      efSearch, exact-filter threshold, seed, node count,
 ///                                                      removed count, entry point, top level, random state,
-///                                                      vector encoding
+///                                                      vector encoding, the owner's external version
 ///     sections, each: tag (4 bytes), byte length (u64), CRC-32 (u32), payload
 ///       QUNT float32 minimum, then step, per dimension (8-bit encoding only)
 ///       NODE bottom-layer records as held in memory: link count, link slots, encoded vector
@@ -143,6 +143,7 @@ extension HNSWIndex {
         index.entryPoint = nodes == 0 ? -1 : header.entryPoint
         index.topLevel = nodes == 0 ? -1 : topLevel
         index.random = SplitMix64(seed: header.randomState)
+        index.storedExternalVersion = header.externalVersion
         return index
     }
 
@@ -186,6 +187,7 @@ extension HNSWIndex {
         header.u32(UInt32(bitPattern: Int32(topLevel)))
         header.u64(random.state)
         header.u32(encoding.code)
+        header.u64(storedExternalVersion)
         header.pad(to: 96)
 
         var file = SnapshotWriter()
@@ -220,6 +222,7 @@ private struct SnapshotHeader {
     let topLevel: Int
     let randomState: UInt64
     let encodingCode: UInt32
+    let externalVersion: UInt64
 
     init(_ bytes: UnsafeRawBufferPointer, path: String) throws {
         var header = SnapshotReader(raw: bytes, path: path)
@@ -241,6 +244,7 @@ private struct SnapshotHeader {
         let topLevel = Int32(bitPattern: try header.u32())
         randomState = try header.u64()
         encodingCode = try header.u32()
+        externalVersion = try header.u64()
         guard (1...65536).contains(dimension), (2...1024).contains(m), nodes < UInt64(Int32.max), removedCount <= nodes,
               entryPoint >= -1, Int64(entryPoint) < Int64(nodes), (-1...32).contains(topLevel),
               (nodes == 0) == (entryPoint == -1)

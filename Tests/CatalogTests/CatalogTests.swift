@@ -50,6 +50,35 @@ struct CatalogTests {
         #expect(stats.bytesOnDisk > 0)
     }
 
+    @Test("every change to a model's vectors, cascaded deletes included, moves its generation on")
+    func generations() throws {
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let catalog = try Catalog(directory: directory)
+        #expect(try catalog.vectorGeneration(model: "m") == 0)
+        let first = item(String(repeating: "01", count: 32))
+        let second = item(String(repeating: "02", count: 32))
+        try catalog.insert([(first, [1, 0]), (second, [0, 1])], model: "m")
+        let afterInsert = try catalog.vectorGeneration(model: "m")
+        #expect(afterInsert > 0)
+        #expect(try catalog.vectorGeneration(model: "other") == 0)
+        // Replacing a vector counts as a change; a change to another model does not touch this one.
+        try catalog.insert([(first, [0.5, 0.5])], model: "m")
+        let afterReplace = try catalog.vectorGeneration(model: "m")
+        #expect(afterReplace > afterInsert)
+        try catalog.insert([(first, [1, 1])], model: "other")
+        #expect(try catalog.vectorGeneration(model: "m") == afterReplace)
+        // Removing the item deletes its vectors through the foreign key: both models move on.
+        let otherBefore = try catalog.vectorGeneration(model: "other")
+        try catalog.remove(ids: [first.id])
+        #expect(try catalog.vectorGeneration(model: "m") > afterReplace)
+        #expect(try catalog.vectorGeneration(model: "other") > otherBefore)
+        let (ids, generation) = try catalog.vectorIDsAndGeneration(model: "m")
+        #expect(ids == [second.id])
+        #expect(generation == (try catalog.vectorGeneration(model: "m")))
+        // The generation survives reopening.
+        #expect(try Catalog(directory: directory).vectorGeneration(model: "m") == generation)
+    }
+
     @Test("removing an item deletes its vectors; unknown ids are ignored")
     func removal() throws {
         defer { try? FileManager.default.removeItem(at: directory) }

@@ -30,6 +30,8 @@ struct ApproximateSearchTests {
         let second = try engine(store)
         _ = try second.add(Array(photos.suffix(3)))
         let third = try engine(store)
+        // The snapshot records the catalog generation it reflects, so this engine opens it as it is.
+        #expect(try HNSWIndex.load(from: snapshot).externalVersion == UInt64(try third.catalog.vectorGeneration(model: "efficientnet-lite0")))
         #expect(try third.indexStatuses().first?.kind == "hnsw")
         #expect(try third.indexStatuses().first?.vectors == photos.count)
         #expect(try third.indexStatuses().first?.encoding == "int8")

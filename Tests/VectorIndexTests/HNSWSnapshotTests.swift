@@ -24,8 +24,10 @@ struct HNSWSnapshotTests {
         defer { try? FileManager.default.removeItem(at: folder) }
         let (index, vectors) = try Self.sample()
         let file = folder.appendingPathComponent("index.hnsw")
+        index.externalVersion = 0xDEAD_BEEF_0042
         try index.save(to: file)
         let loaded = try HNSWIndex.load(from: file)
+        #expect(loaded.externalVersion == 0xDEAD_BEEF_0042)
         #expect(loaded.count == index.count)
         #expect(loaded.parameters == index.parameters)
         for query in vectors.prefix(200) {
