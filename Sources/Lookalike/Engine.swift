@@ -223,7 +223,8 @@ public final class Engine: @unchecked Sendable {
         let hits = ranked.compactMap { hit -> SearchResponse.Hit? in
             guard let item = items[hit.id] else { return nil }
             return SearchResponse.Hit(id: item.id, path: item.sourcePath, score: hit.score, width: item.width,
-                                      height: item.height, metadata: item.metadata)
+                                      height: item.height, metadata: item.metadata,
+                                      duplicate: embedder.manifest.duplicateThreshold.map { hit.score >= $0 } ?? false)
         }
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e6
         return SearchResponse(model: embedder.manifest.name, tookMs: elapsed, searched: index.count, hits: hits)

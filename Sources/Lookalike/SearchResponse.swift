@@ -9,6 +9,9 @@ public struct SearchResponse: Sendable, Encodable {
         public let height: Int
         /// The item's metadata as a JSON object text, if it has any.
         public let metadata: String?
+        /// Whether the score reaches the model's calibrated duplicate threshold: very likely a copy
+        /// of the query (cropped, recompressed, recoloured...), not just a similar image.
+        public let duplicate: Bool
     }
 
     public let model: String

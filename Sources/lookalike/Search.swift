@@ -8,7 +8,8 @@ struct Search: ParsableCommand {
         abstract: "Find the stored images most like a query image.",
         discussion: """
             With --json the output is one object: {"model", "took_ms", "searched", "hits": [{"id", "path", \
-            "score", "width", "height", "metadata"}]}, hits best first; score is the cosine similarity.
+            "score", "width", "height", "metadata", "duplicate"}]}, hits best first; score is the cosine similarity; \
+            duplicate is true when the score reaches the model's calibrated copy threshold.
             """
     )
 
@@ -55,7 +56,7 @@ struct Search: ParsableCommand {
                 "hits": response.hits.map { hit in
                     [
                         "id": hit.id, "path": hit.path, "score": (Double(hit.score) * 1e6).rounded() / 1e6, "width": hit.width,
-                        "height": hit.height, "metadata": jsonObject(hit.metadata),
+                        "height": hit.height, "metadata": jsonObject(hit.metadata), "duplicate": hit.duplicate,
                     ] as [String: Any]
                 },
             ])
@@ -67,7 +68,7 @@ struct Search: ParsableCommand {
             print("the store has no images for model \(response.model) yet: add some with `lookalike add PATH...`")
         }
         for (rank, hit) in response.hits.enumerated() {
-            print(String(format: "%3d  %.4f  %@  %@", rank + 1, hit.score, hit.id, hit.path))
+            print(String(format: "%3d  %.4f  %@  %@%@", rank + 1, hit.score, hit.id, hit.path, hit.duplicate ? "  (copy)" : ""))
         }
     }
 }
