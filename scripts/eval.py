@@ -124,7 +124,7 @@ def run_peer(manifest: Path, model: Path, top: int) -> dict:
     queries = [e for e in entries if e["role"] == "query"]
     vectors = peer_embeddings(sorted({e["path"] for e in entries}), model)
     # Items are files here (the engine merges identical bytes; the sets have none).
-    ids = [e["path"] for e in indexed if e["path"] in vectors]
+    ids = sorted({e["path"] for e in indexed if e["path"] in vectors})
     matrix = np.stack([vectors[i] for i in ids]).astype(np.float32)
     gallery_by_group: dict[str, set[str]] = {}
     for e in indexed:

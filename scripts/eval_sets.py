@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 
 ROOT = Path(__file__).resolve().parent.parent
-VERSION = "v1"
+VERSION = "v2"
 WALLPAPER_PACKAGES = ["gnome-backgrounds", "ukui-wallpapers", "plasma-workspace-wallpapers"]
 DISTRACTOR_PACKAGE = "openclipart-png"
 FASHION_PACKAGE = "dataset-fashion-mnist"
@@ -76,6 +76,7 @@ def gallery_photos(out: Path) -> tuple[list[tuple[str, Image.Image]], list[dict]
                   "files": len(photos)})
     kept: list[tuple[str, Image.Image]] = []
     signatures: list[np.ndarray] = []
+    used: set[str] = set()
     for origin, path in sources:
         try:
             image = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
@@ -88,7 +89,13 @@ def gallery_photos(out: Path) -> tuple[list[tuple[str, Image.Image]], list[dict]
         if any(np.abs(mark - other).mean() < 6 for other in signatures):
             continue
         signatures.append(mark)
-        name = f"{origin}-{path.stem}".replace(" ", "_")
+        # Wallpaper themes name their files by resolution (Theme/contents/images/1920x1080.jpg):
+        # the theme folder makes the name.
+        folder = path.parent.parent.parent if path.parent.name == "images" else path.parent
+        name = "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{origin}-{folder.name}-{path.stem}")
+        while name in used:
+            name += "_"
+        used.add(name)
         kept.append((name, image))
     return kept, notes
 
