@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
 import os
 import subprocess
@@ -240,7 +241,10 @@ def main() -> int:
         manifest = args.data / set_name / "manifest.jsonl"
         if not manifest.exists():
             raise SystemExit(f"{manifest} is missing: run `make eval-data`")
-        store = args.data / "stores" / set_name
+        # One store per manifest content: a store that also held images of an earlier version of
+        # the set would answer with them too.
+        digest = hashlib.sha256(manifest.read_bytes()).hexdigest()[:12]
+        store = args.data / "stores" / f"{set_name}-{digest}"
         results = {}
         for name, arguments in ROWS:
             if wanted and name not in wanted:

@@ -35,7 +35,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 
 ROOT = Path(__file__).resolve().parent.parent
-VERSION = "v2"
+VERSION = "v3"
 WALLPAPER_PACKAGES = ["gnome-backgrounds", "ukui-wallpapers", "plasma-workspace-wallpapers"]
 DISTRACTOR_PACKAGE = "openclipart-png"
 FASHION_PACKAGE = "dataset-fashion-mnist"
@@ -59,8 +59,14 @@ def package_note(package: str, files: int) -> dict:
 
 
 def signature(image: Image.Image) -> np.ndarray:
-    """An 8 x 8 grey thumbnail, to spot the same wallpaper shipped twice (other size or crop)."""
-    return np.asarray(image.convert("L").resize((8, 8), Image.BILINEAR), dtype=np.float32).reshape(-1)
+    """A 16 x 16 grey thumbnail with zero mean and unit length: its dot product with another is
+    their correlation, which spots the same wallpaper shipped twice, at another size or in a
+    light and a dark variant (a copy detector would rightly match those, so they must not stand
+    in the gallery as different photos)."""
+    grey = np.asarray(image.convert("L").resize((16, 16), Image.BILINEAR), dtype=np.float32).reshape(-1)
+    grey -= grey.mean()
+    norm = np.linalg.norm(grey)
+    return grey / norm if norm > 0 else grey
 
 
 def gallery_photos(out: Path) -> tuple[list[tuple[str, Image.Image]], list[dict]]:
@@ -86,7 +92,7 @@ def gallery_photos(out: Path) -> tuple[list[tuple[str, Image.Image]], list[dict]
             continue
         image.thumbnail((1024, 1024), Image.LANCZOS)
         mark = signature(image)
-        if any(np.abs(mark - other).mean() < 6 for other in signatures):
+        if any(abs(float(mark @ other)) > 0.8 for other in signatures):
             continue
         signatures.append(mark)
         # Wallpaper themes name their files by resolution (Theme/contents/images/1920x1080.jpg):

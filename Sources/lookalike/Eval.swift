@@ -62,6 +62,10 @@ struct Eval: ParsableCommand {
         } catch {
             throw fail(error)
         }
+        if result.strangers > 0 {
+            FileHandle.standardError.write(Data(
+                "lookalike: warning: the store holds \(result.strangers) images the manifest does not list; they took part in the searches\n".utf8))
+        }
         for failure in result.failures {
             FileHandle.standardError.write(Data("lookalike: \(failure.path): \(failure.reason)\n".utf8))
         }
@@ -71,6 +75,7 @@ struct Eval: ParsableCommand {
             try printJSON(["model": result.model, "gallery": result.gallery, "distractors": result.distractors,
                            "failures": result.failures.map { ["path": $0.path, "reason": $0.reason] },
                            "seconds": (result.seconds * 10).rounded() / 10, "overall": Self.object(result.summary),
+                           "store_images_not_in_manifest": result.strangers,
                            "by_kind": kinds])
             return
         }

@@ -157,6 +157,7 @@ struct EvaluationTests {
         let overall = try #require(object["overall"] as? [String: Any])
         #expect(object["gallery"] as? Int == 8)
         #expect(object["distractors"] as? Int == 6)
+        #expect(object["store_images_not_in_manifest"] as? Int == 0)
         #expect(overall["queries"] as? Int == 16)
         #expect(overall["queries_without_match"] as? Int == 2)
         #expect(overall["recall_at_1"] as? Double == 1)
@@ -188,6 +189,16 @@ struct EvaluationTests {
         let fusedOverall = try #require(fusedObject["overall"] as? [String: Any])
         #expect(fusedOverall["recall_at_1"] as? Double == 1)
         #expect(fusedOverall["queries"] as? Int == 16)
+        // A kept store that holds images the next manifest does not list: they are counted and reported.
+        let kept = folder.appendingPathComponent("kept-store").path
+        _ = try runCommand(try TestData.executable(), ["eval", manifestURL.path, "--json", "--store", kept])
+        let shorter = folder.appendingPathComponent("shorter.jsonl")
+        try lines.filter { !$0.contains("\"distractor\"") }.joined(separator: "\n").write(to: shorter, atomically: false, encoding: .utf8)
+        let reused = try runCommand(try TestData.executable(), ["eval", shorter.path, "--json", "--store", kept])
+        #expect(reused.status == 0, "\(reused.stderr)")
+        let reusedObject = try #require(try JSONSerialization.jsonObject(with: Data(reused.stdout.utf8)) as? [String: Any])
+        #expect(reusedObject["store_images_not_in_manifest"] as? Int == 6)
+        #expect(reused.stderr.contains("6 images the manifest does not list"))
         // The scratch store is gone.
         let leftovers = try FileManager.default.contentsOfDirectory(atPath: folder.path).filter { $0.hasPrefix("lookalike-eval-") }
         #expect(leftovers.isEmpty)

@@ -40,6 +40,9 @@ public struct EvaluationResult: Sendable {
     /// Inputs that could not be indexed or searched, with the reason. A query that failed counts
     /// as a query with no hits; an image that could not be indexed is simply missing.
     public let failures: [IngestFailure]
+    /// Images in the store that the manifest does not list (a reused store): they take part in
+    /// every search and, for the measures, count as wrong answers.
+    public let strangers: Int
     public let seconds: Double
 }
 
@@ -99,10 +102,15 @@ extension Engine {
         for kind in Set(kinds.compactMap { $0 }) {
             byKind[kind] = RetrievalMetrics.summarize(zip(rankings, kinds).filter { $0.1 == kind }.map(\.0))
         }
+        let listed = Set(idOfPath.values)
+        var strangers = 0
+        for model in options.models {
+            strangers = max(strangers, try catalog.vectorIDs(model: model).filter { !listed.contains($0) }.count)
+        }
         return EvaluationResult(
             model: options.label, gallery: indexed.filter { $0.role == .gallery }.count,
             distractors: indexed.filter { $0.role == .distractor }.count, summary: RetrievalMetrics.summarize(rankings),
-            byKind: byKind, failures: failures, seconds: Date().timeIntervalSince(started))
+            byKind: byKind, failures: failures, strangers: strangers, seconds: Date().timeIntervalSince(started))
     }
 
     /// Exact ranking over transformed vectors: each model's vectors whitened (when asked) and
