@@ -175,6 +175,11 @@ struct PerceptualHashTests {
                 let answer = try engine.search(imageAt: TestData.edits.appendingPathComponent("\(stem)__\(kind).jpg").path,
                                                top: 3, model: "phash")
                 if answer.hits.first?.id != idByPath[photo] { misses.append("\(stem)__\(kind)") }
+                // The calibrated threshold (Hamming distance 6 of 64) marks the copy, not the rest.
+                if kind == "q30", let first = answer.hits.first, first.id == idByPath[photo] {
+                    #expect(first.duplicate, "\(stem)__q30 scored \(first.score)")
+                }
+                #expect(answer.hits.dropFirst().allSatisfy { !$0.duplicate }, "\(stem)__\(kind): an unrelated photo marked as a copy")
                 for hit in answer.hits {
                     // A cosine of two +-1 hashes of 64 bits is a multiple of 1/32.
                     let steps = (hit.score * 32).rounded()
