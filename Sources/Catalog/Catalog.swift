@@ -58,6 +58,11 @@ public final class Catalog: Sendable {
         }
     }
 
+    /// A read transaction, for the catalog's other files.
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
+        try database.read(body)
+    }
+
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1: items and vectors") { db in

@@ -32,29 +32,64 @@ public struct ImageDecoder: Sendable {
         }
     }
 
-    /// Decodes `bytes` and sizes the image for a model.
-    public func decode(_ bytes: [UInt8], policy: ResizePolicy) throws -> Pixels {
-        try load(bytes, policy: policy).pixels
+    /// Decodes `bytes` and sizes the image for a model; with a `region`, only that part of the
+    /// upright image is used (region search).
+    public func decode(_ bytes: [UInt8], policy: ResizePolicy, region: ImageRegion? = nil) throws -> Pixels {
+        try load(bytes, policy: policy, region: region).pixels
     }
 
-    /// Decodes `bytes`, sizes the image for a model, and tells the original upright size too.
-    public func load(_ bytes: [UInt8], policy: ResizePolicy) throws -> (info: ImageInfo, pixels: Pixels) {
+    /// Decodes `bytes`, sizes the image (or its `region`) for a model, and tells the original
+    /// upright size too.
+    public func load(_ bytes: [UInt8], policy: ResizePolicy, region: ImageRegion? = nil) throws -> (info: ImageInfo, pixels: Pixels) {
         try Vips.start()
         try checkSize(bytes)
         return try Vips.run { mode in
-            try bytes.withUnsafeBytes { buffer in try load(buffer, policy: policy, mode) }
+            try bytes.withUnsafeBytes { buffer in try load(buffer, policy: policy, region: region, mode) }
         }
     }
 
-    private func load(_ buffer: UnsafeRawBufferPointer, policy: ResizePolicy, _ mode: Vips.Mode) throws -> (info: ImageInfo, pixels: Pixels) {
+    /// A JPEG that fits in a square of `size` pixels (never enlarged), upright and in sRGB.
+    public func thumbnailJPEG(_ bytes: [UInt8], size: Int, quality: Int = 82) throws -> [UInt8] {
+        let info = try info(bytes)
+        let side = max(1, min(size, max(info.width, info.height)))
+        let pixels = try decode(bytes, policy: .shorterSide(size: side, maxLonger: side))
+        return try Vips.run { mode in
+            let image = try pixels.rgb.withUnsafeBytes { raw in
+                guard let made = lk_vips_image_from_pixels(raw.baseAddress, raw.count, Int32(pixels.width), Int32(pixels.height), 3) else {
+                    throw Vips.failure(mode)
+                }
+                return VipsImageRef(made)
+            }
+            var buffer: UnsafeMutableRawPointer?
+            var length = 0
+            guard lk_vips_jpeg_save(image.pointer, &buffer, &length, Int32(quality)) == 0, let buffer else {
+                throw Vips.failure(mode)
+            }
+            defer { lk_g_free(buffer) }
+            return [UInt8](UnsafeRawBufferPointer(start: buffer, count: length))
+        }
+    }
+
+    private func load(_ buffer: UnsafeRawBufferPointer, policy: ResizePolicy, region: ImageRegion?, _ mode: Vips.Mode) throws -> (info: ImageInfo, pixels: Pixels) {
         let info = try header(buffer, mode)
-        let target = policy.targetSize(width: info.width, height: info.height)
-        let options = Self.loaderOptions(info: info, target: target)
+        // Shrink-on-load is planned for the part that is kept.
+        let kept = region.map { ImageInfo(width: max(1, Int(Double(info.width) * $0.width)),
+                                          height: max(1, Int(Double(info.height) * $0.height)), format: info.format) } ?? info
+        let target = policy.targetSize(width: kept.width, height: kept.height)
+        let options = Self.loaderOptions(info: kept, target: target)
         guard let opened = lk_vips_load(buffer.baseAddress, buffer.count, options) else {
             throw Vips.failure(mode)
         }
         let loaded = VipsImageRef(opened)
-        let upright = try Vips.make(mode) { out in lk_vips_autorot(loaded.pointer, &out) }
+        var upright = try Vips.make(mode) { out in lk_vips_autorot(loaded.pointer, &out) }
+        if let region {
+            let whole = upright
+            let (width, height) = (Int(vips_image_get_width(whole.pointer)), Int(vips_image_get_height(whole.pointer)))
+            let box = region.pixels(width: width, height: height)
+            upright = try Vips.make(mode) { out in
+                lk_vips_crop(whole.pointer, &out, Int32(box.x), Int32(box.y), Int32(box.width), Int32(box.height))
+            }
+        }
         let rgb = try srgb8(upright, mode)
         let sized = try resize(rgb, policy: policy, target: target, mode)
         return (info, try pixels(sized, mode))

@@ -25,6 +25,8 @@ public final class Engine: @unchecked Sendable {
     /// Bumped whenever stored vectors change, so an index built meanwhile is not cached stale.
     private var generation = 0
     private var checkedModels: Set<String> = []
+    /// Models whose HNSW snapshot is behind the loaded graph (when saves are deferred).
+    private var unsavedSnapshots: Set<String> = []
 
     /// Inputs handled per round: decoded in parallel, embedded, then stored in one transaction.
     static let chunkSize = 32
@@ -54,7 +56,19 @@ public final class Engine: @unchecked Sendable {
         let started = Date()
         let embedder = try self.embedder(options.model)
         try checkModel(embedder, record: true)
-        let discovered = FileDiscovery.collect(paths, recursive: options.recursive)
+        var discovered = FileDiscovery.collect(paths, recursive: options.recursive)
+        if let roots = options.allowedRoots {
+            let confined = PathConfinement(roots: roots)
+            var inside: [String] = []
+            for file in discovered.files {
+                if confined.allows(file) {
+                    inside.append(file)
+                } else {
+                    discovered.failures.append(IngestFailure(path: file, reason: "outside the folders this server may index"))
+                }
+            }
+            discovered.files = inside
+        }
         let total = discovered.files.count + discovered.failures.count
         var report = IngestReport(model: embedder.manifest.name)
         func record(_ path: String, _ outcome: IngestProgress.Outcome) {
@@ -193,31 +207,55 @@ public final class Engine: @unchecked Sendable {
         let embedder = try self.embedder(model)
         let started = DispatchTime.now()
         let bytes = try FileReader.read(path, maxBytes: configuration.limits.maxBytes)
-        return try search(bytes: bytes, top: top, embedder: embedder, efSearch: efSearch, started: started)
+        return try search(bytes: bytes, options: SearchOptions(top: top, model: model, efSearch: efSearch),
+                          embedder: embedder, started: started)
     }
 
     /// The `top` stored images most similar to the encoded image `bytes`, best first.
     public func search(
         bytes: [UInt8], top: Int = 10, model: String = ModelManifest.defaultName, efSearch: Int? = nil
     ) throws -> SearchResponse {
-        let embedder = try self.embedder(model)
-        return try search(bytes: bytes, top: top, embedder: embedder, efSearch: efSearch, started: DispatchTime.now())
+        try search(bytes: bytes, options: SearchOptions(top: top, model: model, efSearch: efSearch))
     }
 
-    private func search(
-        bytes: [UInt8], top: Int, embedder: Embedder, efSearch: Int?, started: DispatchTime
-    ) throws -> SearchResponse {
+    /// The stored images most similar to the encoded image `bytes` (or to the part of it that
+    /// `options.region` marks), among those that pass `options.filter`, best first.
+    public func search(bytes: [UInt8], options: SearchOptions) throws -> SearchResponse {
+        let embedder = try self.embedder(options.model)
+        return try search(bytes: bytes, options: options, embedder: embedder, started: DispatchTime.now())
+    }
+
+    /// "More like this": the stored images most similar to the stored item `id` (which is among
+    /// them, as the most similar of all). The item's stored vector is the query: nothing is decoded.
+    public func search(itemID id: String, options: SearchOptions) throws -> SearchResponse {
+        let embedder = try self.embedder(options.model)
+        let started = DispatchTime.now()
         try checkModel(embedder, record: false)
-        let pixels = try decoder.decode(bytes, policy: embedder.manifest.resize)
+        guard let query = try catalog.vectors(model: embedder.manifest.name, ids: [id]).first?.vector else {
+            if try catalog.items(ids: [id]).isEmpty { throw EngineError.unknownItem(id: id) }
+            throw EngineError.noVector(id: id, model: embedder.manifest.name)
+        }
+        return try rank(query, options: options, embedder: embedder, started: started)
+    }
+
+    private func search(bytes: [UInt8], options: SearchOptions, embedder: Embedder, started: DispatchTime) throws -> SearchResponse {
+        try checkModel(embedder, record: false)
+        let pixels = try decoder.decode(bytes, policy: embedder.manifest.resize, region: options.region)
         let query = try embedder.embed([pixels])[0]
+        return try rank(query, options: options, embedder: embedder, started: started)
+    }
+
+    private func rank(_ query: [Float], options: SearchOptions, embedder: Embedder, started: DispatchTime) throws -> SearchResponse {
+        let top = max(0, options.top)
         let index = try self.index(for: embedder.manifest)
+        let filter = try options.filter.map { SearchFilter.ids(try catalog.itemIDs(matching: $0)) }
         let ranked: [SearchHit]
         if let graph = index as? HNSWIndex {
             // A compressed graph finds candidates; the catalog's float32 vectors rank them exactly.
-            ranked = try graph.search(query, k: max(0, top), efSearch: efSearch ?? graph.parameters.efSearch, filter: nil,
+            ranked = try graph.search(query, k: top, efSearch: options.efSearch ?? graph.parameters.efSearch, filter: filter,
                                       rescoringFrom: CatalogVectors(catalog: catalog, model: embedder.manifest.name))
         } else {
-            ranked = try index.search(query, k: max(0, top), filter: nil)
+            ranked = try index.search(query, k: top, filter: filter)
         }
         let items = try catalog.items(ids: ranked.map(\.id))
         let hits = ranked.compactMap { hit -> SearchResponse.Hit? in
@@ -254,7 +292,7 @@ public final class Engine: @unchecked Sendable {
                 if let manifest = try? registry().manifest(named: model), (try? catchUp(graph, manifest: manifest)) == nil {
                     logger.warning("the index of \(model) could not be compared with the catalog after a removal")
                 }
-                saveSnapshot(graph, model: model)
+                snapshotChanged(graph, model: model)
             }
         }
         return removed
@@ -428,6 +466,29 @@ public final class Engine: @unchecked Sendable {
         }
     }
 
+    /// After a write changed a loaded graph: saves its snapshot now, or, when saves are deferred,
+    /// remembers that `saveSnapshots()` has work.
+    private func snapshotChanged(_ graph: HNSWIndex, model: String) {
+        if configuration.deferSnapshotSaves {
+            _ = lock.withLock { unsavedSnapshots.insert(model) }
+        } else {
+            saveSnapshot(graph, model: model)
+        }
+    }
+
+    /// Saves the snapshots of loaded graphs that changed since they were last saved (a server
+    /// that defers saves calls this on a timer and when it stops). Returns the models saved.
+    @discardableResult
+    public func saveSnapshots() -> [String] {
+        let pending: [(String, HNSWIndex)] = lock.withLock {
+            let models = unsavedSnapshots
+            unsavedSnapshots.removeAll()
+            return models.compactMap { model in (indexes[model] as? HNSWIndex).map { (model, $0) } }
+        }
+        for (model, graph) in pending { saveSnapshot(graph, model: model) }
+        return pending.map(\.0).sorted()
+    }
+
     /// Adds freshly stored vectors to the model's loaded index, if one is loaded, so a long-lived
     /// engine never reloads its index after an add. An index that refuses them is dropped and
     /// rebuilt from the catalog when next needed.
@@ -455,7 +516,7 @@ public final class Engine: @unchecked Sendable {
         case let graph as HNSWIndex:
             // The graph took this add's vectors as they were stored; comparing with the catalog
             // also catches other writers, and records the generation the snapshot reflects.
-            if try catchUp(graph, manifest: manifest).changed { saveSnapshot(graph, model: manifest.name) }
+            if try catchUp(graph, manifest: manifest).changed { snapshotChanged(graph, model: manifest.name) }
         case .some where approximate:
             invalidateIndex(manifest.name)
             _ = try index(for: manifest)
@@ -501,9 +562,15 @@ struct CatalogVectors: ExactVectorSource {
 /// Errors of the engine itself.
 public enum EngineError: Error, Sendable, CustomStringConvertible {
     case incompatibleVectors(model: String, reason: String)
+    case unknownItem(id: String)
+    case noVector(id: String, model: String)
 
     public var description: String {
         switch self {
+        case .unknownItem(let id):
+            return "no item with id \(id)"
+        case .noVector(let id, let model):
+            return "item \(id) has no vector from model \(model) (it was added with another model)"
         case .incompatibleVectors(let model, let reason):
             return "the store's vectors for model \(model) do not fit the model (\(reason)); was the model changed?"
         }
@@ -515,10 +582,36 @@ public struct AddOptions: Sendable {
     public var recursive: Bool
     public var model: String
     public var metadata: MetadataFile?
+    /// When set, only files that lie inside these folders once symbolic links are resolved are
+    /// added; the others fail with a reason (a server indexes only the folders it was given).
+    public var allowedRoots: [String]?
 
-    public init(recursive: Bool = false, model: String = ModelManifest.defaultName, metadata: MetadataFile? = nil) {
+    public init(recursive: Bool = false, model: String = ModelManifest.defaultName, metadata: MetadataFile? = nil,
+                allowedRoots: [String]? = nil) {
         self.recursive = recursive
         self.model = model
         self.metadata = metadata
+        self.allowedRoots = allowedRoots
+    }
+}
+
+/// Options of a search.
+public struct SearchOptions: Sendable {
+    public var top: Int
+    public var model: String
+    /// HNSW beam width for this query (no effect while the collection is searched exactly).
+    public var efSearch: Int?
+    /// Only items whose metadata passes.
+    public var filter: MetadataFilter?
+    /// Search with this part of the query image only.
+    public var region: ImageRegion?
+
+    public init(top: Int = 10, model: String = ModelManifest.defaultName, efSearch: Int? = nil,
+                filter: MetadataFilter? = nil, region: ImageRegion? = nil) {
+        self.top = top
+        self.model = model
+        self.efSearch = efSearch
+        self.filter = filter
+        self.region = region
     }
 }

@@ -24,6 +24,10 @@ public struct EngineConfiguration: Sendable {
     /// re-scored from the catalog's full-precision vectors), `float16` or `float32`.
     /// `LOOKALIKE_INDEX_ENCODING` sets it.
     public var indexEncoding: IndexEncoding
+    /// When true, a write does not save the HNSW snapshot at once: `Engine.saveSnapshots()` does,
+    /// when the owner calls it (a server, on a timer and at shutdown). The catalog stays the truth
+    /// either way; a snapshot left behind only costs a catch-up at the next start.
+    public var deferSnapshotSaves = false
 
     public init(
         store: URL = StoreLocation.resolve(nil),

@@ -18,6 +18,11 @@ public struct MetadataFile: Sendable {
         public var description: String { "\(path):\(line): \(reason)" }
     }
 
+    /// Metadata given directly: JSON object text by absolute image path.
+    public init(records: [String: String]) {
+        self.records = records
+    }
+
     public init(path: String) throws {
         let url = URL(fileURLWithPath: path)
         let text: String

@@ -4,7 +4,7 @@ import Logging
 import Lookalike
 
 @main
-struct LookalikeCommand: ParsableCommand {
+struct LookalikeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lookalike",
         abstract: "Find the images that look like this one.",
@@ -15,11 +15,11 @@ struct LookalikeCommand: ParsableCommand {
             Exit status: 0 on success; 1 on an error that stopped the command; \
             2 when `add` could not add some inputs (the others were added); 64 on a usage error.
             """,
-        subcommands: [Add.self, Search.self, Stats.self, Remove.self, Models.self, Eval.self]
+        subcommands: [Add.self, Search.self, Stats.self, Remove.self, Models.self, Eval.self, Serve.self]
     )
 
     /// Log lines go to standard error at `LOOKALIKE_LOG_LEVEL` (default: warning), so they never mix with results.
-    static func main() {
+    static func main() async {
         let level = ProcessInfo.processInfo.environment["LOOKALIKE_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .warning
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -29,7 +29,11 @@ struct LookalikeCommand: ParsableCommand {
         var command: ParsableCommand
         do {
             command = try parseAsRoot()
-            try command.run()
+            if var asynchronous = command as? AsyncParsableCommand {
+                try await asynchronous.run()
+            } else {
+                try command.run()
+            }
         } catch {
             exit(withError: error)
         }

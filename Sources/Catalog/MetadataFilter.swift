@@ -1,0 +1,259 @@
+import Foundation
+import GRDB
+
+/// A JSON value, decoded without losing the difference between `true`, `1` and `1.0`.
+public enum JSONValue: Sendable, Equatable, Codable {
+    case null
+    case bool(Bool)
+    case integer(Int64)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() {
+            self = .null
+        } else if let value = try? container.decode(Bool.self) {
+            self = .bool(value)
+        } else if let value = try? container.decode(Int64.self) {
+            self = .integer(value)
+        } else if let value = try? container.decode(Double.self) {
+            self = .number(value)
+        } else if let value = try? container.decode(String.self) {
+            self = .string(value)
+        } else if let value = try? container.decode([JSONValue].self) {
+            self = .array(value)
+        } else {
+            self = .object(try container.decode([String: JSONValue].self))
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let value): try container.encode(value)
+        case .integer(let value): try container.encode(value)
+        case .number(let value): try container.encode(value)
+        case .string(let value): try container.encode(value)
+        case .array(let value): try container.encode(value)
+        case .object(let value): try container.encode(value)
+        }
+    }
+
+    /// Parses JSON text.
+    public static func parse(_ text: String) throws -> JSONValue {
+        try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+    }
+}
+
+/// Which items a search may return, by their metadata: `{"color": "red", "price": {"$lt": 50}}`.
+/// Every condition must hold. Operators: `$eq`, `$ne`, `$lt`, `$lte`, `$gt`, `$gte`, `$in` (a list of
+/// values), `$exists` (true or false). A dotted key reaches into nested objects (`"size.eu": 42`).
+/// Evaluated by SQLite over the stored metadata (its JSON functions), so the catalog answers with
+/// the exact set of matching items.
+public struct MetadataFilter: Sendable, Equatable {
+    public enum Operation: Sendable, Equatable {
+        case equal(JSONValue)
+        case notEqual(JSONValue)
+        case less(JSONValue), lessOrEqual(JSONValue), greater(JSONValue), greaterOrEqual(JSONValue)
+        case oneOf([JSONValue])
+        case exists(Bool)
+    }
+
+    public struct Condition: Sendable, Equatable {
+        /// The key's path segments (`size.eu` is `["size", "eu"]`).
+        public let path: [String]
+        public let operation: Operation
+    }
+
+    public let conditions: [Condition]
+
+    /// A filter that names the field (or operator) that is wrong, and why.
+    public struct ParseError: Error, Sendable, CustomStringConvertible {
+        public let field: String
+        public let reason: String
+        public var description: String { field.isEmpty ? reason : "filter field \"\(field)\": \(reason)" }
+    }
+
+    public init(conditions: [Condition]) {
+        self.conditions = conditions
+    }
+
+    /// Parses a filter given as JSON text.
+    public init(json text: String) throws {
+        let value: JSONValue
+        do {
+            value = try JSONValue.parse(text)
+        } catch {
+            throw ParseError(field: "", reason: "the filter is not valid JSON")
+        }
+        try self.init(value)
+    }
+
+    /// Builds a filter from a decoded JSON object.
+    public init(_ value: JSONValue) throws {
+        guard case .object(let fields) = value else {
+            throw ParseError(field: "", reason: "a filter must be a JSON object, like {\"color\": \"red\", \"price\": {\"$lt\": 50}}")
+        }
+        var conditions: [Condition] = []
+        for key in fields.keys.sorted() {
+            guard let spec = fields[key] else { continue }
+            let path = try Self.path(key)
+            if case .object(let operators) = spec {
+                guard !operators.isEmpty, operators.keys.allSatisfy({ $0.hasPrefix("$") }) else {
+                    throw ParseError(field: key, reason: "an operator object holds operators only, like {\"$lt\": 50}; a dotted key reaches a nested field")
+                }
+                for name in operators.keys.sorted() {
+                    guard let operand = operators[name] else { continue }
+                    conditions.append(Condition(path: path, operation: try Self.operation(name, operand, field: key)))
+                }
+            } else {
+                guard spec.isScalar else {
+                    throw ParseError(field: key, reason: "compare with a string, number, boolean or null, or use an operator object like {\"$lt\": 50}")
+                }
+                conditions.append(Condition(path: path, operation: .equal(spec)))
+            }
+        }
+        self.conditions = conditions
+    }
+
+    private static func path(_ key: String) throws -> [String] {
+        let segments = key.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        guard !key.isEmpty, key.count <= 200,
+              segments.allSatisfy({ !$0.isEmpty && !$0.contains("\"") && !$0.contains("\\") && !$0.hasPrefix("$") })
+        else {
+            throw ParseError(field: key, reason: "not a usable field name (dot-separated names, no quotes, not starting with $)")
+        }
+        return segments
+    }
+
+    private static func operation(_ name: String, _ operand: JSONValue, field: String) throws -> Operation {
+        func scalar() throws -> JSONValue {
+            guard operand.isScalar else { throw ParseError(field: field, reason: "\(name) takes a string, number, boolean or null") }
+            return operand
+        }
+        func ordered() throws -> JSONValue {
+            switch operand {
+            case .integer, .number, .string: return operand
+            default: throw ParseError(field: field, reason: "\(name) takes a number or a string")
+            }
+        }
+        switch name {
+        case "$eq": return .equal(try scalar())
+        case "$ne": return .notEqual(try scalar())
+        case "$lt": return .less(try ordered())
+        case "$lte": return .lessOrEqual(try ordered())
+        case "$gt": return .greater(try ordered())
+        case "$gte": return .greaterOrEqual(try ordered())
+        case "$in":
+            guard case .array(let values) = operand, values.allSatisfy(\.isScalar), values.count <= 1000 else {
+                throw ParseError(field: field, reason: "$in takes a list of at most 1000 strings, numbers or booleans")
+            }
+            return .oneOf(values)
+        case "$exists":
+            guard case .bool(let flag) = operand else { throw ParseError(field: field, reason: "$exists takes true or false") }
+            return .exists(flag)
+        default:
+            throw ParseError(field: field, reason: "unknown operator \(name) (known: $eq, $ne, $lt, $lte, $gt, $gte, $in, $exists)")
+        }
+    }
+
+    /// The SQL condition over `item.metadata`, with its arguments.
+    func sql() -> (String, StatementArguments) {
+        var clauses: [String] = []
+        var arguments = StatementArguments()
+        for condition in conditions {
+            let path = "$" + condition.path.map { ".\"\($0)\"" }.joined()
+            let value = "json_extract(metadata, ?)"
+            let type = "json_type(metadata, ?)"
+            switch condition.operation {
+            case .equal(.null):
+                clauses.append("\(type) = 'null'")
+                arguments += [path]
+            case .notEqual(.null):
+                clauses.append("(\(type) IS NULL OR \(type) != 'null')")
+                arguments += [path, path]
+            case .equal(let operand):
+                clauses.append("\(value) = ?")
+                arguments += [path, operand.databaseValue]
+            case .notEqual(let operand):
+                clauses.append("\(value) IS NOT ?")
+                arguments += [path, operand.databaseValue]
+            case .less(let operand):
+                clauses.append("\(value) < ?")
+                arguments += [path, operand.databaseValue]
+            case .lessOrEqual(let operand):
+                clauses.append("\(value) <= ?")
+                arguments += [path, operand.databaseValue]
+            case .greater(let operand):
+                clauses.append("\(value) > ?")
+                arguments += [path, operand.databaseValue]
+            case .greaterOrEqual(let operand):
+                clauses.append("\(value) >= ?")
+                arguments += [path, operand.databaseValue]
+            case .oneOf(let values):
+                if values.isEmpty {
+                    clauses.append("0")
+                } else {
+                    clauses.append("\(value) IN (\(Array(repeating: "?", count: values.count).joined(separator: ", ")))")
+                    arguments += [path]
+                    for operand in values { arguments += [operand.databaseValue] }
+                }
+            case .exists(let flag):
+                clauses.append(flag ? "\(type) IS NOT NULL" : "\(type) IS NULL")
+                arguments += [path]
+            }
+        }
+        // Items without metadata (or with text that is not JSON) match no condition on a field.
+        let guardClause = "metadata IS NOT NULL AND json_valid(metadata)"
+        if clauses.isEmpty { return ("1", arguments) }
+        return ("(\(guardClause)) AND " + clauses.joined(separator: " AND "), arguments)
+    }
+}
+
+extension JSONValue {
+    var isScalar: Bool {
+        switch self {
+        case .array, .object: return false
+        default: return true
+        }
+    }
+
+    /// How SQLite's json_extract reports this value: booleans as 1 and 0.
+    var databaseValue: DatabaseValue {
+        switch self {
+        case .null: return .null
+        case .bool(let flag): return (flag ? 1 : 0).databaseValue
+        case .integer(let value): return value.databaseValue
+        case .number(let value): return value.databaseValue
+        case .string(let value): return value.databaseValue
+        case .array, .object: return .null
+        }
+    }
+}
+
+extension Catalog {
+    /// The ids of the items whose metadata passes `filter`.
+    public func itemIDs(matching filter: MetadataFilter) throws -> Set<String> {
+        let (condition, arguments) = filter.sql()
+        return try read { db in
+            Set(try String.fetchAll(db, sql: "SELECT id FROM item WHERE \(condition)", arguments: arguments))
+        }
+    }
+
+    /// Items in id order, `limit` at a time, starting after the id `after`.
+    public func items(after: String?, limit: Int) throws -> [Item] {
+        try read { db in
+            var request = Item.order(Column("id")).limit(max(0, limit))
+            if let after { request = request.filter(Column("id") > after) }
+            return try request.fetchAll(db)
+        }
+    }
+
+    public func itemCount() throws -> Int {
+        try read { db in try Item.fetchCount(db) }
+    }
+}

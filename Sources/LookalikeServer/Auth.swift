@@ -1,0 +1,80 @@
+import HTTPTypes
+import Hummingbird
+
+/// API keys: the admin key allows everything; the read key allows reads. The comparison takes
+/// the same time whatever the bytes, so timing does not tell how much of a guess was right.
+struct KeyCheck: Sendable {
+    let adminKey: String?
+    let readKey: String?
+
+    enum Access { case read, write }
+
+    /// Throws `unauthorized` (no key, or a wrong one) or `forbidden` (a read key used to write).
+    func check(_ request: Request, access: Access) throws {
+        let given = Self.presentedKey(request)
+        switch access {
+        case .write:
+            guard let adminKey else { return }
+            if let given, Self.constantTimeEqual(given, adminKey) { return }
+            if let given, let readKey, Self.constantTimeEqual(given, readKey) {
+                throw APIError(.forbidden, "forbidden", "the read key cannot change anything; use the admin key")
+            }
+            throw unauthorized(given == nil ? "this request needs the admin key (Authorization: Bearer <key>)" : "wrong key")
+        case .read:
+            guard let readKey else { return }
+            if let given, Self.constantTimeEqual(given, readKey) || adminKey.map({ Self.constantTimeEqual(given, $0) }) == true { return }
+            throw unauthorized(given == nil ? "this server needs a key to read (Authorization: Bearer <key>)" : "wrong key")
+        }
+    }
+
+    private func unauthorized(_ message: String) -> APIError {
+        var error = APIError(.unauthorized, "unauthorized", message)
+        error.headers = [.wwwAuthenticate: "Bearer realm=\"lookalike\""]
+        return error
+    }
+
+    /// `Authorization: Bearer <key>`, or `X-API-Key: <key>`.
+    static func presentedKey(_ request: Request) -> String? {
+        if let authorization = request.headers[.authorization] {
+            let parts = authorization.split(separator: " ", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "bearer" { return String(parts[1]).trimmingSpaces }
+            return nil
+        }
+        if let name = HTTPField.Name("X-API-Key"), let key = request.headers[name] { return key.trimmingSpaces }
+        return nil
+    }
+
+    /// Compares every byte of the longer input whatever differs, and the lengths too.
+    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        let length = max(x.count, y.count)
+        var difference = UInt64(x.count ^ y.count)
+        for i in 0..<length {
+            let left = i < x.count ? x[i] : 0
+            let right = i < y.count ? y[i] : 0
+            difference |= UInt64(left ^ right)
+        }
+        return difference == 0
+    }
+}
+
+/// Checks keys on /v1: a search (POST .../search) is a read; other POSTs and DELETEs are writes.
+struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
+    let keys: KeyCheck
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let path = request.uri.path
+        if path == "/v1" || path.hasPrefix("/v1/") {
+            let isWrite = (request.method == .post && !path.hasSuffix("/search")) || request.method == .delete
+                || request.method == .put || request.method == .patch
+            try keys.check(request, access: isWrite ? .write : .read)
+        }
+        return try await next(request, context)
+    }
+}
+
+extension String {
+    var trimmingSpaces: String {
+        String(drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
+    }
+}

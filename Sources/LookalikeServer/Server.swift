@@ -1,0 +1,691 @@
+import Catalog
+import Embedding
+import Foundation
+import Hummingbird
+import Imaging
+import Logging
+import Lookalike
+import Metrics
+import MultipartKit
+import ServiceLifecycle
+
+/// `lookalike serve`: the JSON API under /v1 (described by openapi.yaml, served at
+/// /openapi.yaml), the web page at /, /healthz and /metrics, on Hummingbird.
+///
+/// ```swift
+/// let server = try LookalikeServer(configuration: ServerConfiguration(store: storeURL))
+/// try await server.run()
+/// ```
+public final class LookalikeServer: Sendable {
+    public static let version = "1.0.0"
+
+    public let configuration: ServerConfiguration
+    let collections: Collections
+    let jobs = Jobs()
+    let pool: InferencePool
+    let fetcher: URLFetcher
+    let keys: KeyCheck
+    let assets: WebAssets
+    let logger: Logger
+
+    public init(configuration: ServerConfiguration, logger: Logger = Logger(label: "lookalike.server")) throws {
+        try configuration.validate()
+        self.configuration = configuration
+        self.logger = logger
+        var engineConfiguration = EngineConfiguration(store: configuration.store, models: configuration.models,
+                                                      limits: configuration.imageLimits)
+        engineConfiguration.deferSnapshotSaves = true
+        collections = Collections(store: configuration.store, engineConfiguration: engineConfiguration)
+        pool = InferencePool(threads: configuration.maxConcurrentInference, maxQueued: configuration.maxQueuedInference)
+        fetcher = URLFetcher(policy: AddressPolicy(allowing: configuration.urlAllowedNetworks), maxBytes: configuration.maxBodyBytes,
+                             maxRedirects: configuration.urlMaxRedirects, timeout: configuration.urlFetchTimeout)
+        keys = KeyCheck(adminKey: configuration.adminKey, readKey: configuration.readKey)
+        assets = WebAssets.load()
+        ServerMetrics.bootstrap
+        jobs.onAdded = { _ in }
+        // The default collection's store is opened (and made) at once, so a bad store path fails at start.
+        _ = try collections.engine(Collections.defaultName)
+    }
+
+    /// The Hummingbird application (tests drive it with HummingbirdTesting).
+    public func application(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
+        Application(
+            router: router(),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Lookalike"),
+            services: [SnapshotSaver(server: self)],
+            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
+            logger: logger
+        )
+    }
+
+    /// Serves until SIGINT or SIGTERM; then saves the snapshots of changed indexes.
+    public func run(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
+        try await application(onServerRunning: onServerRunning).runService()
+        saveSnapshots()
+        await pool.shutdown()
+    }
+
+    func saveSnapshots() {
+        for engine in collections.openEngines() { engine.saveSnapshots() }
+    }
+
+    // MARK: Routes
+
+    func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.middlewares.add(MetricsMiddleware())
+        router.middlewares.add(ErrorMiddleware())
+        router.middlewares.add(AuthMiddleware(keys: keys))
+
+        router.get("/") { _, _ in try self.asset("index.html") }
+        for (name, _) in WebAssets.names {
+            router.get(RouterPath(name)) { _, _ in try self.asset(name) }
+        }
+        router.get("/healthz") { _, _ in JSON.response(["status": "ok"]) }
+        router.get("/metrics") { _, _ in
+            try self.updateGauges()
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: ServerMetrics.text())))
+        }
+
+        let v1 = router.group("v1")
+        v1.get("server") { _, _ in try self.serverInfo() }
+        v1.get("collections") { _, _ in try await self.listCollections() }
+        v1.post("collections") { request, _ in try await self.createCollection(request) }
+        v1.get("collections/:collection") { _, context in
+            try await self.collectionInfo(try context.parameters.require("collection"))
+        }
+        v1.delete("collections/:collection") { _, context in
+            let name = try context.parameters.require("collection")
+            try self.collections.delete(name) { self.jobs.isBusy(collection: $0) }
+            return Response(status: .noContent)
+        }
+        v1.post("collections/:collection/search") { request, context in
+            try await self.search(request, collection: try context.parameters.require("collection"))
+        }
+        v1.get("collections/:collection/items") { request, context in
+            try self.listItems(request, collection: try context.parameters.require("collection"))
+        }
+        v1.post("collections/:collection/items") { request, context in
+            try await self.addItem(request, collection: try context.parameters.require("collection"))
+        }
+        v1.get("collections/:collection/items/:id") { _, context in
+            let (engine, collection, id) = try self.itemRoute(context)
+            return JSON.response(self.itemJSON(try self.item(id, in: engine), collection: collection))
+        }
+        v1.delete("collections/:collection/items/:id") { _, context in
+            let (engine, _, id) = try self.itemRoute(context)
+            try await self.deleteItem(id, engine: engine)
+            return Response(status: .noContent)
+        }
+        v1.get("collections/:collection/items/:id/image") { _, context in
+            let (engine, _, id) = try self.itemRoute(context)
+            return try await self.image(id, engine: engine)
+        }
+        v1.get("collections/:collection/items/:id/thumbnail") { request, context in
+            let (engine, _, id) = try self.itemRoute(context)
+            return try await self.thumbnail(id, engine: engine, request: request)
+        }
+        v1.post("collections/:collection/jobs") { request, context in
+            try await self.startJob(request, collection: try context.parameters.require("collection"))
+        }
+        v1.get("jobs") { _, _ in JSON.response(["jobs": self.jobs.all().map(\.json)]) }
+        v1.get("jobs/:job") { _, context in
+            JSON.response(try self.job(context).json)
+        }
+        v1.get("jobs/:job/events") { _, context in
+            self.jobEvents(try self.job(context).id)
+        }
+        return router
+    }
+
+    private func asset(_ name: String) throws -> Response {
+        guard let asset = assets.files[name] else {
+            throw APIError.notFound("\(name) is not installed beside the server binary (set LOOKALIKE_WEB to the folder holding it)")
+        }
+        var headers: HTTPFields = [.contentType: asset.contentType, .cacheControl: "no-cache"]
+        if name == "index.html" {
+            headers[.contentSecurityPolicy] = "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
+                + "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+            headers[.xContentTypeOptions] = "nosniff"
+        }
+        return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: asset.bytes)))
+    }
+
+    // MARK: Service
+
+    private func serverInfo() throws -> Response {
+        let registry = try collections.engine(Collections.defaultName).registry()
+        let models = registry.manifests.filter { registry.isInstalled($0) }.map {
+            ["name": $0.name, "dimension": $0.dimension, "description": $0.summary] as [String: Any]
+        }
+        return JSON.response([
+            "version": Self.version,
+            "models": models,
+            "default_model": ModelManifest.defaultName,
+            "index_roots": PathConfinement(roots: configuration.indexRoots).roots,
+            "limits": [
+                "max_body_bytes": configuration.maxBodyBytes, "max_image_pixels": configuration.maxImagePixels,
+                "max_concurrent_inference": configuration.maxConcurrentInference,
+            ],
+            "auth": ["read_key_required": configuration.readKey != nil, "admin_key_required": configuration.adminKey != nil],
+        ])
+    }
+
+    private func updateGauges() throws {
+        for name in collections.names() {
+            if let engine = try? collections.engine(name) {
+                ServerMetrics.indexSize(name).record(try engine.catalog.itemCount())
+            }
+        }
+    }
+
+    // MARK: Collections
+
+    private func collectionJSON(_ name: String) throws -> [String: Any] {
+        let stats = try collections.engine(name).stats()
+        return ["name": name, "items": stats.items, "vectors": stats.vectors, "deletable": name != Collections.defaultName]
+    }
+
+    private func listCollections() async throws -> Response {
+        let names = collections.names()
+        let list = try names.map { try self.collectionJSON($0) }
+        return JSON.response(["collections": list])
+    }
+
+    private func collectionInfo(_ name: String) async throws -> Response {
+        JSON.response(try collectionJSON(name))
+    }
+
+    private func createCollection(_ request: Request) async throws -> Response {
+        struct Body: Decodable { let name: String }
+        let body: Body = try decodeJSON(try await readJSONBody(request))
+        _ = try collections.create(body.name)
+        return JSON.response(try collectionJSON(body.name), status: .created)
+    }
+
+    // MARK: Search
+
+    /// Options of a search as JSON (the body of a JSON search, or the `options` part).
+    private struct SearchBody: Decodable {
+        var url: String?
+        var id: String?
+        var top: Int?
+        var model: String?
+        var filter: JSONValue?
+        var region: ImageRegion?
+        var ef: Int?
+    }
+
+    private func search(_ request: Request, collection: String) async throws -> Response {
+        let engine = try collections.engine(collection)
+        var options = try searchOptions(request.uri.queryParameters)
+        let started = DispatchTime.now()
+        let response: SearchResponse
+        switch try await readBody(request, allowJSON: true) {
+        case .json(let data):
+            let body: SearchBody = try decodeJSON(data)
+            try apply(body, to: &options)
+            try checkModel(options.model, engine: engine)
+            let options = options
+            switch (body.url, body.id) {
+            case (let url?, nil):
+                let bytes = try await fetcher.fetch(url)
+                response = try await pool.run { try engine.search(bytes: bytes, options: options) }
+            case (nil, let id?):
+                guard options.region == nil else {
+                    throw APIError(.badRequest, "bad_region", "a search by id uses the stored vector; region is for images")
+                }
+                response = try await pool.run { try engine.search(itemID: id, options: options) }
+            default:
+                throw APIError.badRequest("a JSON search names exactly one of \"url\" and \"id\"; to search with an image, send it as the body")
+            }
+        case .multipart(let parts):
+            guard let image = parts["image"], !image.isEmpty else { throw APIError.badRequest("the multipart body has no \"image\" part") }
+            if let text = parts["options"] {
+                try apply(try decodeJSON(Data(text)) as SearchBody, to: &options)
+            }
+            try checkModel(options.model, engine: engine)
+            let options = options
+            response = try await pool.run { try engine.search(bytes: image, options: options) }
+        case .image(let bytes):
+            try checkModel(options.model, engine: engine)
+            let options = options
+            response = try await pool.run { try engine.search(bytes: bytes, options: options) }
+        }
+        ServerMetrics.inferenceTimer("search").recordInterval(since: started)
+        return JSON.response([
+            "model": response.model,
+            "took_ms": (response.tookMs * 10).rounded() / 10,
+            "searched": response.searched,
+            "hits": response.hits.map { hitJSON($0, collection: collection) },
+        ])
+    }
+
+    private func searchOptions(_ query: Parameters) throws -> SearchOptions {
+        var options = SearchOptions(top: 10)
+        if let text = query["top"] { options.top = try integer(text, field: "top", range: 1...1000) }
+        if let model = query["model"] { options.model = String(model) }
+        if let ef = query["ef"] { options.efSearch = try integer(ef, field: "ef", range: 1...10_000) }
+        if let filter = query["filter"] {
+            do {
+                options.filter = try MetadataFilter(json: String(filter))
+            } catch {
+                throw APIError(.badRequest, "bad_filter", "\(error)")
+            }
+        }
+        if let region = query["region"] {
+            do {
+                options.region = try ImageRegion(parsing: region)
+            } catch {
+                throw APIError(.badRequest, "bad_region", "\(error)")
+            }
+        }
+        return options
+    }
+
+    private func apply(_ body: SearchBody, to options: inout SearchOptions) throws {
+        if let top = body.top {
+            guard (1...1000).contains(top) else { throw APIError.badRequest("top must be between 1 and 1000") }
+            options.top = top
+        }
+        if let model = body.model { options.model = model }
+        if let ef = body.ef {
+            guard (1...10_000).contains(ef) else { throw APIError.badRequest("ef must be between 1 and 10000") }
+            options.efSearch = ef
+        }
+        if let filter = body.filter {
+            do {
+                options.filter = try MetadataFilter(filter)
+            } catch {
+                throw APIError(.badRequest, "bad_filter", "\(error)")
+            }
+        }
+        if let region = body.region { options.region = region }
+    }
+
+    private func checkModel(_ name: String, engine: Engine) throws {
+        let registry = try engine.registry()
+        guard let manifest = try? registry.manifest(named: name), registry.isInstalled(manifest) else {
+            let installed = registry.manifests.filter { registry.isInstalled($0) }.map(\.name)
+            throw APIError(.badRequest, "unknown_model", "no installed model named \(name) (installed: \(installed.joined(separator: ", ")))")
+        }
+    }
+
+    private func integer(_ text: Substring, field: String, range: ClosedRange<Int>) throws -> Int {
+        guard let value = Int(text), range.contains(value) else {
+            throw APIError.badRequest("\(field) must be a whole number from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return value
+    }
+
+    private func hitJSON(_ hit: SearchResponse.Hit, collection: String) -> [String: Any] {
+        [
+            "id": hit.id, "score": (Double(hit.score) * 1e6).rounded() / 1e6, "duplicate": hit.duplicate,
+            "width": hit.width, "height": hit.height, "metadata": JSON.object(hit.metadata),
+            "image": itemURL(hit.id, collection: collection) + "/image",
+            "thumbnail": itemURL(hit.id, collection: collection) + "/thumbnail",
+            "name": URL(fileURLWithPath: hit.path).lastPathComponent,
+        ]
+    }
+
+    // MARK: Items
+
+    private func itemURL(_ id: String, collection: String) -> String {
+        "/v1/collections/\(collection)/items/\(id)"
+    }
+
+    func itemJSON(_ item: Item, collection: String) -> [String: Any] {
+        [
+            "id": item.id, "width": item.width, "height": item.height, "metadata": JSON.object(item.metadata),
+            "added_at": Jobs.Job.timestamp(item.addedAt),
+            "image": itemURL(item.id, collection: collection) + "/image",
+            "thumbnail": itemURL(item.id, collection: collection) + "/thumbnail",
+            "name": URL(fileURLWithPath: item.sourcePath).lastPathComponent,
+        ]
+    }
+
+    private func itemRoute(_ context: BasicRequestContext) throws -> (Engine, String, String) {
+        let collection = try context.parameters.require("collection")
+        let engine = try collections.engine(collection)
+        let id = try context.parameters.require("id")
+        guard id.count == 16, id.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else {
+            throw APIError.badRequest("an item id is 16 lowercase hex digits")
+        }
+        return (engine, collection, id)
+    }
+
+    private func item(_ id: String, in engine: Engine) throws -> Item {
+        guard let item = try engine.catalog.items(ids: [id])[id] else { throw APIError.notFound("no item with id \(id)") }
+        return item
+    }
+
+    private func listItems(_ request: Request, collection: String) throws -> Response {
+        let engine = try collections.engine(collection)
+        let query = request.uri.queryParameters
+        let limit = try query["limit"].map { try integer($0, field: "limit", range: 1...1000) } ?? 100
+        let after = query["after"].map(String.init)
+        if let after, after.count > 64 { throw APIError.badRequest("after must be at most 64 characters") }
+        let items = try engine.catalog.items(after: after, limit: limit + 1)
+        let page = items.prefix(limit)
+        return JSON.response([
+            "items": page.map { itemJSON($0, collection: collection) },
+            "next": items.count > limit ? (page.last?.id ?? "") : NSNull(),
+        ] as [String: Any])
+    }
+
+    private func addItem(_ request: Request, collection: String) async throws -> Response {
+        let engine = try collections.engine(collection)
+        var metadata = request.uri.queryParameters["metadata"].map(String.init)
+        let bytes: [UInt8]
+        switch try await readBody(request, allowJSON: false) {
+        case .image(let body):
+            bytes = body
+        case .multipart(let parts):
+            guard let image = parts["image"], !image.isEmpty else { throw APIError.badRequest("the multipart body has no \"image\" part") }
+            bytes = image
+            if let text = parts["metadata"] { metadata = String(decoding: text, as: UTF8.self) }
+        case .json:
+            throw APIError(.unsupportedMediaType, "unsupported_media_type", "send the image itself (image/* or multipart/form-data)")
+        }
+        if let metadata {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(metadata.utf8)), object is [String: Any] else {
+                throw APIError(.badRequest, "bad_metadata", "metadata must be a JSON object, like {\"color\": \"red\", \"price\": 45}")
+            }
+        }
+        let decoder = ImageDecoder(limits: configuration.imageLimits)
+        let givenMetadata = metadata
+        let uploads = engine.configuration.store.appendingPathComponent("uploads", isDirectory: true)
+        let started = DispatchTime.now()
+        let (report, path) = try await pool.run { () throws -> (IngestReport, String) in
+            let info = try decoder.info(bytes)  // refuses non-images and oversized ones before anything is written
+            let hash = ContentHash.sha256(bytes)
+            try FileManager.default.createDirectory(at: uploads, withIntermediateDirectories: true)
+            let file = uploads.appendingPathComponent("\(hash.prefix(32)).\(Self.fileExtension(info.format))").path
+            if !FileManager.default.fileExists(atPath: file) {
+                try Data(bytes).write(to: URL(fileURLWithPath: file), options: .atomic)
+            }
+            let records = givenMetadata.map { [file: $0] } ?? [:]
+            return (try engine.add([file], options: AddOptions(metadata: MetadataFile(records: records))), file)
+        }
+        ServerMetrics.inferenceTimer("add").recordInterval(since: started)
+        if let failure = report.failures.first {
+            if (try? engine.catalog.item(contentHash: ContentHash.sha256(bytes))) == nil { try? FileManager.default.removeItem(atPath: path) }
+            throw APIError(.unprocessableContent, "bad_image", failure.reason)
+        }
+        if let added = report.added.first {
+            ServerMetrics.imagesIndexed(collection).increment()
+            return JSON.response(["status": "added", "item": itemJSON(try item(added.id, in: engine), collection: collection)], status: .created)
+        }
+        guard let duplicate = report.duplicates.first else { throw APIError(.internalServerError, "internal", "the image was not stored") }
+        let existing = try item(duplicate.existingId, in: engine)
+        if existing.sourcePath != path { try? FileManager.default.removeItem(atPath: path) }
+        return JSON.response(["status": "duplicate", "item": itemJSON(existing, collection: collection)])
+    }
+
+    private func deleteItem(_ id: String, engine: Engine) async throws {
+        let existing = try item(id, in: engine)
+        let removed = try await pool.run { try engine.remove(ids: [id]) }
+        guard !removed.isEmpty else { throw APIError.notFound("no item with id \(id)") }
+        // Files the server made for the item go with it; files indexed from folders stay.
+        let store = engine.configuration.store
+        if existing.sourcePath.hasPrefix(store.appendingPathComponent("uploads").path + "/") {
+            try? FileManager.default.removeItem(atPath: existing.sourcePath)
+        }
+        for size in Self.thumbnailSizes {
+            try? FileManager.default.removeItem(at: thumbnailURL(id, size: size, store: store))
+        }
+    }
+
+    private func sourceBytes(_ item: Item) throws -> [UInt8] {
+        guard let data = FileManager.default.contents(atPath: item.sourcePath) else {
+            throw APIError(.gone, "image_gone", "the image file of item \(item.id) is no longer where it was indexed from")
+        }
+        return [UInt8](data)
+    }
+
+    private func image(_ id: String, engine: Engine) async throws -> Response {
+        let item = try item(id, in: engine)
+        let bytes = try sourceBytes(item)
+        return Response(status: .ok, headers: [.contentType: Self.contentType(sniffing: bytes), .cacheControl: "private, max-age=3600"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    static let thumbnailSizes = [128, 256, 512]
+
+    private func thumbnailURL(_ id: String, size: Int, store: URL) -> URL {
+        store.appendingPathComponent("thumbnails/\(size)", isDirectory: true).appendingPathComponent("\(id).jpg")
+    }
+
+    private func thumbnail(_ id: String, engine: Engine, request: Request) async throws -> Response {
+        let size = try request.uri.queryParameters["size"].map { try integer($0, field: "size", range: 128...512) } ?? 256
+        guard Self.thumbnailSizes.contains(size) else { throw APIError.badRequest("size must be 128, 256 or 512") }
+        let item = try item(id, in: engine)
+        let cached = thumbnailURL(id, size: size, store: engine.configuration.store)
+        let decoder = ImageDecoder(limits: configuration.imageLimits)
+        let jpeg: [UInt8]
+        if let data = FileManager.default.contents(atPath: cached.path), !data.isEmpty {
+            jpeg = [UInt8](data)
+        } else {
+            let bytes = try sourceBytes(item)
+            jpeg = try await pool.run {
+                let jpeg = try decoder.thumbnailJPEG(bytes, size: size)
+                try? FileManager.default.createDirectory(at: cached.deletingLastPathComponent(), withIntermediateDirectories: true)
+                try? Data(jpeg).write(to: cached, options: .atomic)
+                return jpeg
+            }
+        }
+        // Ids are content hashes: an id's thumbnail never changes.
+        return Response(status: .ok, headers: [.contentType: "image/jpeg", .cacheControl: "private, max-age=31536000, immutable"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: jpeg)))
+    }
+
+    // MARK: Jobs
+
+    private func startJob(_ request: Request, collection: String) async throws -> Response {
+        struct Body: Decodable {
+            let path: String
+            let recursive: Bool?
+            let model: String?
+        }
+        let engine = try collections.engine(collection)
+        let body: Body = try decodeJSON(try await readJSONBody(request))
+        let model = body.model ?? ModelManifest.defaultName
+        try checkModel(model, engine: engine)
+        let confinement = PathConfinement(roots: configuration.indexRoots)
+        guard !confinement.roots.isEmpty else {
+            throw APIError(.forbidden, "path_not_allowed", "this server indexes no folders (start it with --index-root)")
+        }
+        guard !body.path.isEmpty, body.path.count <= 4096, body.path.hasPrefix("/") else {
+            throw APIError.badRequest("path must be an absolute path on the server")
+        }
+        guard let resolved = PathConfinement.resolved(body.path) else {
+            throw APIError.notFound("there is no file or folder at \(body.path)")
+        }
+        guard confinement.allows(resolved) else {
+            throw APIError(.forbidden, "path_not_allowed",
+                           "\(body.path) is outside the folders this server may index (\(confinement.roots.joined(separator: ", ")))")
+        }
+        let job = jobs.submit(collection: collection, engine: engine, path: resolved,
+                              options: AddOptions(recursive: body.recursive ?? true, model: model, allowedRoots: confinement.roots))
+        return JSON.response(job.json, status: .accepted)
+    }
+
+    private func job(_ context: BasicRequestContext) throws -> Jobs.Job {
+        let id = try context.parameters.require("job")
+        guard let job = jobs.job(id) else { throw APIError.notFound("no job with id \(id)") }
+        return job
+    }
+
+    /// Server-sent events: the job as it changes (at most five times a second), then `end`.
+    private func jobEvents(_ id: String) -> Response {
+        let jobs = self.jobs
+        let body = ResponseBody { writer in
+            var sent = -1
+            while let job = jobs.job(id) {
+                if job.revision != sent || job.isOver {
+                    sent = job.revision
+                    let event = "event: \(job.isOver ? "end" : "progress")\ndata: \(String(decoding: JSON.data(job.json), as: UTF8.self))\n\n"
+                    try await writer.write(ByteBuffer(string: event))
+                }
+                if job.isOver { break }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+    }
+
+    // MARK: Bodies
+
+    enum Body {
+        case json(Data)
+        case multipart([String: [UInt8]])
+        case image([UInt8])
+    }
+
+    /// Reads the body, within the size limit, by its content type.
+    private func readBody(_ request: Request, allowJSON: Bool) async throws -> Body {
+        let type = request.headers[.contentType].map { $0.lowercased() } ?? ""
+        let mediaType = type.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+        if mediaType == "application/json" && allowJSON {
+            return .json(try await collect(request))
+        }
+        if mediaType == "multipart/form-data" {
+            guard let boundary = Self.parameter("boundary", in: request.headers[.contentType] ?? "") else {
+                throw APIError.badRequest("multipart/form-data without a boundary")
+            }
+            return .multipart(try Self.parts(try await collect(request), boundary: boundary))
+        }
+        if mediaType.hasPrefix("image/") || mediaType == "application/octet-stream" || mediaType.isEmpty {
+            return .image([UInt8](try await collect(request)))
+        }
+        let accepted = allowJSON ? "image/*, application/octet-stream, multipart/form-data or application/json"
+            : "image/*, application/octet-stream or multipart/form-data"
+        throw APIError(.unsupportedMediaType, "unsupported_media_type", "cannot read a \(mediaType) body here; send \(accepted)")
+    }
+
+    private func readJSONBody(_ request: Request) async throws -> Data {
+        let type = request.headers[.contentType]?.lowercased() ?? ""
+        guard type.hasPrefix("application/json") else {
+            throw APIError(.unsupportedMediaType, "unsupported_media_type", "send a JSON body (Content-Type: application/json)")
+        }
+        return try await collect(request)
+    }
+
+    private func collect(_ request: Request) async throws -> Data {
+        let buffer = try await request.body.collect(upTo: configuration.maxBodyBytes)
+        return Data(buffer.readableBytesView)
+    }
+
+    private func decodeJSON<T: Decodable>(_ data: Data) throws -> T {
+        do {
+            return try JSONDecoder().decode(T.self, from: data)
+        } catch let error as ImageRegion.Invalid {
+            throw APIError(.badRequest, "bad_region", error.reason)
+        } catch let error as DecodingError {
+            throw APIError.badRequest(Self.explain(error))
+        } catch {
+            throw APIError.badRequest("the body is not valid JSON")
+        }
+    }
+
+    /// A decoding error as a sentence naming the field.
+    static func explain(_ error: DecodingError) -> String {
+        func path(_ keys: [CodingKey]) -> String {
+            keys.isEmpty ? "the body" : "field \"" + keys.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".") + "\""
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            return "missing field \"\((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))\""
+        case .typeMismatch(let type, let context), .valueNotFound(let type, let context):
+            return "\(path(context.codingPath)) must be \(Self.typeName(type))"
+        case .dataCorrupted(let context):
+            return context.codingPath.isEmpty ? "the body is not valid JSON" : "\(path(context.codingPath)) is not valid"
+        @unknown default:
+            return "the body does not have the expected fields"
+        }
+    }
+
+    private static func typeName(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: return "a string"
+        case is Int.Type, is Int64.Type: return "a whole number"
+        case is Double.Type, is Float.Type: return "a number"
+        case is Bool.Type: return "true or false"
+        default: return "an object of the documented form"
+        }
+    }
+
+    static func parameter(_ name: String, in header: String) -> String? {
+        for part in header.split(separator: ";").dropFirst() {
+            let pair = part.split(separator: "=", maxSplits: 1)
+            if pair.count == 2, pair[0].trimmingCharacters(in: .whitespaces).lowercased() == name {
+                let value = pair[1].trimmingCharacters(in: .whitespaces)
+                return value.hasPrefix("\"") && value.hasSuffix("\"") && value.count >= 2 ? String(value.dropFirst().dropLast()) : value
+            }
+        }
+        return nil
+    }
+
+    /// The parts of a multipart/form-data body, by name (multipart-kit's parser).
+    static func parts(_ data: Data, boundary: String) throws -> [String: [UInt8]] {
+        let parser = MultipartParser(boundary: boundary)
+        var parts: [String: [UInt8]] = [:]
+        var name: String?
+        var body: [UInt8] = []
+        parser.onHeader = { field, value in
+            if field.lowercased() == "content-disposition" { name = Self.parameter("name", in: value) }
+        }
+        parser.onBody = { buffer in body += buffer.readableBytesView }
+        parser.onPartComplete = {
+            if let name, parts[name] == nil { parts[name] = body }
+            name = nil
+            body = []
+        }
+        do {
+            try parser.execute([UInt8](data))
+        } catch {
+            throw APIError.badRequest("the multipart body is malformed")
+        }
+        return parts
+    }
+
+    static func contentType(sniffing bytes: [UInt8]) -> String {
+        func starts(_ prefix: [UInt8], at offset: Int = 0) -> Bool {
+            bytes.count >= offset + prefix.count && Array(bytes[offset..<offset + prefix.count]) == prefix
+        }
+        if starts([0xFF, 0xD8, 0xFF]) { return "image/jpeg" }
+        if starts([0x89, 0x50, 0x4E, 0x47]) { return "image/png" }
+        if starts(Array("GIF8".utf8)) { return "image/gif" }
+        if starts(Array("RIFF".utf8)) && starts(Array("WEBP".utf8), at: 8) { return "image/webp" }
+        if starts(Array("ftypavif".utf8), at: 4) { return "image/avif" }
+        if starts(Array("ftyphei".utf8), at: 4) || starts(Array("ftypmif1".utf8), at: 4) { return "image/heic" }
+        if starts([0x49, 0x49, 0x2A, 0x00]) || starts([0x4D, 0x4D, 0x00, 0x2A]) { return "image/tiff" }
+        if starts(Array("BM".utf8)) { return "image/bmp" }
+        return "application/octet-stream"
+    }
+
+    static func fileExtension(_ loader: String) -> String {
+        let lower = loader.lowercased()
+        for (key, ext) in [("jpeg", "jpg"), ("png", "png"), ("webp", "webp"), ("gif", "gif"), ("heif", "heic"), ("tiff", "tif"),
+                           ("jxl", "jxl"), ("jp2k", "jp2"), ("magick", "img")] where lower.contains(key) {
+            return ext
+        }
+        return "img"
+    }
+}
+
+/// Writes changed HNSW snapshots every `snapshotInterval` seconds, and once more at shutdown.
+struct SnapshotSaver: Service {
+    let server: LookalikeServer
+
+    func run() async throws {
+        let interval = server.configuration.snapshotInterval
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(interval)) }
+            server.saveSnapshots()
+        }
+        server.saveSnapshots()
+    }
+}

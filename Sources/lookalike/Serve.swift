@@ -1,0 +1,66 @@
+import ArgumentParser
+import Foundation
+import Logging
+import Lookalike
+import LookalikeServer
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve the HTTP API and the web page.",
+        discussion: """
+            The API is under /v1 (its OpenAPI document at /openapi.yaml), the web page at /, \
+            health at /healthz and Prometheus metrics at /metrics.
+
+            Keys come from LOOKALIKE_ADMIN_KEY and LOOKALIKE_READ_KEY, or from the config file \
+            (admin_key, read_key). With an admin key, writes need it; with a read key, reads need \
+            one of the two. Without keys the server only binds to loopback.
+
+            Folders the server may index on request: --index-root (repeatable), index_roots in the \
+            config file, or LOOKALIKE_INDEX_ROOTS (colon-separated).
+            """
+    )
+
+    @Option(help: "The address to bind to.")
+    var host = "127.0.0.1"
+
+    @Option(help: "The port (0: any free port).")
+    var port = 8080
+
+    @Option(name: .customLong("index-root"), help: ArgumentHelp("A folder the server may index on request (repeatable).", valueName: "dir"))
+    var indexRoots: [String] = []
+
+    @Option(help: ArgumentHelp("A JSON config file (admin_key, read_key, index_roots, max_body_bytes, max_image_pixels, max_concurrent_inference, url_allowed_networks).", valueName: "file"))
+    var config: String?
+
+    @Option(name: .customLong("max-inference"), help: "Requests embedding images at once (default: one per core).")
+    var maxInference: Int?
+
+    @Option(name: .long, help: ArgumentHelp("The store folder of the default collection.", valueName: "dir"))
+    var store: String?
+
+    func validate() throws {
+        if let maxInference, !(1...64).contains(maxInference) { throw ValidationError("--max-inference must be between 1 and 64") }
+    }
+
+    func run() async throws {
+        var configuration = ServerConfiguration(host: host, port: port, store: StoreLocation.resolve(store),
+                                                indexRoots: indexRoots.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
+        if let maxInference { configuration.maxConcurrentInference = maxInference }
+        let server: LookalikeServer
+        do {
+            try configuration.load(configFile: config)
+            for root in configuration.indexRoots where !FileManager.default.fileExists(atPath: root) {
+                throw ValidationError("index root \(root) does not exist")
+            }
+            server = try LookalikeServer(configuration: configuration)
+        } catch {
+            throw fail(error)
+        }
+        let host = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
+        let store = configuration.store.path
+        try await server.run { port in
+            let line = "Lookalike is serving on http://\(host):\(port)/ (store \(store)); Ctrl-C stops it\n"
+            FileHandle.standardOutput.write(Data(line.utf8))
+        }
+    }
+}
