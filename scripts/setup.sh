@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything Lookalike needs on Debian 12: system libraries, the Python tools' venv,
-# ONNX Runtime, the models, and the test photos. Idempotent: each step checks before it works,
+# ONNX Runtime, the models, and the test photos. `setup.sh --tests` adds what only the tests
+# need (chromium and its driver, selenium, schemathesis); `setup.sh --bench` adds wrk. Idempotent: each step checks before it works,
 # so a second run takes seconds. Every download is pinned by version and checked by SHA-256.
 #
 # Where things go (override with environment variables):
@@ -24,6 +25,8 @@ EFFNET_SHA256=f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be
 SSCD_SHA256=86386042eb852df12dee402ac7e305827cc246f5fab261acf7994c49bb2cb181
 SSCD_DISTILLED_SHA256=240436cc531e2e10299f2c60d6fe581d1f9f405e3ee8360e81e9e6cfc0a8a9ab
 APT_PACKAGES=(libvips-dev libvips-tools libsqlite3-dev pkg-config python3-venv)
+TEST_APT_PACKAGES=(chromium chromium-driver)
+BENCH_APT_PACKAGES=(wrk)
 
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
@@ -31,7 +34,7 @@ sha_ok() { [ -f "$1" ] && [ "$(sha256sum "$1" | cut -d' ' -f1)" = "$2" ]; }
 
 install_system_packages() {
     local missing=()
-    for package in "${APT_PACKAGES[@]}"; do
+    for package in "$@"; do
         dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
     done
     [ ${#missing[@]} -eq 0 ] && return
@@ -115,8 +118,29 @@ check_swift() {
     command -v swift >/dev/null 2>&1 || die "no Swift toolchain on PATH: Lookalike needs Swift 6.1 or later (swift.org has Debian 12 builds)"
 }
 
+# Only what the tests add: a real browser for the web page test, and the test tools.
+install_test_tools() {
+    install_system_packages "${TEST_APT_PACKAGES[@]}"
+    local stamp="$VENV/.server-tests.sha256"
+    local want
+    want="$(sha256sum "$ROOT/requirements-server-tests.txt" | cut -d' ' -f1)"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return; fi
+    say "installing the server test tools (selenium, schemathesis)"
+    "$PY" -m pip install -q --disable-pip-version-check -r "$ROOT/requirements-server-tests.txt"
+    echo "$want" > "$stamp"
+}
+
+if [ "${1:-}" = "--tests" ]; then
+    install_test_tools
+    exit 0
+fi
+if [ "${1:-}" = "--bench" ]; then
+    install_system_packages "${BENCH_APT_PACKAGES[@]}"
+    exit 0
+fi
+
 check_swift
-install_system_packages
+install_system_packages "${APT_PACKAGES[@]}"
 create_venv
 install_onnxruntime
 install_efficientnet

@@ -52,22 +52,7 @@ public struct ImageDecoder: Sendable {
     public func thumbnailJPEG(_ bytes: [UInt8], size: Int, quality: Int = 82) throws -> [UInt8] {
         let info = try info(bytes)
         let side = max(1, min(size, max(info.width, info.height)))
-        let pixels = try decode(bytes, policy: .shorterSide(size: side, maxLonger: side))
-        return try Vips.run { mode in
-            let image = try pixels.rgb.withUnsafeBytes { raw in
-                guard let made = lk_vips_image_from_pixels(raw.baseAddress, raw.count, Int32(pixels.width), Int32(pixels.height), 3) else {
-                    throw Vips.failure(mode)
-                }
-                return VipsImageRef(made)
-            }
-            var buffer: UnsafeMutableRawPointer?
-            var length = 0
-            guard lk_vips_jpeg_save(image.pointer, &buffer, &length, Int32(quality)) == 0, let buffer else {
-                throw Vips.failure(mode)
-            }
-            defer { lk_g_free(buffer) }
-            return [UInt8](UnsafeRawBufferPointer(start: buffer, count: length))
-        }
+        return try ImageEncoder.jpeg(try decode(bytes, policy: .shorterSide(size: side, maxLonger: side)), quality: quality)
     }
 
     private func load(_ buffer: UnsafeRawBufferPointer, policy: ResizePolicy, region: ImageRegion?, _ mode: Vips.Mode) throws -> (info: ImageInfo, pixels: Pixels) {

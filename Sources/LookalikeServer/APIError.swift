@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Imaging
 import Lookalike
+import NIOCore
 
 /// An error answered to a client: an HTTP status, a stable code for programs, and a message for
 /// people. Nothing else of an error (no stack, no internal type names) reaches a client.
@@ -46,6 +47,8 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
             case .noVector: return APIError(.badRequest, "unknown_model", error.description)
             case .incompatibleVectors: return nil
             }
+        case is NIOTooManyBytesError:
+            return .tooLarge("the request body is over the server's limit")
         case let error as HTTPError:
             switch error.status {
             case .contentTooLarge: return .tooLarge("the request body is over the server's limit")

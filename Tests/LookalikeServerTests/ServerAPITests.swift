@@ -1,0 +1,342 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Imaging
+import Lookalike
+@testable import LookalikeServer
+import Testing
+
+@Suite("HTTP API: search, items, collections, jobs", .serialized)
+struct ServerAPITests {
+    let chelsea = "skimage-chelsea.png"
+    let coffee = "skimage-coffee.png"
+
+    @Test("service endpoints: health, server info, the OpenAPI document, the page with its assets, metrics")
+    func serviceEndpoints() async throws {
+        let app = try makeServer().application()
+        try await app.test(.router) { client in
+            let health = try await client.call(.get, "/healthz")
+            #expect(health.status == 200)
+            #expect(health.json["status"] as? String == "ok")
+
+            let info = try await client.call(.get, "/v1/server")
+            #expect(info.status == 200)
+            #expect(info.json["default_model"] as? String == "efficientnet-lite0")
+            let models = (info.json["models"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+            #expect(models.contains("efficientnet-lite0"))
+            #expect(info.json["index_roots"] as? [String] == [PathConfinement.resolved(ServerTestData.photos.path) ?? ""])
+
+            let document = try await client.call(.get, "/openapi.yaml")
+            #expect(document.status == 200)
+            #expect(document.text.hasPrefix("openapi: 3.1"))
+            #expect(document.text.contains("/v1/collections/{collection}/search:"))
+
+            let page = try await client.call(.get, "/")
+            #expect(page.status == 200)
+            #expect(page.headers[.contentType]?.hasPrefix("text/html") == true)
+            #expect(page.headers[.contentSecurityPolicy]?.contains("default-src 'self'") == true)
+            #expect(page.text.contains("/app.js"))
+            for asset in ["/app.js", "/app.css"] {
+                #expect(try await client.call(.get, asset).status == 200, "\(asset)")
+            }
+
+            // A search, then its traces in the metrics.
+            let search = try await client.postImage("/v1/collections/default/search", try ServerTestData.editedCopy(chelsea))
+            #expect(search.status == 200)
+            let metrics = try await client.call(.get, "/metrics")
+            #expect(metrics.status == 200)
+            #expect(metrics.text.contains("lookalike_inference_seconds"))
+            #expect(metrics.text.contains("lookalike_collection_items{collection=\"default\"}"))
+            #expect(metrics.text.contains("http_server_request_duration"))
+        }
+    }
+
+    @Test("search by upload (raw body and multipart) finds the original of an edited copy first")
+    func searchByUpload() async throws {
+        let query = try ServerTestData.editedCopy(chelsea)
+        let original = ServerTestData.id(try ServerTestData.bytes(chelsea))
+        let app = try makeServer().application()
+        try await app.test(.router) { client in
+            let raw = try await client.postImage("/v1/collections/default/search?top=5", query)
+            #expect(raw.status == 200, "\(raw.text)")
+            #expect(raw.hitIDs.count == 5)
+            #expect(raw.hitIDs.first == original)
+            let scores = raw.hits.compactMap { $0["score"] as? Double }
+            #expect(scores == scores.sorted(by: >))
+            #expect(raw.json["model"] as? String == "efficientnet-lite0")
+            #expect((raw.json["searched"] as? Int ?? 0) >= 20)
+            let first = try #require(raw.hits.first)
+            #expect(first["thumbnail"] as? String == "/v1/collections/default/items/\(original)/thumbnail")
+            #expect(first["name"] as? String == chelsea)
+
+            let body = multipart([("image", "query.jpg", "image/jpeg", query),
+                                  ("options", nil, "application/json", Array(#"{"top": 3}"#.utf8))])
+            let form = try await client.postImage("/v1/collections/default/search", body,
+                                                  contentType: "multipart/form-data; boundary=lookalike-test-boundary")
+            #expect(form.status == 200, "\(form.text)")
+            #expect(form.hitIDs == Array(raw.hitIDs.prefix(3)))
+        }
+    }
+
+    @Test("more like this: a search by item id answers the item itself first, with score 1")
+    func searchByID() async throws {
+        let id = ServerTestData.id(try ServerTestData.bytes(coffee))
+        let app = try makeServer().application()
+        try await app.test(.router) { client in
+            let reply = try await client.postJSON("/v1/collections/default/search", ["id": id, "top": 4])
+            #expect(reply.status == 200, "\(reply.text)")
+            #expect(reply.hitIDs.first == id)
+            #expect(abs((reply.hits.first?["score"] as? Double ?? 0) - 1) < 1e-4)
+            #expect(reply.hits.first?["duplicate"] as? Bool == true)
+            #expect(reply.hitIDs.count == 4)
+
+            let unknown = try await client.postJSON("/v1/collections/default/search", ["id": "0123456789abcdef"])
+            #expect(unknown.status == 404)
+            #expect(unknown.errorCode == "not_found")
+            let both = try await client.postJSON("/v1/collections/default/search", ["id": id, "url": "https://example.com/a.jpg"])
+            #expect(both.status == 400)
+        }
+    }
+
+    @Test("region search: each half of a side-by-side picture finds its own photo")
+    func regionSearch() async throws {
+        let decoder = ImageDecoder()
+        let left = try decoder.decode(try ServerTestData.bytes(chelsea), policy: .stretch(size: 300))
+        let right = try decoder.decode(try ServerTestData.bytes(coffee), policy: .stretch(size: 300))
+        var rgb: [UInt8] = []
+        for row in 0..<300 {
+            rgb += left.rgb[(row * 900)..<(row * 900 + 900)]
+            rgb += right.rgb[(row * 900)..<(row * 900 + 900)]
+        }
+        let pair = try ImageEncoder.jpeg(Pixels(width: 600, height: 300, rgb: rgb), quality: 90)
+        let chelseaID = ServerTestData.id(try ServerTestData.bytes(chelsea))
+        let coffeeID = ServerTestData.id(try ServerTestData.bytes(coffee))
+        let app = try makeServer().application()
+        try await app.test(.router) { client in
+            let leftHalf = try await client.postImage("/v1/collections/default/search?top=1&region=0,0,0.5,1", pair)
+            let rightHalf = try await client.postImage("/v1/collections/default/search?top=1&region=0.5,0,0.5,1", pair)
+            #expect(leftHalf.hitIDs == [chelseaID], "\(leftHalf.text)")
+            #expect(rightHalf.hitIDs == [coffeeID], "\(rightHalf.text)")
+
+            let bad = try await client.postImage("/v1/collections/default/search?region=0.8,0,0.5,1", pair)
+            #expect(bad.status == 400)
+            #expect(bad.errorCode == "bad_region")
+            let badJSON = try await client.postJSON("/v1/collections/default/search",
+                                                    ["url": "https://example.com/a.jpg", "region": ["x": -1, "y": 0, "width": 1, "height": 1]])
+            #expect(badJSON.status == 400)
+            #expect(badJSON.errorCode == "bad_region")
+        }
+    }
+
+    @Test("uploads with metadata, filtered search, item pages, image and thumbnail, delete")
+    func itemsAndFilters() async throws {
+        let store = try ServerTestData.temporaryDirectory("server-items")
+        defer { try? FileManager.default.removeItem(at: store) }
+        let photos = ["skimage-chelsea.png", "skimage-coffee.png", "skimage-astronaut.png", "skimage-rocket.jpg"]
+        let metadata = [#"{"color": "red", "price": 45}"#, #"{"color": "red", "price": 80}"#, #"{"color": "blue", "price": 20}"#,
+                        #"{"color": "white"}"#]
+        let app = try makeServer(store: store).application()
+        try await app.test(.router) { client in
+            var ids: [String] = []
+            for (name, text) in zip(photos, metadata) {
+                let encoded = text.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+                let reply = try await client.postImage("/v1/collections/default/items?metadata=\(encoded)", try ServerTestData.bytes(name),
+                                                       contentType: "application/octet-stream")
+                #expect(reply.status == 201, "\(reply.text)")
+                #expect(reply.json["status"] as? String == "added")
+                let item = try #require(reply.json["item"] as? [String: Any])
+                ids.append(try #require(item["id"] as? String))
+                #expect(item["id"] as? String == ServerTestData.id(try ServerTestData.bytes(name)))
+            }
+            // The same bytes again: the stored item, 200. With multipart and new metadata, the metadata is replaced.
+            let again = try await client.postImage(
+                "/v1/collections/default/items",
+                multipart([("image", "c.png", "image/png", try ServerTestData.bytes(photos[0])),
+                           ("metadata", nil, "application/json", Array(#"{"color": "red", "price": 40}"#.utf8))]),
+                contentType: "multipart/form-data; boundary=lookalike-test-boundary")
+            #expect(again.status == 200, "\(again.text)")
+            #expect(again.json["status"] as? String == "duplicate")
+            #expect(((again.json["item"] as? [String: Any])?["metadata"] as? [String: Any])?["price"] as? Int == 40)
+
+            let query = try ServerTestData.editedCopy(photos[1])
+            func search(_ filter: String) async throws -> Reply {
+                let encoded = filter.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+                return try await client.postImage("/v1/collections/default/search?top=10&filter=\(encoded)", query)
+            }
+            #expect(try await search(#"{"color": "red", "price": {"$lt": 50}}"#).hitIDs == [ids[0]])
+            #expect(Set(try await search(#"{"color": {"$in": ["red", "blue"]}}"#).hitIDs) == Set(ids[0...2]))
+            #expect(try await search(#"{"price": {"$exists": false}}"#).hitIDs == [ids[3]])
+            #expect(Set(try await search(#"{"color": {"$ne": "red"}}"#).hitIDs) == [ids[2], ids[3]])
+            #expect(try await search(#"{"color": "green"}"#).hitIDs.isEmpty)
+            let unfiltered = try await client.postImage("/v1/collections/default/search?top=10", query)
+            #expect(unfiltered.hitIDs.first == ids[1])
+            #expect(unfiltered.hitIDs.count == 4)
+            let json = try await client.postJSON("/v1/collections/default/search",
+                                                 ["id": ids[1], "filter": ["price": ["$gte": 40]], "top": 10])
+            #expect(json.hitIDs.first == ids[1])
+            #expect(Set(json.hitIDs) == [ids[0], ids[1]])
+
+            let badFilter = try await search(#"{"price": {"$near": 3}}"#)
+            #expect(badFilter.status == 400)
+            #expect(badFilter.errorCode == "bad_filter")
+            #expect(badFilter.errorMessage.contains("price"))
+            #expect(try await search("[1, 2]").errorCode == "bad_filter")
+            #expect(try await search("{not json").errorCode == "bad_filter")
+
+            // Pages of items, in id order.
+            let firstPage = try await client.call(.get, "/v1/collections/default/items?limit=3")
+            let page1 = (firstPage.json["items"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+            let next = try #require(firstPage.json["next"] as? String)
+            let secondPage = try await client.call(.get, "/v1/collections/default/items?limit=3&after=\(next)")
+            let page2 = (secondPage.json["items"] as? [[String: Any]] ?? []).compactMap { $0["id"] as? String }
+            #expect(page1 + page2 == ids.sorted())
+            #expect(secondPage.json["next"] is NSNull)
+
+            // The stored image comes back byte for byte; the thumbnail is a small JPEG of it.
+            let image = try await client.call(.get, "/v1/collections/default/items/\(ids[2])/image")
+            #expect(image.status == 200)
+            #expect(image.bytes == (try ServerTestData.bytes(photos[2])))
+            #expect(image.headers[.contentType] == "image/png")
+            let thumbnail = try await client.call(.get, "/v1/collections/default/items/\(ids[2])/thumbnail?size=128")
+            #expect(thumbnail.status == 200)
+            #expect(thumbnail.headers[.contentType] == "image/jpeg")
+            let info = try ImageDecoder().info(thumbnail.bytes)
+            #expect(max(info.width, info.height) == 128)
+            #expect(try await client.call(.get, "/v1/collections/default/items/\(ids[2])/thumbnail?size=100").status == 400)
+
+            let item = try await client.call(.get, "/v1/collections/default/items/\(ids[0])")
+            #expect(item.status == 200)
+            #expect((item.json["metadata"] as? [String: Any])?["color"] as? String == "red")
+
+            // Delete: gone from items and from searches; its uploaded file is gone too.
+            #expect(try await client.call(.delete, "/v1/collections/default/items/\(ids[1])").status == 204)
+            #expect(try await client.call(.get, "/v1/collections/default/items/\(ids[1])").status == 404)
+            #expect(try await client.call(.delete, "/v1/collections/default/items/\(ids[1])").status == 404)
+            let after = try await client.postImage("/v1/collections/default/search?top=10", query)
+            #expect(!after.hitIDs.contains(ids[1]))
+            #expect(after.hitIDs.count == 3)
+            let uploads = try FileManager.default.contentsOfDirectory(atPath: store.appendingPathComponent("uploads").path)
+            #expect(uploads.count == 3)
+            #expect(try await client.call(.get, "/v1/collections/default/items/XYZ").status == 400)
+        }
+    }
+
+    @Test("collections: create, list, search an empty one, delete; the default one is protected")
+    func collections() async throws {
+        let store = try ServerTestData.temporaryDirectory("server-collections")
+        defer { try? FileManager.default.removeItem(at: store) }
+        let app = try makeServer(store: store).application()
+        try await app.test(.router) { client in
+            let created = try await client.postJSON("/v1/collections", ["name": "shoes"])
+            #expect(created.status == 201, "\(created.text)")
+            #expect(created.json["items"] as? Int == 0)
+            #expect(try await client.postJSON("/v1/collections", ["name": "shoes"]).errorCode == "collection_exists")
+            #expect(try await client.postJSON("/v1/collections", ["name": "Bad Name"]).errorCode == "bad_collection_name")
+            #expect(try await client.postJSON("/v1/collections", ["name": "../x"]).errorCode == "bad_collection_name")
+            #expect(try await client.postJSON("/v1/collections", ["nom": "x"]).status == 400)
+            #expect(try await client.call(.post, "/v1/collections", contentType: "text/plain", body: Array("x".utf8)).status == 415)
+
+            let list = try await client.call(.get, "/v1/collections")
+            let names = (list.json["collections"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
+            #expect(names == ["default", "shoes"])
+
+            let empty = try await client.postImage("/v1/collections/shoes/search", try ServerTestData.editedCopy(chelsea))
+            #expect(empty.status == 200)
+            #expect(empty.hitIDs.isEmpty)
+            #expect(try await client.postImage("/v1/collections/boots/search", try ServerTestData.editedCopy(chelsea)).status == 404)
+
+            let protected = try await client.call(.delete, "/v1/collections/default")
+            #expect(protected.status == 409)
+            #expect(protected.errorCode == "collection_protected")
+            #expect(try await client.call(.delete, "/v1/collections/shoes").status == 204)
+            #expect(try await client.call(.get, "/v1/collections/shoes").status == 404)
+            #expect(!FileManager.default.fileExists(atPath: store.appendingPathComponent("collections/shoes").path))
+        }
+    }
+
+    @Test("indexing a server folder: a job with progress events; paths outside the roots are refused")
+    func indexingJobs() async throws {
+        let store = try ServerTestData.temporaryDirectory("server-jobs")
+        let root = try ServerTestData.temporaryDirectory("server-root")
+        let outside = try ServerTestData.temporaryDirectory("server-outside")
+        defer { for url in [store, root, outside] { try? FileManager.default.removeItem(at: url) } }
+        // The root holds three photos and a link to a photo outside it, which must not be indexed.
+        for name in [chelsea, coffee, "skimage-astronaut.png"] {
+            try FileManager.default.copyItem(at: try ServerTestData.photo(name), to: root.appendingPathComponent(name))
+        }
+        try FileManager.default.copyItem(at: try ServerTestData.photo("skimage-rocket.jpg"), to: outside.appendingPathComponent("rocket.jpg"))
+        try FileManager.default.createSymbolicLink(at: root.appendingPathComponent("escape.jpg"),
+                                                   withDestinationURL: outside.appendingPathComponent("rocket.jpg"))
+        let app = try makeServer(store: store) { $0.indexRoots = [root.path] }.application()
+        try await app.test(.router) { client in
+            let started = try await client.postJSON("/v1/collections/default/jobs", ["path": root.path])
+            #expect(started.status == 202, "\(started.text)")
+            let id = try #require(started.json["id"] as? String)
+            let events = try await client.call(.get, "/v1/jobs/\(id)/events")
+            #expect(events.headers[.contentType] == "text/event-stream")
+            #expect(events.text.contains("event: end\ndata: {"))
+            let job = try await waitForJob(client, id)
+            #expect(job["state"] as? String == "finished")
+            #expect(job["added"] as? Int == 3)
+            #expect(job["failed"] as? Int == 1)
+            let failure = (job["failures"] as? [[String: Any]])?.first
+            #expect((failure?["reason"] as? String)?.contains("outside the folders") == true)
+            #expect((try await client.call(.get, "/v1/collections/default").json["items"] as? Int) == 3)
+            let jobs = try await client.call(.get, "/v1/jobs")
+            #expect((jobs.json["jobs"] as? [[String: Any]])?.first?["id"] as? String == id)
+
+            for path in [outside.path, root.path + "/../" + outside.lastPathComponent, root.appendingPathComponent("escape.jpg").path, "/etc"] {
+                let refused = try await client.postJSON("/v1/collections/default/jobs", ["path": path])
+                #expect(refused.status == 403, "\(path)")
+                #expect(refused.errorCode == "path_not_allowed")
+            }
+            #expect(try await client.postJSON("/v1/collections/default/jobs", ["path": root.path + "/missing"]).status == 404)
+            #expect(try await client.postJSON("/v1/collections/default/jobs", ["path": "relative/path"]).status == 400)
+            #expect(try await client.call(.get, "/v1/jobs/0123456789ab").status == 404)
+            #expect(try await client.call(.get, "/v1/jobs/0123456789ab/events").status == 404)
+        }
+        // A server with no roots indexes nothing.
+        let closed = try makeServer(store: store) { $0.indexRoots = [] }.application()
+        try await closed.test(.router) { client in
+            let refused = try await client.postJSON("/v1/collections/default/jobs", ["path": root.path])
+            #expect(refused.status == 403)
+            #expect(refused.errorCode == "path_not_allowed")
+        }
+    }
+
+    @Test("bad requests: not an image, wrong media type, bad JSON, out-of-range options, unknown model, unknown route")
+    func badRequests() async throws {
+        let app = try makeServer().application()
+        try await app.test(.router) { client in
+            let notImage = try await client.postImage("/v1/collections/default/search", Array("hello, not an image".utf8))
+            #expect(notImage.status == 422)
+            #expect(notImage.errorCode == "bad_image")
+            let truncated = Array(try ServerTestData.bytes("skimage-rocket.jpg").prefix(2000))
+            #expect(try await client.postImage("/v1/collections/default/search", truncated).errorCode == "bad_image")
+            let empty = try await client.postImage("/v1/collections/default/search", [])
+            #expect(empty.status == 422)
+            let text = try await client.call(.post, "/v1/collections/default/search", contentType: "text/plain", body: Array("x".utf8))
+            #expect(text.status == 415)
+            #expect(text.errorCode == "unsupported_media_type")
+            let badJSON = try await client.call(.post, "/v1/collections/default/search", contentType: "application/json", body: Array("{".utf8))
+            #expect(badJSON.status == 400)
+            let wrongType = try await client.postJSON("/v1/collections/default/search", ["id": 12])
+            #expect(wrongType.status == 400)
+            #expect(wrongType.errorMessage.contains("id"))
+            let query = try ServerTestData.editedCopy(chelsea)
+            #expect(try await client.postImage("/v1/collections/default/search?top=0", query).status == 400)
+            #expect(try await client.postImage("/v1/collections/default/search?top=abc", query).status == 400)
+            let model = try await client.postImage("/v1/collections/default/search?model=nope", query)
+            #expect(model.status == 400)
+            #expect(model.errorCode == "unknown_model")
+            let noImagePart = try await client.postImage("/v1/collections/default/search", multipart([("other", nil, "text/plain", [1])]),
+                                                         contentType: "multipart/form-data; boundary=lookalike-test-boundary")
+            #expect(noImagePart.status == 400)
+            let missing = try await client.call(.get, "/v1/nothing-here")
+            #expect(missing.status == 404)
+            #expect(missing.errorCode == "not_found")
+            let badMetadata = try await client.postImage("/v1/collections/default/items?metadata=%5B1%5D", query)
+            #expect(badMetadata.errorCode == "bad_metadata")
+        }
+    }
+}

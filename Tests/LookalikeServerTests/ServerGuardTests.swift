@@ -1,0 +1,282 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import Imaging
+import Lookalike
+@testable import LookalikeServer
+import Testing
+
+@Suite("HTTP API guards: keys, limits, SSRF", .serialized)
+struct ServerGuardTests {
+    let admin = "admin-key-for-tests-0123456789"
+    let reader = "read-key-for-tests-9876543210"
+
+    @Test("keys: writes need the admin key, reads the read key (or admin); health, metrics and the page stay open")
+    func keys() async throws {
+        let store = try ServerTestData.temporaryDirectory("server-keys")
+        defer { try? FileManager.default.removeItem(at: store) }
+        let app = try makeServer(store: store) { $0.adminKey = admin; $0.readKey = reader }.application()
+        let photo = try ServerTestData.bytes("skimage-coffee.png")
+        try await app.test(.router) { client in
+            for (key, status, code) in [(nil, 401, "unauthorized"), ("wrong", 401, "unauthorized"), (reader, 403, "forbidden"),
+                                        (admin + "x", 401, "unauthorized"), (String(admin.dropLast()), 401, "unauthorized")] {
+                let reply = try await client.postImage("/v1/collections/default/items", photo, key: key)
+                #expect(reply.status == status, "key \(key ?? "none")")
+                #expect(reply.errorCode == code)
+                #expect(!reply.text.contains(admin))
+            }
+            let missing = try await client.call(.get, "/v1/collections")
+            #expect(missing.status == 401)
+            #expect(missing.headers[.wwwAuthenticate]?.hasPrefix("Bearer") == true)
+            #expect(try await client.postJSON("/v1/collections", ["name": "x"], key: reader).status == 403)
+            #expect(try await client.call(.delete, "/v1/collections/default/items/0123456789abcdef", key: reader).status == 403)
+
+            #expect(try await client.postImage("/v1/collections/default/items", photo, key: admin).status == 201)
+            for key in [reader, admin] {
+                #expect(try await client.call(.get, "/v1/collections", key: key).status == 200)
+                // A search is a read, although it is a POST.
+                #expect(try await client.postImage("/v1/collections/default/search", photo, key: key).status == 200)
+            }
+            #expect(try await client.postImage("/v1/collections/default/search", photo).status == 401)
+            // X-API-Key works as well as a bearer token.
+            let viaHeader = try await client.execute(uri: "/v1/collections", method: .get, headers: [HTTPField.Name("X-API-Key")!: reader]) {
+                Int($0.status.code)
+            }
+            #expect(viaHeader == 200)
+            for open in ["/healthz", "/metrics", "/", "/openapi.yaml"] {
+                #expect(try await client.call(.get, open).status == 200, "\(open)")
+            }
+        }
+    }
+
+    @Test("constant-time key comparison: equal only for equal strings, whatever the lengths")
+    func constantTimeComparison() {
+        #expect(KeyCheck.constantTimeEqual("secret", "secret"))
+        #expect(!KeyCheck.constantTimeEqual("secret", "secreT"))
+        #expect(!KeyCheck.constantTimeEqual("secret", "secret\0"))
+        #expect(!KeyCheck.constantTimeEqual("", "x"))
+        #expect(KeyCheck.constantTimeEqual("", ""))
+        #expect(!KeyCheck.constantTimeEqual("ab", "ba"))
+    }
+
+    @Test("configuration: no admin key off loopback is refused; keys and roots come from a config file or the environment")
+    func configuration() throws {
+        #expect(throws: ServerConfiguration.Invalid.self) {
+            try ServerConfiguration(host: "0.0.0.0").validate()
+        }
+        try ServerConfiguration(host: "0.0.0.0", adminKey: "k").validate()
+        #expect(throws: ServerConfiguration.Invalid.self) {
+            try ServerConfiguration(adminKey: "same", readKey: "same").validate()
+        }
+        let folder = try ServerTestData.temporaryDirectory("server-config")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appendingPathComponent("config.json")
+        try Data(#"{"admin_key": "from-file", "index_roots": ["/srv/images"], "max_body_bytes": 1000}"#.utf8).write(to: file)
+        var configuration = ServerConfiguration()
+        try configuration.load(configFile: file.path, environment: ["LOOKALIKE_ADMIN_KEY": "from-env", "LOOKALIKE_READ_KEY": "read-env"])
+        #expect(configuration.adminKey == "from-file")
+        #expect(configuration.readKey == "read-env")
+        #expect(configuration.indexRoots == ["/srv/images"])
+        #expect(configuration.maxBodyBytes == 1000)
+        try Data(#"{"admin_kee": "typo"}"#.utf8).write(to: file)
+        var typo = ServerConfiguration()
+        #expect(throws: ServerConfiguration.Invalid.self) { try typo.load(configFile: file.path, environment: [:]) }
+        #expect(throws: ServerConfiguration.Invalid.self) { try typo.load(configFile: folder.appendingPathComponent("none").path, environment: [:]) }
+    }
+
+    @Test("limits: a body over the size limit and an image over the pixel limit are refused with 413")
+    func limits() async throws {
+        let photo = try ServerTestData.bytes("skimage-coffee.png")  // 600 x 400, about 450 kB
+        let small = try makeServer { $0.maxBodyBytes = 100_000 }.application()
+        try await small.test(.router) { client in
+            let reply = try await client.postImage("/v1/collections/default/search", photo)
+            #expect(reply.status == 413)
+            #expect(reply.errorCode == "too_large")
+            #expect(try await client.postImage("/v1/collections/default/items", photo).status == 413)
+        }
+        let fewPixels = try makeServer { $0.maxImagePixels = 100_000 }.application()
+        try await fewPixels.test(.router) { client in
+            let reply = try await client.postImage("/v1/collections/default/search", photo)
+            #expect(reply.status == 413)
+            #expect(reply.errorCode == "too_large")
+            #expect(reply.errorMessage.contains("pixels"))
+        }
+    }
+
+    @Test("inference queue: when the threads are taken and the queue is full, a request is refused as busy at once")
+    func busy() async throws {
+        let pool = InferencePool(threads: 1, maxQueued: 0)
+        let gate = DispatchSemaphore(value: 0)
+        let started = DispatchSemaphore(value: 0)
+        let blocked = Task { try await pool.run { started.signal(); gate.wait(); return 1 } }
+        started.wait()
+        do {
+            _ = try await pool.run { 2 }
+            Issue.record("a second request was admitted although the pool was full")
+        } catch let error as APIError {
+            #expect(error.code == "busy")
+            #expect(error.status == .serviceUnavailable)
+            #expect(error.headers[.retryAfter] == "1")
+        }
+        gate.signal()
+        #expect(try await blocked.value == 1)
+        #expect(try await pool.run { 3 } == 3)
+        await pool.shutdown()
+    }
+
+    // MARK: SSRF
+
+    @Test("address policy: loopback, private, link-local, multicast, mapped and reserved addresses are refused")
+    func addressPolicy() {
+        let policy = AddressPolicy()
+        for address in ["127.0.0.1", "127.8.9.10", "10.0.0.1", "172.16.5.4", "172.31.255.255", "192.168.1.1", "169.254.169.254",
+                        "100.64.0.1", "0.0.0.0", "224.0.0.1", "239.255.255.250", "255.255.255.255", "::1", "::", "fe80::1",
+                        "fc00::1", "fd12:3456::1", "ff02::1", "::ffff:127.0.0.1", "::ffff:10.1.2.3", "64:ff9b::a9fe:a9fe", "2001:db8::1"] {
+            let bytes = AddressPolicy.parse(address)
+            #expect(bytes != nil, "\(address) parses")
+            #expect(bytes.flatMap(policy.refusal) != nil, "\(address) is refused")
+        }
+        for address in ["93.184.216.34", "8.8.8.8", "172.32.0.1", "2606:4700::1111", "::ffff:8.8.8.8"] {
+            #expect(AddressPolicy.parse(address).flatMap(policy.refusal) == nil, "\(address) is allowed")
+        }
+        let exception = AddressPolicy(allowing: ["127.0.0.2/32"])
+        #expect(AddressPolicy.parse("127.0.0.2").flatMap(exception.refusal) == nil)
+        #expect(AddressPolicy.parse("127.0.0.1").flatMap(exception.refusal) != nil)
+        #expect(AddressPolicy.Network("10.0.0.0/33") == nil)
+        #expect(AddressPolicy.Network("nonsense") == nil)
+    }
+
+    @Test("URL queries naming loopback, private and link-local hosts are refused before any connection is made")
+    func ssrfRefusedBeforeConnecting() async throws {
+        let trap = try ListeningSocket(host: "127.0.0.1")
+        let trap6 = try? ListeningSocket(host: "::1")
+        let app = try makeServer().application()
+        try await app.test(.router) { client in
+            var urls = ["http://127.0.0.1:\(trap.port)/cat.jpg", "http://localhost:\(trap.port)/cat.jpg",
+                        "http://10.0.0.1/cat.jpg", "http://169.254.169.254/latest/meta-data/", "http://[::1]:\(trap6?.port ?? 80)/cat.jpg",
+                        "http://[::ffff:127.0.0.1]:\(trap.port)/", "http://2130706433:\(trap.port)/", "https://127.0.0.1:\(trap.port)/"]
+            urls.append("http://0x7f.0.0.1:\(trap.port)/")
+            for url in urls {
+                let started = Date()
+                let reply = try await client.postJSON("/v1/collections/default/search", ["url": url])
+                #expect(reply.status == 403 || reply.status == 502, "\(url): \(reply.text)")
+                if reply.status == 403 { #expect(reply.errorCode == "url_not_allowed", "\(url)") }
+                #expect(Date().timeIntervalSince(started) < 2, "\(url) was refused at once, not after a connection attempt")
+            }
+            for url in ["file:///etc/passwd", "ftp://example.com/a.jpg", "gopher://127.0.0.1/", "http://user:pw@example.com/a.jpg", "not a url"] {
+                let reply = try await client.postJSON("/v1/collections/default/search", ["url": url])
+                #expect(reply.status == 400, "\(url)")
+                #expect(reply.errorCode == "url_not_allowed", "\(url)")
+            }
+        }
+        #expect(trap.acceptedConnections() == 0, "nothing connected to the loopback listener")
+        #expect(trap6?.acceptedConnections() ?? 0 == 0)
+    }
+
+    @Test("a URL that redirects to a loopback address is refused at the redirect; an allowed one is fetched and searched")
+    func ssrfRedirect() async throws {
+        let trap = try ListeningSocket(host: "127.0.0.1")
+        let photo = try ServerTestData.bytes("skimage-chelsea.png")
+        // A "public" image server on 127.0.0.2, allowed by an explicit exception.
+        let origin = try await ImageOrigin.start(host: "127.0.0.2", photo: photo, redirectTo: "http://127.0.0.1:\(trap.port)/cat.jpg")
+        defer { origin.stop() }
+        let app = try makeServer { $0.urlAllowedNetworks = ["127.0.0.2/32"] }.application()
+        try await app.test(.router) { client in
+            let direct = try await client.postJSON("/v1/collections/default/search", ["url": "http://127.0.0.2:\(origin.port)/photo.png", "top": 1])
+            #expect(direct.status == 200, "\(direct.text)")
+            #expect(direct.hitIDs == [ServerTestData.id(photo)])
+            let hop = try await client.postJSON("/v1/collections/default/search", ["url": "http://127.0.0.2:\(origin.port)/hop", "top": 1])
+            #expect(hop.status == 200, "\(hop.text)")
+            let redirected = try await client.postJSON("/v1/collections/default/search", ["url": "http://127.0.0.2:\(origin.port)/redirect"])
+            #expect(redirected.status == 403, "\(redirected.text)")
+            #expect(redirected.errorCode == "url_not_allowed")
+            #expect(redirected.errorMessage.contains("127.0.0.1"))
+            let notFound = try await client.postJSON("/v1/collections/default/search", ["url": "http://127.0.0.2:\(origin.port)/missing"])
+            #expect(notFound.status == 502)
+            #expect(notFound.errorCode == "url_fetch_failed")
+        }
+        #expect(trap.acceptedConnections() == 0, "the redirect target was never connected to")
+    }
+}
+
+/// A TCP socket listening on loopback that never accepts: afterwards it tells how many connections
+/// were made to it (they wait in its backlog).
+final class ListeningSocket: @unchecked Sendable {
+    let descriptor: Int32
+    let port: Int
+
+    struct Failure: Error { let what: String }
+
+    init(host: String) throws {
+        let v6 = host.contains(":")
+        let descriptor = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        self.descriptor = descriptor
+        guard descriptor >= 0 else { throw Failure(what: "socket") }
+        var bound: Int32
+        if v6 {
+            var address = sockaddr_in6()
+            address.sin6_family = sa_family_t(AF_INET6)
+            inet_pton(AF_INET6, host, &address.sin6_addr)
+            bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+        } else {
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            inet_pton(AF_INET, host, &address.sin_addr)
+            bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        }
+        guard bound == 0, listen(descriptor, 16) == 0 else {
+            close(descriptor)
+            throw Failure(what: "bind/listen on \(host)")
+        }
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) } }
+        port = withUnsafePointer(to: &storage) { pointer in
+            v6 ? Int(UInt16(bigEndian: pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_port }))
+               : Int(UInt16(bigEndian: pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_port }))
+        }
+        _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
+    }
+
+    /// Accepts whatever waits, without blocking, and counts it.
+    func acceptedConnections() -> Int {
+        var count = 0
+        while true {
+            let connection = accept(descriptor, nil, nil)
+            if connection < 0 { break }
+            close(connection)
+            count += 1
+        }
+        return count
+    }
+
+    deinit { close(descriptor) }
+}
+
+/// A small HTTP server (Hummingbird) playing a public image host: /photo.png answers the photo,
+/// /hop redirects to /photo.png, /redirect redirects to `redirectTo`.
+struct ImageOrigin: Sendable {
+    let port: Int
+    let task: Task<Void, Error>
+
+    static func start(host: String, photo: [UInt8], redirectTo: String) async throws -> ImageOrigin {
+        let router = Router()
+        router.get("photo.png") { _, _ in
+            Response(status: .ok, headers: [.contentType: "image/png"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: photo)))
+        }
+        router.get("hop") { _, _ in Response(status: .found, headers: [.location: "/photo.png"]) }
+        router.get("redirect") { _, _ in Response(status: .found, headers: [.location: redirectTo]) }
+        let (stream, continuation) = AsyncStream.makeStream(of: Int.self)
+        let app = Application(router: router, configuration: .init(address: .hostname(host, port: 0)),
+                              onServerRunning: { channel in continuation.yield(channel.localAddress?.port ?? 0) })
+        let task = Task { try await app.run() }
+        var iterator = stream.makeAsyncIterator()
+        guard let port = await iterator.next(), port > 0 else { throw ListeningSocket.Failure(what: "the image origin did not start") }
+        return ImageOrigin(port: port, task: task)
+    }
+
+    func stop() { task.cancel() }
+}
