@@ -85,6 +85,32 @@ struct ApproximateSearchTests {
         #expect(try HNSWIndex.load(from: engine.snapshotURL(model: "efficientnet-lite0")).count == photos.count - 1)
     }
 
+    @Test("with deferred saves, adds and removals reach the snapshot only when saveSnapshots() is called")
+    func deferredSnapshotSaves() throws {
+        let photos = try TestData.photoPaths()
+        let folder = try TestData.temporaryDirectory("deferred")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        var configuration = EngineConfiguration(store: folder, approximateSearchThreshold: 10)
+        configuration.deferSnapshotSaves = true
+        let engine = try Engine(configuration: configuration)
+        let snapshot = engine.snapshotURL(model: "efficientnet-lite0")
+        _ = try engine.add(Array(photos.prefix(20)))
+        // The graph's first snapshot is written when it is built.
+        #expect(try HNSWIndex.load(from: snapshot).count == 20)
+        _ = try engine.add(Array(photos[20..<25]))
+        #expect(try engine.search(imageAt: photos[22], top: 1).hits.first?.path == photos[22])
+        #expect(try HNSWIndex.load(from: snapshot).count == 20, "the add was saved at once")
+        #expect(engine.saveSnapshots() == ["efficientnet-lite0"])
+        #expect(try HNSWIndex.load(from: snapshot).count == 25)
+        #expect(engine.saveSnapshots().isEmpty, "nothing changed since the last save")
+        _ = try engine.remove(ids: [try #require(try engine.search(imageAt: photos[0], top: 1).hits.first).id])
+        #expect(try HNSWIndex.load(from: snapshot).count == 25)
+        engine.saveSnapshots()
+        #expect(try HNSWIndex.load(from: snapshot).count == 24)
+        // A new engine on the store catches up from the catalog whatever the snapshot says.
+        #expect(try Engine(configuration: configuration).search(imageAt: photos[1], top: 30).hits.count == 24)
+    }
+
     @Test("a snapshot of another encoding than the configured one is rebuilt in the configured one")
     func encodingChange() throws {
         let photos = try TestData.photoPaths()
