@@ -211,6 +211,14 @@ public final class Engine: @unchecked Sendable {
                           embedder: embedder, started: started)
     }
 
+    /// As `search(bytes:options:)`, for the image file at `path`.
+    public func search(imageAt path: String, options: SearchOptions) throws -> SearchResponse {
+        let embedder = try self.embedder(options.model)
+        let started = DispatchTime.now()
+        let bytes = try FileReader.read(path, maxBytes: configuration.limits.maxBytes)
+        return try search(bytes: bytes, options: options, embedder: embedder, started: started)
+    }
+
     /// The `top` stored images most similar to the encoded image `bytes`, best first.
     public func search(
         bytes: [UInt8], top: Int = 10, model: String = ModelManifest.defaultName, efSearch: Int? = nil

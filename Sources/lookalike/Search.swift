@@ -1,4 +1,5 @@
 import ArgumentParser
+import Catalog
 import Foundation
 import Imaging
 import Lookalike
@@ -27,6 +28,16 @@ struct Search: ParsableCommand {
         valueName: "n"))
     var efSearch: Int?
 
+    @Option(help: ArgumentHelp(
+        "Only items whose metadata passes this JSON filter, e.g. '{\"color\": \"red\", \"price\": {\"$lt\": 50}}' "
+            + "(operators $eq $ne $lt $lte $gt $gte $in $exists; a dotted key reaches a nested field).",
+        valueName: "json"))
+    var filter: String?
+
+    @Option(help: ArgumentHelp("Search with a part of the query image: x,y,width,height as fractions of it, e.g. 0.5,0,0.5,1 for the right half.",
+                               valueName: "x,y,w,h"))
+    var region: String?
+
     @Flag(help: "Print the answer as JSON.")
     var json = false
 
@@ -35,12 +46,20 @@ struct Search: ParsableCommand {
     func validate() throws {
         guard (1...10_000).contains(top) else { throw ValidationError("--top must be between 1 and 10000") }
         if let efSearch, !(1...10_000).contains(efSearch) { throw ValidationError("--ef must be between 1 and 10000") }
+        if let filter {
+            do { _ = try MetadataFilter(json: filter) } catch { throw ValidationError("--filter: \(error)") }
+        }
+        if let region {
+            do { _ = try ImageRegion(parsing: Substring(region)) } catch { throw ValidationError("--region: \(error)") }
+        }
     }
 
     func run() throws {
         let response: SearchResponse
         do {
-            response = try storeOptions.engine(createStore: false).search(imageAt: image, top: top, model: model, efSearch: efSearch)
+            let options = SearchOptions(top: top, model: model, efSearch: efSearch, filter: try filter.map { try MetadataFilter(json: $0) },
+                                        region: try region.map { try ImageRegion(parsing: Substring($0)) })
+            response = try storeOptions.engine(createStore: false).search(imageAt: image, options: options)
         } catch let error as ImagingError {
             throw fail(InputError(path: image, underlying: error))
         } catch let error as IngestError {
