@@ -6,7 +6,6 @@ import Imaging
 import Logging
 import Lookalike
 import Metrics
-import MultipartKit
 import ServiceLifecycle
 
 /// `lookalike serve`: the JSON API under /v1 (described by openapi.yaml, served at
@@ -219,7 +218,7 @@ public final class LookalikeServer: Sendable {
 
     private func search(_ request: Request, collection: String) async throws -> Response {
         let engine = try collections.engine(collection)
-        var options = try searchOptions(request.uri.queryParameters)
+        var options = try searchOptions(Self.query(request))
         let started = DispatchTime.now()
         let response: SearchResponse
         switch try await readBody(request, allowJSON: true) {
@@ -262,7 +261,7 @@ public final class LookalikeServer: Sendable {
         ])
     }
 
-    private func searchOptions(_ query: Parameters) throws -> SearchOptions {
+    private func searchOptions(_ query: [String: Substring]) throws -> SearchOptions {
         var options = SearchOptions(top: 10)
         if let text = query["top"] { options.top = try integer(text, field: "top", range: 1...1000) }
         if let model = query["model"] { options.model = String(model) }
@@ -362,7 +361,7 @@ public final class LookalikeServer: Sendable {
 
     private func listItems(_ request: Request, collection: String) throws -> Response {
         let engine = try collections.engine(collection)
-        let query = request.uri.queryParameters
+        let query = Self.query(request)
         let limit = try query["limit"].map { try integer($0, field: "limit", range: 1...1000) } ?? 100
         let after = query["after"].map(String.init)
         if let after, after.count > 64 { throw APIError.badRequest("after must be at most 64 characters") }
@@ -376,7 +375,7 @@ public final class LookalikeServer: Sendable {
 
     private func addItem(_ request: Request, collection: String) async throws -> Response {
         let engine = try collections.engine(collection)
-        var metadata = request.uri.queryParameters["metadata"].map(String.init)
+        var metadata = Self.query(request)["metadata"].map(String.init)
         let bytes: [UInt8]
         switch try await readBody(request, allowJSON: false) {
         case .image(let body):
@@ -458,7 +457,7 @@ public final class LookalikeServer: Sendable {
     }
 
     private func thumbnail(_ id: String, engine: Engine, request: Request) async throws -> Response {
-        let size = try request.uri.queryParameters["size"].map { try integer($0, field: "size", range: 128...512) } ?? 256
+        let size = try Self.query(request)["size"].map { try integer($0, field: "size", range: 128...512) } ?? 256
         guard Self.thumbnailSizes.contains(size) else { throw APIError.badRequest("size must be 128, 256 or 512") }
         let item = try item(id, in: engine)
         let cached = thumbnailURL(id, size: size, store: engine.configuration.store)
@@ -628,27 +627,25 @@ public final class LookalikeServer: Sendable {
         return nil
     }
 
-    /// The parts of a multipart/form-data body, by name (multipart-kit's parser).
+    /// The parts of a multipart/form-data body, by name.
     static func parts(_ data: Data, boundary: String) throws -> [String: [UInt8]] {
-        let parser = MultipartParser(boundary: boundary)
-        var parts: [String: [UInt8]] = [:]
-        var name: String?
-        var body: [UInt8] = []
-        parser.onHeader = { field, value in
-            if field.lowercased() == "content-disposition" { name = Self.parameter("name", in: value) }
+        try Multipart.parts([UInt8](data), boundary: boundary)
+    }
+
+    /// The query string's parameters, decoded as HTML forms encode them: `+` is a space, then
+    /// percent-escapes. The first value of a repeated name wins.
+    static func query(_ request: Request) -> [String: Substring] {
+        var values: [String: Substring] = [:]
+        for pair in (request.uri.query ?? "").split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ text: Substring) -> String {
+                let spaced = text.replacingOccurrences(of: "+", with: " ")
+                return spaced.removingPercentEncoding ?? spaced
+            }
+            let name = decode(parts[0])
+            if values[name] == nil { values[name] = Substring(parts.count == 2 ? decode(parts[1]) : "") }
         }
-        parser.onBody = { buffer in body += buffer.readableBytesView }
-        parser.onPartComplete = {
-            if let name, parts[name] == nil { parts[name] = body }
-            name = nil
-            body = []
-        }
-        do {
-            try parser.execute([UInt8](data))
-        } catch {
-            throw APIError.badRequest("the multipart body is malformed")
-        }
-        return parts
+        return values
     }
 
     static func contentType(sniffing bytes: [UInt8]) -> String {

@@ -337,6 +337,15 @@ struct ServerAPITests {
             #expect(missing.errorCode == "not_found")
             let badMetadata = try await client.postImage("/v1/collections/default/items?metadata=%5B1%5D", query)
             #expect(badMetadata.errorCode == "bad_metadata")
+            // A multipart header with a byte above 0x7F once crashed the server's parser.
+            for uri in ["/v1/collections/default/items", "/v1/collections/default/search"] {
+                let hostile = try await client.postImage(uri, Array("--B\r\n".utf8) + [0xC3, 0xAF] + Array("--B--\r\n".utf8),
+                                                         contentType: "multipart/form-data; boundary=B")
+                #expect(hostile.status == 400, "\(uri)")
+            }
+            // Query strings are read as forms write them: "+" is a space.
+            let plus = try await client.postImage("/v1/collections/default/search?top=2&filter=%7B%22a%22:+1%7D", query)
+            #expect(plus.status == 200, "\(plus.text)")
         }
     }
 }
