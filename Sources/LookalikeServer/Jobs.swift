@@ -44,8 +44,6 @@ final class Jobs: @unchecked Sendable {
     private var jobs: [String: Job] = [:]
     private var order: [String] = []
     private let queue = DispatchQueue(label: "lookalike.indexing", qos: .utility)
-    /// Called with the number of images added by each chunk (for metrics).
-    var onAdded: (@Sendable (Int) -> Void)?
 
     func submit(collection: String, engine: Engine, path: String, options: AddOptions) -> Job {
         let id = String(UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(12))
@@ -60,7 +58,7 @@ final class Jobs: @unchecked Sendable {
 
     private func run(_ id: String, engine: Engine, path: String, options: AddOptions) {
         update(id) { $0.state = .running }
-        let onAdded = self.onAdded
+        let indexed = job(id).map { ServerMetrics.imagesIndexed($0.collection) }
         do {
             let report = try engine.add([path], options: options) { [self] progress in
                 update(id) { job in
@@ -69,7 +67,7 @@ final class Jobs: @unchecked Sendable {
                     switch progress.outcome {
                     case .added:
                         job.added += 1
-                        onAdded?(1)
+                        indexed?.increment()
                     case .duplicate: job.duplicates += 1
                     case .failed(let reason):
                         job.failed += 1

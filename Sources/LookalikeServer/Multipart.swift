@@ -7,7 +7,13 @@ import Foundation
 /// headers must be ASCII, every part must be closed by a delimiter, and the closing delimiter
 /// must come.
 enum Multipart {
-    static func parts(_ body: [UInt8], boundary: String) throws -> [String: [UInt8]] {
+    struct Part: Equatable {
+        var bytes: [UInt8]
+        /// The `filename` of the part's Content-Disposition, if any.
+        var filename: String?
+    }
+
+    static func parts(_ body: [UInt8], boundary: String) throws -> [String: Part] {
         guard (1...70).contains(boundary.utf8.count), boundary.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) else {
             throw malformed("the boundary must be 1 to 70 printable ASCII characters")
         }
@@ -22,7 +28,7 @@ enum Multipart {
         } else {
             throw malformed("no part starts with the boundary")
         }
-        var parts: [String: [UInt8]] = [:]
+        var parts: [String: Part] = [:]
         while true {
             // After a delimiter: "--" ends the body; otherwise optional padding, then CRLF.
             if body.count >= position + 2, body[position] == 0x2D, body[position + 1] == 0x2D { return parts }
@@ -40,28 +46,29 @@ enum Multipart {
             } else {
                 throw malformed("a part's headers do not end with an empty line")
             }
-            let name = try partName(headers: headerEnd > position ? Array(body[position..<headerEnd]) : [])
+            let (name, filename) = try disposition(headers: headerEnd > position ? Array(body[position..<headerEnd]) : [])
             let contentStart = headerEnd + 4
             guard let contentEnd = search(separator, in: body, from: contentStart) else {
                 throw malformed("a part is not closed by the boundary")
             }
-            if let name, parts[name] == nil { parts[name] = Array(body[contentStart..<contentEnd]) }
+            if let name, parts[name] == nil { parts[name] = Part(bytes: Array(body[contentStart..<contentEnd]), filename: filename) }
             position = contentEnd + separator.count
         }
     }
 
-    /// The `name` of a part from its header lines (ASCII only).
-    private static func partName(headers: [UInt8]) throws -> String? {
+    /// The `name` and `filename` of a part from its header lines (ASCII only).
+    private static func disposition(headers: [UInt8]) throws -> (name: String?, filename: String?) {
         guard headers.allSatisfy({ $0 < 0x80 }) else { throw malformed("a part's headers are not ASCII") }
         let text = String(decoding: headers, as: UTF8.self)
         for line in text.split(separator: "\r\n", omittingEmptySubsequences: true) {
             let pair = line.split(separator: ":", maxSplits: 1)
             guard pair.count == 2 else { throw malformed("a part's header line has no colon") }
             if pair[0].trimmingCharacters(in: .whitespaces).lowercased() == "content-disposition" {
-                return LookalikeServer.parameter("name", in: String(pair[1]))
+                let value = "form-data; " + String(pair[1])
+                return (LookalikeServer.parameter("name", in: value), LookalikeServer.parameter("filename", in: value))
             }
         }
-        return nil
+        return (nil, nil)
     }
 
     /// The first index of `pattern` in `bytes` at or after `start` (Knuth-Morris-Pratt: linear time

@@ -32,6 +32,8 @@ public final class LookalikeServer: Sendable {
         self.configuration = configuration
         self.logger = logger
         var engineConfiguration = EngineConfiguration(store: configuration.store, models: configuration.models,
+                                                      inferenceThreads: configuration.inferenceThreads
+                                                          ?? max(1, ProcessInfo.processInfo.activeProcessorCount / configuration.maxConcurrentInference),
                                                       limits: configuration.imageLimits)
         engineConfiguration.deferSnapshotSaves = true
         collections = Collections(store: configuration.store, engineConfiguration: engineConfiguration)
@@ -41,7 +43,6 @@ public final class LookalikeServer: Sendable {
         keys = KeyCheck(adminKey: configuration.adminKey, readKey: configuration.readKey)
         assets = WebAssets.load()
         ServerMetrics.bootstrap
-        jobs.onAdded = { _ in }
         // The default collection's store is opened (and made) at once, so a bad store path fails at start.
         _ = try collections.engine(Collections.defaultName)
     }
@@ -240,8 +241,8 @@ public final class LookalikeServer: Sendable {
                 throw APIError.badRequest("a JSON search names exactly one of \"url\" and \"id\"; to search with an image, send it as the body")
             }
         case .multipart(let parts):
-            guard let image = parts["image"], !image.isEmpty else { throw APIError.badRequest("the multipart body has no \"image\" part") }
-            if let text = parts["options"] {
+            guard let image = parts["image"]?.bytes, !image.isEmpty else { throw APIError.badRequest("the multipart body has no \"image\" part") }
+            if let text = parts["options"]?.bytes {
                 try apply(try decodeJSON(Data(text)) as SearchBody, to: &options)
             }
             try checkModel(options.model, engine: engine)
@@ -375,15 +376,18 @@ public final class LookalikeServer: Sendable {
 
     private func addItem(_ request: Request, collection: String) async throws -> Response {
         let engine = try collections.engine(collection)
-        var metadata = Self.query(request)["metadata"].map(String.init)
+        let query = Self.query(request)
+        var metadata = query["metadata"].map(String.init)
+        var givenName = query["name"].map(String.init)
         let bytes: [UInt8]
         switch try await readBody(request, allowJSON: false) {
         case .image(let body):
             bytes = body
         case .multipart(let parts):
-            guard let image = parts["image"], !image.isEmpty else { throw APIError.badRequest("the multipart body has no \"image\" part") }
-            bytes = image
-            if let text = parts["metadata"] { metadata = String(decoding: text, as: UTF8.self) }
+            guard let image = parts["image"], !image.bytes.isEmpty else { throw APIError.badRequest("the multipart body has no \"image\" part") }
+            bytes = image.bytes
+            if givenName == nil { givenName = image.filename }
+            if let text = parts["metadata"]?.bytes { metadata = String(decoding: text, as: UTF8.self) }
         case .json:
             throw APIError(.unsupportedMediaType, "unsupported_media_type", "send the image itself (image/* or multipart/form-data)")
         }
@@ -394,22 +398,26 @@ public final class LookalikeServer: Sendable {
         }
         let decoder = ImageDecoder(limits: configuration.imageLimits)
         let givenMetadata = metadata
+        let uploadName = givenName
         let uploads = engine.configuration.store.appendingPathComponent("uploads", isDirectory: true)
         let started = DispatchTime.now()
         let (report, path) = try await pool.run { () throws -> (IngestReport, String) in
             let info = try decoder.info(bytes)  // refuses non-images and oversized ones before anything is written
-            let hash = ContentHash.sha256(bytes)
-            try FileManager.default.createDirectory(at: uploads, withIntermediateDirectories: true)
-            let file = uploads.appendingPathComponent("\(hash.prefix(32)).\(Self.fileExtension(info.format))").path
-            if !FileManager.default.fileExists(atPath: file) {
+            // uploads/<hash>/<file name>: one folder per content, so the item keeps the name it was uploaded with.
+            let folder = uploads.appendingPathComponent(String(ContentHash.sha256(bytes).prefix(32)), isDirectory: true)
+            let existing = (try? FileManager.default.contentsOfDirectory(atPath: folder.path))?.sorted().first
+            let file = folder.appendingPathComponent(existing ?? Self.uploadName(uploadName, loader: info.format)).path
+            if existing == nil {
+                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
                 try Data(bytes).write(to: URL(fileURLWithPath: file), options: .atomic)
             }
             let records = givenMetadata.map { [file: $0] } ?? [:]
             return (try engine.add([file], options: AddOptions(metadata: MetadataFile(records: records))), file)
         }
         ServerMetrics.inferenceTimer("add").recordInterval(since: started)
+        let uploadFolder = URL(fileURLWithPath: path).deletingLastPathComponent()
         if let failure = report.failures.first {
-            if (try? engine.catalog.item(contentHash: ContentHash.sha256(bytes))) == nil { try? FileManager.default.removeItem(atPath: path) }
+            if (try? engine.catalog.item(contentHash: ContentHash.sha256(bytes))) == nil { try? FileManager.default.removeItem(at: uploadFolder) }
             throw APIError(.unprocessableContent, "bad_image", failure.reason)
         }
         if let added = report.added.first {
@@ -418,7 +426,7 @@ public final class LookalikeServer: Sendable {
         }
         guard let duplicate = report.duplicates.first else { throw APIError(.internalServerError, "internal", "the image was not stored") }
         let existing = try item(duplicate.existingId, in: engine)
-        if existing.sourcePath != path { try? FileManager.default.removeItem(atPath: path) }
+        if existing.sourcePath != path { try? FileManager.default.removeItem(at: uploadFolder) }
         return JSON.response(["status": "duplicate", "item": itemJSON(existing, collection: collection)])
     }
 
@@ -429,7 +437,7 @@ public final class LookalikeServer: Sendable {
         // Files the server made for the item go with it; files indexed from folders stay.
         let store = engine.configuration.store
         if existing.sourcePath.hasPrefix(store.appendingPathComponent("uploads").path + "/") {
-            try? FileManager.default.removeItem(atPath: existing.sourcePath)
+            try? FileManager.default.removeItem(at: URL(fileURLWithPath: existing.sourcePath).deletingLastPathComponent())
         }
         for size in Self.thumbnailSizes {
             try? FileManager.default.removeItem(at: thumbnailURL(id, size: size, store: store))
@@ -539,7 +547,7 @@ public final class LookalikeServer: Sendable {
 
     enum Body {
         case json(Data)
-        case multipart([String: [UInt8]])
+        case multipart([String: Multipart.Part])
         case image([UInt8])
     }
 
@@ -628,7 +636,7 @@ public final class LookalikeServer: Sendable {
     }
 
     /// The parts of a multipart/form-data body, by name.
-    static func parts(_ data: Data, boundary: String) throws -> [String: [UInt8]] {
+    static func parts(_ data: Data, boundary: String) throws -> [String: Multipart.Part] {
         try Multipart.parts([UInt8](data), boundary: boundary)
     }
 
@@ -661,6 +669,17 @@ public final class LookalikeServer: Sendable {
         if starts([0x49, 0x49, 0x2A, 0x00]) || starts([0x4D, 0x4D, 0x00, 0x2A]) { return "image/tiff" }
         if starts(Array("BM".utf8)) { return "image/bmp" }
         return "application/octet-stream"
+    }
+
+    /// A safe file name for an upload: the client's name (its last component, letters, digits,
+    /// `.`, `-`, `_` and spaces, at most 100 characters), else `upload.<format's extension>`.
+    static func uploadName(_ given: String?, loader: String) -> String {
+        let last = (given ?? "").split(separator: "/").last.map(String.init) ?? ""
+        let kept = String(last.unicodeScalars.filter {
+            CharacterSet.alphanumerics.contains($0) && $0.isASCII || "._- ".unicodeScalars.contains($0)
+        }.map(Character.init).prefix(100)).trimmingCharacters(in: .whitespaces)
+        if kept.isEmpty || kept.hasPrefix(".") { return "upload.\(fileExtension(loader))" }
+        return kept
     }
 
     static func fileExtension(_ loader: String) -> String {

@@ -22,6 +22,11 @@ public struct ServerConfiguration: Sendable {
     public var maxImagePixels: Int
     /// Requests embedding images at the same time; more wait in a queue.
     public var maxConcurrentInference: Int
+    /// Threads one model run may use (0: one per core). By default the cores are shared among the
+    /// concurrent inferences (cores / `maxConcurrentInference`, at least 1): measured on 2 cores,
+    /// 20% more searches per second under load than two threads per run, for 15 ms instead of 12 ms
+    /// at a single connection (BENCHMARKS.md).
+    public var inferenceThreads: Int?
     /// Requests that may wait for inference before the server answers `busy` (503).
     public var maxQueuedInference: Int
     /// URL queries: time limit for the whole fetch, redirects followed, and address exceptions

@@ -38,14 +38,19 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The store folder of the default collection.", valueName: "dir"))
     var store: String?
 
+    @Option(name: .long, help: "Threads for one model run (0: one per core; default: cores / --max-inference, so concurrent requests share the cores).")
+    var threads: Int?
+
     func validate() throws {
         if let maxInference, !(1...64).contains(maxInference) { throw ValidationError("--max-inference must be between 1 and 64") }
+        if let threads, !(0...256).contains(threads) { throw ValidationError("--threads must be between 0 and 256") }
     }
 
     func run() async throws {
         var configuration = ServerConfiguration(host: host, port: port, store: StoreLocation.resolve(store),
                                                 indexRoots: indexRoots.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
         if let maxInference { configuration.maxConcurrentInference = maxInference }
+        configuration.inferenceThreads = threads
         let server: LookalikeServer
         do {
             try configuration.load(configFile: config)

@@ -140,13 +140,14 @@ struct ServerAPITests {
             var ids: [String] = []
             for (name, text) in zip(photos, metadata) {
                 let encoded = text.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
-                let reply = try await client.postImage("/v1/collections/default/items?metadata=\(encoded)", try ServerTestData.bytes(name),
-                                                       contentType: "application/octet-stream")
+                let reply = try await client.postImage("/v1/collections/default/items?metadata=\(encoded)&name=../shop/\(name)",
+                                                       try ServerTestData.bytes(name), contentType: "application/octet-stream")
                 #expect(reply.status == 201, "\(reply.text)")
                 #expect(reply.json["status"] as? String == "added")
                 let item = try #require(reply.json["item"] as? [String: Any])
                 ids.append(try #require(item["id"] as? String))
                 #expect(item["id"] as? String == ServerTestData.id(try ServerTestData.bytes(name)))
+                #expect(item["name"] as? String == name, "the upload keeps its file name, without the path")
             }
             // The same bytes again: the stored item, 200. With multipart and new metadata, the metadata is replaced.
             let again = try await client.postImage(
