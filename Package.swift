@@ -45,6 +45,7 @@ let package = Package(
             dependencies: [
                 "Imaging", "Embedding", "VectorIndex", "Catalog",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
         // The HTTP API and the web page (`lookalike serve`).

@@ -3,6 +3,7 @@ import Embedding
 import Foundation
 import Imaging
 import Logging
+import Metrics
 import VectorIndex
 
 /// Lookalike's engine: adds images to a store and answers "which images look like this one?".
@@ -191,8 +192,19 @@ public final class Engine: @unchecked Sendable {
     /// Embeds in batches; if a batch fails, retries one by one so only the culprit fails.
     private func embedEach(_ images: [Pixels], embedder: Embedder) -> [Result<[Float], Error>] {
         if images.isEmpty { return [] }
-        if let vectors = try? embedder.embed(images) { return vectors.map { .success($0) } }
-        return images.map { image in Result { try embedder.embed([image])[0] } }
+        if let vectors = try? timedEmbed(images, embedder: embedder) { return vectors.map { .success($0) } }
+        return images.map { image in Result { try timedEmbed([image], embedder: embedder)[0] } }
+    }
+
+    /// Runs the model, and records how long it took in the `lookalike_model_inference_seconds`
+    /// timer (swift-metrics: a no-op unless the process installed a metrics backend, as the server does).
+    private func timedEmbed(_ images: [Pixels], embedder: Embedder) throws -> [[Float]] {
+        let started = DispatchTime.now()
+        defer {
+            Metrics.Timer(label: "lookalike_model_inference_seconds", dimensions: [("model", embedder.manifest.name)],
+                          preferredDisplayUnit: .seconds).recordInterval(since: started)
+        }
+        return try embedder.embed(images)
     }
 
     // MARK: Searching
@@ -249,7 +261,7 @@ public final class Engine: @unchecked Sendable {
     private func search(bytes: [UInt8], options: SearchOptions, embedder: Embedder, started: DispatchTime) throws -> SearchResponse {
         try checkModel(embedder, record: false)
         let pixels = try decoder.decode(bytes, policy: embedder.manifest.resize, region: options.region)
-        let query = try embedder.embed([pixels])[0]
+        let query = try timedEmbed([pixels], embedder: embedder)[0]
         return try rank(query, options: options, embedder: embedder, started: started)
     }
 

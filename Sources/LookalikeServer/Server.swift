@@ -175,7 +175,9 @@ public final class LookalikeServer: Sendable {
     private func updateGauges() throws {
         for name in collections.names() {
             if let engine = try? collections.engine(name) {
-                ServerMetrics.indexSize(name).record(try engine.catalog.itemCount())
+                let stats = try engine.stats()
+                ServerMetrics.collectionItems(name).record(stats.items)
+                for (model, count) in stats.vectors { ServerMetrics.indexVectors(name, model: model).record(count) }
             }
         }
     }
@@ -253,7 +255,7 @@ public final class LookalikeServer: Sendable {
             let options = options
             response = try await pool.run { try engine.search(bytes: bytes, options: options) }
         }
-        ServerMetrics.inferenceTimer("search").recordInterval(since: started)
+        ServerMetrics.requestTimer("search").recordInterval(since: started)
         return JSON.response([
             "model": response.model,
             "took_ms": (response.tookMs * 10).rounded() / 10,
@@ -414,7 +416,7 @@ public final class LookalikeServer: Sendable {
             let records = givenMetadata.map { [file: $0] } ?? [:]
             return (try engine.add([file], options: AddOptions(metadata: MetadataFile(records: records))), file)
         }
-        ServerMetrics.inferenceTimer("add").recordInterval(since: started)
+        ServerMetrics.requestTimer("add").recordInterval(since: started)
         let uploadFolder = URL(fileURLWithPath: path).deletingLastPathComponent()
         if let failure = report.failures.first {
             if (try? engine.catalog.item(contentHash: ContentHash.sha256(bytes))) == nil { try? FileManager.default.removeItem(at: uploadFolder) }

@@ -3,7 +3,8 @@ import Metrics
 import Prometheus
 
 /// The server's metrics, through swift-metrics into a Prometheus registry, rendered at /metrics.
-/// Hummingbird's metrics middleware adds request counts and latencies per route.
+/// Hummingbird's metrics middleware adds request counts and latencies per route; the engine
+/// records `lookalike_model_inference_seconds{model}` around every model run.
 enum ServerMetrics {
     static let registry = PrometheusCollectorRegistry()
 
@@ -17,13 +18,19 @@ enum ServerMetrics {
         Metrics.Counter(label: "lookalike_images_indexed_total", dimensions: [("collection", collection)])
     }
 
-    static func inferenceTimer(_ kind: String) -> Metrics.Timer {
-        Metrics.Timer(label: "lookalike_inference_seconds", dimensions: [("kind", kind)], preferredDisplayUnit: .seconds)
+    /// A whole search or upload on the server's side: decode, embed, then rank or store.
+    static func requestTimer(_ kind: String) -> Metrics.Timer {
+        Metrics.Timer(label: "lookalike_image_request_seconds", dimensions: [("kind", kind)], preferredDisplayUnit: .seconds)
     }
 
-    /// Items and vectors per collection, read when /metrics is asked for.
-    static func indexSize(_ collection: String) -> Metrics.Gauge {
+    /// Items per collection, read when /metrics is asked for.
+    static func collectionItems(_ collection: String) -> Metrics.Gauge {
         Metrics.Gauge(label: "lookalike_collection_items", dimensions: [("collection", collection)])
+    }
+
+    /// Vectors (the index size) per collection and model, read when /metrics is asked for.
+    static func indexVectors(_ collection: String, model: String) -> Metrics.Gauge {
+        Metrics.Gauge(label: "lookalike_index_vectors", dimensions: [("collection", collection), ("model", model)])
     }
 
     static func text() -> String {

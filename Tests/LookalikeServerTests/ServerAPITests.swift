@@ -45,7 +45,9 @@ struct ServerAPITests {
             #expect(search.status == 200)
             let metrics = try await client.call(.get, "/metrics")
             #expect(metrics.status == 200)
-            #expect(metrics.text.contains("lookalike_inference_seconds"))
+            #expect(metrics.text.contains("lookalike_model_inference_seconds_count{model=\"efficientnet-lite0\"}"))
+            #expect(metrics.text.contains("lookalike_image_request_seconds_count{kind=\"search\"}"))
+            #expect(metrics.text.contains("lookalike_index_vectors{collection=\"default\",model=\"efficientnet-lite0\"}"))
             #expect(metrics.text.contains("lookalike_collection_items{collection=\"default\"}"))
             #expect(metrics.text.contains("http_server_request_duration"))
         }
