@@ -455,7 +455,7 @@ public final class LookalikeServer: Sendable {
 
     private func image(_ id: String, engine: Engine) async throws -> Response {
         let item = try item(id, in: engine)
-        let bytes = try sourceBytes(item)
+        let bytes = try await pool.run { try self.sourceBytes(item) }  // may be large: off the event loop
         return Response(status: .ok, headers: [.contentType: Self.contentType(sniffing: bytes), .cacheControl: "private, max-age=3600"],
                         body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
     }

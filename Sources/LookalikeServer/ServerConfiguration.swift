@@ -74,6 +74,7 @@ public struct ServerConfiguration: Sendable {
     /// Why a configuration cannot be used.
     public struct Invalid: Error, Sendable, CustomStringConvertible {
         public let description: String
+        public init(description: String) { self.description = description }
     }
 
     /// Fills what the command line left open from a config file (JSON) and the environment:

@@ -63,9 +63,13 @@ struct Serve: AsyncParsableCommand {
         }
         let host = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
         let store = configuration.store.path
-        try await server.run { port in
-            let line = "Lookalike is serving on http://\(host):\(port)/ (store \(store)); Ctrl-C stops it\n"
-            FileHandle.standardOutput.write(Data(line.utf8))
+        do {
+            try await server.run { port in
+                let line = "Lookalike is serving on http://\(host):\(port)/ (store \(store)); Ctrl-C stops it\n"
+                FileHandle.standardOutput.write(Data(line.utf8))
+            }
+        } catch {
+            throw fail(ServerConfiguration.Invalid(description: "cannot serve on \(host):\(configuration.port): \(error)"))
         }
     }
 }
