@@ -75,7 +75,6 @@ public final class LookalikeServer: Sendable {
         let router = Router()
         router.middlewares.add(MetricsMiddleware())
         router.middlewares.add(ErrorMiddleware())
-        router.middlewares.add(AuthMiddleware(keys: keys))
 
         router.get("/") { _, _ in try self.asset("index.html") }
         for (name, _) in WebAssets.names {
@@ -88,7 +87,7 @@ public final class LookalikeServer: Sendable {
                             body: ResponseBody(byteBuffer: ByteBuffer(string: ServerMetrics.text())))
         }
 
-        let v1 = router.group("v1")
+        let v1 = router.group("v1").add(middleware: AuthMiddleware(keys: keys))
         v1.get("server") { _, _ in try self.serverInfo() }
         v1.get("collections") { _, _ in try await self.listCollections() }
         v1.post("collections") { request, _ in try await self.createCollection(request) }

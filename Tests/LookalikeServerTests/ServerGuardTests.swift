@@ -26,6 +26,13 @@ struct ServerGuardTests {
                 #expect(reply.errorCode == code)
                 #expect(!reply.text.contains(admin))
             }
+            // Other spellings of the same routes are checked too.
+            for path in ["//v1/collections", "/v1//collections", "/v1/collections/"] {
+                #expect(try await client.postJSON(path, ["name": "sneaky"]).status != 201, "\(path)")
+                let read = try await client.call(.get, path)
+                #expect(read.status == 401 || read.status == 404, "\(path): \(read.status)")
+            }
+            #expect(try await client.call(.get, "/v1/collections/sneaky", key: admin).status == 404)
             let missing = try await client.call(.get, "/v1/collections")
             #expect(missing.status == 401)
             #expect(missing.headers[.wwwAuthenticate]?.hasPrefix("Bearer") == true)
