@@ -76,6 +76,11 @@ public struct MetadataFilter: Sendable, Equatable {
         public let field: String
         public let reason: String
         public var description: String { field.isEmpty ? reason : "filter field \"\(field)\": \(reason)" }
+
+        public init(field: String, reason: String) {
+            self.field = field
+            self.reason = reason
+        }
     }
 
     public init(conditions: [Condition]) {
@@ -117,13 +122,20 @@ public struct MetadataFilter: Sendable, Equatable {
                 conditions.append(Condition(path: path, operation: .equal(spec)))
             }
         }
+        guard conditions.count <= Self.maxConditions else {
+            throw ParseError(field: "", reason: "a filter may have at most \(Self.maxConditions) conditions")
+        }
         self.conditions = conditions
     }
+
+    /// SQLite refuses expressions nested deeper than 1000; a filter stays far below.
+    public static let maxConditions = 100
 
     private static func path(_ key: String) throws -> [String] {
         let segments = key.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         guard !key.isEmpty, key.count <= 200,
-              segments.allSatisfy({ !$0.isEmpty && !$0.contains("\"") && !$0.contains("\\") && !$0.hasPrefix("$") })
+              segments.allSatisfy({ !$0.isEmpty && !$0.contains("\"") && !$0.contains("\\") && !$0.hasPrefix("$")
+                  && !$0.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F } })
         else {
             throw ParseError(field: key, reason: "not a usable field name (dot-separated names, no quotes, not starting with $)")
         }
@@ -149,8 +161,8 @@ public struct MetadataFilter: Sendable, Equatable {
         case "$gt": return .greater(try ordered())
         case "$gte": return .greaterOrEqual(try ordered())
         case "$in":
-            guard case .array(let values) = operand, values.allSatisfy(\.isScalar), values.count <= 1000 else {
-                throw ParseError(field: field, reason: "$in takes a list of at most 1000 strings, numbers or booleans")
+            guard case .array(let values) = operand, values.allSatisfy(\.isScalar), values.count <= 500 else {
+                throw ParseError(field: field, reason: "$in takes a list of at most 500 strings, numbers or booleans")
             }
             return .oneOf(values)
         case "$exists":

@@ -23,6 +23,12 @@ public struct ImageDecoder: Sendable {
         self.background = background
     }
 
+    /// Refuses, from now on in this process, the loaders libvips marks untrusted (ImageMagick,
+    /// PDF, SVG and others not hardened against hostile files). The server calls it at start.
+    public static func blockUntrustedLoaders() throws {
+        try Vips.blockUntrustedLoaders()
+    }
+
     /// Reads the header only: the upright size and the format. Checks the byte and pixel limits.
     public func info(_ bytes: [UInt8]) throws -> ImageInfo {
         try Vips.start()

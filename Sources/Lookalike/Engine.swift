@@ -57,15 +57,15 @@ public final class Engine: @unchecked Sendable {
         let started = Date()
         let embedder = try self.embedder(options.model)
         try checkModel(embedder, record: true)
-        var discovered = FileDiscovery.collect(paths, recursive: options.recursive)
-        if let roots = options.allowedRoots {
-            let confined = PathConfinement(roots: roots)
+        let confinement = options.allowedRoots.map { PathConfinement(roots: $0) }
+        var discovered = FileDiscovery.collect(paths, recursive: options.recursive, confinement: confinement)
+        if let confinement {
             var inside: [String] = []
             for file in discovered.files {
-                if confined.allows(file) {
+                if confinement.allows(file) {
                     inside.append(file)
                 } else {
-                    discovered.failures.append(IngestFailure(path: file, reason: "outside the folders this server may index"))
+                    discovered.failures.append(IngestFailure(path: file, reason: IngestError.outsideRoots.description))
                 }
             }
             discovered.files = inside
@@ -88,7 +88,7 @@ public final class Engine: @unchecked Sendable {
             let chunk = Array(discovered.files[start..<min(start + Self.chunkSize, discovered.files.count)])
             start += chunk.count
             let prepared = chunk.parallelMap(workers: configuration.decodeWorkers) { path in
-                self.prepare(path, manifest: embedder.manifest)
+                self.prepare(path, manifest: embedder.manifest, confinement: confinement)
             }
             var toEmbed: [(path: String, item: Item, pixels: Pixels)] = []
             var firstCopy: [String: String] = [:]  // content hash -> path, within this chunk
@@ -171,9 +171,9 @@ public final class Engine: @unchecked Sendable {
     }
 
     /// Reads, hashes and decodes one file; answers early when its bytes are already stored.
-    private func prepare(_ path: String, manifest: ModelManifest) -> Prepared {
+    private func prepare(_ path: String, manifest: ModelManifest, confinement: PathConfinement?) -> Prepared {
         do {
-            let bytes = try FileReader.read(path, maxBytes: configuration.limits.maxBytes)
+            let bytes = try FileReader.read(path, maxBytes: configuration.limits.maxBytes, confinement: confinement)
             let hash = ContentHash.sha256(bytes)
             if let existing = try catalog.item(contentHash: hash) {
                 if try catalog.hasVector(itemId: existing.id, model: manifest.name) { return .stored(existing) }
@@ -268,7 +268,13 @@ public final class Engine: @unchecked Sendable {
     private func rank(_ query: [Float], options: SearchOptions, embedder: Embedder, started: DispatchTime) throws -> SearchResponse {
         let top = max(0, options.top)
         let index = try self.index(for: embedder.manifest)
-        let filter = try options.filter.map { SearchFilter.ids(try catalog.itemIDs(matching: $0)) }
+        let filter = try options.filter.map { filter in
+            do {
+                return SearchFilter.ids(try catalog.itemIDs(matching: filter))
+            } catch {
+                throw MetadataFilter.ParseError(field: "", reason: "the store could not evaluate the filter (\(error))")
+            }
+        }
         let ranked: [SearchHit]
         if let graph = index as? HNSWIndex {
             // A compressed graph finds candidates; the catalog's float32 vectors rank them exactly.
@@ -316,6 +322,14 @@ public final class Engine: @unchecked Sendable {
             }
         }
         return removed
+    }
+
+    /// The stored original of an item, read now from where it was added from, and checked to be
+    /// still the same bytes (a file replaced since, or a link pointed elsewhere, is not served).
+    public func originalBytes(of item: Item) throws -> [UInt8] {
+        let bytes = try FileReader.read(item.sourcePath, maxBytes: ImageLimits.default.maxBytes)
+        guard ContentHash.sha256(bytes) == item.contentHash else { throw IngestError.changedSinceAdded }
+        return bytes
     }
 
     public func stats() throws -> CatalogStats {

@@ -21,7 +21,9 @@ enum FileDiscovery {
         let inode: UInt64
     }
 
-    static func collect(_ paths: [String], recursive: Bool) -> Result {
+    /// With `confinement`, folders whose real path lies outside its roots are not entered (a link
+    /// to `/` inside an allowed folder must not walk the whole disk).
+    static func collect(_ paths: [String], recursive: Bool, confinement: PathConfinement? = nil) -> Result {
         var result = Result()
         var walked = Set<DirectoryIdentity>()
         for original in paths {
@@ -34,7 +36,7 @@ enum FileDiscovery {
             if isDirectory(status) {
                 if recursive {
                     let root = identity(status)
-                    walk(path, identity: root, ancestors: [root: path], walked: &walked, into: &result)
+                    walk(path, identity: root, ancestors: [root: path], walked: &walked, confinement: confinement, into: &result)
                 } else {
                     result.failures.append(IngestFailure(path: path, reason: IngestError.isDirectory.description))
                 }
@@ -49,7 +51,7 @@ enum FileDiscovery {
     /// (siblings linking to each other) be listed once, so a walk can never grow exponentially.
     private static func walk(
         _ directory: String, identity own: DirectoryIdentity, ancestors: [DirectoryIdentity: String],
-        walked: inout Set<DirectoryIdentity>, into result: inout Result
+        walked: inout Set<DirectoryIdentity>, confinement: PathConfinement?, into result: inout Result
     ) {
         guard walked.insert(own).inserted else { return }
         let entries: [String]
@@ -73,9 +75,13 @@ enum FileDiscovery {
                     result.failures.append(IngestFailure(path: path, reason: IngestError.symlinkLoop(target: ancestor).description))
                     continue
                 }
+                if let confinement, !confinement.allows(path) {
+                    result.failures.append(IngestFailure(path: path, reason: IngestError.outsideRoots.description))
+                    continue
+                }
                 var deeper = ancestors
                 deeper[id] = path
-                walk(path, identity: id, ancestors: deeper, walked: &walked, into: &result)
+                walk(path, identity: id, ancestors: deeper, walked: &walked, confinement: confinement, into: &result)
             } else if imageExtensions.contains((name as NSString).pathExtension.lowercased()) {
                 result.files.append(path)
             }

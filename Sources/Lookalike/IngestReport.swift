@@ -9,6 +9,8 @@ public enum IngestError: Error, Sendable, Equatable, CustomStringConvertible {
     case symlinkLoop(target: String)
     case idCollision(id: String)
     case embeddingFailed(String)
+    case outsideRoots
+    case changedSinceAdded
 
     public var description: String {
         switch self {
@@ -19,6 +21,8 @@ public enum IngestError: Error, Sendable, Equatable, CustomStringConvertible {
         case .symlinkLoop(let target): return "symbolic link loop: leads back to \(target), skipped"
         case .idCollision(let id): return "another image already has the id \(id) (hash prefix collision)"
         case .embeddingFailed(let message): return "embedding failed: \(message)"
+        case .outsideRoots: return "outside the folders this server may index"
+        case .changedSinceAdded: return "the file is no longer the image that was added"
         }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Catalog
 import Imaging
 import Lookalike
 import NIOCore
@@ -47,6 +48,8 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
             case .noVector: return APIError(.badRequest, "unknown_model", error.description)
             case .incompatibleVectors: return nil
             }
+        case let error as MetadataFilter.ParseError:
+            return APIError(.badRequest, "bad_filter", error.description)
         case is NIOTooManyBytesError:
             return .tooLarge("the request body is over the server's limit")
         case let error as HTTPError:

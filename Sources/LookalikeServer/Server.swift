@@ -26,6 +26,10 @@ public final class LookalikeServer: Sendable {
     let keys: KeyCheck
     let assets: WebAssets
     let logger: Logger
+    /// Image-bearing requests admitted at once, counted before their bodies are read.
+    let bodies: Gate
+    /// URL fetches in flight.
+    let fetches: Gate
 
     public init(configuration: ServerConfiguration, logger: Logger = Logger(label: "lookalike.server")) throws {
         try configuration.validate()
@@ -43,6 +47,9 @@ public final class LookalikeServer: Sendable {
         keys = KeyCheck(adminKey: configuration.adminKey, readKey: configuration.readKey)
         assets = WebAssets.load()
         ServerMetrics.bootstrap
+        try ImageDecoder.blockUntrustedLoaders()
+        bodies = Gate(limit: configuration.maxConcurrentInference + configuration.maxQueuedInference)
+        fetches = Gate(limit: 16)
         // The default collection's store is opened (and made) at once, so a bad store path fails at start.
         _ = try collections.engine(Collections.defaultName)
     }
@@ -75,14 +82,16 @@ public final class LookalikeServer: Sendable {
         let router = Router()
         router.middlewares.add(MetricsMiddleware())
         router.middlewares.add(ErrorMiddleware())
+        router.middlewares.add(BrowserGuard(openServer: configuration.adminKey == nil))
 
         router.get("/") { _, _ in try self.asset("index.html") }
         for (name, _) in WebAssets.names {
             router.get(RouterPath(name)) { _, _ in try self.asset(name) }
         }
         router.get("/healthz") { _, _ in JSON.response(["status": "ok"]) }
-        router.get("/metrics") { _, _ in
-            try self.updateGauges()
+        router.get("/metrics") { request, _ in
+            if self.configuration.readKey != nil { try self.keys.check(request, access: .read) }
+            try await self.pool.run { try self.updateGauges() }
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: ResponseBody(byteBuffer: ByteBuffer(string: ServerMetrics.text())))
         }
@@ -220,6 +229,8 @@ public final class LookalikeServer: Sendable {
 
     private func search(_ request: Request, collection: String) async throws -> Response {
         let engine = try collections.engine(collection)
+        let ticket = try bodies.enter()
+        defer { bodies.leave(ticket) }
         var options = try searchOptions(Self.query(request))
         let started = DispatchTime.now()
         let response: SearchResponse
@@ -231,7 +242,9 @@ public final class LookalikeServer: Sendable {
             let options = options
             switch (body.url, body.id) {
             case (let url?, nil):
-                let bytes = try await fetcher.fetch(url)
+                let slot = try fetches.enter()
+                defer { fetches.leave(slot) }
+                let bytes = try await fetcher.fetchWithin(url)
                 response = try await pool.run { try engine.search(bytes: bytes, options: options) }
             case (nil, let id?):
                 guard options.region == nil else {
@@ -377,9 +390,12 @@ public final class LookalikeServer: Sendable {
 
     private func addItem(_ request: Request, collection: String) async throws -> Response {
         let engine = try collections.engine(collection)
+        let ticket = try bodies.enter()
+        defer { bodies.leave(ticket) }
         let query = Self.query(request)
         var metadata = query["metadata"].map(String.init)
         var givenName = query["name"].map(String.init)
+        if let givenName, givenName.count > 255 { throw APIError.badRequest("name must be at most 255 characters") }
         let bytes: [UInt8]
         switch try await readBody(request, allowJSON: false) {
         case .image(let body):
@@ -402,23 +418,36 @@ public final class LookalikeServer: Sendable {
         let uploadName = givenName
         let uploads = engine.configuration.store.appendingPathComponent("uploads", isDirectory: true)
         let started = DispatchTime.now()
-        let (report, path) = try await pool.run { () throws -> (IngestReport, String) in
+        let (report, path, created) = try await pool.run { () throws -> (IngestReport, String, Bool) in
             let info = try decoder.info(bytes)  // refuses non-images and oversized ones before anything is written
             // uploads/<hash>/<file name>: one folder per content, so the item keeps the name it was uploaded with.
             let folder = uploads.appendingPathComponent(String(ContentHash.sha256(bytes).prefix(32)), isDirectory: true)
-            let existing = (try? FileManager.default.contentsOfDirectory(atPath: folder.path))?.sorted().first
+            let existing = (try? FileManager.default.contentsOfDirectory(atPath: folder.path))?.filter { !$0.hasPrefix(".") }.sorted().first
             let file = folder.appendingPathComponent(existing ?? Self.uploadName(uploadName, loader: info.format)).path
             if existing == nil {
                 try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
                 try Data(bytes).write(to: URL(fileURLWithPath: file), options: .atomic)
             }
+            let created = existing == nil
             let records = givenMetadata.map { [file: $0] } ?? [:]
-            return (try engine.add([file], options: AddOptions(metadata: MetadataFile(records: records))), file)
+            return (try engine.add([file], options: AddOptions(metadata: MetadataFile(records: records))), file, created)
         }
         ServerMetrics.requestTimer("add").recordInterval(since: started)
-        let uploadFolder = URL(fileURLWithPath: path).deletingLastPathComponent()
+        // Only the file this request wrote is removed again, and only when no item uses it.
+        func removeOwnFile() {
+            guard created else { return }
+            try? FileManager.default.removeItem(atPath: path)
+            try? FileManager.default.removeItem(atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path)  // if empty
+        }
         if let failure = report.failures.first {
-            if (try? engine.catalog.item(contentHash: ContentHash.sha256(bytes))) == nil { try? FileManager.default.removeItem(at: uploadFolder) }
+            if (try? engine.catalog.item(contentHash: ContentHash.sha256(bytes))) == nil { removeOwnFile() }
+            if report.storeError != nil {
+                do {
+                    var error = APIError(.serviceUnavailable, "busy", "the store is busy with another write; retry shortly")
+                    error.headers = [.retryAfter: "2"]
+                    throw error
+                }
+            }
             throw APIError(.unprocessableContent, "bad_image", failure.reason)
         }
         if let added = report.added.first {
@@ -427,7 +456,7 @@ public final class LookalikeServer: Sendable {
         }
         guard let duplicate = report.duplicates.first else { throw APIError(.internalServerError, "internal", "the image was not stored") }
         let existing = try item(duplicate.existingId, in: engine)
-        if existing.sourcePath != path { try? FileManager.default.removeItem(at: uploadFolder) }
+        if existing.sourcePath != path { removeOwnFile() }
         return JSON.response(["status": "duplicate", "item": itemJSON(existing, collection: collection)])
     }
 
@@ -445,16 +474,18 @@ public final class LookalikeServer: Sendable {
         }
     }
 
-    private func sourceBytes(_ item: Item) throws -> [UInt8] {
-        guard let data = FileManager.default.contents(atPath: item.sourcePath) else {
-            throw APIError(.gone, "image_gone", "the image file of item \(item.id) is no longer where it was indexed from")
+    /// The item's original bytes, read from where it was added from and checked against its hash.
+    private func sourceBytes(_ item: Item, engine: Engine) throws -> [UInt8] {
+        do {
+            return try engine.originalBytes(of: item)
+        } catch {
+            throw APIError(.gone, "image_gone", "the image file of item \(item.id) is no longer the image that was indexed")
         }
-        return [UInt8](data)
     }
 
     private func image(_ id: String, engine: Engine) async throws -> Response {
         let item = try item(id, in: engine)
-        let bytes = try await pool.run { try self.sourceBytes(item) }  // may be large: off the event loop
+        let bytes = try await pool.run { try self.sourceBytes(item, engine: engine) }  // may be large: off the event loop
         return Response(status: .ok, headers: [.contentType: Self.contentType(sniffing: bytes), .cacheControl: "private, max-age=3600"],
                         body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
     }
@@ -470,13 +501,14 @@ public final class LookalikeServer: Sendable {
         guard Self.thumbnailSizes.contains(size) else { throw APIError.badRequest("size must be 128, 256 or 512") }
         let item = try item(id, in: engine)
         let cached = thumbnailURL(id, size: size, store: engine.configuration.store)
-        let decoder = ImageDecoder(limits: configuration.imageLimits)
+        // Stored items were accepted at indexing time, perhaps with larger limits than uploads get.
+        let decoder = ImageDecoder(limits: .default)
         let jpeg: [UInt8]
         if let data = FileManager.default.contents(atPath: cached.path), !data.isEmpty {
             jpeg = [UInt8](data)
         } else {
-            let bytes = try sourceBytes(item)
             jpeg = try await pool.run {
+                let bytes = try self.sourceBytes(item, engine: engine)
                 let jpeg = try decoder.thumbnailJPEG(bytes, size: size)
                 try? FileManager.default.createDirectory(at: cached.deletingLastPathComponent(), withIntermediateDirectories: true)
                 try? Data(jpeg).write(to: cached, options: .atomic)
@@ -530,11 +562,16 @@ public final class LookalikeServer: Sendable {
         let jobs = self.jobs
         let body = ResponseBody { writer in
             var sent = -1
-            while let job = jobs.job(id) {
+            var quiet = 0
+            while let job = jobs.job(id), !Task.isCancelled, !Task.isShuttingDownGracefully {
                 if job.revision != sent || job.isOver {
                     sent = job.revision
+                    quiet = 0
                     let event = "event: \(job.isOver ? "end" : "progress")\ndata: \(String(decoding: JSON.data(job.json), as: UTF8.self))\n\n"
                     try await writer.write(ByteBuffer(string: event))
+                } else {
+                    quiet += 1
+                    if quiet % 75 == 0 { try await writer.write(ByteBuffer(string: ": still working\n\n")) }  // every 15 s
                 }
                 if job.isOver { break }
                 try await Task.sleep(for: .milliseconds(200))

@@ -77,9 +77,9 @@ public struct ServerConfiguration: Sendable {
         public init(description: String) { self.description = description }
     }
 
-    /// Fills what the command line left open from a config file (JSON) and the environment:
-    /// `LOOKALIKE_ADMIN_KEY`, `LOOKALIKE_READ_KEY`, `LOOKALIKE_INDEX_ROOTS` (colon-separated).
-    /// The command line wins over the file, the file over the environment.
+    /// Reads a config file (JSON) and the environment: `LOOKALIKE_ADMIN_KEY`, `LOOKALIKE_READ_KEY`,
+    /// `LOOKALIKE_INDEX_ROOTS` (colon-separated). The file wins over the environment; the command
+    /// line applies its own values after this, so it wins over both.
     public mutating func load(configFile: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         if adminKey == nil { adminKey = environment["LOOKALIKE_ADMIN_KEY"].flatMap { $0.isEmpty ? nil : $0 } }
         if readKey == nil { readKey = environment["LOOKALIKE_READ_KEY"].flatMap { $0.isEmpty ? nil : $0 } }
@@ -131,6 +131,9 @@ public struct ServerConfiguration: Sendable {
             throw Invalid(description: "refusing to serve on \(host) without an admin key: set LOOKALIKE_ADMIN_KEY "
                 + "(or admin_key in the config file), or serve on 127.0.0.1")
         }
+        if readKey != nil && adminKey == nil {
+            throw Invalid(description: "a read key without an admin key would leave writes open: set LOOKALIKE_ADMIN_KEY too")
+        }
         if let adminKey, let readKey, adminKey == readKey {
             throw Invalid(description: "the read key and the admin key must differ")
         }
@@ -141,7 +144,7 @@ public struct ServerConfiguration: Sendable {
     }
 
     static func isLoopback(_ host: String) -> Bool {
-        host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        host == "localhost" || host == "::1" || AddressPolicy.parse(host).map { $0.count == 4 && $0[0] == 127 } == true
     }
 
     var imageLimits: ImageLimits { ImageLimits(maxBytes: maxBodyBytes, maxPixels: maxImagePixels) }

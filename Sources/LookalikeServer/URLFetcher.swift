@@ -46,6 +46,7 @@ struct AddressPolicy: Sendable {
         ("100::/64", "a discard address"), ("2001:db8::/32", "a documentation address"),
         ("fc00::/7", "a private (unique local) address"), ("fe80::/10", "a link-local address"),
         ("fec0::/10", "a site-local address"), ("ff00::/8", "a multicast address"),
+        ("2002::/16", "a 6to4 address"), ("2001::/32", "a Teredo address"), ("64:ff9b:1::/48", "a local NAT64 address"),
     ].compactMap { text, reason in Network(text).map { ($0, reason) } }
 
     let exceptions: [Network]
@@ -103,6 +104,24 @@ struct URLFetcher: Sendable {
     let timeout: Duration
     /// Resolves a host name to addresses (replaceable in tests).
     var resolve: @Sendable (String) async throws -> [[UInt8]] = URLFetcher.systemResolve
+
+    /// `fetch`, with `timeout` for the whole of it (resolving, connecting, every redirect, the
+    /// body): a server that trickles its answer cannot hold the request longer.
+    func fetchWithin(_ text: String) async throws -> [UInt8] {
+        let limit = timeout
+        return try await withThrowingTaskGroup(of: [UInt8]?.self) { group in
+            group.addTask { try await fetch(text) }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let first = try await group.next(), let bytes = first else {
+                throw APIError(.badGateway, "url_fetch_failed", "fetching the URL took longer than \(limit.components.seconds) s")
+            }
+            return bytes
+        }
+    }
 
     func fetch(_ text: String) async throws -> [UInt8] {
         var current = text
@@ -191,8 +210,8 @@ struct URLFetcher: Sendable {
         guard let first = addresses.first else { throw APIError(.badGateway, "url_fetch_failed", "\(host) has no address") }
         for address in addresses {
             if let reason = policy.refusal(address) {
-                throw APIError(.forbidden, "url_not_allowed",
-                               "\(host) resolves to \(AddressPolicy.text(address)), \(reason); only public addresses are fetched")
+                // The address itself is not told: it would map internal names for whoever asks.
+                throw APIError(.forbidden, "url_not_allowed", "\(host) resolves to \(reason); only public addresses are fetched")
             }
         }
         return (url, host, first)

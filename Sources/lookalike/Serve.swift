@@ -47,13 +47,14 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var configuration = ServerConfiguration(host: host, port: port, store: StoreLocation.resolve(store),
-                                                indexRoots: indexRoots.map { URL(fileURLWithPath: $0).standardizedFileURL.path })
-        if let maxInference { configuration.maxConcurrentInference = maxInference }
-        configuration.inferenceThreads = threads
+        var configuration = ServerConfiguration(host: host, port: port, store: StoreLocation.resolve(store))
         let server: LookalikeServer
         do {
             try configuration.load(configFile: config)
+            // The command line wins over the config file and the environment.
+            if !indexRoots.isEmpty { configuration.indexRoots = indexRoots.map { URL(fileURLWithPath: $0).standardizedFileURL.path } }
+            if let maxInference { configuration.maxConcurrentInference = maxInference }
+            if let threads { configuration.inferenceThreads = threads }
             for root in configuration.indexRoots where !FileManager.default.fileExists(atPath: root) {
                 throw ValidationError("index root \(root) does not exist")
             }

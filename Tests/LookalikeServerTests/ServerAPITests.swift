@@ -184,6 +184,9 @@ struct ServerAPITests {
             #expect(badFilter.errorCode == "bad_filter")
             #expect(badFilter.errorMessage.contains("price"))
             #expect(try await search("[1, 2]").errorCode == "bad_filter")
+            let many = "{" + (0...100).map { "\"k\($0)\": 1" }.joined(separator: ", ") + "}"
+            #expect(try await search(many).errorCode == "bad_filter")
+            #expect(try await search(#"{"a\u0000b": 1}"#).errorCode == "bad_filter")
             #expect(try await search("{not json").errorCode == "bad_filter")
 
             // Pages of items, in id order.
@@ -206,6 +209,15 @@ struct ServerAPITests {
             let info = try ImageDecoder().info(thumbnail.bytes)
             #expect(max(info.width, info.height) == 128)
             #expect(try await client.call(.get, "/v1/collections/default/items/\(ids[2])/thumbnail?size=100").status == 400)
+
+            // An original replaced since it was added is not served (nor thumbnailed) as the item.
+            let stored = try FileManager.default.contentsOfDirectory(atPath: store.appendingPathComponent("uploads").path)
+                .map { store.appendingPathComponent("uploads/\($0)") }
+                .first { (try? FileManager.default.contentsOfDirectory(atPath: $0.path))?.first == photos[3] }
+            let replaced = try #require(stored).appendingPathComponent(photos[3])
+            try Data(try ServerTestData.bytes(photos[0])).write(to: replaced)
+            #expect(try await client.call(.get, "/v1/collections/default/items/\(ids[3])/image").status == 410)
+            #expect(try await client.call(.get, "/v1/collections/default/items/\(ids[3])/thumbnail?size=512").status == 410)
 
             let item = try await client.call(.get, "/v1/collections/default/items/\(ids[0])")
             #expect(item.status == 200)
@@ -270,6 +282,8 @@ struct ServerAPITests {
         try FileManager.default.copyItem(at: try ServerTestData.photo("skimage-rocket.jpg"), to: outside.appendingPathComponent("rocket.jpg"))
         try FileManager.default.createSymbolicLink(at: root.appendingPathComponent("escape.jpg"),
                                                    withDestinationURL: outside.appendingPathComponent("rocket.jpg"))
+        // ... and a link to a folder outside it, which must not be entered.
+        try FileManager.default.createSymbolicLink(at: root.appendingPathComponent("elsewhere"), withDestinationURL: outside)
         let app = try makeServer(store: store) { $0.indexRoots = [root.path] }.application()
         try await app.test(.router) { client in
             let started = try await client.postJSON("/v1/collections/default/jobs", ["path": root.path])
@@ -281,9 +295,11 @@ struct ServerAPITests {
             let job = try await waitForJob(client, id)
             #expect(job["state"] as? String == "finished")
             #expect(job["added"] as? Int == 3)
-            #expect(job["failed"] as? Int == 1)
-            let failure = (job["failures"] as? [[String: Any]])?.first
-            #expect((failure?["reason"] as? String)?.contains("outside the folders") == true)
+            #expect(job["failed"] as? Int == 2)
+            let failures = job["failures"] as? [[String: Any]] ?? []
+            #expect(failures.allSatisfy { ($0["reason"] as? String)?.contains("outside the folders") == true })
+            #expect(Set(failures.compactMap { $0["path"] as? String }.map { URL(fileURLWithPath: $0).lastPathComponent }) == ["escape.jpg", "elsewhere"],
+                    "the outside folder's own files are neither walked nor named")
             #expect((try await client.call(.get, "/v1/collections/default").json["items"] as? Int) == 3)
             let jobs = try await client.call(.get, "/v1/jobs")
             #expect((jobs.json["jobs"] as? [[String: Any]])?.first?["id"] as? String == id)

@@ -12,7 +12,7 @@ struct ServerGuardTests {
     let admin = "admin-key-for-tests-0123456789"
     let reader = "read-key-for-tests-9876543210"
 
-    @Test("keys: writes need the admin key, reads the read key (or admin); health, metrics and the page stay open")
+    @Test("keys: writes need the admin key, reads (and metrics) the read key or admin; health and the page stay open")
     func keys() async throws {
         let store = try ServerTestData.temporaryDirectory("server-keys")
         defer { try? FileManager.default.removeItem(at: store) }
@@ -51,9 +51,37 @@ struct ServerGuardTests {
                 Int($0.status.code)
             }
             #expect(viaHeader == 200)
-            for open in ["/healthz", "/metrics", "/", "/openapi.yaml"] {
+            for open in ["/healthz", "/", "/openapi.yaml"] {
                 #expect(try await client.call(.get, open).status == 200, "\(open)")
             }
+            // Metrics name the collections: with a read key, they need a key too.
+            #expect(try await client.call(.get, "/metrics").status == 401)
+            #expect(try await client.call(.get, "/metrics", key: reader).status == 200)
+        }
+    }
+
+    @Test("browsers elsewhere: cross-site writes are refused; a keyless server answers loopback names only")
+    func browserGuard() async throws {
+        let store = try ServerTestData.temporaryDirectory("server-origin")
+        defer { try? FileManager.default.removeItem(at: store) }
+        let app = try makeServer(store: store).application()
+        try await app.test(.router) { client in
+            let body = try JSONSerialization.data(withJSONObject: ["name": "evil"])
+            let crossSite = try await client.execute(uri: "/v1/collections", method: .post,
+                                                     headers: [.origin: "https://evil.example", .contentType: "application/json"],
+                                                     body: ByteBuffer(bytes: body)) { Int($0.status.code) }
+            #expect(crossSite == 403)
+            #expect(try await client.call(.get, "/v1/collections/evil").status == 404)
+            let search = try await client.execute(uri: "/v1/collections/default/search", method: .post,
+                                                  headers: [.origin: "https://evil.example", .contentType: "image/jpeg"],
+                                                  body: ByteBuffer(bytes: [1, 2, 3])) { Int($0.status.code) }
+            #expect(search == 403)
+        }
+        for host in ["localhost", "localhost:8080", "127.0.0.1:8080", "127.1.2.3", "[::1]:8080"] {
+            #expect(BrowserGuard<BasicRequestContext>.isLoopback(authority: host), "\(host)")
+        }
+        for host in ["evil.example", "evil.example:8080", "127.0.0.1.evil.example", "[::2]:80", "10.0.0.1:8080", "localhost.evil:80"] {
+            #expect(!BrowserGuard<BasicRequestContext>.isLoopback(authority: host), "\(host)")
         }
     }
 
@@ -75,6 +103,9 @@ struct ServerGuardTests {
         try ServerConfiguration(host: "0.0.0.0", adminKey: "k").validate()
         #expect(throws: ServerConfiguration.Invalid.self) {
             try ServerConfiguration(adminKey: "same", readKey: "same").validate()
+        }
+        #expect(throws: ServerConfiguration.Invalid.self, "a read key alone would leave writes open") {
+            try ServerConfiguration(readKey: "read").validate()
         }
         let folder = try ServerTestData.temporaryDirectory("server-config")
         defer { try? FileManager.default.removeItem(at: folder) }

@@ -1,0 +1,71 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+
+/// A counter of requests admitted at once: beyond `limit`, a request is refused as `busy` (503)
+/// before anything of it is read or done.
+final class Gate: @unchecked Sendable {
+    private let limit: Int
+    private let lock = NSLock()
+    private var inside = 0
+
+    struct Ticket {}
+
+    init(limit: Int) {
+        self.limit = max(1, limit)
+    }
+
+    func enter() throws -> Ticket {
+        let admitted = lock.withLock {
+            if inside >= limit { return false }
+            inside += 1
+            return true
+        }
+        guard admitted else {
+            var error = APIError(.serviceUnavailable, "busy", "too many requests are in progress; retry shortly")
+            error.headers = [.retryAfter: "1"]
+            throw error
+        }
+        return Ticket()
+    }
+
+    func leave(_ ticket: Ticket) {
+        lock.withLock { inside -= 1 }
+    }
+}
+
+/// What a browser elsewhere must not do to a server on this machine:
+/// - a page of another site posting to it (a "simple" cross-origin request needs no preflight):
+///   a write whose `Origin` is not the server's own is refused;
+/// - DNS rebinding (a name of the attacker's that resolves to 127.0.0.1): a server without an
+///   admin key answers only requests whose `Host` is a loopback name or address.
+struct BrowserGuard<Context: RequestContext>: RouterMiddleware {
+    let openServer: Bool
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let host = request.head.authority
+        if openServer, let host, !Self.isLoopback(authority: host) {
+            throw APIError(.forbidden, "forbidden", "a server without an admin key answers only on loopback addresses (Host was \(host))")
+        }
+        if request.method != .get && request.method != .head, let origin = request.headers[.origin], origin != "null" {
+            let originHost = URL(string: origin).map { ($0.host ?? "") + ($0.port.map { ":\($0)" } ?? "") }
+            guard let host, let originHost, originHost.lowercased() == host.lowercased() else {
+                throw APIError(.forbidden, "forbidden", "cross-site requests may not change anything")
+            }
+        }
+        return try await next(request, context)
+    }
+
+    /// `localhost`, `127.x.y.z` or `[::1]`, with or without a port.
+    static func isLoopback(authority: String) -> Bool {
+        var name = authority.lowercased()
+        if name.hasPrefix("[") {
+            name = String(name.dropFirst().prefix { $0 != "]" })
+            return name == "::1"
+        }
+        if let colon = name.lastIndex(of: ":") { name = String(name[..<colon]) }
+        if name == "localhost" { return true }
+        guard let address = AddressPolicy.parse(name), address.count == 4 else { return false }
+        return address[0] == 127
+    }
+}
