@@ -51,12 +51,11 @@ function parseFilter(text) {
     byKey.set(key, ops);
     at = end;
   }
-  const filter = {};
-  for (const [key, ops] of byKey) {
+  // Built from entries, so a key such as __proto__ stays an ordinary key.
+  return Object.fromEntries([...byKey].map(([key, ops]) => {
     const names = Object.keys(ops);
-    filter[key] = names.length === 1 && names[0] === '$eq' ? ops.$eq : ops;
-  }
-  return filter;
+    return [key, names.length === 1 && names[0] === '$eq' ? ops.$eq : ops];
+  }));
 }
 
 /**
