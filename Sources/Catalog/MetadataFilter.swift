@@ -173,7 +173,9 @@ public struct MetadataFilter: Sendable, Equatable {
         }
     }
 
-    /// The SQL condition over `item.metadata`, with its arguments.
+    /// The SQL condition over `item.metadata`, with its arguments. An item without metadata (or
+    /// with text that is not JSON) has no field: it passes `$ne` and `$exists: false`, and fails
+    /// every other condition.
     func sql() -> (String, StatementArguments) {
         var clauses: [String] = []
         var arguments = StatementArguments()
@@ -181,48 +183,53 @@ public struct MetadataFilter: Sendable, Equatable {
             let path = "$" + condition.path.map { ".\"\($0)\"" }.joined()
             let value = "json_extract(metadata, ?)"
             let type = "json_type(metadata, ?)"
+            var clause: String
+            var passesWithoutField = false
             switch condition.operation {
             case .equal(.null):
-                clauses.append("\(type) = 'null'")
+                clause = "\(type) = 'null'"
                 arguments += [path]
             case .notEqual(.null):
-                clauses.append("(\(type) IS NULL OR \(type) != 'null')")
+                clause = "(\(type) IS NULL OR \(type) != 'null')"
                 arguments += [path, path]
+                passesWithoutField = true
             case .equal(let operand):
-                clauses.append("\(value) = ?")
+                clause = "\(value) = ?"
                 arguments += [path, operand.databaseValue]
             case .notEqual(let operand):
-                clauses.append("\(value) IS NOT ?")
+                clause = "\(value) IS NOT ?"
                 arguments += [path, operand.databaseValue]
+                passesWithoutField = true
             case .less(let operand):
-                clauses.append("\(value) < ?")
+                clause = "\(value) < ?"
                 arguments += [path, operand.databaseValue]
             case .lessOrEqual(let operand):
-                clauses.append("\(value) <= ?")
+                clause = "\(value) <= ?"
                 arguments += [path, operand.databaseValue]
             case .greater(let operand):
-                clauses.append("\(value) > ?")
+                clause = "\(value) > ?"
                 arguments += [path, operand.databaseValue]
             case .greaterOrEqual(let operand):
-                clauses.append("\(value) >= ?")
+                clause = "\(value) >= ?"
                 arguments += [path, operand.databaseValue]
             case .oneOf(let values):
                 if values.isEmpty {
-                    clauses.append("0")
+                    clause = "0"
                 } else {
-                    clauses.append("\(value) IN (\(Array(repeating: "?", count: values.count).joined(separator: ", ")))")
+                    clause = "\(value) IN (\(Array(repeating: "?", count: values.count).joined(separator: ", ")))"
                     arguments += [path]
                     for operand in values { arguments += [operand.databaseValue] }
                 }
             case .exists(let flag):
-                clauses.append(flag ? "\(type) IS NOT NULL" : "\(type) IS NULL")
+                clause = flag ? "\(type) IS NOT NULL" : "\(type) IS NULL"
                 arguments += [path]
+                passesWithoutField = !flag
             }
+            // json_extract fails on text that is not JSON, so it is only reached for valid JSON.
+            clauses.append("(CASE WHEN json_valid(metadata) THEN \(clause) ELSE \(passesWithoutField ? 1 : 0) END)")
         }
-        // Items without metadata (or with text that is not JSON) match no condition on a field.
-        let guardClause = "metadata IS NOT NULL AND json_valid(metadata)"
         if clauses.isEmpty { return ("1", arguments) }
-        return ("(\(guardClause)) AND " + clauses.joined(separator: " AND "), arguments)
+        return (clauses.joined(separator: " AND "), arguments)
     }
 }
 

@@ -6,6 +6,7 @@ import Imaging
 import Logging
 import Lookalike
 import Metrics
+import NIOPosix
 import ServiceLifecycle
 
 /// `lookalike serve`: the JSON API under /v1 (described by openapi.yaml, served at
@@ -736,10 +737,13 @@ struct SnapshotSaver: Service {
 
     func run() async throws {
         let interval = server.configuration.snapshotInterval
+        // Writing a snapshot blocks for as long as the file takes: on NIO's blocking-work threads,
+        // not on the threads of Swift's concurrency.
+        let save = { try? await NIOThreadPool.singleton.runIfActive { server.saveSnapshots() } }
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(interval)) }
-            server.saveSnapshots()
+            await save()
         }
-        server.saveSnapshots()
+        await save()
     }
 }
