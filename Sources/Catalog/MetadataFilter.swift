@@ -193,25 +193,11 @@ public struct MetadataFilter: Sendable, Equatable {
                 clause = "(\(type) IS NULL OR \(type) != 'null')"
                 arguments += [path, path]
                 passesWithoutField = true
-            case .equal(let operand):
-                clause = "\(value) = ?"
+            case .equal(let operand), .notEqual(let operand), .less(let operand), .lessOrEqual(let operand),
+                 .greater(let operand), .greaterOrEqual(let operand):
+                clause = "\(value) \(condition.operation.sqlComparison) ?"
                 arguments += [path, operand.databaseValue]
-            case .notEqual(let operand):
-                clause = "\(value) IS NOT ?"
-                arguments += [path, operand.databaseValue]
-                passesWithoutField = true
-            case .less(let operand):
-                clause = "\(value) < ?"
-                arguments += [path, operand.databaseValue]
-            case .lessOrEqual(let operand):
-                clause = "\(value) <= ?"
-                arguments += [path, operand.databaseValue]
-            case .greater(let operand):
-                clause = "\(value) > ?"
-                arguments += [path, operand.databaseValue]
-            case .greaterOrEqual(let operand):
-                clause = "\(value) >= ?"
-                arguments += [path, operand.databaseValue]
+                if case .notEqual = condition.operation { passesWithoutField = true }
             case .oneOf(let values):
                 if values.isEmpty {
                     clause = "0"
@@ -230,6 +216,21 @@ public struct MetadataFilter: Sendable, Equatable {
         }
         if clauses.isEmpty { return ("1", arguments) }
         return (clauses.joined(separator: " AND "), arguments)
+    }
+}
+
+extension MetadataFilter.Operation {
+    /// The SQL comparison of a field with one operand.
+    var sqlComparison: String {
+        switch self {
+        case .equal: return "="
+        case .notEqual: return "IS NOT"
+        case .less: return "<"
+        case .lessOrEqual: return "<="
+        case .greater: return ">"
+        case .greaterOrEqual: return ">="
+        case .oneOf, .exists: return ""
+        }
     }
 }
 

@@ -6,13 +6,15 @@ import Hummingbird
 /// before anything of it is read or done.
 final class Gate: @unchecked Sendable {
     private let limit: Int
+    private let busyMessage: String
     private let lock = NSLock()
     private var inside = 0
 
     struct Ticket {}
 
-    init(limit: Int) {
+    init(limit: Int, busyMessage: String = "too many requests are in progress; retry shortly") {
         self.limit = max(1, limit)
+        self.busyMessage = busyMessage
     }
 
     func enter() throws -> Ticket {
@@ -22,7 +24,7 @@ final class Gate: @unchecked Sendable {
             return true
         }
         guard admitted else {
-            var error = APIError(.serviceUnavailable, "busy", "too many requests are in progress; retry shortly")
+            var error = APIError(.serviceUnavailable, "busy", busyMessage)
             error.headers = [.retryAfter: "1"]
             throw error
         }
