@@ -438,16 +438,14 @@ public final class LookalikeServer: Sendable {
         func removeOwnFile() {
             guard created else { return }
             try? FileManager.default.removeItem(atPath: path)
-            try? FileManager.default.removeItem(atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path)  // if empty
+            rmdir(URL(fileURLWithPath: path).deletingLastPathComponent().path)  // only if empty: another upload may be in it
         }
         if let failure = report.failures.first {
             if (try? engine.catalog.item(contentHash: ContentHash.sha256(bytes))) == nil { removeOwnFile() }
             if report.storeError != nil {
-                do {
-                    var error = APIError(.serviceUnavailable, "busy", "the store is busy with another write; retry shortly")
-                    error.headers = [.retryAfter: "2"]
-                    throw error
-                }
+                var error = APIError(.serviceUnavailable, "busy", "the store is busy with another write; retry shortly")
+                error.headers = [.retryAfter: "2"]
+                throw error
             }
             throw APIError(.unprocessableContent, "bad_image", failure.reason)
         }
