@@ -57,19 +57,10 @@ public final class Engine: @unchecked Sendable {
         let started = Date()
         let embedder = try self.embedder(options.model)
         try checkModel(embedder, record: true)
+        // Confined: the walk does not enter folders outside the roots, and each file is checked
+        // on the descriptor it is read through (so a link swapped in meanwhile cannot escape).
         let confinement = options.allowedRoots.map { PathConfinement(roots: $0) }
-        var discovered = FileDiscovery.collect(paths, recursive: options.recursive, confinement: confinement)
-        if let confinement {
-            var inside: [String] = []
-            for file in discovered.files {
-                if confinement.allows(file) {
-                    inside.append(file)
-                } else {
-                    discovered.failures.append(IngestFailure(path: file, reason: IngestError.outsideRoots.description))
-                }
-            }
-            discovered.files = inside
-        }
+        let discovered = FileDiscovery.collect(paths, recursive: options.recursive, confinement: confinement)
         let total = discovered.files.count + discovered.failures.count
         var report = IngestReport(model: embedder.manifest.name)
         func record(_ path: String, _ outcome: IngestProgress.Outcome) {
@@ -216,11 +207,7 @@ public final class Engine: @unchecked Sendable {
     public func search(
         imageAt path: String, top: Int = 10, model: String = ModelManifest.defaultName, efSearch: Int? = nil
     ) throws -> SearchResponse {
-        let embedder = try self.embedder(model)
-        let started = DispatchTime.now()
-        let bytes = try FileReader.read(path, maxBytes: configuration.limits.maxBytes)
-        return try search(bytes: bytes, options: SearchOptions(top: top, model: model, efSearch: efSearch),
-                          embedder: embedder, started: started)
+        try search(imageAt: path, options: SearchOptions(top: top, model: model, efSearch: efSearch))
     }
 
     /// As `search(bytes:options:)`, for the image file at `path`.
