@@ -67,6 +67,9 @@ final class Collections: @unchecked Sendable {
         }
         return try lock.withLock {
             if exists(name) { throw APIError(.conflict, "collection_exists", "a collection named \(name) exists already") }
+            // Leftovers of a deleted collection (a writer that still held its engine may have made
+            // folders again) must not meet the new catalog: a stale index snapshot among them would.
+            try? FileManager.default.removeItem(at: directory(name))
             let engine = try open(name)
             engines[name] = engine
             return engine

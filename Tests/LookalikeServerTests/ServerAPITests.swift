@@ -242,7 +242,12 @@ struct ServerAPITests {
         defer { try? FileManager.default.removeItem(at: store) }
         let app = try makeServer(store: store).application()
         try await app.test(.router) { client in
+            // Leftovers in the folder of a collection that no longer exists are cleared when it is created again.
+            let leftover = store.appendingPathComponent("collections/shoes/index")
+            try FileManager.default.createDirectory(at: leftover, withIntermediateDirectories: true)
+            try Data("stale".utf8).write(to: leftover.appendingPathComponent("efficientnet-lite0.hnsw"))
             let created = try await client.postJSON("/v1/collections", ["name": "shoes"])
+            #expect(!FileManager.default.fileExists(atPath: leftover.appendingPathComponent("efficientnet-lite0.hnsw").path))
             #expect(created.status == 201, "\(created.text)")
             #expect(created.json["items"] as? Int == 0)
             #expect(try await client.postJSON("/v1/collections", ["name": "shoes"]).errorCode == "collection_exists")
