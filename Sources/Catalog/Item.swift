@@ -63,3 +63,12 @@ struct StoredVector: Codable, FetchableRecord, PersistableRecord {
         data.withUnsafeBytes { raw in Array(raw.bindMemory(to: Float.self).prefix(dimension)) }
     }
 }
+
+/// Metadata as it is stored: the text of a JSON object.
+public enum Metadata {
+    /// The object a metadata text holds, or nil when there is none or it is not a JSON object.
+    public static func object(_ text: String?) -> [String: Any]? {
+        guard let text else { return nil }
+        return (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any]
+    }
+}

@@ -50,6 +50,8 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
             }
         case let error as MetadataFilter.ParseError:
             return APIError(.badRequest, "bad_filter", error.description)
+        case let error as ImageRegion.Invalid:
+            return APIError(.badRequest, "bad_region", error.reason)
         case is NIOTooManyBytesError:
             return .tooLarge("the request body is over the server's limit")
         case let error as HTTPError:
@@ -97,9 +99,6 @@ enum JSON {
 
     /// A metadata text as a JSON object (or NSNull when absent or not an object).
     static func object(_ text: String?) -> Any {
-        guard let text, let value = try? JSONSerialization.jsonObject(with: Data(text.utf8)), value is [String: Any] else {
-            return NSNull()
-        }
-        return value
+        Metadata.object(text) ?? NSNull()
     }
 }

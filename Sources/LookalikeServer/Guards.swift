@@ -34,6 +34,13 @@ final class Gate: @unchecked Sendable {
     func leave(_ ticket: Ticket) {
         lock.withLock { inside -= 1 }
     }
+
+    /// Runs `body` once admitted, and leaves when it ends, however it ends.
+    func within<T>(_ body: () async throws -> T) async throws -> T {
+        let ticket = try enter()
+        defer { leave(ticket) }
+        return try await body()
+    }
 }
 
 /// What a browser elsewhere must not do to a server on this machine:
@@ -58,16 +65,14 @@ struct BrowserGuard<Context: RequestContext>: RouterMiddleware {
         return try await next(request, context)
     }
 
-    /// `localhost`, `127.x.y.z` or `[::1]`, with or without a port.
+    /// A loopback host (`ServerConfiguration.isLoopback`), with or without a port; IPv6 in brackets.
     static func isLoopback(authority: String) -> Bool {
         var name = authority.lowercased()
         if name.hasPrefix("[") {
             name = String(name.dropFirst().prefix { $0 != "]" })
-            return name == "::1"
+        } else if let colon = name.lastIndex(of: ":") {
+            name = String(name[..<colon])
         }
-        if let colon = name.lastIndex(of: ":") { name = String(name[..<colon]) }
-        if name == "localhost" { return true }
-        guard let address = AddressPolicy.parse(name), address.count == 4 else { return false }
-        return address[0] == 127
+        return ServerConfiguration.isLoopback(name)
     }
 }

@@ -15,9 +15,7 @@ final class InferencePool: Sendable {
     }
 
     func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        let ticket = try admission.enter()
-        defer { admission.leave(ticket) }
-        return try await pool.runIfActive(work)
+        try await admission.within { try await pool.runIfActive(work) }
     }
 
     func shutdown() async {

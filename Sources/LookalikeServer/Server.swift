@@ -66,10 +66,9 @@ public final class LookalikeServer: Sendable {
         )
     }
 
-    /// Serves until SIGINT or SIGTERM; then saves the snapshots of changed indexes.
+    /// Serves until SIGINT or SIGTERM (the `SnapshotSaver` service saves changed indexes on its way out).
     public func run(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         try await application(onServerRunning: onServerRunning).runService()
-        saveSnapshots()
         await pool.shutdown()
     }
 
@@ -234,39 +233,39 @@ public final class LookalikeServer: Sendable {
         defer { bodies.leave(ticket) }
         var options = try searchOptions(Self.query(request))
         let started = DispatchTime.now()
-        let response: SearchResponse
+        enum Query { case image([UInt8]), url(String), item(String) }
+        let query: Query
         switch try await readBody(request, allowJSON: true) {
         case .json(let data):
             let body: SearchBody = try decodeJSON(data)
             try apply(body, to: &options)
-            try checkModel(options.model, engine: engine)
-            let options = options
             switch (body.url, body.id) {
-            case (let url?, nil):
-                let slot = try fetches.enter()
-                defer { fetches.leave(slot) }
-                let bytes = try await fetcher.fetchWithin(url)
-                response = try await pool.run { try engine.search(bytes: bytes, options: options) }
-            case (nil, let id?):
-                guard options.region == nil else {
-                    throw APIError(.badRequest, "bad_region", "a search by id uses the stored vector; region is for images")
-                }
-                response = try await pool.run { try engine.search(itemID: id, options: options) }
+            case (let url?, nil): query = .url(url)
+            case (nil, let id?): query = .item(id)
             default:
                 throw APIError.badRequest("a JSON search names exactly one of \"url\" and \"id\"; to search with an image, send it as the body")
             }
         case .multipart(let parts):
             guard let image = parts["image"]?.bytes, !image.isEmpty else { throw APIError.badRequest("the multipart body has no \"image\" part") }
-            if let text = parts["options"]?.bytes {
-                try apply(try decodeJSON(Data(text)) as SearchBody, to: &options)
-            }
-            try checkModel(options.model, engine: engine)
-            let options = options
-            response = try await pool.run { try engine.search(bytes: image, options: options) }
+            if let text = parts["options"]?.bytes { try apply(try decodeJSON(text), to: &options) }
+            query = .image(image)
         case .image(let bytes):
-            try checkModel(options.model, engine: engine)
-            let options = options
-            response = try await pool.run { try engine.search(bytes: bytes, options: options) }
+            query = .image(bytes)
+        }
+        try checkModel(options.model, engine: engine)
+        let settled = options
+        let response: SearchResponse
+        switch query {
+        case .item(let id):
+            guard settled.region == nil else {
+                throw APIError(.badRequest, "bad_region", "a search by id uses the stored vector; region is for images")
+            }
+            response = try await pool.run { try engine.search(itemID: id, options: settled) }
+        case .url(let url):
+            let bytes = try await fetches.within { try await fetcher.fetch(url) }
+            response = try await pool.run { try engine.search(bytes: bytes, options: settled) }
+        case .image(let bytes):
+            response = try await pool.run { try engine.search(bytes: bytes, options: settled) }
         }
         ServerMetrics.requestTimer("search").recordInterval(since: started)
         return JSON.response([
@@ -277,45 +276,27 @@ public final class LookalikeServer: Sendable {
         ])
     }
 
+    static let topRange = 1...1000
+    static let efRange = 1...10_000
+
+    /// Options from the query string (filter and region errors become `bad_filter` and `bad_region`
+    /// in `APIError.from`).
     private func searchOptions(_ query: [String: Substring]) throws -> SearchOptions {
         var options = SearchOptions(top: 10)
-        if let text = query["top"] { options.top = try integer(text, field: "top", range: 1...1000) }
+        if let text = query["top"] { options.top = try integer(text, field: "top", range: Self.topRange) }
         if let model = query["model"] { options.model = String(model) }
-        if let ef = query["ef"] { options.efSearch = try integer(ef, field: "ef", range: 1...10_000) }
-        if let filter = query["filter"] {
-            do {
-                options.filter = try MetadataFilter(json: String(filter))
-            } catch {
-                throw APIError(.badRequest, "bad_filter", "\(error)")
-            }
-        }
-        if let region = query["region"] {
-            do {
-                options.region = try ImageRegion(parsing: region)
-            } catch {
-                throw APIError(.badRequest, "bad_region", "\(error)")
-            }
-        }
+        if let ef = query["ef"] { options.efSearch = try integer(ef, field: "ef", range: Self.efRange) }
+        if let filter = query["filter"] { options.filter = try MetadataFilter(json: String(filter)) }
+        if let region = query["region"] { options.region = try ImageRegion(parsing: region) }
         return options
     }
 
+    /// Options from a JSON body, over those of the query string.
     private func apply(_ body: SearchBody, to options: inout SearchOptions) throws {
-        if let top = body.top {
-            guard (1...1000).contains(top) else { throw APIError.badRequest("top must be between 1 and 1000") }
-            options.top = top
-        }
+        if let top = body.top { options.top = try checked(top, field: "top", range: Self.topRange) }
         if let model = body.model { options.model = model }
-        if let ef = body.ef {
-            guard (1...10_000).contains(ef) else { throw APIError.badRequest("ef must be between 1 and 10000") }
-            options.efSearch = ef
-        }
-        if let filter = body.filter {
-            do {
-                options.filter = try MetadataFilter(filter)
-            } catch {
-                throw APIError(.badRequest, "bad_filter", "\(error)")
-            }
-        }
+        if let ef = body.ef { options.efSearch = try checked(ef, field: "ef", range: Self.efRange) }
+        if let filter = body.filter { options.filter = try MetadataFilter(filter) }
         if let region = body.region { options.region = region }
     }
 
@@ -328,35 +309,35 @@ public final class LookalikeServer: Sendable {
     }
 
     private func integer(_ text: Substring, field: String, range: ClosedRange<Int>) throws -> Int {
-        guard let value = Int(text), range.contains(value) else {
+        try checked(Int(text), field: field, range: range)
+    }
+
+    private func checked(_ value: Int?, field: String, range: ClosedRange<Int>) throws -> Int {
+        guard let value, range.contains(value) else {
             throw APIError.badRequest("\(field) must be a whole number from \(range.lowerBound) to \(range.upperBound)")
         }
         return value
     }
 
     private func hitJSON(_ hit: SearchResponse.Hit, collection: String) -> [String: Any] {
-        [
-            "id": hit.id, "score": (Double(hit.score) * 1e6).rounded() / 1e6, "duplicate": hit.duplicate,
-            "width": hit.width, "height": hit.height, "metadata": JSON.object(hit.metadata),
-            "image": itemURL(hit.id, collection: collection) + "/image",
-            "thumbnail": itemURL(hit.id, collection: collection) + "/thumbnail",
-            "name": URL(fileURLWithPath: hit.path).lastPathComponent,
-        ]
+        itemFields(id: hit.id, path: hit.path, width: hit.width, height: hit.height, metadata: hit.metadata, collection: collection)
+            .merging(["score": (Double(hit.score) * 1e6).rounded() / 1e6, "duplicate": hit.duplicate]) { $1 }
     }
 
     // MARK: Items
 
-    private func itemURL(_ id: String, collection: String) -> String {
-        "/v1/collections/\(collection)/items/\(id)"
+    func itemJSON(_ item: Item, collection: String) -> [String: Any] {
+        itemFields(id: item.id, path: item.sourcePath, width: item.width, height: item.height, metadata: item.metadata,
+                   collection: collection)
+            .merging(["added_at": Jobs.Job.timestamp(item.addedAt)]) { $1 }
     }
 
-    func itemJSON(_ item: Item, collection: String) -> [String: Any] {
-        [
-            "id": item.id, "width": item.width, "height": item.height, "metadata": JSON.object(item.metadata),
-            "added_at": Jobs.Job.timestamp(item.addedAt),
-            "image": itemURL(item.id, collection: collection) + "/image",
-            "thumbnail": itemURL(item.id, collection: collection) + "/thumbnail",
-            "name": URL(fileURLWithPath: item.sourcePath).lastPathComponent,
+    /// What an item and a hit both tell of the stored image; the source path itself stays on the server.
+    private func itemFields(id: String, path: String, width: Int, height: Int, metadata: String?, collection: String) -> [String: Any] {
+        let url = "/v1/collections/\(collection)/items/\(id)"
+        return [
+            "id": id, "width": width, "height": height, "metadata": JSON.object(metadata), "image": url + "/image",
+            "thumbnail": url + "/thumbnail", "name": URL(fileURLWithPath: path).lastPathComponent,
         ]
     }
 
@@ -409,20 +390,19 @@ public final class LookalikeServer: Sendable {
         case .json:
             throw APIError(.unsupportedMediaType, "unsupported_media_type", "send the image itself (image/* or multipart/form-data)")
         }
-        if let metadata {
-            guard let object = try? JSONSerialization.jsonObject(with: Data(metadata.utf8)), object is [String: Any] else {
-                throw APIError(.badRequest, "bad_metadata", "metadata must be a JSON object, like {\"color\": \"red\", \"price\": 45}")
-            }
+        if let metadata, Metadata.object(metadata) == nil {
+            throw APIError(.badRequest, "bad_metadata", "metadata must be a JSON object, like {\"color\": \"red\", \"price\": 45}")
         }
         let decoder = ImageDecoder(limits: configuration.imageLimits)
         let givenMetadata = metadata
         let uploadName = givenName
         let uploads = engine.configuration.store.appendingPathComponent("uploads", isDirectory: true)
         let started = DispatchTime.now()
-        let (report, path, created) = try await pool.run { () throws -> (IngestReport, String, Bool) in
+        let (report, path, created, hash) = try await pool.run { () throws -> (IngestReport, String, Bool, String) in
             let info = try decoder.info(bytes)  // refuses non-images and oversized ones before anything is written
+            let hash = ContentHash.sha256(bytes)
             // uploads/<hash>/<file name>: one folder per content, so the item keeps the name it was uploaded with.
-            let folder = uploads.appendingPathComponent(String(ContentHash.sha256(bytes).prefix(32)), isDirectory: true)
+            let folder = uploads.appendingPathComponent(String(hash.prefix(32)), isDirectory: true)
             let existing = (try? FileManager.default.contentsOfDirectory(atPath: folder.path))?.filter { !$0.hasPrefix(".") }.sorted().first
             let file = folder.appendingPathComponent(existing ?? Self.uploadName(uploadName, loader: info.format)).path
             if existing == nil {
@@ -431,7 +411,7 @@ public final class LookalikeServer: Sendable {
             }
             let created = existing == nil
             let records = givenMetadata.map { [file: $0] } ?? [:]
-            return (try engine.add([file], options: AddOptions(metadata: MetadataFile(records: records))), file, created)
+            return (try engine.add([file], options: AddOptions(metadata: MetadataFile(records: records))), file, created, hash)
         }
         ServerMetrics.requestTimer("add").recordInterval(since: started)
         // Only the file this request wrote is removed again, and only when no item uses it.
@@ -441,7 +421,7 @@ public final class LookalikeServer: Sendable {
             rmdir(URL(fileURLWithPath: path).deletingLastPathComponent().path)  // only if empty: another upload may be in it
         }
         if let failure = report.failures.first {
-            if (try? engine.catalog.item(contentHash: ContentHash.sha256(bytes))) == nil { removeOwnFile() }
+            if (try? engine.catalog.item(contentHash: hash)) == nil { removeOwnFile() }
             if report.storeError != nil {
                 var error = APIError(.serviceUnavailable, "busy", "the store is busy with another write; retry shortly")
                 error.headers = [.retryAfter: "2"]
@@ -583,7 +563,7 @@ public final class LookalikeServer: Sendable {
     // MARK: Bodies
 
     enum Body {
-        case json(Data)
+        case json([UInt8])
         case multipart([String: Multipart.Part])
         case image([UInt8])
     }
@@ -599,17 +579,17 @@ public final class LookalikeServer: Sendable {
             guard let boundary = Self.parameter("boundary", in: request.headers[.contentType] ?? "") else {
                 throw APIError.badRequest("multipart/form-data without a boundary")
             }
-            return .multipart(try Self.parts(try await collect(request), boundary: boundary))
+            return .multipart(try Multipart.parts(try await collect(request), boundary: boundary))
         }
         if mediaType.hasPrefix("image/") || mediaType == "application/octet-stream" || mediaType.isEmpty {
-            return .image([UInt8](try await collect(request)))
+            return .image(try await collect(request))
         }
         let accepted = allowJSON ? "image/*, application/octet-stream, multipart/form-data or application/json"
             : "image/*, application/octet-stream or multipart/form-data"
         throw APIError(.unsupportedMediaType, "unsupported_media_type", "cannot read a \(mediaType) body here; send \(accepted)")
     }
 
-    private func readJSONBody(_ request: Request) async throws -> Data {
+    private func readJSONBody(_ request: Request) async throws -> [UInt8] {
         let type = request.headers[.contentType]?.lowercased() ?? ""
         guard type.hasPrefix("application/json") else {
             throw APIError(.unsupportedMediaType, "unsupported_media_type", "send a JSON body (Content-Type: application/json)")
@@ -617,16 +597,16 @@ public final class LookalikeServer: Sendable {
         return try await collect(request)
     }
 
-    private func collect(_ request: Request) async throws -> Data {
-        let buffer = try await request.body.collect(upTo: configuration.maxBodyBytes)
-        return Data(buffer.readableBytesView)
+    /// The body, within the size limit, copied once out of its buffer.
+    private func collect(_ request: Request) async throws -> [UInt8] {
+        Array(try await request.body.collect(upTo: configuration.maxBodyBytes).readableBytesView)
     }
 
-    private func decodeJSON<T: Decodable>(_ data: Data) throws -> T {
+    private func decodeJSON<T: Decodable>(_ bytes: [UInt8]) throws -> T {
         do {
-            return try JSONDecoder().decode(T.self, from: data)
+            return try JSONDecoder().decode(T.self, from: Data(bytes))
         } catch let error as ImageRegion.Invalid {
-            throw APIError(.badRequest, "bad_region", error.reason)
+            throw error  // answered as bad_region
         } catch let error as DecodingError {
             throw APIError.badRequest(Self.explain(error))
         } catch {
@@ -670,11 +650,6 @@ public final class LookalikeServer: Sendable {
             }
         }
         return nil
-    }
-
-    /// The parts of a multipart/form-data body, by name.
-    static func parts(_ data: Data, boundary: String) throws -> [String: Multipart.Part] {
-        try Multipart.parts([UInt8](data), boundary: boundary)
     }
 
     /// The query string's parameters, decoded as HTML forms encode them: `+` is a space, then

@@ -143,8 +143,11 @@ public struct ServerConfiguration: Sendable {
         guard (0...65535).contains(port) else { throw Invalid(description: "port \(port) is out of range") }
     }
 
+    /// `localhost`, an address in 127.0.0.0/8, or ::1.
     static func isLoopback(_ host: String) -> Bool {
-        host == "localhost" || host == "::1" || AddressPolicy.parse(host).map { $0.count == 4 && $0[0] == 127 } == true
+        if host == "localhost" { return true }
+        guard let address = AddressPolicy.parse(host) else { return false }
+        return address.count == 4 ? address[0] == 127 : address == [UInt8](repeating: 0, count: 15) + [1]
     }
 
     var imageLimits: ImageLimits { ImageLimits(maxBytes: maxBodyBytes, maxPixels: maxImagePixels) }

@@ -105,12 +105,12 @@ struct URLFetcher: Sendable {
     /// Resolves a host name to addresses (replaceable in tests).
     var resolve: @Sendable (String) async throws -> [[UInt8]] = URLFetcher.systemResolve
 
-    /// `fetch`, with `timeout` for the whole of it (resolving, connecting, every redirect, the
+    /// The image at the URL, with `timeout` for the whole fetch (resolving, connecting, every redirect, the
     /// body): a server that trickles its answer cannot hold the request longer.
-    func fetchWithin(_ text: String) async throws -> [UInt8] {
+    func fetch(_ text: String) async throws -> [UInt8] {
         let limit = timeout
         return try await withThrowingTaskGroup(of: [UInt8]?.self) { group in
-            group.addTask { try await fetch(text) }
+            group.addTask { try await followRedirects(text) }
             group.addTask {
                 try await Task.sleep(for: limit)
                 return nil
@@ -123,7 +123,7 @@ struct URLFetcher: Sendable {
         }
     }
 
-    func fetch(_ text: String) async throws -> [UInt8] {
+    private func followRedirects(_ text: String) async throws -> [UInt8] {
         var current = text
         for _ in 0...maxRedirects {
             let (url, host, pinned) = try await check(current)

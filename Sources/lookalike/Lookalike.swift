@@ -1,4 +1,5 @@
 import ArgumentParser
+import Catalog
 import Foundation
 import Logging
 import Lookalike
@@ -75,6 +76,5 @@ func printJSON(_ object: Any) throws {
 
 /// Metadata text stored as a JSON object, back to an object for JSON output.
 func jsonObject(_ text: String?) -> Any {
-    guard let text, let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) else { return NSNull() }
-    return object
+    Metadata.object(text) ?? NSNull()
 }
