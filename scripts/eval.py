@@ -10,7 +10,7 @@ Rows, each measured by `lookalike eval` on the same manifest and store:
 and the Python reference pipeline (Pillow + onnxruntime, exact numpy ranking, the measures
 re-implemented here in numpy) as the peer that shows the Swift engine loses nothing.
 
-    python scripts/eval.py --lookalike .build/release/lookalike [--data .data/eval] [--sets copies,categories]
+    python scripts/eval.py --lookalike .build/release/lookalike [--data .data/eval] [--sets copies,categories,emoji]
 
 Writes bench-results/eval-DATE.{json,md} and charts (per-edit Recall@1, copy-detection
 precision-recall) as PNG. The stores under DATA/stores keep every model's vectors, so a second
@@ -23,6 +23,7 @@ import argparse
 import datetime
 import hashlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -46,6 +47,8 @@ ROWS = [
     ("efficientnet-lite0 + sscd-distilled", ["--model", "efficientnet-lite0", "--model", "sscd-distilled"]),
 ]
 PEER = "python reference (efficientnet-lite0)"
+# Rankings compared query by query: (challenger, incumbent).
+PAIRS = [("efficientnet-lite0-gem", "efficientnet-lite0"), ("sscd-distilled", "sscd")]
 COLUMNS = [("mAP", "map"), ("mAP@R", "map_at_r"), ("P@1", "precision_at_1"), ("P@10", "precision_at_10"),
            ("R@1", "recall_at_1"), ("R@10", "recall_at_10"), ("R@100", "recall_at_100")]
 
@@ -169,12 +172,71 @@ def table(set_name: str, results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def kind_table(results: dict[str, dict]) -> str:
+def by_kind(result: dict, kind: str, measure: str) -> float | None:
+    values = result.get("by_kind", {}).get(kind)
+    if values is None:
+        return None
+    return values["pairs"]["micro_average_precision"] if measure == "µAP" else values[measure]
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """Two-sided exact sign test: the chance of a split at least this uneven if either ranking
+    were as likely as the other to win a query they disagree on."""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    low = min(wins, losses)
+    tail = sum(math.comb(n, k) for k in range(low + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def paired(challenger: dict, incumbent: dict) -> dict | None:
+    """Per-query differences between two rankings of the same queries (those with a match): the
+    mean difference in average precision with a bootstrap 95% interval, and the queries each one
+    alone answers correctly at rank 1, with the sign test on those."""
+    if "queries" not in challenger or "queries" not in incumbent:
+        return None
+    theirs = {q["path"]: q for q in incumbent["queries"] if q["match"]}
+    both = [(q, theirs[q["path"]]) for q in challenger["queries"] if q["match"] and q["path"] in theirs]
+    if not both:
+        return None
+    difference = np.array([a["ap"] - b["ap"] for a, b in both])
+    rng = np.random.default_rng(2026)
+    means = difference[rng.integers(0, len(difference), (10_000, len(difference)))].mean(axis=1)
+    wins = sum(a["first_correct_rank"] == 1 and b["first_correct_rank"] != 1 for a, b in both)
+    losses = sum(b["first_correct_rank"] == 1 and a["first_correct_rank"] != 1 for a, b in both)
+    return {"queries": len(both), "ap_difference": float(difference.mean()),
+            "ap_difference_95": [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))],
+            "top1_wins": int(wins), "top1_losses": int(losses), "sign_test_p": sign_test(wins, losses)}
+
+
+def paired_table(set_name: str, results: dict[str, dict]) -> str:
+    lines = ["| challenger vs incumbent | queries | AP difference (95% interval) | right at rank 1 only: challenger / incumbent | sign test p |",
+             "|---|---|---|---|---|"]
+    for challenger, incumbent in PAIRS:
+        if challenger in results and incumbent in results:
+            comparison = paired(results[challenger], results[incumbent])
+            if comparison:
+                results[challenger].setdefault("paired", {})[incumbent] = comparison
+                low, high = comparison["ap_difference_95"]
+                lines.append(f"| {challenger} vs {incumbent} | {comparison['queries']} | "
+                             f"{comparison['ap_difference']:+.3f} ({low:+.3f} to {high:+.3f}) | "
+                             f"{comparison['top1_wins']} / {comparison['top1_losses']} | {comparison['sign_test_p']:.3g} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
+def negatives(results: dict[str, dict]) -> bool:
+    """Whether the set has queries without a match: only then does a kind's µAP say something
+    a per-query measure does not (how its copies of unknown photos score against the gallery)."""
+    return any(result["overall"]["queries_without_match"] for result in results.values())
+
+
+def kind_table(results: dict[str, dict], measure: str) -> str:
     kinds = sorted({k for r in results.values() for k in r.get("by_kind", {})})
     lines = ["| ranking | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
     for name, result in results.items():
-        cells = [f"{result['by_kind'][k]['recall_at_1']:.2f}" if k in result.get("by_kind", {}) else "" for k in kinds]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        values = [by_kind(result, k, measure) for k in kinds]
+        lines.append(f"| {name} | " + " | ".join("" if v is None else f"{v:.2f}" for v in values) + " |")
     return "\n".join(lines)
 
 
@@ -202,19 +264,22 @@ def charts(set_name: str, results: dict[str, dict], folder: Path, stem: str) -> 
     plt.close(figure)
 
     kinds = sorted({k for r in results.values() for k in r.get("by_kind", {})})
-    if kinds:
+    measures = [("recall_at_1", "Recall@1", "by-kind")] + ([("µAP", "µAP", "by-kind-uap")] if negatives(results) else [])
+    for measure, label, suffix in measures:
+        if not kinds:
+            break
         figure, axes = plt.subplots(figsize=(max(7, len(kinds) * 0.8), 4.5))
         width = 0.8 / max(1, len(results))
         for offset, (name, result) in enumerate(results.items()):
-            values = [result.get("by_kind", {}).get(k, {}).get("recall_at_1", 0) for k in kinds]
+            values = [by_kind(result, k, measure) or 0 for k in kinds]
             axes.bar(np.arange(len(kinds)) + offset * width, values, width, label=name)
         axes.set_xticks(np.arange(len(kinds)) + 0.4 - width / 2)
         axes.set_xticklabels(kinds, rotation=45, ha="right", fontsize=8)
-        axes.set_ylabel("Recall@1")
-        axes.set_title(f"{set_name}: Recall@1 by kind of query")
+        axes.set_ylabel(label)
+        axes.set_title(f"{set_name}: {label} by kind of query")
         axes.legend(fontsize=6)
         figure.tight_layout()
-        path = folder / f"{stem}-{set_name}-by-kind.png"
+        path = folder / f"{stem}-{set_name}-{suffix}.png"
         figure.savefig(path, dpi=120)
         written.append(path)
         plt.close(figure)
@@ -225,7 +290,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lookalike", required=True)
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("LOOKALIKE_DATA", ROOT / ".data")) / "eval")
-    parser.add_argument("--sets", default="copies,categories")
+    parser.add_argument("--sets", default="copies,categories,emoji")
     parser.add_argument("--rows", default="", help="comma-separated row names to run (default: all)")
     parser.add_argument("--no-peer", action="store_true")
     parser.add_argument("--top", type=int, default=100)
@@ -256,7 +321,12 @@ def main() -> int:
             results[PEER] = run_peer(manifest, models / "efficientnet-lite0.onnx", args.top)
         everything[set_name] = results
         sections.append(table(set_name, results))
-        sections.append("Recall@1 by kind of query:\n\n" + kind_table(results))
+        sections.append("Recall@1 by kind of query:\n\n" + kind_table(results, "recall_at_1"))
+        comparisons = paired_table(set_name, results)
+        if comparisons:
+            sections.append("Query by query:\n\n" + comparisons)
+        if negatives(results):
+            sections.append("µAP by kind of query (its negative queries included):\n\n" + kind_table(results, "µAP"))
         for path in charts(set_name, results, out, stem):
             sections.append(f"chart: {path.relative_to(ROOT)}")
         (out / f"{stem}.json").write_text(json.dumps(everything, indent=1) + "\n")

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# `make eval-data`: installs the Debian packages the evaluation sets come from (only those
-# missing), then builds the sets with scripts/eval_sets.py into OUT (default .data/eval).
+# `make eval-data`: installs the small Debian packages the evaluation sets come from (only those
+# missing), then builds the sets with scripts/eval_sets.py into OUT (default .data/eval). The
+# builder fetches the other packages itself (`apt-get download`, `pip download`) and unpacks them
+# under OUT/packages without installing them: they are large (stellarium-data, opencv-doc) or pull
+# in dependencies the sets do not need (ruby for ruby-gemojione).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="${1:-$ROOT/.data/eval}"
