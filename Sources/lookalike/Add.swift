@@ -1,4 +1,5 @@
 import ArgumentParser
+import Embedding
 import Foundation
 import Lookalike
 
@@ -18,7 +19,7 @@ struct Add: ParsableCommand {
     var recursive = false
 
     @Option(help: "The embedding model (see `lookalike models`).")
-    var model = "efficientnet-lite0"
+    var model = ModelManifest.defaultName
 
     @Option(help: ArgumentHelp("Metadata for the images: JSON Lines or CSV, each record with a `path` field.", valueName: "file"))
     var metadata: String?

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Embedding
 import Foundation
 import Lookalike
 
@@ -20,7 +21,7 @@ struct Eval: ParsableCommand {
 
     @Option(help: ArgumentHelp("The embedding model (see `lookalike models`); repeat to fuse models (their cosine similarities are averaged).",
                                valueName: "name"))
-    var model: [String] = ["efficientnet-lite0"]
+    var model: [String] = [ModelManifest.defaultName]
 
     @Flag(help: "Rank with PCA-whitened vectors, the whitening learned on the gallery.")
     var whiten = false
@@ -76,7 +77,11 @@ struct Eval: ParsableCommand {
                            "failures": result.failures.map { ["path": $0.path, "reason": $0.reason] },
                            "seconds": (result.seconds * 10).rounded() / 10, "overall": Self.object(result.summary),
                            "store_images_not_in_manifest": result.strangers,
-                           "by_kind": kinds])
+                           "by_kind": kinds,
+                           "queries": result.queries.map { outcome -> [String: Any] in
+                               ["path": outcome.path, "kind": outcome.kind ?? NSNull(), "match": outcome.hasMatch,
+                                "first_correct_rank": outcome.firstCorrectRank ?? NSNull(), "ap": outcome.averagePrecision]
+                           }])
             return
         }
         print("model: \(result.model); gallery \(result.gallery), distractors \(result.distractors), "

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Catalog
+import Embedding
 import Foundation
 import Imaging
 import Lookalike
@@ -21,7 +22,7 @@ struct Search: ParsableCommand {
     var top = 10
 
     @Option(help: "The embedding model (see `lookalike models`).")
-    var model = "efficientnet-lite0"
+    var model = ModelManifest.defaultName
 
     @Option(name: .customLong("ef"), help: ArgumentHelp(
         "HNSW beam width for this query (collections above the approximate-search threshold); more finds more true neighbours, slower.",
@@ -56,10 +57,12 @@ struct Search: ParsableCommand {
 
     func run() throws {
         let response: SearchResponse
+        let engine: Engine
         do {
             let options = SearchOptions(top: top, model: model, efSearch: efSearch, filter: try filter.map { try MetadataFilter(json: $0) },
                                         region: try region.map { try ImageRegion(parsing: Substring($0)) })
-            response = try storeOptions.engine(createStore: false).search(imageAt: image, options: options)
+            engine = try storeOptions.engine(createStore: false)
+            response = try engine.search(imageAt: image, options: options)
         } catch let error as ImagingError {
             throw fail(InputError(path: image, underlying: error))
         } catch let error as IngestError {
@@ -83,8 +86,18 @@ struct Search: ParsableCommand {
         }
         print(String(format: "%d hits from %d images (model %@, %.1f ms)", response.hits.count, response.searched,
                      response.model, response.tookMs))
-        if response.searched == 0 {
-            print("the store has no images for model \(response.model) yet: add some with `lookalike add PATH...`")
+        if response.searched == 0, filter == nil {
+            // A store made with another model (the default before it changed, say) has items but
+            // no vectors of this one: say how to get them.
+            let stats = try? engine.stats()
+            let others = (stats?.vectors ?? [:]).filter { $0.key != response.model && $0.value > 0 }.keys.sorted()
+            if let stats, stats.items > 0, !others.isEmpty {
+                print("the store holds \(stats.items) image\(stats.items == 1 ? "" : "s"), none embedded with model \(response.model) (it has vectors of "
+                      + "\(others.joined(separator: ", "))): run `lookalike add PATH... --model \(response.model)` on them, "
+                      + "or search with `--model \(others[0])`")
+            } else {
+                print("the store has no images for model \(response.model) yet: add some with `lookalike add PATH...`")
+            }
         }
         for (rank, hit) in response.hits.enumerated() {
             print(String(format: "%3d  %.4f  %@  %@%@", rank + 1, hit.score, hit.id, hit.path, hit.duplicate ? "  (copy)" : ""))

@@ -21,7 +21,7 @@ struct ServerAPITests {
 
             let info = try await client.call(.get, "/v1/server")
             #expect(info.status == 200)
-            #expect(info.json["default_model"] as? String == "efficientnet-lite0")
+            #expect(info.json["default_model"] as? String == "efficientnet-lite0-gem")
             let models = (info.json["models"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
             #expect(models.contains("efficientnet-lite0"))
             #expect(info.json["index_roots"] as? [String] == [PathConfinement.resolved(ServerTestData.photos.path) ?? ""])
@@ -45,9 +45,9 @@ struct ServerAPITests {
             #expect(search.status == 200)
             let metrics = try await client.call(.get, "/metrics")
             #expect(metrics.status == 200)
-            #expect(metrics.text.contains("lookalike_model_inference_seconds_count{model=\"efficientnet-lite0\"}"))
+            #expect(metrics.text.contains("lookalike_model_inference_seconds_count{model=\"efficientnet-lite0-gem\"}"))
             #expect(metrics.text.contains("lookalike_image_request_seconds_count{kind=\"search\"}"))
-            #expect(metrics.text.contains("lookalike_index_vectors{collection=\"default\",model=\"efficientnet-lite0\"}"))
+            #expect(metrics.text.contains("lookalike_index_vectors{collection=\"default\",model=\"efficientnet-lite0-gem\"}"))
             #expect(metrics.text.contains("lookalike_collection_items{collection=\"default\"}"))
             #expect(metrics.text.contains("http_server_request_duration"))
         }
@@ -65,7 +65,7 @@ struct ServerAPITests {
             #expect(raw.hitIDs.first == original)
             let scores = raw.hits.compactMap { $0["score"] as? Double }
             #expect(scores == scores.sorted(by: >))
-            #expect(raw.json["model"] as? String == "efficientnet-lite0")
+            #expect(raw.json["model"] as? String == "efficientnet-lite0-gem")
             #expect((raw.json["searched"] as? Int ?? 0) >= 20)
             let first = try #require(raw.hits.first)
             #expect(first["thumbnail"] as? String == "/v1/collections/default/items/\(original)/thumbnail")

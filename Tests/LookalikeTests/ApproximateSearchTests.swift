@@ -21,7 +21,7 @@ struct ApproximateSearchTests {
 
         let first = try engine(store)
         _ = try first.add(Array(photos.dropLast(3)))
-        let snapshot = first.snapshotURL(model: "efficientnet-lite0")
+        let snapshot = first.snapshotURL(model: "efficientnet-lite0-gem")
         #expect(FileManager.default.fileExists(atPath: snapshot.path), "add above the threshold writes the snapshot")
         let exact = try Engine(configuration: EngineConfiguration(store: exactStore, approximateSearchThreshold: 1_000_000))
         _ = try exact.add(photos)
@@ -31,7 +31,7 @@ struct ApproximateSearchTests {
         _ = try second.add(Array(photos.suffix(3)))
         let third = try engine(store)
         // The snapshot records the catalog generation it reflects, so this engine opens it as it is.
-        #expect(try HNSWIndex.load(from: snapshot).externalVersion == UInt64(try third.catalog.vectorGeneration(model: "efficientnet-lite0")))
+        #expect(try HNSWIndex.load(from: snapshot).externalVersion == UInt64(try third.catalog.vectorGeneration(model: "efficientnet-lite0-gem")))
         #expect(try third.indexStatuses().first?.kind == "hnsw")
         #expect(try third.indexStatuses().first?.vectors == photos.count)
         #expect(try third.indexStatuses().first?.encoding == "int8")
@@ -69,20 +69,20 @@ struct ApproximateSearchTests {
         defer { try? FileManager.default.removeItem(at: folder) }
         let engine = try self.engine(folder)
         _ = try engine.add(Array(photos.dropLast(2)))
-        let graph = try #require(engine.loadedIndex(model: "efficientnet-lite0") as? HNSWIndex)
+        let graph = try #require(engine.loadedIndex(model: "efficientnet-lite0-gem") as? HNSWIndex)
         _ = try engine.add(Array(photos.suffix(2)))
-        #expect(engine.loadedIndex(model: "efficientnet-lite0") as? HNSWIndex === graph, "the graph was reloaded")
+        #expect(engine.loadedIndex(model: "efficientnet-lite0-gem") as? HNSWIndex === graph, "the graph was reloaded")
         #expect(graph.count == photos.count)
         for photo in photos.suffix(2) {
             #expect(try engine.search(imageAt: photo, top: 1).hits.first?.path == photo)
         }
-        #expect(try HNSWIndex.load(from: engine.snapshotURL(model: "efficientnet-lite0")).count == photos.count)
+        #expect(try HNSWIndex.load(from: engine.snapshotURL(model: "efficientnet-lite0-gem")).count == photos.count)
         // Removal updates the loaded graph and the snapshot too.
         let victim = try #require(try engine.search(imageAt: photos[3], top: 1).hits.first)
         _ = try engine.remove(ids: [victim.id])
-        #expect(engine.loadedIndex(model: "efficientnet-lite0") as? HNSWIndex === graph)
+        #expect(engine.loadedIndex(model: "efficientnet-lite0-gem") as? HNSWIndex === graph)
         #expect(try !engine.search(imageAt: photos[3], top: 10).hits.contains { $0.id == victim.id })
-        #expect(try HNSWIndex.load(from: engine.snapshotURL(model: "efficientnet-lite0")).count == photos.count - 1)
+        #expect(try HNSWIndex.load(from: engine.snapshotURL(model: "efficientnet-lite0-gem")).count == photos.count - 1)
     }
 
     @Test("with deferred saves, adds and removals reach the snapshot only when saveSnapshots() is called")
@@ -93,14 +93,14 @@ struct ApproximateSearchTests {
         var configuration = EngineConfiguration(store: folder, approximateSearchThreshold: 10)
         configuration.deferSnapshotSaves = true
         let engine = try Engine(configuration: configuration)
-        let snapshot = engine.snapshotURL(model: "efficientnet-lite0")
+        let snapshot = engine.snapshotURL(model: "efficientnet-lite0-gem")
         _ = try engine.add(Array(photos.prefix(20)))
         // The graph's first snapshot is written when it is built.
         #expect(try HNSWIndex.load(from: snapshot).count == 20)
         _ = try engine.add(Array(photos[20..<25]))
         #expect(try engine.search(imageAt: photos[22], top: 1).hits.first?.path == photos[22])
         #expect(try HNSWIndex.load(from: snapshot).count == 20, "the add was saved at once")
-        #expect(engine.saveSnapshots() == ["efficientnet-lite0"])
+        #expect(engine.saveSnapshots() == ["efficientnet-lite0-gem"])
         #expect(try HNSWIndex.load(from: snapshot).count == 25)
         #expect(engine.saveSnapshots().isEmpty, "nothing changed since the last save")
         _ = try engine.remove(ids: [try #require(try engine.search(imageAt: photos[0], top: 1).hits.first).id])
@@ -116,7 +116,7 @@ struct ApproximateSearchTests {
         let photos = try TestData.photoPaths()
         let folder = try TestData.temporaryDirectory("encoding")
         defer { try? FileManager.default.removeItem(at: folder) }
-        let snapshot = try self.engine(folder).snapshotURL(model: "efficientnet-lite0")
+        let snapshot = try self.engine(folder).snapshotURL(model: "efficientnet-lite0-gem")
         _ = try self.engine(folder, encoding: .int8).add(photos)
         #expect(try HNSWIndex.load(from: snapshot).encoding.name == "int8")
         for encoding in [IndexEncoding.float32, .float16] {
@@ -135,6 +135,6 @@ struct ApproximateSearchTests {
         let engine = try self.engine(folder)
         _ = try engine.add(photos)
         #expect(try engine.indexStatuses().first?.kind == "exact")
-        #expect(!FileManager.default.fileExists(atPath: engine.snapshotURL(model: "efficientnet-lite0").path))
+        #expect(!FileManager.default.fileExists(atPath: engine.snapshotURL(model: "efficientnet-lite0-gem").path))
     }
 }

@@ -77,7 +77,7 @@ struct BadInputTests {
             let answer = try JSONSerialization.jsonObject(with: Data(search.stdout.utf8)) as? [String: Any]
             let hits = answer?["hits"] as? [[String: Any]]
             #expect((hits?.first?["score"] as? Double ?? 0) > 0.999, "\(photo) should find itself")
-            #expect(answer?["model"] as? String == "efficientnet-lite0")
+            #expect(answer?["model"] as? String == "efficientnet-lite0-gem")
             #expect(answer?["took_ms"] is Double)
         }
 
@@ -147,5 +147,23 @@ struct BadInputTests {
                                     "--store", root.appendingPathComponent("store").path])
         #expect(result.status == 1)
         #expect(result.stderr.contains("unknown model 'clip-vit-b32'") && result.stderr.contains("efficientnet-lite0"))
+    }
+
+    @Test("a store embedded with another model than the one searched says how to get its vectors")
+    func storeOfAnotherModel() throws {
+        let root = try TestData.temporaryDirectory("other-model")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let store = root.appendingPathComponent("store").path
+        let photos = try TestData.photoPaths()
+        #expect(try lookalike(["add", photos[0], photos[1], "--model", "efficientnet-lite0", "--store", store]).status == 0)
+        let search = try lookalike(["search", photos[0], "--store", store])
+        #expect(search.status == 0, "\(search.stderr)")
+        #expect(search.stdout.contains("0 hits from 0 images (model efficientnet-lite0-gem"))
+        #expect(search.stdout.contains("the store holds 2 images, none embedded with model efficientnet-lite0-gem"))
+        #expect(search.stdout.contains("`lookalike add PATH... --model efficientnet-lite0-gem`"))
+        #expect(search.stdout.contains("`--model efficientnet-lite0`"))
+        // Adding the same files with the searched model gives them its vectors.
+        #expect(try lookalike(["add", photos[0], photos[1], "--store", store]).status == 0)
+        #expect(try lookalike(["search", photos[0], "--store", store]).stdout.contains("2 hits from 2 images"))
     }
 }

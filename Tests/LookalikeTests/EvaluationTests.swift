@@ -169,7 +169,7 @@ struct EvaluationTests {
         #expect(microAP <= 1)
         #expect(pairs["threshold_at_precision_0.99"] is [String: Any])
         let kinds = try #require(object["by_kind"] as? [String: [String: Any]])
-        #expect(object["model"] as? String == "efficientnet-lite0")
+        #expect(object["model"] as? String == "efficientnet-lite0-gem")
         #expect(Set(kinds.keys) == ["crop80", "q30"])
         #expect(kinds["q30"]?["queries"] as? Int == 8)
         // The missing query is reported and counted as a miss, not dropped.
@@ -177,6 +177,13 @@ struct EvaluationTests {
         #expect(failures.count == 1)
         let failedPath = failures.first?["path"] ?? ""
         #expect(failedPath.hasSuffix("missing-file.jpg"))
+        // Every query's own outcome, in manifest order, agrees with the summary.
+        let outcomes = try #require(object["queries"] as? [[String: Any]])
+        #expect(outcomes.count == 18)
+        #expect(outcomes.filter { $0["match"] as? Bool == true }.allSatisfy { $0["first_correct_rank"] as? Int == 1 && $0["ap"] as? Double == 1 })
+        #expect(outcomes.suffix(2).allSatisfy { $0["match"] as? Bool == false && $0["first_correct_rank"] is NSNull })
+        #expect((outcomes.last?["path"] as? String ?? "").hasSuffix("missing-file.jpg"))
+        #expect(outcomes.first?["kind"] as? String == "crop80")
         // Fusion with the copy model, and whitening learned on the 8 gallery photos: both still find
         // every edited copy at rank 1 on this easy set.
         let fused = try runCommand(try TestData.executable(),

@@ -120,7 +120,8 @@ struct RetrievalTests {
         let folder = try TestData.temporaryDirectory("changed-model")
         defer { try? FileManager.default.removeItem(at: folder) }
         let store = folder.appendingPathComponent("store")
-        _ = try Engine(configuration: EngineConfiguration(store: store)).add([photos[0]])
+        let mean = AddOptions(model: ModelManifest.efficientNetLite0.name)
+        _ = try Engine(configuration: EngineConfiguration(store: store)).add([photos[0]], options: mean)
 
         // The same name, the same file, another preprocessing: its vectors would not be comparable.
         let installed = try ModelRegistry(directory: ModelRegistry.defaultDirectory())
@@ -136,8 +137,8 @@ struct RetrievalTests {
         changed.resize = .shorterSide(size: 320, maxLonger: 1280)
         try JSONEncoder().encode(changed).write(to: models.appendingPathComponent("efficientnet-lite0.json"))
         let engine = try Engine(configuration: EngineConfiguration(store: store, models: models))
-        #expect(throws: CatalogError.self) { _ = try engine.add([photos[1]]) }
-        #expect(throws: CatalogError.self) { _ = try engine.search(imageAt: photos[1]) }
+        #expect(throws: CatalogError.self) { _ = try engine.add([photos[1]], options: mean) }
+        #expect(throws: CatalogError.self) { _ = try engine.search(imageAt: photos[1], model: mean.model) }
         #expect(try engine.stats().items == 1)
     }
 

@@ -28,6 +28,18 @@ public struct EvaluationOptions: Sendable {
     public var label: String { models.joined(separator: "+") + (whiten ? ", whitened" : "") }
 }
 
+/// How one query of an evaluation fared.
+public struct QueryOutcome: Sendable {
+    public let path: String
+    public let kind: String?
+    /// Whether the gallery holds a correct item for the query (false for a negative query).
+    public let hasMatch: Bool
+    /// The rank, from 1, of the first correct hit; nil when none of the hits is correct.
+    public let firstCorrectRank: Int?
+    /// Average precision over the hits (0 for a query without a match).
+    public let averagePrecision: Double
+}
+
 /// What an evaluation measured.
 public struct EvaluationResult: Sendable {
     public let model: String
@@ -37,6 +49,8 @@ public struct EvaluationResult: Sendable {
     public let summary: RetrievalMetrics.Summary
     /// Per `kind` of query (queries without a kind are left out here).
     public let byKind: [String: RetrievalMetrics.Summary]
+    /// Every query's own outcome, in manifest order: what a paired comparison of two rankings needs.
+    public let queries: [QueryOutcome]
     /// Inputs that could not be indexed or searched, with the reason. A query that failed counts
     /// as a query with no hits; an image that could not be indexed is simply missing.
     public let failures: [IngestFailure]
@@ -81,6 +95,7 @@ extension Engine {
             : nil
         var rankings: [RetrievalMetrics.Ranking] = []
         var kinds: [String?] = []
+        var outcomes: [QueryOutcome] = []
         for (number, query) in queries.enumerated() {
             if number % 100 == 0 { progress?("query \(number + 1) of \(queries.count)") }
             let relevant = query.group.flatMap { relevantByGroup[$0] } ?? []
@@ -95,8 +110,13 @@ extension Engine {
             } catch {
                 failures.append(IngestFailure(path: query.path, reason: "\(error)"))
             }
-            rankings.append(RetrievalMetrics.Ranking(hits: hits, relevant: relevant))
+            let ranking = RetrievalMetrics.Ranking(hits: hits, relevant: relevant)
+            rankings.append(ranking)
             kinds.append(query.kind)
+            outcomes.append(QueryOutcome(
+                path: query.path, kind: query.kind, hasMatch: !relevant.isEmpty,
+                firstCorrectRank: hits.firstIndex { relevant.contains($0.id) }.map { $0 + 1 },
+                averagePrecision: RetrievalMetrics.averagePrecision(ranking)))
         }
         var byKind: [String: RetrievalMetrics.Summary] = [:]
         for kind in Set(kinds.compactMap { $0 }) {
@@ -110,7 +130,7 @@ extension Engine {
         return EvaluationResult(
             model: options.label, gallery: indexed.filter { $0.role == .gallery }.count,
             distractors: indexed.filter { $0.role == .distractor }.count, summary: RetrievalMetrics.summarize(rankings),
-            byKind: byKind, failures: failures, strangers: strangers, seconds: Date().timeIntervalSince(started))
+            byKind: byKind, queries: outcomes, failures: failures, strangers: strangers, seconds: Date().timeIntervalSince(started))
     }
 
     /// Exact ranking over transformed vectors: each model's vectors whitened (when asked) and
