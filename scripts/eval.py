@@ -7,6 +7,7 @@ Rows, each measured by `lookalike eval` on the same manifest and store:
   efficientnet-lite0 + PCA-whitening learned on the gallery
   sscd, sscd-distilled      copy-detection models
   efficientnet-lite0 + sscd-distilled fused (mean of cosine similarities)
+  sscd, then phash          a cascade: SSCD ranks, pHash lifts the pairs it is sure are copies
 and the Python reference pipeline (Pillow + onnxruntime, exact numpy ranking, the measures
 re-implemented here in numpy) as the peer that shows the Swift engine loses nothing.
 
@@ -45,10 +46,11 @@ ROWS = [
     ("sscd", ["--model", "sscd"]),
     ("sscd-distilled", ["--model", "sscd-distilled"]),
     ("efficientnet-lite0 + sscd-distilled", ["--model", "efficientnet-lite0", "--model", "sscd-distilled"]),
+    ("sscd, then phash", ["--model", "sscd", "--model", "phash", "--fusion", "cascade"]),
 ]
 PEER = "python reference (efficientnet-lite0)"
 # Rankings compared query by query: (challenger, incumbent).
-PAIRS = [("efficientnet-lite0-gem", "efficientnet-lite0"), ("sscd-distilled", "sscd")]
+PAIRS = [("efficientnet-lite0-gem", "efficientnet-lite0"), ("sscd-distilled", "sscd"), ("sscd, then phash", "sscd")]
 COLUMNS = [("mAP", "map"), ("mAP@R", "map_at_r"), ("P@1", "precision_at_1"), ("P@10", "precision_at_10"),
            ("R@1", "recall_at_1"), ("R@10", "recall_at_10"), ("R@100", "recall_at_100")]
 
@@ -268,7 +270,7 @@ def charts(set_name: str, results: dict[str, dict], folder: Path, stem: str) -> 
     for measure, label, suffix in measures:
         if not kinds:
             break
-        figure, axes = plt.subplots(figsize=(max(7, len(kinds) * 0.8), 4.5))
+        figure, axes = plt.subplots(figsize=(max(7, len(kinds) * 0.8), 5.5))
         width = 0.8 / max(1, len(results))
         for offset, (name, result) in enumerate(results.items()):
             values = [by_kind(result, k, measure) or 0 for k in kinds]
@@ -277,7 +279,7 @@ def charts(set_name: str, results: dict[str, dict], folder: Path, stem: str) -> 
         axes.set_xticklabels(kinds, rotation=45, ha="right", fontsize=8)
         axes.set_ylabel(label)
         axes.set_title(f"{set_name}: {label} by kind of query")
-        axes.legend(fontsize=6)
+        axes.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3, frameon=False)
         figure.tight_layout()
         path = folder / f"{stem}-{set_name}-{suffix}.png"
         figure.savefig(path, dpi=120)

@@ -23,6 +23,10 @@ struct Eval: ParsableCommand {
                                valueName: "name"))
     var model: [String] = [ModelManifest.defaultName]
 
+    @Option(help: ArgumentHelp("How repeated --model options are fused: mean (of the cosine similarities) or cascade (the first model ranks; the others lift the pairs they score past their calibrated duplicate threshold).",
+                               valueName: "mean|cascade"))
+    var fusion: String = "mean"
+
     @Flag(help: "Rank with PCA-whitened vectors, the whitening learned on the gallery.")
     var whiten = false
 
@@ -46,6 +50,8 @@ struct Eval: ParsableCommand {
         guard (1...10_000).contains(top) else { throw ValidationError("--top must be between 1 and 10000") }
         if let efSearch, !(1...10_000).contains(efSearch) { throw ValidationError("--ef must be between 1 and 10000") }
         guard (0...256).contains(threads) else { throw ValidationError("--threads must be between 0 and 256") }
+        guard EvaluationOptions.Fusion(rawValue: fusion) != nil else { throw ValidationError("--fusion must be mean or cascade") }
+        if fusion == "cascade" && whiten { throw ValidationError("--fusion cascade does not whiten: leave out --whiten") }
     }
 
     func run() throws {
@@ -57,7 +63,8 @@ struct Eval: ParsableCommand {
         do {
             let loaded = try EvaluationManifest.load(URL(fileURLWithPath: manifest))
             let engine = try Engine(configuration: EngineConfiguration(store: storeURL, inferenceThreads: threads))
-            result = try engine.evaluate(loaded, options: EvaluationOptions(models: model, top: top, efSearch: efSearch, whiten: whiten)) { line in
+            result = try engine.evaluate(loaded, options: EvaluationOptions(models: model, top: top, efSearch: efSearch, whiten: whiten,
+                                                                                  fusion: EvaluationOptions.Fusion(rawValue: fusion) ?? .mean)) { line in
                 if !json { FileHandle.standardError.write(Data("\(line)\n".utf8)) }
             }
         } catch {

@@ -196,6 +196,25 @@ struct EvaluationTests {
         let fusedOverall = try #require(fusedObject["overall"] as? [String: Any])
         #expect(fusedOverall["recall_at_1"] as? Double == 1)
         #expect(fusedOverall["queries"] as? Int == 16)
+        // A cascade: the copy model ranks, the perceptual hash lifts what it is sure of. Scores are
+        // margins over each model's calibrated threshold, so a copy scores at most 1 - 0.742.
+        let cascade = try runCommand(try TestData.executable(),
+                                     ["eval", manifestURL.path, "--json", "--top", "10", "--model", "sscd-distilled",
+                                      "--model", "phash", "--fusion", "cascade"],
+                                     environment: ProcessInfo.processInfo.environment.merging(["TMPDIR": folder.path]) { $1 })
+        #expect(cascade.status == 0, "\(cascade.stderr)")
+        let cascadeObject = try #require(try JSONSerialization.jsonObject(with: Data(cascade.stdout.utf8)) as? [String: Any])
+        #expect(cascadeObject["model"] as? String == "cascade(sscd-distilled, phash)")
+        let cascadeOverall = try #require(cascadeObject["overall"] as? [String: Any])
+        #expect(cascadeOverall["recall_at_1"] as? Double == 1)
+        let cascadePairs = try #require(cascadeOverall["pairs"] as? [String: Any])
+        let cascadeThreshold = try #require(cascadePairs["threshold_at_precision_0.99"] as? [String: Any])
+        let margin = try #require(cascadeThreshold["score"] as? Double)
+        #expect(margin > -1 && margin <= 0.26, "threshold \(margin)")
+        for bad in [["--fusion", "cascade", "--whiten"], ["--fusion", "maximum"]] {
+            let refused = try runCommand(try TestData.executable(), ["eval", manifestURL.path, "--model", "sscd", "--model", "phash"] + bad)
+            #expect(refused.status == 64, "\(bad)")
+        }
         // A kept store that holds images the next manifest does not list: they are counted and reported.
         let kept = folder.appendingPathComponent("kept-store").path
         _ = try runCommand(try TestData.executable(), ["eval", manifestURL.path, "--json", "--store", kept])

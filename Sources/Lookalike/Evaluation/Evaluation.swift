@@ -4,8 +4,20 @@ import VectorIndex
 
 /// Options of `Engine.evaluate`.
 public struct EvaluationOptions: Sendable {
-    /// One model, or several to fuse: their cosine similarities are averaged.
+    /// How several models' similarities become one score.
+    public enum Fusion: String, Sendable, CaseIterable {
+        /// The mean of the cosine similarities.
+        case mean
+        /// The first model ranks, by the margin of its cosine over its calibrated duplicate
+        /// threshold; each other model lifts a pair whose margin over its own threshold is larger,
+        /// but only once it is past that threshold. A cascade of duplicate detectors: a perceptual
+        /// hash, say, vouches for the global edits it is sure of, and says nothing about the rest.
+        case cascade
+    }
+
+    /// One model, or several to fuse (see `fusion`).
     public var models: [String]
+    public var fusion: Fusion
     /// Hits per query; measures look at these ranks only (mAP included).
     public var top: Int
     /// HNSW beam width, for collections above the approximate-search threshold.
@@ -13,8 +25,9 @@ public struct EvaluationOptions: Sendable {
     /// PCA-whitening learned on the gallery's vectors, applied to every vector before ranking.
     public var whiten: Bool
 
-    public init(models: [String], top: Int = 100, efSearch: Int? = nil, whiten: Bool = false) {
+    public init(models: [String], top: Int = 100, efSearch: Int? = nil, whiten: Bool = false, fusion: Fusion = .mean) {
         self.models = models.isEmpty ? [ModelManifest.defaultName] : models
+        self.fusion = fusion
         self.top = max(1, top)
         self.efSearch = efSearch
         self.whiten = whiten
@@ -24,8 +37,12 @@ public struct EvaluationOptions: Sendable {
         self.init(models: [model], top: top, efSearch: efSearch)
     }
 
-    /// How the ranking was made, for reports: the model, `+` between fused models, `, whitened`.
-    public var label: String { models.joined(separator: "+") + (whiten ? ", whitened" : "") }
+    /// How the ranking was made, for reports: the model, `+` between models fused by the mean,
+    /// `cascade(a, b)`, `, whitened`.
+    public var label: String {
+        (fusion == .cascade && models.count > 1 ? "cascade(\(models.joined(separator: ", ")))" : models.joined(separator: "+"))
+            + (whiten ? ", whitened" : "")
+    }
 }
 
 /// How one query of an evaluation fared.
@@ -89,10 +106,15 @@ extension Engine {
         // Inputs with identical bytes are one item in a store: a distractor that repeats a gallery
         // image's bytes is that gallery image.
         let queries = manifest.queries
-        let transformed = options.models.count > 1 || options.whiten
-            ? try transformedRanker(options, galleryIDs: Set(relevantByGroup.values.flatMap { $0 }),
-                                    indexedIDs: Set(idOfPath.values))
-            : nil
+        let transformed: ((String) throws -> [SearchHit])?
+        if options.fusion == .cascade && options.models.count > 1 {
+            transformed = try cascadeRanker(options, indexedIDs: Set(idOfPath.values))
+        } else if options.models.count > 1 || options.whiten {
+            transformed = try transformedRanker(options, galleryIDs: Set(relevantByGroup.values.flatMap { $0 }),
+                                                indexedIDs: Set(idOfPath.values))
+        } else {
+            transformed = nil
+        }
         var rankings: [RetrievalMetrics.Ranking] = []
         var kinds: [String?] = []
         var outcomes: [QueryOutcome] = []
@@ -165,6 +187,43 @@ extension Engine {
                 query += Self.unit(part.whitening?.apply(vector) ?? vector).map { $0 * weight }
             }
             return try index.search(query, k: top)
+        }
+    }
+
+    /// Exact ranking for `Fusion.cascade`. A score is a margin, cosine minus the model's calibrated
+    /// duplicate threshold (0 for a model without one), so 0 is where a pair becomes a copy. Each
+    /// model finds its own best `top` candidates; every candidate is then scored by the first
+    /// model, and by each other model that puts it past its threshold, and keeps its largest margin.
+    private func cascadeRanker(_ options: EvaluationOptions, indexedIDs: Set<String>) throws -> (String) throws -> [SearchHit] {
+        let ids = indexedIDs.sorted()
+        let registry = try registry()
+        var models: [(name: String, threshold: Float, index: FlatIndex, vectors: [String: [Float]])] = []
+        for model in options.models {
+            let threshold = try registry.manifest(named: model).duplicateThreshold ?? 0
+            let stored = Dictionary(try catalog.vectors(model: model, ids: ids), uniquingKeysWith: { first, _ in first })
+                .mapValues(Self.unit)
+            let width = stored.values.first?.count ?? 1
+            let index = FlatIndex(dimension: width)
+            for (id, vector) in stored where vector.count == width { try index.add(id: id, vector: vector) }
+            models.append((model, threshold, index, stored))
+        }
+        let top = options.top
+        return { path in
+            let queries = try models.map { Self.unit(try self.embedding(imageAt: path, model: $0.name)) }
+            var candidates = Set<String>()
+            for (model, query) in zip(models, queries) {
+                for hit in try model.index.search(query, k: top) { candidates.insert(hit.id) }
+            }
+            let fused = candidates.map { id -> SearchHit in
+                var best = -Float.infinity
+                for (number, (model, query)) in zip(models, queries).enumerated() {
+                    guard let vector = model.vectors[id], vector.count == query.count else { continue }
+                    let margin = zip(query, vector).reduce(0) { $0 + $1.0 * $1.1 } - model.threshold
+                    if number == 0 || margin >= 0 { best = Swift.max(best, margin) }
+                }
+                return SearchHit(id: id, score: best)
+            }
+            return Array(fused.sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }.prefix(top))
         }
     }
 
