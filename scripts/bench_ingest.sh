@@ -30,7 +30,7 @@ for size in 1mp 12mp; do
     # Warm the page cache so both sides read the files from memory.
     cat "$set_dir"/*.jpg > /dev/null
     start="$(now)"
-    "$LOOKALIKE" add "$set_dir" --recursive --threads "$THREADS" --store "$store" > /dev/null 2>&1
+    "$LOOKALIKE" add "$set_dir" --recursive --model efficientnet-lite0 --threads "$THREADS" --store "$store" > /dev/null 2>&1
     end="$(now)"
     rm -rf "$store"
     swift_rate="$(python3 -c "print(f'{$COUNT / ($end - $start):.1f}')")"

@@ -89,8 +89,9 @@ say "Lookalike: serving $ITEMS items from $EMBEDDINGS/store"
 "$BIN" serve --store "$EMBEDDINGS/store" --port "$PORT" > "$WORK/server.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true; kill ${PEER:-} 2>/dev/null || true' EXIT
-wait_ready "http://127.0.0.1:$PORT/v1/collections/default/search" "$SERVER"
-run_wrk lookalike "http://127.0.0.1:$PORT/v1/collections/default/search" "$SERVER"
+# The bench store holds EfficientNet-Lite0 (mean pooling) vectors, the peer's model.
+wait_ready "http://127.0.0.1:$PORT/v1/collections/default/search?model=efficientnet-lite0" "$SERVER"
+run_wrk lookalike "http://127.0.0.1:$PORT/v1/collections/default/search?model=efficientnet-lite0" "$SERVER"
 kill "$SERVER"; wait "$SERVER" 2>/dev/null || true
 
 say "Python peer: reference pipeline + hnswlib on the same vectors"
