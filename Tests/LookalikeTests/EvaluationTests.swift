@@ -184,28 +184,25 @@ struct EvaluationTests {
         #expect(outcomes.suffix(2).allSatisfy { $0["match"] as? Bool == false && $0["first_correct_rank"] is NSNull })
         #expect((outcomes.last?["path"] as? String ?? "").hasSuffix("missing-file.jpg"))
         #expect(outcomes.first?["kind"] as? String == "crop80")
+        // Runs eval on the tiny manifest with more arguments; returns its JSON answer.
+        func evaluate(_ arguments: [String]) throws -> [String: Any] {
+            let run = try runCommand(try TestData.executable(), ["eval", manifestURL.path, "--json", "--top", "10"] + arguments,
+                                     environment: ProcessInfo.processInfo.environment.merging(["TMPDIR": folder.path]) { $1 })
+            #expect(run.status == 0, "\(run.stderr)")
+            return try #require(try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as? [String: Any])
+        }
         // Fusion with the copy model, and whitening learned on the 8 gallery photos: both still find
         // every edited copy at rank 1 on this easy set.
-        let fused = try runCommand(try TestData.executable(),
-                                   ["eval", manifestURL.path, "--json", "--top", "10", "--model", "efficientnet-lite0",
-                                    "--model", "sscd-distilled", "--whiten"],
-                                   environment: ProcessInfo.processInfo.environment.merging(["TMPDIR": folder.path]) { $1 })
-        #expect(fused.status == 0, "\(fused.stderr)")
-        let fusedObject = try #require(try JSONSerialization.jsonObject(with: Data(fused.stdout.utf8)) as? [String: Any])
-        #expect(fusedObject["model"] as? String == "efficientnet-lite0+sscd-distilled, whitened")
-        let fusedOverall = try #require(fusedObject["overall"] as? [String: Any])
+        let fused = try evaluate(["--model", "efficientnet-lite0", "--model", "sscd-distilled", "--whiten"])
+        #expect(fused["model"] as? String == "efficientnet-lite0+sscd-distilled, whitened")
+        let fusedOverall = try #require(fused["overall"] as? [String: Any])
         #expect(fusedOverall["recall_at_1"] as? Double == 1)
         #expect(fusedOverall["queries"] as? Int == 16)
         // A cascade: the copy model ranks, the perceptual hash lifts what it is sure of. Scores are
         // margins over each model's calibrated threshold, so a copy scores at most 1 - 0.742.
-        let cascade = try runCommand(try TestData.executable(),
-                                     ["eval", manifestURL.path, "--json", "--top", "10", "--model", "sscd-distilled",
-                                      "--model", "phash", "--fusion", "cascade"],
-                                     environment: ProcessInfo.processInfo.environment.merging(["TMPDIR": folder.path]) { $1 })
-        #expect(cascade.status == 0, "\(cascade.stderr)")
-        let cascadeObject = try #require(try JSONSerialization.jsonObject(with: Data(cascade.stdout.utf8)) as? [String: Any])
-        #expect(cascadeObject["model"] as? String == "cascade(sscd-distilled, phash)")
-        let cascadeOverall = try #require(cascadeObject["overall"] as? [String: Any])
+        let cascade = try evaluate(["--model", "sscd-distilled", "--model", "phash", "--fusion", "cascade"])
+        #expect(cascade["model"] as? String == "cascade(sscd-distilled, phash)")
+        let cascadeOverall = try #require(cascade["overall"] as? [String: Any])
         #expect(cascadeOverall["recall_at_1"] as? Double == 1)
         let cascadePairs = try #require(cascadeOverall["pairs"] as? [String: Any])
         let cascadeThreshold = try #require(cascadePairs["threshold_at_precision_0.99"] as? [String: Any])
