@@ -242,17 +242,25 @@ public final class Engine: @unchecked Sendable {
             if try catalog.items(ids: [id]).isEmpty { throw EngineError.unknownItem(id: id) }
             throw EngineError.noVector(id: id, model: embedder.manifest.name)
         }
-        return try rank(query, options: options, embedder: embedder, started: started)
+        return try rank(query, options: options, embedder: embedder, started: started) { other in
+            try self.catalog.vectors(model: other.manifest.name, ids: [id]).first?.vector
+        }
     }
 
     private func search(bytes: [UInt8], options: SearchOptions, embedder: Embedder, started: DispatchTime) throws -> SearchResponse {
         try checkModel(embedder, record: false)
         let pixels = try decoder.decode(bytes, policy: embedder.manifest.resize, region: options.region)
         let query = try timedEmbed([pixels], embedder: embedder)[0]
-        return try rank(query, options: options, embedder: embedder, started: started)
+        return try rank(query, options: options, embedder: embedder, started: started) { other in
+            let pixels = try self.decoder.decode(bytes, policy: other.manifest.resize, region: options.region)
+            return try self.timedEmbed([pixels], embedder: other)[0]
+        }
     }
 
-    private func rank(_ query: [Float], options: SearchOptions, embedder: Embedder, started: DispatchTime) throws -> SearchResponse {
+    /// Ranks the stored images against `query`, the embedding of `embedder`'s model; `queryFor`
+    /// gives the query's embedding by another model, for a cascade (nil when it has none).
+    private func rank(_ query: [Float], options: SearchOptions, embedder: Embedder, started: DispatchTime,
+                      queryFor: (Embedder) throws -> [Float]?) throws -> SearchResponse {
         let top = max(0, options.top)
         let index = try self.index(for: embedder.manifest)
         let filter = try options.filter.map { filter in
@@ -262,13 +270,11 @@ public final class Engine: @unchecked Sendable {
                 throw MetadataFilter.ParseError(field: "", reason: "the store could not evaluate the filter (\(error))")
             }
         }
-        let ranked: [SearchHit]
-        if let graph = index as? HNSWIndex {
-            // A compressed graph finds candidates; the catalog's float32 vectors rank them exactly.
-            ranked = try graph.search(query, k: top, efSearch: options.efSearch ?? graph.parameters.efSearch, filter: filter,
-                                      rescoringFrom: CatalogVectors(catalog: catalog, model: embedder.manifest.name))
-        } else {
-            ranked = try index.search(query, k: top, filter: filter)
+        var ranked = try search(index, query, model: embedder.manifest.name, top: top, filter: filter, options: options)
+        let cascade = options.cascade.filter { $0 != embedder.manifest.name }
+        if !cascade.isEmpty {
+            ranked = try lift(ranked, query: query, embedder: embedder, cascade: cascade, top: top, filter: filter,
+                              options: options, queryFor: queryFor)
         }
         let items = try catalog.items(ids: ranked.map(\.id))
         let hits = ranked.compactMap { hit -> SearchResponse.Hit? in
@@ -279,6 +285,51 @@ public final class Engine: @unchecked Sendable {
         }
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e6
         return SearchResponse(model: embedder.manifest.name, tookMs: elapsed, searched: index.count, hits: hits)
+    }
+
+    private func search(_ index: any VectorIndex, _ query: [Float], model: String, top: Int, filter: SearchFilter?,
+                        options: SearchOptions) throws -> [SearchHit] {
+        if let graph = index as? HNSWIndex {
+            // A compressed graph finds candidates; the catalog's float32 vectors rank them exactly.
+            return try graph.search(query, k: top, efSearch: options.efSearch ?? graph.parameters.efSearch, filter: filter,
+                                    rescoringFrom: CatalogVectors(catalog: catalog, model: model))
+        }
+        return try index.search(query, k: top, filter: filter)
+    }
+
+    /// The cascade of `SearchOptions.cascade`: each backing model searches with its own embedding
+    /// of the query, and every image it scores at or past its duplicate threshold gets the larger
+    /// of its score by the main model and the main model's threshold plus the backing model's
+    /// margin. Images that only a backing model found are scored by the main model exactly.
+    private func lift(_ ranked: [SearchHit], query: [Float], embedder: Embedder, cascade: [String], top: Int,
+                      filter: SearchFilter?, options: SearchOptions,
+                      queryFor: (Embedder) throws -> [Float]?) throws -> [SearchHit] {
+        guard let threshold = embedder.manifest.duplicateThreshold else {
+            throw EngineError.noDuplicateThreshold(model: embedder.manifest.name)
+        }
+        var scores = Dictionary(ranked.map { ($0.id, $0.score) }, uniquingKeysWith: { first, _ in first })
+        var lifted: [String: Float] = [:]
+        for name in cascade {
+            let other = try self.embedder(name)
+            guard let otherThreshold = other.manifest.duplicateThreshold else {
+                throw EngineError.noDuplicateThreshold(model: name)
+            }
+            try checkModel(other, record: false)
+            guard let otherQuery = try queryFor(other) else { continue }
+            let found = try search(try self.index(for: other.manifest), otherQuery, model: name, top: top, filter: filter,
+                                   options: options)
+            for hit in found where hit.score >= otherThreshold {
+                lifted[hit.id] = Swift.max(lifted[hit.id] ?? -.infinity, threshold + (hit.score - otherThreshold))
+            }
+        }
+        let unscored = lifted.keys.filter { scores[$0] == nil }
+        for (id, vector) in try catalog.vectors(model: embedder.manifest.name, ids: unscored) where vector.count == query.count {
+            scores[id] = zip(query, vector).reduce(0) { $0 + $1.0 * $1.1 }
+        }
+        for (id, score) in lifted { scores[id] = Swift.max(scores[id] ?? -.infinity, score) }
+        return scores.map { SearchHit(id: $0.key, score: $0.value) }
+            .sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }
+            .prefix(top).map { $0 }
     }
 
     /// The model's embedding of the image file at `path` (L2-normalised), without searching.
@@ -585,9 +636,12 @@ public enum EngineError: Error, Sendable, CustomStringConvertible {
     case incompatibleVectors(model: String, reason: String)
     case unknownItem(id: String)
     case noVector(id: String, model: String)
+    case noDuplicateThreshold(model: String)
 
     public var description: String {
         switch self {
+        case .noDuplicateThreshold(let model):
+            return "model \(model) has no duplicate threshold, which a cascade needs (set duplicateThreshold in its manifest)"
         case .unknownItem(let id):
             return "no item with id \(id)"
         case .noVector(let id, let model):
@@ -626,13 +680,19 @@ public struct SearchOptions: Sendable {
     public var filter: MetadataFilter?
     /// Search with this part of the query image only.
     public var region: ImageRegion?
+    /// Copy detectors that back `model` up, a cascade: each searches too, and a stored image it
+    /// scores past its own duplicate threshold is lifted onto `model`'s scale (`model`'s threshold
+    /// plus that margin), so it ranks, and is marked, as a copy. `sscd` backed by `phash` is the
+    /// best copy detector measured (docs/QUALITY.md). Both models need their vectors in the store.
+    public var cascade: [String]
 
     public init(top: Int = 10, model: String = ModelManifest.defaultName, efSearch: Int? = nil,
-                filter: MetadataFilter? = nil, region: ImageRegion? = nil) {
+                filter: MetadataFilter? = nil, region: ImageRegion? = nil, cascade: [String] = []) {
         self.top = top
         self.model = model
         self.efSearch = efSearch
         self.filter = filter
         self.region = region
+        self.cascade = cascade
     }
 }

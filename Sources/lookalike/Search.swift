@@ -24,6 +24,13 @@ struct Search: ParsableCommand {
     @Option(help: "The embedding model (see `lookalike models`).")
     var model = ModelManifest.defaultName
 
+    @Option(help: ArgumentHelp(
+        "A copy detector that backs --model up (repeatable): an image it scores past its own duplicate threshold ranks, "
+            + "and is marked, as a copy. `--model sscd --cascade phash` is the best copy detector measured; "
+            + "the store needs vectors of both (`lookalike add --model phash ...`).",
+        valueName: "model"))
+    var cascade: [String] = []
+
     @Option(name: .customLong("ef"), help: ArgumentHelp(
         "HNSW beam width for this query (collections above the approximate-search threshold); more finds more true neighbours, slower.",
         valueName: "n"))
@@ -60,7 +67,7 @@ struct Search: ParsableCommand {
         let engine: Engine
         do {
             let options = SearchOptions(top: top, model: model, efSearch: efSearch, filter: try filter.map { try MetadataFilter(json: $0) },
-                                        region: try region.map { try ImageRegion(parsing: Substring($0)) })
+                                        region: try region.map { try ImageRegion(parsing: Substring($0)) }, cascade: cascade)
             engine = try storeOptions.engine(createStore: false)
             response = try engine.search(imageAt: image, options: options)
         } catch let error as ImagingError {

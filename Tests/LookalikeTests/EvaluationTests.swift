@@ -198,16 +198,13 @@ struct EvaluationTests {
         let fusedOverall = try #require(fused["overall"] as? [String: Any])
         #expect(fusedOverall["recall_at_1"] as? Double == 1)
         #expect(fusedOverall["queries"] as? Int == 16)
-        // A cascade: the copy model ranks, the perceptual hash lifts what it is sure of. Scores are
-        // margins over each model's calibrated threshold, so a copy scores at most 1 - 0.742.
+        // A cascade: the copy model ranks, the perceptual hash lifts what it is sure of (the
+        // search option itself is tested in RetrievalTests).
         let cascade = try evaluate(["--model", "sscd-distilled", "--model", "phash", "--fusion", "cascade"])
         #expect(cascade["model"] as? String == "cascade(sscd-distilled, phash)")
         let cascadeOverall = try #require(cascade["overall"] as? [String: Any])
         #expect(cascadeOverall["recall_at_1"] as? Double == 1)
-        let cascadePairs = try #require(cascadeOverall["pairs"] as? [String: Any])
-        let cascadeThreshold = try #require(cascadePairs["threshold_at_precision_0.99"] as? [String: Any])
-        let margin = try #require(cascadeThreshold["score"] as? Double)
-        #expect(margin > -1 && margin <= 0.26, "threshold \(margin)")
+        #expect(cascadeOverall["queries"] as? Int == 16)
         for bad in [["--fusion", "cascade", "--whiten"], ["--fusion", "maximum"]] {
             let refused = try runCommand(try TestData.executable(), ["eval", manifestURL.path, "--model", "sscd", "--model", "phash"] + bad)
             #expect(refused.status == 64, "\(bad)")

@@ -1,6 +1,7 @@
 import Foundation
 @testable import Catalog
 import Embedding
+import Imaging
 import Lookalike
 import Testing
 
@@ -112,6 +113,47 @@ struct RetrievalTests {
         #expect(try engine.stats().items == 32)
         let hit = try #require(try engine.search(imageAt: inputs[0], top: 1).hits.first)
         #expect(hit.path == inputs[0])
+    }
+
+    @Test("a cascade: the perceptual hash vouches for a tiny, blocky thumbnail that the copy model cannot see")
+    func cascade() throws {
+        let photos = try TestData.photoPaths()
+        let chelsea = try #require(photos.first { $0.hasSuffix("skimage-chelsea.png") })
+        let absent = try #require(photos.first { $0.hasSuffix("mate-garden.jpg") })
+        let folder = try TestData.temporaryDirectory("cascade")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let engine = try Engine(configuration: EngineConfiguration(store: folder.appendingPathComponent("store")))
+        let stored = photos.filter { $0 != absent }
+        for model in ["sscd-distilled", "phash"] {
+            #expect(try engine.add(stored, options: AddOptions(model: model)).failures.isEmpty)
+        }
+        // 56 px on the longer side at JPEG quality 8, as thumbnails scraped from elsewhere look.
+        let decoder = ImageDecoder()
+        func thumbnail(_ path: String) throws -> [UInt8] {
+            try decoder.thumbnailJPEG(try [UInt8](Data(contentsOf: URL(fileURLWithPath: path))), size: 56, quality: 8)
+        }
+        let alone = SearchOptions(top: 5, model: "sscd-distilled")
+        var backed = alone
+        backed.cascade = ["phash"]
+
+        let plain = try engine.search(bytes: try thumbnail(chelsea), options: alone)
+        #expect(!plain.hits.contains { $0.path == chelsea && $0.duplicate }, "the copy model alone is not sure")
+        let cascaded = try engine.search(bytes: try thumbnail(chelsea), options: backed)
+        #expect(cascaded.hits.first?.path == chelsea)
+        #expect(cascaded.hits.first?.duplicate == true)
+        #expect(cascaded.hits.filter(\.duplicate).count == 1)
+        #expect(cascaded.hits.map(\.score) == cascaded.hits.map(\.score).sorted(by: >))
+        #expect(cascaded.model == "sscd-distilled" && cascaded.searched == stored.count)
+        // The other hits keep their own scores from the copy model.
+        #expect(Array(cascaded.hits.dropFirst().map(\.id)) == Array(plain.hits.filter { $0.path != chelsea }.map(\.id).prefix(4)))
+
+        // A photo that is not stored: the hash is sure of nothing, so nothing is marked a copy.
+        let stranger = try engine.search(bytes: try thumbnail(absent), options: backed)
+        #expect(!stranger.hits.contains { $0.duplicate })
+        // "More like this" backs up with the stored item's own pHash.
+        let id = try #require(cascaded.hits.first?.id)
+        let itself = try engine.search(itemID: id, options: backed)
+        #expect(itself.hits.first?.id == id && itself.hits.first?.duplicate == true)
     }
 
     @Test("a store refuses vectors from a changed model under the same name")

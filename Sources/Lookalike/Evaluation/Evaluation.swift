@@ -8,10 +8,10 @@ public struct EvaluationOptions: Sendable {
     public enum Fusion: String, Sendable, CaseIterable {
         /// The mean of the cosine similarities.
         case mean
-        /// The first model ranks, by the margin of its cosine over its calibrated duplicate
-        /// threshold; each other model lifts a pair whose margin over its own threshold is larger,
-        /// but only once it is past that threshold. A cascade of duplicate detectors: a perceptual
-        /// hash, say, vouches for the global edits it is sure of, and says nothing about the rest.
+        /// The first model ranks; the others back it up as `SearchOptions.cascade` describes,
+        /// lifting the images they score past their own duplicate thresholds. A cascade of
+        /// duplicate detectors: a perceptual hash, say, vouches for the global edits it is sure
+        /// of, and says nothing about the rest.
         case cascade
     }
 
@@ -82,7 +82,8 @@ extension Engine {
     /// images are not embedded again), runs every query, and measures the answers. Meant for a
     /// scratch store: the images stay in the store afterwards.
     ///
-    /// With one model and no whitening, queries go through `search`, exactly as a user's would.
+    /// With one model, or a cascade, and no whitening, queries go through `search`, exactly as a
+    /// user's would.
     /// Fusion and whitening transform the stored vectors, so those rankings are exact searches over
     /// the transformed vectors instead.
     public func evaluate(_ manifest: EvaluationManifest, options: EvaluationOptions,
@@ -106,15 +107,14 @@ extension Engine {
         // Inputs with identical bytes are one item in a store: a distractor that repeats a gallery
         // image's bytes is that gallery image.
         let queries = manifest.queries
-        let transformed: ((String) throws -> [SearchHit])?
-        if options.fusion == .cascade && options.models.count > 1 {
-            transformed = try cascadeRanker(options, indexedIDs: Set(idOfPath.values))
-        } else if options.models.count > 1 || options.whiten {
-            transformed = try transformedRanker(options, galleryIDs: Set(relevantByGroup.values.flatMap { $0 }),
-                                                indexedIDs: Set(idOfPath.values))
-        } else {
-            transformed = nil
-        }
+        // A cascade is a search option, so it goes through `search` as a user's query would.
+        let cascade = options.fusion == .cascade
+        let searchOptions = SearchOptions(top: options.top, model: options.models[0], efSearch: options.efSearch,
+                                          cascade: cascade ? Array(options.models.dropFirst()) : [])
+        let transformed = !cascade && (options.models.count > 1 || options.whiten)
+            ? try transformedRanker(options, galleryIDs: Set(relevantByGroup.values.flatMap { $0 }),
+                                    indexedIDs: Set(idOfPath.values))
+            : nil
         var rankings: [RetrievalMetrics.Ranking] = []
         var kinds: [String?] = []
         var outcomes: [QueryOutcome] = []
@@ -126,8 +126,7 @@ extension Engine {
                 if let transformed {
                     hits = try transformed(query.path).map { ($0.id, $0.score) }
                 } else {
-                    hits = try search(imageAt: query.path, top: options.top, model: options.models[0], efSearch: options.efSearch)
-                        .hits.map { ($0.id, $0.score) }
+                    hits = try search(imageAt: query.path, options: searchOptions).hits.map { ($0.id, $0.score) }
                 }
             } catch {
                 failures.append(IngestFailure(path: query.path, reason: "\(error)"))
@@ -187,43 +186,6 @@ extension Engine {
                 query += Self.unit(part.whitening?.apply(vector) ?? vector).map { $0 * weight }
             }
             return try index.search(query, k: top)
-        }
-    }
-
-    /// Exact ranking for `Fusion.cascade`. A score is a margin, cosine minus the model's calibrated
-    /// duplicate threshold (0 for a model without one), so 0 is where a pair becomes a copy. Each
-    /// model finds its own best `top` candidates; every candidate is then scored by the first
-    /// model, and by each other model that puts it past its threshold, and keeps its largest margin.
-    private func cascadeRanker(_ options: EvaluationOptions, indexedIDs: Set<String>) throws -> (String) throws -> [SearchHit] {
-        let ids = indexedIDs.sorted()
-        let registry = try registry()
-        var models: [(name: String, threshold: Float, index: FlatIndex, vectors: [String: [Float]])] = []
-        for model in options.models {
-            let threshold = try registry.manifest(named: model).duplicateThreshold ?? 0
-            let stored = Dictionary(try catalog.vectors(model: model, ids: ids), uniquingKeysWith: { first, _ in first })
-                .mapValues(Self.unit)
-            let width = stored.values.first?.count ?? 1
-            let index = FlatIndex(dimension: width)
-            for (id, vector) in stored where vector.count == width { try index.add(id: id, vector: vector) }
-            models.append((model, threshold, index, stored))
-        }
-        let top = options.top
-        return { path in
-            let queries = try models.map { Self.unit(try self.embedding(imageAt: path, model: $0.name)) }
-            var candidates = Set<String>()
-            for (model, query) in zip(models, queries) {
-                for hit in try model.index.search(query, k: top) { candidates.insert(hit.id) }
-            }
-            let fused = candidates.map { id -> SearchHit in
-                var best = -Float.infinity
-                for (number, (model, query)) in zip(models, queries).enumerated() {
-                    guard let vector = model.vectors[id], vector.count == query.count else { continue }
-                    let margin = zip(query, vector).reduce(0) { $0 + $1.0 * $1.1 } - model.threshold
-                    if number == 0 || margin >= 0 { best = Swift.max(best, margin) }
-                }
-                return SearchHit(id: id, score: best)
-            }
-            return Array(fused.sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }.prefix(top))
         }
     }
 
