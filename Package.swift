@@ -83,7 +83,7 @@ let package = Package(
         .testTarget(
             name: "LookalikeServerTests",
             dependencies: [
-                "LookalikeServer", "Lookalike",
+                "LookalikeServer", "Lookalike", "Embedding", "Imaging",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ]

@@ -225,6 +225,7 @@ public final class LookalikeServer: Sendable {
         var filter: JSONValue?
         var region: ImageRegion?
         var ef: Int?
+        var cascade: [String]?
     }
 
     private func search(_ request: Request, collection: String) async throws -> Response {
@@ -253,6 +254,7 @@ public final class LookalikeServer: Sendable {
             query = .image(bytes)
         }
         try checkModel(options.model, engine: engine)
+        try checkCascade(options, engine: engine)
         let settled = options
         let response: SearchResponse
         switch query {
@@ -288,6 +290,7 @@ public final class LookalikeServer: Sendable {
         if let ef = query["ef"] { options.efSearch = try integer(ef, field: "ef", range: Self.efRange) }
         if let filter = query["filter"] { options.filter = try MetadataFilter(json: String(filter)) }
         if let region = query["region"] { options.region = try ImageRegion(parsing: region) }
+        if let cascade = query["cascade"] { options.cascade = cascade.split(separator: ",").map(String.init) }
         return options
     }
 
@@ -298,6 +301,25 @@ public final class LookalikeServer: Sendable {
         if let ef = body.ef { options.efSearch = try checked(ef, field: "ef", range: Self.efRange) }
         if let filter = body.filter { options.filter = try MetadataFilter(filter) }
         if let region = body.region { options.region = region }
+        if let cascade = body.cascade { options.cascade = cascade }
+    }
+
+    static let maxCascade = 4
+
+    /// A cascade names installed models other than the searched one, and every model in it, the
+    /// searched one too, has a duplicate threshold to be calibrated against.
+    private func checkCascade(_ options: SearchOptions, engine: Engine) throws {
+        guard !options.cascade.isEmpty else { return }
+        guard options.cascade.count <= Self.maxCascade else {
+            throw APIError.badRequest("cascade: at most \(Self.maxCascade) models")
+        }
+        let registry = try engine.registry()
+        for name in [options.model] + options.cascade {
+            if name != options.model { try checkModel(name, engine: engine) }
+            guard (try? registry.manifest(named: name))?.duplicateThreshold != nil else {
+                throw APIError.badRequest("cascade: model \(name) has no duplicate threshold to be calibrated against")
+            }
+        }
     }
 
     private func checkModel(_ name: String, engine: Engine) throws {

@@ -1,3 +1,4 @@
+import Embedding
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -77,6 +78,38 @@ struct ServerAPITests {
                                                   contentType: "multipart/form-data; boundary=lookalike-test-boundary")
             #expect(form.status == 200, "\(form.text)")
             #expect(form.hitIDs == Array(raw.hitIDs.prefix(3)))
+        }
+    }
+
+    @Test("a cascade: pHash backs the model up on a tiny, blocky thumbnail; its errors are the client's")
+    func cascadeSearch() async throws {
+        let store = try ServerTestData.temporaryDirectory("cascade-store")
+        defer { try? FileManager.default.removeItem(at: store) }
+        let engine = try Engine(configuration: EngineConfiguration(store: store))
+        for model in [ModelManifest.defaultName, "phash"] {
+            #expect(try engine.add([ServerTestData.photos.path], options: AddOptions(recursive: true, model: model)).failures.isEmpty)
+        }
+        let original = ServerTestData.id(try ServerTestData.bytes(chelsea))
+        let thumbnail = try ImageDecoder().thumbnailJPEG(try ServerTestData.bytes(chelsea), size: 56, quality: 8)
+        let app = try makeServer(store: store).application()
+        try await app.test(.router) { client in
+            let alone = try await client.postImage("/v1/collections/default/search?top=3", thumbnail)
+            #expect(alone.status == 200, "\(alone.text)")
+            #expect(!alone.hits.contains { $0["id"] as? String == original && $0["duplicate"] as? Bool == true })
+            let backed = try await client.postImage("/v1/collections/default/search?top=3&cascade=phash", thumbnail)
+            #expect(backed.status == 200, "\(backed.text)")
+            #expect(backed.hitIDs.first == original)
+            #expect(backed.hits.first?["duplicate"] as? Bool == true)
+            #expect(backed.hits.filter { $0["duplicate"] as? Bool == true }.count == 1)
+            // The same as JSON options, by stored item.
+            let byID = try await client.postJSON("/v1/collections/default/search", ["id": original, "top": 2, "cascade": ["phash"]])
+            #expect(byID.status == 200, "\(byID.text)")
+            #expect(byID.hitIDs.first == original)
+
+            let unknown = try await client.postImage("/v1/collections/default/search?cascade=clip", thumbnail)
+            #expect(unknown.status == 400 && unknown.errorCode == "unknown_model", "\(unknown.text)")
+            let many = try await client.postImage("/v1/collections/default/search?cascade=phash,phash,phash,phash,phash", thumbnail)
+            #expect(many.status == 400 && many.errorCode == "bad_request", "\(many.text)")
         }
     }
 
