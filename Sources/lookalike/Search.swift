@@ -93,7 +93,7 @@ struct Search: ParsableCommand {
         }
         print(String(format: "%d hits from %d images (model %@, %.1f ms)", response.hits.count, response.searched,
                      response.model, response.tookMs))
-        if response.searched == 0, filter == nil {
+        if response.searched == 0 {
             // A store made with another model (the default before it changed, say) has items but
             // no vectors of this one: say how to get them.
             let stats = try? engine.stats()
