@@ -8,7 +8,9 @@ struct Add: ParsableCommand {
         abstract: "Add images to the store.",
         discussion: """
             Each input is added, recognised as a duplicate of stored bytes, or reported as failed with \
-            its reason; failures never stop the batch. Exit status 2 when some inputs failed.
+            its reason; failures never stop the batch. Exit status 2 when some inputs failed. \
+            With --model repeated, the images are embedded by each model in turn (what a search \
+            cascade such as --model sscd --cascade phash needs), and there is a report for each.
             """
     )
 
@@ -18,8 +20,8 @@ struct Add: ParsableCommand {
     @Flag(name: [.short, .long], help: "Add the images inside folders, and inside their subfolders.")
     var recursive = false
 
-    @Option(help: "The embedding model (see `lookalike models`).")
-    var model = ModelManifest.defaultName
+    @Option(help: "The embedding model (see `lookalike models`); repeat it to embed with several.")
+    var model: [String] = [ModelManifest.defaultName]
 
     @Option(help: ArgumentHelp("Metadata for the images: JSON Lines or CSV, each record with a `path` field.", valueName: "file"))
     var metadata: String?
@@ -30,31 +32,40 @@ struct Add: ParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
 
     func run() throws {
-        let report: IngestReport
+        var reports: [IngestReport] = []
         do {
             let metadataFile = try metadata.map { try MetadataFile(path: $0) }
             let engine = try storeOptions.engine(createStore: true)
-            let display = ProgressDisplay(interactive: isatty(STDERR_FILENO) == 1)
-            report = try engine.add(
-                paths, options: AddOptions(recursive: recursive, model: model, metadata: metadataFile),
-                progress: { display.show($0) })
-            display.finish()
+            for name in model {
+                let display = ProgressDisplay(interactive: isatty(STDERR_FILENO) == 1)
+                reports.append(try engine.add(
+                    paths, options: AddOptions(recursive: recursive, model: name, metadata: metadataFile),
+                    progress: { display.show($0) }))
+                display.finish()
+                if reports.last?.storeError != nil { break }
+            }
         } catch {
             throw fail(error)
         }
         if json {
-            try printJSON([
-                "model": report.model,
-                "seconds": report.seconds,
-                "added": report.added.map { ["id": $0.id, "path": $0.path] },
-                "duplicates": report.duplicates.map { ["path": $0.path, "existing_id": $0.existingId] },
-                "failed": report.failures.map { ["path": $0.path, "reason": $0.reason] },
-                "store_error": report.storeError.map { $0 as Any } ?? NSNull(),
-            ])
+            // One model: its report. Several: a list of them, in the order given.
+            let objects = reports.map(Self.object)
+            try printJSON(objects.count == 1 ? objects[0] : objects)
         } else {
-            print(summary(report))
+            print(reports.map(summary).joined(separator: "\n"))
         }
-        if !report.failures.isEmpty { throw ExitCode(2) }
+        if reports.contains(where: { !$0.failures.isEmpty }) { throw ExitCode(2) }
+    }
+
+    private static func object(_ report: IngestReport) -> [String: Any] {
+        [
+            "model": report.model,
+            "seconds": report.seconds,
+            "added": report.added.map { ["id": $0.id, "path": $0.path] },
+            "duplicates": report.duplicates.map { ["path": $0.path, "existing_id": $0.existingId] },
+            "failed": report.failures.map { ["path": $0.path, "reason": $0.reason] },
+            "store_error": report.storeError.map { $0 as Any } ?? NSNull(),
+        ]
     }
 
     private func summary(_ report: IngestReport) -> String {

@@ -27,7 +27,7 @@ struct Search: ParsableCommand {
     @Option(help: ArgumentHelp(
         "A copy detector that backs --model up (repeatable): an image it scores past its own duplicate threshold ranks, "
             + "and is marked, as a copy. `--model sscd --cascade phash` is the best copy detector measured; "
-            + "the store needs vectors of both (`lookalike add --model phash ...`).",
+            + "the store needs vectors of both (`lookalike add --model sscd --model phash ...`).",
         valueName: "model"))
     var cascade: [String] = []
 

@@ -156,6 +156,35 @@ struct RetrievalTests {
         #expect(itself.hits.first?.id == id && itself.hits.first?.duplicate == true)
     }
 
+    @Test("the cascade from the command line: add with two models, search with one backing the other")
+    func cascadeCommand() throws {
+        let photos = try TestData.photoPaths()
+        let chelsea = try #require(photos.first { $0.hasSuffix("skimage-chelsea.png") })
+        let folder = try TestData.temporaryDirectory("cascade-cli")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = folder.appendingPathComponent("store").path
+        let lookalike = try TestData.executable()
+        let added = try runCommand(lookalike, ["add"] + Array(photos.prefix(12)) + [chelsea, "--model", "sscd-distilled",
+                                                                                   "--model", "phash", "--json", "--store", store])
+        #expect(added.status == 0, "\(added.stderr)")
+        let reports = try #require(try JSONSerialization.jsonObject(with: Data(added.stdout.utf8)) as? [[String: Any]])
+        #expect(reports.map { $0["model"] as? String } == ["sscd-distilled", "phash"])
+        #expect(reports.allSatisfy { ($0["added"] as? [Any])?.count == 13 })
+
+        let thumbnail = folder.appendingPathComponent("thumbnail.jpg")
+        try Data(try ImageDecoder().thumbnailJPEG(try [UInt8](Data(contentsOf: URL(fileURLWithPath: chelsea))), size: 56, quality: 8))
+            .write(to: thumbnail)
+        let search = try runCommand(lookalike, ["search", thumbnail.path, "--model", "sscd-distilled", "--cascade", "phash",
+                                                "--top", "3", "--json", "--store", store])
+        #expect(search.status == 0, "\(search.stderr)")
+        let answer = try #require(try JSONSerialization.jsonObject(with: Data(search.stdout.utf8)) as? [String: Any])
+        let first = try #require((answer["hits"] as? [[String: Any]])?.first)
+        #expect(first["path"] as? String == chelsea)
+        #expect(first["duplicate"] as? Bool == true)
+        let text = try runCommand(lookalike, ["add", chelsea, "--model", "sscd-distilled", "--model", "phash", "--store", store])
+        #expect(text.stdout.split(separator: "\n").count == 2 && text.stdout.contains("duplicates 1, failed 0 (model phash"))
+    }
+
     @Test("a store refuses vectors from a changed model under the same name")
     func changedModel() throws {
         let photos = Array(try TestData.photoPaths().prefix(2))
