@@ -75,15 +75,17 @@ let package = Package(
         ),
         // The Swift side of `make bench-ann` (not a product: a tool of this repository).
         .executableTarget(name: "lookalike-bench", dependencies: ["VectorIndex"]),
-        .testTarget(name: "ImagingTests", dependencies: ["Imaging"]),
-        .testTarget(name: "EmbeddingTests", dependencies: ["Embedding", "Imaging"]),
+        // Paths of the test data and small helpers, shared by the test targets.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TestSupport"]),
+        .testTarget(name: "EmbeddingTests", dependencies: ["Embedding", "Imaging", "TestSupport"]),
         .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex"]),
         .testTarget(name: "CatalogTests", dependencies: ["Catalog"]),
-        .testTarget(name: "LookalikeTests", dependencies: ["Lookalike", "Imaging", "Embedding", "Catalog", "lookalike"]),
+        .testTarget(name: "LookalikeTests", dependencies: ["Lookalike", "Imaging", "Embedding", "Catalog", "lookalike", "TestSupport"]),
         .testTarget(
             name: "LookalikeServerTests",
             dependencies: [
-                "LookalikeServer", "Lookalike", "Embedding", "Imaging",
+                "LookalikeServer", "Lookalike", "Embedding", "Imaging", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ]

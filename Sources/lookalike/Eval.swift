@@ -25,7 +25,7 @@ struct Eval: ParsableCommand {
 
     @Option(help: ArgumentHelp("How repeated --model options are fused: mean (of the cosine similarities) or cascade (the first model ranks; the others lift the pairs they score past their calibrated duplicate threshold).",
                                valueName: "mean|cascade"))
-    var fusion: String = "mean"
+    var fusion: EvaluationOptions.Fusion = .mean
 
     @Flag(help: "Rank with PCA-whitened vectors, the whitening learned on the gallery.")
     var whiten = false
@@ -50,8 +50,7 @@ struct Eval: ParsableCommand {
         guard (1...10_000).contains(top) else { throw ValidationError("--top must be between 1 and 10000") }
         if let efSearch, !(1...10_000).contains(efSearch) { throw ValidationError("--ef must be between 1 and 10000") }
         guard (0...256).contains(threads) else { throw ValidationError("--threads must be between 0 and 256") }
-        guard EvaluationOptions.Fusion(rawValue: fusion) != nil else { throw ValidationError("--fusion must be mean or cascade") }
-        if fusion == "cascade" && whiten { throw ValidationError("--fusion cascade does not whiten: leave out --whiten") }
+        if fusion == .cascade && whiten { throw ValidationError("--fusion cascade does not whiten: leave out --whiten") }
     }
 
     func run() throws {
@@ -64,7 +63,7 @@ struct Eval: ParsableCommand {
             let loaded = try EvaluationManifest.load(URL(fileURLWithPath: manifest))
             let engine = try Engine(configuration: EngineConfiguration(store: storeURL, inferenceThreads: threads))
             result = try engine.evaluate(loaded, options: EvaluationOptions(models: model, top: top, efSearch: efSearch, whiten: whiten,
-                                                                                  fusion: EvaluationOptions.Fusion(rawValue: fusion) ?? .mean)) { line in
+                                                                                  fusion: fusion)) { line in
                 if !json { FileHandle.standardError.write(Data("\(line)\n".utf8)) }
             }
         } catch {
@@ -138,3 +137,5 @@ struct Eval: ParsableCommand {
                 "pairs": pairs]
     }
 }
+
+extension EvaluationOptions.Fusion: ExpressibleByArgument {}

@@ -1,6 +1,7 @@
 import Embedding
 import Foundation
 import Imaging
+import TestSupport
 import Testing
 
 @Suite("ModelRegistry")
@@ -118,7 +119,7 @@ struct SSCDTests {
         let registry = try TestModels.registry()
         let embedder = try Embedder(manifest: try registry.manifest(named: name), registry: registry, threads: 2)
         let decoder = ImageDecoder()
-        let data = TestModels.data
+        let data = TestData.data
         func vector(_ path: String) throws -> [Float] {
             let bytes = [UInt8](try Data(contentsOf: data.appendingPathComponent(path)))
             return try embedder.embed([try decoder.decode(bytes, policy: embedder.manifest.resize)])[0]

@@ -1,13 +1,10 @@
 import Embedding
 import Foundation
+import TestSupport
 
-/// Paths the tests share: the repository, its fixtures, and the installed models.
+/// The reference fixtures and the installed models.
 enum TestModels {
-    static let repository = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let reference = repository.appendingPathComponent("Tests/Fixtures/efficientnet-reference")
-    static let data = ProcessInfo.processInfo.environment["LOOKALIKE_DATA"].map { URL(fileURLWithPath: $0) }
-        ?? repository.appendingPathComponent(".data")
+    static let reference = TestData.repository.appendingPathComponent("Tests/Fixtures/efficientnet-reference")
 
     /// The registry of installed models; `make setup` installs them.
     static func registry() throws -> ModelRegistry {

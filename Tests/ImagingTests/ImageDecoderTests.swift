@@ -1,15 +1,13 @@
 import Foundation
 @testable import Imaging
+import TestSupport
 import Testing
 
 /// Decoding real photos in every supported shape. Fixtures come from `scripts/make_format_fixtures.py`
 /// (run by `make test`), built from a CC0 photo of the scikit-image package.
 @Suite("ImageDecoder")
 struct ImageDecoderTests {
-    static let data = ProcessInfo.processInfo.environment["LOOKALIKE_DATA"].map { URL(fileURLWithPath: $0) }
-        ?? URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent(".data")
-    static let fixtures = data.appendingPathComponent("fixtures/formats")
+    static let fixtures = TestData.fixtures
 
     let decoder = ImageDecoder()
     let reference: Pixels

@@ -5,6 +5,7 @@ import HummingbirdTesting
 import Imaging
 import Lookalike
 @testable import LookalikeServer
+import TestSupport
 import Testing
 
 @Suite("HTTP API: search, items, collections, jobs", .serialized)
@@ -25,7 +26,7 @@ struct ServerAPITests {
             #expect(info.json["default_model"] as? String == "efficientnet-lite0-gem")
             let models = (info.json["models"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
             #expect(models.contains("efficientnet-lite0"))
-            #expect(info.json["index_roots"] as? [String] == [PathConfinement.resolved(ServerTestData.photos.path) ?? ""])
+            #expect(info.json["index_roots"] as? [String] == [PathConfinement.resolved(TestData.photos.path) ?? ""])
 
             let document = try await client.call(.get, "/openapi.yaml")
             #expect(document.status == 200)
@@ -83,11 +84,11 @@ struct ServerAPITests {
 
     @Test("a cascade: pHash backs the model up on a tiny, blocky thumbnail; its errors are the client's")
     func cascadeSearch() async throws {
-        let store = try ServerTestData.temporaryDirectory("cascade-store")
+        let store = try TestData.temporaryDirectory("cascade-store")
         defer { try? FileManager.default.removeItem(at: store) }
         let engine = try Engine(configuration: EngineConfiguration(store: store))
         for model in [ModelManifest.defaultName, "phash"] {
-            #expect(try engine.add([ServerTestData.photos.path], options: AddOptions(recursive: true, model: model)).failures.isEmpty)
+            #expect(try engine.add([TestData.photos.path], options: AddOptions(recursive: true, model: model)).failures.isEmpty)
         }
         let original = ServerTestData.id(try ServerTestData.bytes(chelsea))
         let thumbnail = try ImageDecoder().thumbnailJPEG(try ServerTestData.bytes(chelsea), size: 56, quality: 8)
@@ -165,7 +166,7 @@ struct ServerAPITests {
 
     @Test("uploads with metadata, filtered search, item pages, image and thumbnail, delete")
     func itemsAndFilters() async throws {
-        let store = try ServerTestData.temporaryDirectory("server-items")
+        let store = try TestData.temporaryDirectory("server-items")
         defer { try? FileManager.default.removeItem(at: store) }
         let photos = ["skimage-chelsea.png", "skimage-coffee.png", "skimage-astronaut.png", "skimage-rocket.jpg"]
         let metadata = [#"{"color": "red", "price": 45}"#, #"{"color": "red", "price": 80}"#, #"{"color": "blue", "price": 20}"#,
@@ -271,7 +272,7 @@ struct ServerAPITests {
 
     @Test("collections: create, list, search an empty one, delete; the default one is protected")
     func collections() async throws {
-        let store = try ServerTestData.temporaryDirectory("server-collections")
+        let store = try TestData.temporaryDirectory("server-collections")
         defer { try? FileManager.default.removeItem(at: store) }
         let app = try makeServer(store: store).application()
         try await app.test(.router) { client in
@@ -309,9 +310,9 @@ struct ServerAPITests {
 
     @Test("indexing a server folder: a job with progress events; paths outside the roots are refused")
     func indexingJobs() async throws {
-        let store = try ServerTestData.temporaryDirectory("server-jobs")
-        let root = try ServerTestData.temporaryDirectory("server-root")
-        let outside = try ServerTestData.temporaryDirectory("server-outside")
+        let store = try TestData.temporaryDirectory("server-jobs")
+        let root = try TestData.temporaryDirectory("server-root")
+        let outside = try TestData.temporaryDirectory("server-outside")
         defer { for url in [store, root, outside] { try? FileManager.default.removeItem(at: url) } }
         // The root holds three photos and a link to a photo outside it, which must not be indexed.
         for name in [chelsea, coffee, "skimage-astronaut.png"] {

@@ -5,6 +5,7 @@ import HummingbirdTesting
 import Imaging
 import Lookalike
 @testable import LookalikeServer
+import TestSupport
 import Testing
 
 @Suite("HTTP API guards: keys, limits, SSRF", .serialized)
@@ -14,7 +15,7 @@ struct ServerGuardTests {
 
     @Test("keys: writes need the admin key, reads (and metrics) the read key or admin; health and the page stay open")
     func keys() async throws {
-        let store = try ServerTestData.temporaryDirectory("server-keys")
+        let store = try TestData.temporaryDirectory("server-keys")
         defer { try? FileManager.default.removeItem(at: store) }
         let app = try makeServer(store: store) { $0.adminKey = admin; $0.readKey = reader }.application()
         let photo = try ServerTestData.bytes("skimage-coffee.png")
@@ -62,7 +63,7 @@ struct ServerGuardTests {
 
     @Test("browsers elsewhere: cross-site writes are refused; a keyless server answers loopback names only")
     func browserGuard() async throws {
-        let store = try ServerTestData.temporaryDirectory("server-origin")
+        let store = try TestData.temporaryDirectory("server-origin")
         defer { try? FileManager.default.removeItem(at: store) }
         let app = try makeServer(store: store).application()
         try await app.test(.router) { client in
@@ -107,7 +108,7 @@ struct ServerGuardTests {
         #expect(throws: ServerConfiguration.Invalid.self, "a read key alone would leave writes open") {
             try ServerConfiguration(readKey: "read").validate()
         }
-        let folder = try ServerTestData.temporaryDirectory("server-config")
+        let folder = try TestData.temporaryDirectory("server-config")
         defer { try? FileManager.default.removeItem(at: folder) }
         let file = folder.appendingPathComponent("config.json")
         try Data(#"{"admin_key": "from-file", "index_roots": ["/srv/images"], "max_body_bytes": 1000}"#.utf8).write(to: file)

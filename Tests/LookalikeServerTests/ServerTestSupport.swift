@@ -5,23 +5,13 @@ import HummingbirdTesting
 import Imaging
 import Lookalike
 @testable import LookalikeServer
+import TestSupport
 
 /// Real photos and a store holding them, shared by the server tests (`make test` builds the photos).
 enum ServerTestData {
-    static let repository = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let data = ProcessInfo.processInfo.environment["LOOKALIKE_DATA"].map { URL(fileURLWithPath: $0) }
-        ?? repository.appendingPathComponent(".data")
-    static let photos = data.appendingPathComponent("photos")
-
-    struct Missing: Error, CustomStringConvertible {
-        let what: String
-        var description: String { "\(what) is missing: run `make test`, which builds the test data first" }
-    }
-
     static func photo(_ name: String) throws -> URL {
-        let url = photos.appendingPathComponent(name)
-        guard FileManager.default.fileExists(atPath: url.path) else { throw Missing(what: url.path) }
+        let url = TestData.photos.appendingPathComponent(name)
+        guard FileManager.default.fileExists(atPath: url.path) else { throw TestData.Missing(what: url.path) }
         return url
     }
 
@@ -34,19 +24,13 @@ enum ServerTestData {
         String(ContentHash.sha256(bytes).prefix(16))
     }
 
-    static func temporaryDirectory(_ label: String) throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("lookalike-\(label)-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url
-    }
-
     /// A store with every photo of the set, made once per test process.
     static let sharedStore: Result<URL, Error> = Result {
-        let store = try temporaryDirectory("server-store")
+        let store = try TestData.temporaryDirectory("server-store")
         let engine = try Engine(configuration: EngineConfiguration(store: store))
-        let report = try engine.add([photos.path], options: AddOptions(recursive: true))
+        let report = try engine.add([TestData.photos.path], options: AddOptions(recursive: true))
         guard report.added.count >= 20, report.failures.isEmpty else {
-            throw Missing(what: "the photo set (\(photos.path), at least 20 photos that index cleanly)")
+            throw TestData.Missing(what: "the photo set (\(TestData.photos.path), at least 20 photos that index cleanly)")
         }
         return store
     }
@@ -64,7 +48,7 @@ enum ServerTestData {
 /// A server over the shared store (or `store`), with the photo folder as its index root.
 func makeServer(store: URL? = nil, _ change: (inout ServerConfiguration) -> Void = { _ in }) throws -> LookalikeServer {
     var configuration = ServerConfiguration(store: try store ?? ServerTestData.sharedStore.get(),
-                                            indexRoots: [ServerTestData.photos.path], snapshotInterval: 3600)
+                                            indexRoots: [TestData.photos.path], snapshotInterval: 3600)
     change(&configuration)
     return try LookalikeServer(configuration: configuration)
 }
@@ -131,5 +115,5 @@ func waitForJob(_ client: some TestClientProtocol, _ id: String, key: String? = 
         if let state = job["state"] as? String, state == "finished" || state == "failed" { return job }
         try await Task.sleep(for: .milliseconds(100))
     }
-    throw ServerTestData.Missing(what: "the end of job \(id) within \(seconds) s")
+    throw TestData.Missing(what: "the end of job \(id) within \(seconds) s")
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// One `add` batch mixing good photos with every kind of bad input, through the real CLI.

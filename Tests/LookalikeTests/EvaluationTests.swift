@@ -1,5 +1,6 @@
 import Foundation
 @testable import Lookalike
+import TestSupport
 import Testing
 
 /// The retrieval measures on hand-computed cases, the manifest's checks, and a small evaluation
@@ -182,7 +183,7 @@ struct EvaluationTests {
         #expect(outcomes.count == 18)
         #expect(outcomes.filter { $0["match"] as? Bool == true }.allSatisfy { $0["first_correct_rank"] as? Int == 1 && $0["ap"] as? Double == 1 })
         #expect(outcomes.suffix(2).allSatisfy { $0["match"] as? Bool == false && $0["first_correct_rank"] is NSNull })
-        #expect((outcomes.last?["path"] as? String ?? "").hasSuffix("missing-file.jpg"))
+        #expect(outcomes.last?["path"] as? String == failedPath)
         #expect(outcomes.first?["kind"] as? String == "crop80")
         // Runs eval on the tiny manifest with more arguments; returns its JSON answer.
         func evaluate(_ arguments: [String]) throws -> [String: Any] {

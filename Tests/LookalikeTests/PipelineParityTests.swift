@@ -1,6 +1,7 @@
 import Embedding
 import Foundation
 import Imaging
+import TestSupport
 import Testing
 
 /// The Swift pipeline (libvips decode and resize + ONNX Runtime) against the Python reference

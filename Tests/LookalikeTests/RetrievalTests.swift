@@ -3,6 +3,7 @@ import Foundation
 import Embedding
 import Imaging
 import Lookalike
+import TestSupport
 import Testing
 
 /// The promise of the product on real photos: an edited copy finds its original at rank 1.

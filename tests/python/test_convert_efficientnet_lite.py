@@ -9,7 +9,6 @@ vectors says how they were made and how much numeric noise to expect.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -19,6 +18,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import script_module  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 CONVERTER = REPO / "tools" / "convert_efficientnet_lite.py"
@@ -98,11 +101,7 @@ def references() -> dict[str, dict[str, np.ndarray]]:
 @pytest.fixture(scope="session")
 def converter():
     """The converter imported as a module, for checks below the command line."""
-    spec = importlib.util.spec_from_file_location("convert_efficientnet_lite", CONVERTER)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return script_module.load(CONVERTER, "convert_efficientnet_lite")
 
 
 def load_input(image: dict, variant: str) -> np.ndarray:

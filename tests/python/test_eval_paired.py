@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import script_module  # noqa: E402
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "eval.py"
 
 
 @pytest.fixture(scope="module")
 def evaluation():
-    spec = importlib.util.spec_from_file_location("lookalike_eval_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return script_module.load(SCRIPT, "lookalike_eval_script")
 
 
 def outcome(path: str, rank: int | None, ap: float, match: bool = True) -> dict:

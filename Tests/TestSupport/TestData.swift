@@ -1,26 +1,27 @@
 import Foundation
 
-/// Where the tests find their real photos and tools. `make test` builds all of it first
-/// (`scripts/fetch_photos.py`, `scripts/make_edits.py`, `scripts/make_format_fixtures.py`).
-enum TestData {
-    static let repository = URL(fileURLWithPath: #filePath)
+/// Where the tests of every target find their real photos and tools. `make test` builds all of it
+/// first (`scripts/fetch_photos.py`, `scripts/make_edits.py`, `scripts/make_format_fixtures.py`).
+public enum TestData {
+    public static let repository = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    static let data = ProcessInfo.processInfo.environment["LOOKALIKE_DATA"].map { URL(fileURLWithPath: $0) }
+    public static let data = ProcessInfo.processInfo.environment["LOOKALIKE_DATA"].map { URL(fileURLWithPath: $0) }
         ?? repository.appendingPathComponent(".data")
-    static let photos = data.appendingPathComponent("photos")
-    static let edits = data.appendingPathComponent("edits")
-    static let fixtures = data.appendingPathComponent("fixtures/formats")
-    static let python = repository.appendingPathComponent(".venv/bin/python").path
+    public static let photos = data.appendingPathComponent("photos")
+    public static let edits = data.appendingPathComponent("edits")
+    public static let fixtures = data.appendingPathComponent("fixtures/formats")
+    public static let python = repository.appendingPathComponent(".venv/bin/python").path
 
-    static let editKinds = ["half", "crop80", "q30", "exifrot", "bright"]
+    public static let editKinds = ["half", "crop80", "q30", "exifrot", "bright"]
 
-    struct Missing: Error, CustomStringConvertible {
-        let what: String
-        var description: String { "\(what) is missing: run `make test`, which builds the test data first" }
+    public struct Missing: Error, CustomStringConvertible {
+        public let what: String
+        public init(what: String) { self.what = what }
+        public var description: String { "\(what) is missing: run `make test`, which builds the test data first" }
     }
 
     /// The photos of the test set, sorted, as absolute paths.
-    static func photoPaths() throws -> [String] {
+    public static func photoPaths() throws -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: photos.path)) ?? []
         let paths = names.filter { $0.hasSuffix(".jpg") || $0.hasSuffix(".png") }.sorted()
             .map { photos.appendingPathComponent($0).path }
@@ -29,7 +30,7 @@ enum TestData {
     }
 
     /// The `lookalike` executable built beside the test bundle (or `LOOKALIKE_BIN`).
-    static func executable() throws -> String {
+    public static func executable() throws -> String {
         if let path = ProcessInfo.processInfo.environment["LOOKALIKE_BIN"] { return path }
         let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         for candidate in [beside, beside.deletingLastPathComponent()] {
@@ -40,7 +41,7 @@ enum TestData {
     }
 
     /// A fresh temporary folder; the caller removes it.
-    static func temporaryDirectory(_ label: String) throws -> URL {
+    public static func temporaryDirectory(_ label: String) throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("lookalike-\(label)-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         return url
@@ -48,14 +49,14 @@ enum TestData {
 }
 
 /// The outcome of running a command.
-struct CommandResult {
-    let status: Int32
-    let stdout: String
-    let stderr: String
+public struct CommandResult: Sendable {
+    public let status: Int32
+    public let stdout: String
+    public let stderr: String
 }
 
 /// Runs a program to completion, collecting its output (through files, so no pipe can fill up).
-func runCommand(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> CommandResult {
+public func runCommand(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> CommandResult {
     let folder = try TestData.temporaryDirectory("command")
     defer { try? FileManager.default.removeItem(at: folder) }
     let outURL = folder.appendingPathComponent("stdout")
