@@ -85,7 +85,7 @@ public final class LookalikeServer: Sendable {
         router.middlewares.add(BrowserGuard(openServer: configuration.adminKey == nil))
 
         router.get("/") { _, _ in try self.asset("index.html") }
-        for (name, _) in WebAssets.names {
+        for name in assets.files.keys.sorted() {
             router.get(RouterPath(name)) { _, _ in try self.asset(name) }
         }
         router.get("/healthz") { _, _ in JSON.response(["status": "ok"]) }

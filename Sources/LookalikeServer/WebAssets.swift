@@ -9,9 +9,10 @@ struct WebAssets: Sendable {
 
     let files: [String: Asset]
 
-    static let names: [(file: String, type: String)] = [
-        ("index.html", "text/html; charset=utf-8"), ("app.js", "text/javascript; charset=utf-8"),
-        ("app.css", "text/css; charset=utf-8"), ("openapi.yaml", "application/yaml; charset=utf-8"),
+    /// Content types by file extension; files of other kinds in the folder are not served.
+    static let types: [String: String] = [
+        "html": "text/html; charset=utf-8", "js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8",
+        "yaml": "application/yaml; charset=utf-8", "png": "image/png", "svg": "image/svg+xml",
     ]
 
     /// Looks in the resource bundle SwiftPM places beside the executable (and beside the test
@@ -31,10 +32,15 @@ struct WebAssets: Sendable {
         }
         for folder in candidates where FileManager.default.fileExists(atPath: folder.appendingPathComponent("openapi.yaml").path) {
             var files: [String: Asset] = [:]
-            for (name, type) in names {
-                if let data = FileManager.default.contents(atPath: folder.appendingPathComponent(name).path) {
-                    files[name] = Asset(bytes: [UInt8](data), contentType: type)
-                }
+            // Every file of a known type, the page's ES modules in subfolders included, by its
+            // path relative to the folder ("index.html", "js/search.js").
+            let walker = FileManager.default.enumerator(at: folder, includingPropertiesForKeys: [.isRegularFileKey])
+            let prefix = folder.standardizedFileURL.path + "/"
+            while let url = walker?.nextObject() as? URL {
+                let path = url.standardizedFileURL.path
+                guard path.hasPrefix(prefix), let type = types[url.pathExtension.lowercased()],
+                      let data = FileManager.default.contents(atPath: path) else { continue }
+                files[String(path.dropFirst(prefix.count))] = Asset(bytes: [UInt8](data), contentType: type)
             }
             return WebAssets(files: files)
         }
