@@ -39,11 +39,14 @@ let package = Package(
         // Distance kernels of the vector index, with AVX2 versions chosen at run time.
         .target(name: "CVectorKernels"),
         .target(name: "VectorIndex", dependencies: ["CVectorKernels", "LookalikeSupport"]),
-        .target(name: "Catalog", dependencies: [.product(name: "GRDB", package: "GRDB.swift")]),
+        // The store seam: the `Store` protocol, items, metadata filters as a parsed tree.
+        .target(name: "Storage"),
+        // The SQLite store (GRDB), with its rendering of filters.
+        .target(name: "Catalog", dependencies: ["Storage", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(
             name: "Lookalike",
             dependencies: [
-                "Imaging", "Embedding", "VectorIndex", "Catalog",
+                "Imaging", "Embedding", "VectorIndex", "Storage", "Catalog",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]

@@ -1,3 +1,4 @@
+@_exported import Storage
 import Foundation
 import GRDB
 
@@ -23,20 +24,11 @@ public enum CatalogError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// Counts reported by `stats`.
-public struct CatalogStats: Sendable, Equatable {
-    public var items: Int
-    /// Number of vectors per model name.
-    public var vectors: [String: Int]
-    /// Size of the database files on disk, in bytes.
-    public var bytesOnDisk: Int
-}
-
 /// The store's source of truth: items, their metadata and their vectors, in SQLite (WAL mode).
 ///
 /// The file is `catalog.sqlite` in the store folder. Every change is a transaction, so a crash
 /// or a failing file never leaves half an item behind; vector indexes are rebuilt from here.
-public final class Catalog: Sendable {
+public final class Catalog: Store {
     public let directory: URL
     private let database: DatabasePool
 
@@ -113,6 +105,11 @@ public final class Catalog: Sendable {
                 END;
                 """)
         }
+        migrator.registerMigration("v4: embedding spaces") { db in
+            // The embedding space a model's vectors belong to (NULL: the model's own). Vectors of
+            // two models recorded with one space can be compared, a text query with images, say.
+            try db.alter(table: "model") { table in table.add(column: "space", .text) }
+        }
         return migrator
     }
 
@@ -161,7 +158,7 @@ public final class Catalog: Sendable {
     /// different networks (or preprocessings) never mix under one name. Returns whether the model
     /// is recorded (and matched), so a caller need not check again. Only recording writes.
     @discardableResult
-    public func checkModel(_ model: String, fingerprint: String, dimension: Int, record: Bool) throws -> Bool {
+    public func checkModel(_ model: String, fingerprint: String, dimension: Int, space: String?, record: Bool) throws -> Bool {
         func matches(_ db: Database) throws -> Bool? {
             guard let row = try Row.fetchOne(db, sql: "SELECT fingerprint, dimension FROM model WHERE name = ?", arguments: [model])
             else { return nil }
@@ -175,8 +172,8 @@ public final class Catalog: Sendable {
         return try database.write { db in
             if try matches(db) != nil { return true }  // recorded meanwhile by another writer
             try db.execute(
-                sql: "INSERT INTO model (name, fingerprint, dimension, first_used_at) VALUES (?, ?, ?, ?)",
-                arguments: [model, fingerprint, dimension, Date()])
+                sql: "INSERT INTO model (name, fingerprint, dimension, first_used_at, space) VALUES (?, ?, ?, ?, ?)",
+                arguments: [model, fingerprint, dimension, Date(), space == model ? nil : space])
             return true
         }
     }
@@ -185,7 +182,7 @@ public final class Catalog: Sendable {
     /// stored, all in one transaction. An item already present (same id) keeps its row and only
     /// gains the vector.
     public func insert(
-        _ entries: [(item: Item, vector: [Float])], model: String, metadataUpdates: [(id: String, metadata: String)] = []
+        _ entries: [(item: Item, vector: [Float])], model: String, metadataUpdates: [(id: String, metadata: String)]
     ) throws {
         try database.write { db in
             for entry in entries {
@@ -212,10 +209,29 @@ public final class Catalog: Sendable {
         }
     }
 
-    /// All vectors of `model`, in insertion order.
-    public func vectors(model: String) throws -> [(id: String, vector: [Float])] {
+    public func forEachVectorPage(model: String, pageSize: Int, _ body: ([StoredEmbedding]) throws -> Bool) throws {
+        var after: Int64 = 0
+        while true {
+            let rows = try database.read { db in
+                try Row.fetchAll(
+                    db, sql: "SELECT rowid, item_id, model, dimension, data FROM vector WHERE model = ? AND rowid > ? ORDER BY rowid LIMIT ?",
+                    arguments: [model, after, max(1, pageSize)])
+            }
+            guard let last = rows.last else { return }
+            after = last["rowid"]
+            let page = try rows.map { row in
+                try Self.decoded(StoredVector(itemId: row["item_id"], model: row["model"], dimension: row["dimension"], data: row["data"]))
+            }
+            if try !body(page) || rows.count < pageSize { return }
+        }
+    }
+
+    public func vectorSpaces() throws -> [VectorSpace] {
         try database.read { db in
-            try StoredVector.filter(Column("model") == model).order(Column("rowid")).fetchAll(db).map(Self.decoded)
+            try Row.fetchAll(db, sql: """
+                SELECT used.model AS name, model.space AS space FROM (SELECT DISTINCT model FROM vector) AS used
+                LEFT JOIN model ON model.name = used.model ORDER BY used.model
+                """).map { row in VectorSpace(model: row["name"], space: row["space"]) }
         }
     }
 

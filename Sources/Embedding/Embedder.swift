@@ -15,6 +15,10 @@ public final class Embedder: Sendable {
 
     public init(manifest: ModelManifest, registry: ModelRegistry, threads: Int = 0) throws {
         if let problem = manifest.problem { throw ModelError.unsupportedInput(name: manifest.name, reason: problem) }
+        guard manifest.modality == .image else {
+            // A text encoder's manifest is understood, but this build runs image models only.
+            throw ModelError.unsupportedInput(name: manifest.name, reason: "running text encoders is not supported yet")
+        }
         let modelPath = try registry.installedPath(of: manifest)
         fingerprint = try Self.fingerprint(modelPath: modelPath, manifest: manifest)
         let runtime = try OnnxRuntime.shared(libraryPath: registry.runtimeLibraryPath())
@@ -29,7 +33,9 @@ public final class Embedder: Sendable {
 
     private static func fingerprint(modelPath: String, manifest: ModelManifest) throws -> String {
         let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: modelPath), options: .mappedIfSafe))
-        return "\(ContentHash.sha256(bytes)) \(manifest.resize) \(manifest.embeddingOutput)"
+        // The text stays as it was when the resize policy was not optional, so stores keep matching.
+        let sizing = manifest.resize.map { "\($0)" } ?? "text"
+        return "\(ContentHash.sha256(bytes)) \(sizing) \(manifest.embeddingOutput)"
     }
 
     /// Sizes and decodes nothing: `images` must already follow the manifest's resize policy.

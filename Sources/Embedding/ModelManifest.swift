@@ -1,19 +1,55 @@
 import Imaging
 
 /// Everything Lookalike needs to know to run an embedding model: where its file is, what its
-/// input looks like, how images are sized for it, and which output is the embedding.
+/// input looks like (images, or token ids for a text encoder), how images are sized for it, which
+/// output is the embedding, and which embedding space its vectors belong to.
 ///
 /// Built-in models have manifests in code (`ModelManifest.builtIn`); any other ONNX embedder
 /// (a CLIP, SigLIP or DINOv2 export, say) plugs in with a JSON manifest of the same shape in the
 /// models folder, named `<name>.json`.
 public struct ModelManifest: Codable, Sendable, Equatable {
+    enum CodingKeys: String, CodingKey {
+        case name, summary, file, modality, space, input, resize, text, normalization, embeddingOutput, logitsOutput,
+             dimension, batchable, licence, installHint, duplicateThreshold
+    }
+
+    /// Reads a manifest; `modality` may be left out (an image model), as manifests written before
+    /// text encoders existed do.
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        summary = try container.decode(String.self, forKey: .summary)
+        file = try container.decode(String.self, forKey: .file)
+        modality = try container.decodeIfPresent(Modality.self, forKey: .modality) ?? .image
+        space = try container.decodeIfPresent(String.self, forKey: .space)
+        input = try container.decode(Input.self, forKey: .input)
+        resize = try container.decodeIfPresent(ResizePolicy.self, forKey: .resize)
+        text = try container.decodeIfPresent(TextInput.self, forKey: .text)
+        normalization = try container.decode(String.self, forKey: .normalization)
+        embeddingOutput = try container.decode(String.self, forKey: .embeddingOutput)
+        logitsOutput = try container.decodeIfPresent(String.self, forKey: .logitsOutput)
+        dimension = try container.decode(Int.self, forKey: .dimension)
+        batchable = try container.decode(Bool.self, forKey: .batchable)
+        licence = try container.decode(String.self, forKey: .licence)
+        installHint = try container.decode(String.self, forKey: .installHint)
+        duplicateThreshold = try container.decodeIfPresent(Float.self, forKey: .duplicateThreshold)
+    }
+
     /// The name users pass to `--model`.
     public var name: String
     public var summary: String
     /// The ONNX file, relative to the models folder.
     public var file: String
+    /// What the model encodes: images (the default) or text.
+    public var modality: Modality
+    /// The embedding space of the model's vectors; nil means the model's own. An image model and
+    /// a text encoder that name one space make vectors that can be compared (text-to-image search).
+    public var space: String?
     public var input: Input
-    public var resize: ResizePolicy
+    /// How images are sized for the model (image models only).
+    public var resize: ResizePolicy?
+    /// How text becomes the model's input (text encoders only).
+    public var text: TextInput?
     /// What the graph expects of its pixels; for documentation (normalisation happens inside the graph).
     public var normalization: String
     /// Name of the output holding one embedding per image.
@@ -31,6 +67,36 @@ public struct ModelManifest: Codable, Sendable, Equatable {
     /// Nil when the model has not been calibrated.
     public var duplicateThreshold: Float?
 
+    public enum Modality: String, Codable, Sendable, CaseIterable {
+        case image, text
+    }
+
+    /// A text encoder's input: WordPiece token ids (with an attention mask, and token types when
+    /// the graph asks for them), at most `maxTokens` per text.
+    public struct TextInput: Codable, Sendable, Equatable {
+        /// The vocabulary file (one token a line), relative to the models folder.
+        public var vocabulary: String
+        public var maxTokens: Int
+        public var lowercase: Bool
+        /// Input tensor names.
+        public var ids: String
+        public var attentionMask: String
+        public var tokenTypes: String?
+
+        public init(vocabulary: String, maxTokens: Int = 128, lowercase: Bool = true, ids: String = "input_ids",
+                    attentionMask: String = "attention_mask", tokenTypes: String? = "token_type_ids") {
+            self.vocabulary = vocabulary
+            self.maxTokens = maxTokens
+            self.lowercase = lowercase
+            self.ids = ids
+            self.attentionMask = attentionMask
+            self.tokenTypes = tokenTypes
+        }
+    }
+
+    /// The embedding space of the model's vectors: `space`, or the model's own name.
+    public var embeddingSpace: String { space ?? name }
+
     public struct Input: Codable, Sendable, Equatable {
         /// The input tensor's name.
         public var name: String
@@ -46,15 +112,19 @@ public struct ModelManifest: Codable, Sendable, Equatable {
     }
 
     public init(
-        name: String, summary: String, file: String, input: Input, resize: ResizePolicy, normalization: String,
+        name: String, summary: String, file: String, modality: Modality = .image, space: String? = nil, input: Input,
+        resize: ResizePolicy?, text: TextInput? = nil, normalization: String,
         embeddingOutput: String, logitsOutput: String? = nil, dimension: Int, batchable: Bool, licence: String,
         installHint: String, duplicateThreshold: Float? = nil
     ) {
         self.name = name
         self.summary = summary
         self.file = file
+        self.modality = modality
+        self.space = space
         self.input = input
         self.resize = resize
+        self.text = text
         self.normalization = normalization
         self.embeddingOutput = embeddingOutput
         self.logitsOutput = logitsOutput
@@ -71,12 +141,31 @@ extension ModelManifest {
     public var problem: String? {
         if name.isEmpty { return "name is empty" }
         if file.isEmpty { return "file is empty" }
-        if !resize.isValid { return "resize policy \(resize) is out of range (sizes 1 to 4096 pixels)" }
         if !(1...65536).contains(dimension) { return "dimension \(dimension) is out of range (1 to 65536)" }
-        if input.layout != "NHWC" || input.dtype != "uint8" {
-            return "input must be NHWC uint8 RGB (normalisation inside the graph), not \(input.layout) \(input.dtype)"
+        if let space, space.isEmpty { return "space is empty (leave it out for the model's own space)" }
+        switch modality {
+        case .image:
+            guard let resize else { return "an image model needs a resize policy" }
+            if !resize.isValid { return "resize policy \(resize) is out of range (sizes 1 to 4096 pixels)" }
+            if text != nil { return "an image model has no text input" }
+            if input.layout != "NHWC" || input.dtype != "uint8" {
+                return "input must be NHWC uint8 RGB (normalisation inside the graph), not \(input.layout) \(input.dtype)"
+            }
+        case .text:
+            guard let text else { return "a text encoder needs a text input (vocabulary, maxTokens, tensor names)" }
+            if resize != nil { return "a text encoder has no resize policy" }
+            if text.vocabulary.isEmpty { return "text.vocabulary is empty" }
+            if !(1...8192).contains(text.maxTokens) { return "text.maxTokens \(text.maxTokens) is out of range (1 to 8192)" }
         }
         return nil
+    }
+
+    /// How images are sized for the model; an error for a text encoder.
+    public func imagePolicy() throws -> ResizePolicy {
+        guard modality == .image, let resize else {
+            throw ModelError.unsupportedInput(name: name, reason: "it encodes \(modality.rawValue), not images")
+        }
+        return resize
     }
 
     /// EfficientNet-Lite0 with mean pooling: general visual similarity. The Python reference

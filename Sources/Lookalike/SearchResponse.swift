@@ -1,3 +1,5 @@
+import Storage
+
 /// The answer to a search: ranked hits, best first.
 public struct SearchResponse: Sendable, Encodable {
     public struct Hit: Sendable, Encodable, Equatable {
@@ -12,6 +14,16 @@ public struct SearchResponse: Sendable, Encodable {
         /// Whether the score reaches the model's calibrated duplicate threshold: very likely a copy
         /// of the query (cropped, recompressed, recoloured...), not just a similar image.
         public let duplicate: Bool
+
+        init(item: Item, score: Float, duplicate: Bool) {
+            id = item.id
+            path = item.sourcePath
+            self.score = score
+            width = item.width
+            height = item.height
+            metadata = item.metadata
+            self.duplicate = duplicate
+        }
     }
 
     public let model: String

@@ -374,7 +374,7 @@ public final class LookalikeServer: Sendable {
     }
 
     private func item(_ id: String, in engine: Engine) throws -> Item {
-        guard let item = try engine.catalog.items(ids: [id])[id] else { throw APIError.notFound("no item with id \(id)") }
+        guard let item = try engine.item(id: id) else { throw APIError.notFound("no item with id \(id)") }
         return item
     }
 
@@ -384,7 +384,7 @@ public final class LookalikeServer: Sendable {
         let limit = try query["limit"].map { try integer($0, field: "limit", range: 1...1000) } ?? 100
         let after = query["after"].map(String.init)
         if let after, after.count > 64 { throw APIError.badRequest("after must be at most 64 characters") }
-        let items = try engine.catalog.items(after: after, limit: limit + 1)
+        let items = try engine.items(after: after, limit: limit + 1)
         let page = items.prefix(limit)
         return JSON.response([
             "items": page.map { itemJSON($0, collection: collection) },
@@ -415,64 +415,34 @@ public final class LookalikeServer: Sendable {
         if let metadata, Metadata.object(metadata) == nil {
             throw APIError(.badRequest, "bad_metadata", "metadata must be a JSON object, like {\"color\": \"red\", \"price\": 45}")
         }
-        let decoder = ImageDecoder(limits: configuration.imageLimits)
-        let givenMetadata = metadata
-        let uploadName = givenName
-        let uploads = engine.configuration.store.appendingPathComponent("uploads", isDirectory: true)
+        let limits = configuration.imageLimits
+        let (name, given) = (givenName, metadata)
         let started = DispatchTime.now()
-        let (report, path, created, hash) = try await pool.run { () throws -> (IngestReport, String, Bool, String) in
-            let info = try decoder.info(bytes)  // refuses non-images and oversized ones before anything is written
-            let hash = ContentHash.sha256(bytes)
-            // uploads/<hash>/<file name>: one folder per content, so the item keeps the name it was uploaded with.
-            let folder = uploads.appendingPathComponent(String(hash.prefix(32)), isDirectory: true)
-            let existing = (try? FileManager.default.contentsOfDirectory(atPath: folder.path))?.filter { !$0.hasPrefix(".") }.sorted().first
-            let file = folder.appendingPathComponent(existing ?? Self.uploadName(uploadName, loader: info.format)).path
-            if existing == nil {
-                try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-                try Data(bytes).write(to: URL(fileURLWithPath: file), options: .atomic)
-            }
-            let created = existing == nil
-            let records = givenMetadata.map { [file: $0] } ?? [:]
-            return (try engine.add([file], options: AddOptions(metadata: MetadataFile(records: records))), file, created, hash)
+        let outcome: Engine.UploadOutcome
+        do {
+            outcome = try await pool.run { try engine.addUpload(bytes, name: name, metadata: given, limits: limits) }
+        } catch Engine.UploadError.storeRefused {
+            var error = APIError(.serviceUnavailable, "busy", "the store is busy with another write; retry shortly")
+            error.headers = [.retryAfter: "2"]
+            throw error
+        } catch Engine.UploadError.badImage(let reason) {
+            throw APIError(.unprocessableContent, "bad_image", reason)
         }
         ServerMetrics.requestTimer("add").recordInterval(since: started)
-        // Only the file this request wrote is removed again, and only when no item uses it.
-        func removeOwnFile() {
-            guard created else { return }
-            try? FileManager.default.removeItem(atPath: path)
-            rmdir(URL(fileURLWithPath: path).deletingLastPathComponent().path)  // only if empty: another upload may be in it
-        }
-        if let failure = report.failures.first {
-            if (try? engine.catalog.item(contentHash: hash)) == nil { removeOwnFile() }
-            if report.storeError != nil {
-                var error = APIError(.serviceUnavailable, "busy", "the store is busy with another write; retry shortly")
-                error.headers = [.retryAfter: "2"]
-                throw error
-            }
-            throw APIError(.unprocessableContent, "bad_image", failure.reason)
-        }
-        if let added = report.added.first {
+        switch outcome {
+        case .added(let item):
             ServerMetrics.imagesIndexed(collection).increment()
-            return JSON.response(["status": "added", "item": itemJSON(try item(added.id, in: engine), collection: collection)], status: .created)
+            return JSON.response(["status": "added", "item": itemJSON(item, collection: collection)], status: .created)
+        case .duplicate(let item):
+            return JSON.response(["status": "duplicate", "item": itemJSON(item, collection: collection)])
         }
-        guard let duplicate = report.duplicates.first else { throw APIError(.internalServerError, "internal", "the image was not stored") }
-        let existing = try item(duplicate.existingId, in: engine)
-        if existing.sourcePath != path { removeOwnFile() }
-        return JSON.response(["status": "duplicate", "item": itemJSON(existing, collection: collection)])
     }
 
     private func deleteItem(_ id: String, engine: Engine) async throws {
-        let existing = try item(id, in: engine)
+        _ = try item(id, in: engine)
+        // The engine deletes the files the server made for the item; files indexed from folders stay.
         let removed = try await pool.run { try engine.remove(ids: [id]) }
         guard !removed.isEmpty else { throw APIError.notFound("no item with id \(id)") }
-        // Files the server made for the item go with it; files indexed from folders stay.
-        let store = engine.configuration.store
-        if existing.sourcePath.hasPrefix(store.appendingPathComponent("uploads").path + "/") {
-            try? FileManager.default.removeItem(at: URL(fileURLWithPath: existing.sourcePath).deletingLastPathComponent())
-        }
-        for size in Self.thumbnailSizes {
-            try? FileManager.default.removeItem(at: thumbnailURL(id, size: size, store: store))
-        }
     }
 
     /// The item's original bytes, read from where it was added from and checked against its hash.
@@ -491,30 +461,12 @@ public final class LookalikeServer: Sendable {
                         body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
-    static let thumbnailSizes = [128, 256, 512]
-
-    private func thumbnailURL(_ id: String, size: Int, store: URL) -> URL {
-        store.appendingPathComponent("thumbnails/\(size)", isDirectory: true).appendingPathComponent("\(id).jpg")
-    }
-
     private func thumbnail(_ id: String, engine: Engine, request: Request) async throws -> Response {
         let size = try Self.query(request)["size"].map { try integer($0, field: "size", range: 128...512) } ?? 256
-        guard Self.thumbnailSizes.contains(size) else { throw APIError.badRequest("size must be 128, 256 or 512") }
+        guard Engine.thumbnailSizes.contains(size) else { throw APIError.badRequest("size must be 128, 256 or 512") }
         let item = try item(id, in: engine)
-        let cached = thumbnailURL(id, size: size, store: engine.configuration.store)
-        // Stored items were accepted at indexing time, perhaps with larger limits than uploads get.
-        let decoder = ImageDecoder(limits: .default)
-        let jpeg: [UInt8]
-        if let data = FileManager.default.contents(atPath: cached.path), !data.isEmpty {
-            jpeg = [UInt8](data)
-        } else {
-            jpeg = try await pool.run {
-                let bytes = try self.sourceBytes(item, engine: engine)
-                let jpeg = try decoder.thumbnailJPEG(bytes, size: size)
-                try? FileManager.default.createDirectory(at: cached.deletingLastPathComponent(), withIntermediateDirectories: true)
-                try? Data(jpeg).write(to: cached, options: .atomic)
-                return jpeg
-            }
+        let jpeg = try await engine.cachedThumbnail(id: id, size: size).asyncOr {
+            try await self.pool.run { try engine.thumbnail(of: item, size: size) { item in try self.sourceBytes(item, engine: engine) } }
         }
         // Ids are content hashes: an id's thumbnail never changes.
         return Response(status: .ok, headers: [.contentType: "image/jpeg", .cacheControl: "private, max-age=31536000, immutable"],
@@ -704,26 +656,6 @@ public final class LookalikeServer: Sendable {
         if starts(Array("BM".utf8)) { return "image/bmp" }
         return "application/octet-stream"
     }
-
-    /// A safe file name for an upload: the client's name (its last component, letters, digits,
-    /// `.`, `-`, `_` and spaces, at most 100 characters), else `upload.<format's extension>`.
-    static func uploadName(_ given: String?, loader: String) -> String {
-        let last = (given ?? "").split(separator: "/").last.map(String.init) ?? ""
-        let kept = String(last.unicodeScalars.filter {
-            CharacterSet.alphanumerics.contains($0) && $0.isASCII || "._- ".unicodeScalars.contains($0)
-        }.map(Character.init).prefix(100)).trimmingCharacters(in: .whitespaces)
-        if kept.isEmpty || kept.hasPrefix(".") { return "upload.\(fileExtension(loader))" }
-        return kept
-    }
-
-    static func fileExtension(_ loader: String) -> String {
-        let lower = loader.lowercased()
-        for (key, ext) in [("jpeg", "jpg"), ("png", "png"), ("webp", "webp"), ("gif", "gif"), ("heif", "heic"), ("tiff", "tif"),
-                           ("jxl", "jxl"), ("jp2k", "jp2"), ("magick", "img")] where lower.contains(key) {
-            return ext
-        }
-        return "img"
-    }
 }
 
 /// Writes changed HNSW snapshots every `snapshotInterval` seconds, and once more at shutdown.
@@ -740,5 +672,13 @@ struct SnapshotSaver: Service {
             await save()
         }
         await save()
+    }
+}
+
+extension Optional {
+    /// The value, or what `make` gives when there is none.
+    func asyncOr(_ make: () async throws -> Wrapped) async rethrows -> Wrapped {
+        if let value = self { return value }
+        return try await make()
     }
 }

@@ -401,35 +401,18 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
             }
         }
         guard let rescoring else { return candidates }
-        return try rescore(candidates, query: prepared, k: k, from: rescoring)
+        return try RefineIndex.rescore(candidates, query: prepared, k: k, metric: metric, from: rescoring)
     }
 
-    /// Scores candidates again from their full-precision vectors and keeps the best `k`. A
-    /// candidate the source does not have keeps its approximate score.
-    private func rescore(_ candidates: [SearchHit], query: [Float], k: Int, from source: ExactVectorSource) throws -> [SearchHit] {
-        let exact = try source.exactVectors(for: candidates.map(\.id))
-        var rescored: [SearchHit] = []
-        rescored.reserveCapacity(candidates.count)
-        query.withUnsafeBufferPointer { q in
-            for (candidate, vector) in zip(candidates, exact) {
-                guard let vector, vector.count == dimension else {
-                    rescored.append(candidate)
-                    continue
-                }
-                let score: Float = vector.withUnsafeBufferPointer { v in
-                    switch metric {
-                    case .cosine:
-                        let norm = VectorMath.dot(v, v).squareRoot()
-                        return norm > 0 ? VectorMath.dot(q, v) / norm : 0
-                    case .innerProduct: return VectorMath.dot(q, v)
-                    case .l2: return -VectorMath.squaredDistance(q, v)
-                    }
-                }
-                rescored.append(SearchHit(id: candidate.id, score: score))
-            }
-        }
-        rescored.sort { $0.score > $1.score || ($0.score == $1.score && $0.id < $1.id) }
-        return Array(rescored.prefix(k))
+    public func search(_ query: [Float], k: Int, filter: SearchFilter?, parameters: SearchParameters) throws -> [SearchHit] {
+        try search(query, k: k, efSearch: parameters.efSearch ?? self.parameters.efSearch, filter: filter)
+    }
+
+    /// Scores on 8-bit or float16 codes are approximate; a `RefineIndex` re-scores them.
+    public var scoresAreExact: Bool { encoding == .float32 }
+
+    public func candidateBound(_ parameters: SearchParameters) -> Int? {
+        parameters.efSearch ?? self.parameters.efSearch
     }
 
     private func graphSearch(_ scorer: Scorer, k: Int, ef: Int, filter: SearchFilter?) -> [SearchHit] {

@@ -35,6 +35,17 @@ public struct SearchFilter: Sendable {
     }
 }
 
+/// Per-query search parameters, as a value (FAISS's `SearchParameters`): an index reads the fields
+/// it knows and ignores the rest.
+public struct SearchParameters: Sendable, Equatable {
+    /// HNSW beam width for this query; nil keeps the index's default.
+    public var efSearch: Int?
+
+    public init(efSearch: Int? = nil) {
+        self.efSearch = efSearch
+    }
+}
+
 /// The one interface every vector index answers, in the spirit of FAISS's `Index`.
 public protocol VectorIndex: Sendable {
     var dimension: Int { get }
@@ -48,4 +59,22 @@ public protocol VectorIndex: Sendable {
     func contains(id: String) -> Bool
     /// The `k` closest live vectors to `query` that pass `filter`, best first.
     func search(_ query: [Float], k: Int, filter: SearchFilter?) throws -> [SearchHit]
+    /// As `search(_:k:filter:)`, with parameters for this query.
+    func search(_ query: [Float], k: Int, filter: SearchFilter?, parameters: SearchParameters) throws -> [SearchHit]
+    /// Whether the scores `search` reports are exact (false for an index on compressed vectors,
+    /// which a `RefineIndex` can wrap).
+    var scoresAreExact: Bool { get }
+    /// How many candidates a search with these parameters can rank well (an HNSW beam's width);
+    /// nil when there is no such bound.
+    func candidateBound(_ parameters: SearchParameters) -> Int?
+}
+
+extension VectorIndex {
+    public func search(_ query: [Float], k: Int, filter: SearchFilter?, parameters: SearchParameters) throws -> [SearchHit] {
+        try search(query, k: k, filter: filter)
+    }
+
+    public var scoresAreExact: Bool { true }
+
+    public func candidateBound(_ parameters: SearchParameters) -> Int? { nil }
 }

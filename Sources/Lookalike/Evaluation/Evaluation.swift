@@ -82,10 +82,8 @@ extension Engine {
     /// images are not embedded again), runs every query, and measures the answers. Meant for a
     /// scratch store: the images stay in the store afterwards.
     ///
-    /// With one model, or a cascade, and no whitening, queries go through `search`, exactly as a
-    /// user's would.
-    /// Fusion and whitening transform the stored vectors, so those rankings are exact searches over
-    /// the transformed vectors instead.
+    /// Every query goes through `search`, exactly as a user's would: a cascade as the search
+    /// option, fusion and whitening as a `FusionStage`.
     public func evaluate(_ manifest: EvaluationManifest, options: EvaluationOptions,
                          progress: (@Sendable (String) -> Void)? = nil) throws -> EvaluationResult {
         let started = Date()
@@ -107,14 +105,16 @@ extension Engine {
         // Inputs with identical bytes are one item in a store: a distractor that repeats a gallery
         // image's bytes is that gallery image.
         let queries = manifest.queries
-        // A cascade is a search option, so it goes through `search` as a user's query would.
+        // Every ranking goes through `search`, as a user's query would: a cascade is a search
+        // option, fusion and whitening are a ranking stage (kept across queries, so the fused
+        // vectors of the collection are computed once).
         let cascade = options.fusion == .cascade
-        let searchOptions = SearchOptions(top: options.top, model: options.models[0], efSearch: options.efSearch,
+        var searchOptions = SearchOptions(top: options.top, model: options.models[0], efSearch: options.efSearch,
                                           cascade: cascade ? Array(options.models.dropFirst()) : [])
-        let transformed = !cascade && (options.models.count > 1 || options.whiten)
-            ? try transformedRanker(options, galleryIDs: Set(relevantByGroup.values.flatMap { $0 }),
-                                    indexedIDs: Set(idOfPath.values))
-            : nil
+        if !cascade && (options.models.count > 1 || options.whiten) {
+            searchOptions.stages = [FusionStage(models: options.models,
+                                                whiteningItems: options.whiten ? Set(relevantByGroup.values.flatMap { $0 }) : nil)]
+        }
         var rankings: [RetrievalMetrics.Ranking] = []
         var kinds: [String?] = []
         var outcomes: [QueryOutcome] = []
@@ -123,11 +123,7 @@ extension Engine {
             let relevant = query.group.flatMap { relevantByGroup[$0] } ?? []
             var hits: [(id: String, score: Float)] = []
             do {
-                if let transformed {
-                    hits = try transformed(query.path).map { ($0.id, $0.score) }
-                } else {
-                    hits = try search(imageAt: query.path, options: searchOptions).hits.map { ($0.id, $0.score) }
-                }
+                hits = try search(.image(path: query.path), options: searchOptions).hits.map { ($0.id, $0.score) }
             } catch {
                 failures.append(IngestFailure(path: query.path, reason: "\(error)"))
             }
@@ -146,51 +142,11 @@ extension Engine {
         let listed = Set(idOfPath.values)
         var strangers = 0
         for model in options.models {
-            strangers = max(strangers, try catalog.vectorIDs(model: model).filter { !listed.contains($0) }.count)
+            strangers = max(strangers, try store.vectorIDs(model: model).filter { !listed.contains($0) }.count)
         }
         return EvaluationResult(
             model: options.label, gallery: indexed.filter { $0.role == .gallery }.count,
             distractors: indexed.filter { $0.role == .distractor }.count, summary: RetrievalMetrics.summarize(rankings),
             byKind: byKind, queries: outcomes, failures: failures, strangers: strangers, seconds: Date().timeIntervalSince(started))
-    }
-
-    /// Exact ranking over transformed vectors: each model's vectors whitened (when asked) and
-    /// normalised, then concatenated with weight 1/sqrt(models), so the cosine of two
-    /// concatenations is the mean of the models' cosines.
-    private func transformedRanker(_ options: EvaluationOptions, galleryIDs: Set<String>,
-                                   indexedIDs: Set<String>) throws -> (String) throws -> [SearchHit] {
-        let ids = indexedIDs.sorted()
-        var parts: [(model: String, whitening: Whitening?)] = []
-        var combined: [String: [Float]] = [:]
-        let weight = 1 / Float(options.models.count).squareRoot()
-        for model in options.models {
-            let stored = Dictionary(try catalog.vectors(model: model, ids: ids), uniquingKeysWith: { first, _ in first })
-            let whitening = options.whiten
-                ? Whitening(learningFrom: galleryIDs.sorted().compactMap { stored[$0] })
-                : nil
-            parts.append((model, whitening))
-            for (id, vector) in stored {
-                let part = Self.unit(whitening?.apply(vector) ?? vector).map { $0 * weight }
-                combined[id, default: []] += part
-            }
-        }
-        // Only items every model could embed take part.
-        let width = combined.values.map(\.count).max() ?? 0
-        let index = FlatIndex(dimension: max(1, width))
-        for (id, vector) in combined where vector.count == width { try index.add(id: id, vector: vector) }
-        let top = options.top
-        return { path in
-            var query: [Float] = []
-            for part in parts {
-                let vector = try self.embedding(imageAt: path, model: part.model)
-                query += Self.unit(part.whitening?.apply(vector) ?? vector).map { $0 * weight }
-            }
-            return try index.search(query, k: top)
-        }
-    }
-
-    private static func unit(_ vector: [Float]) -> [Float] {
-        let norm = vector.reduce(0) { $0 + $1 * $1 }.squareRoot()
-        return norm > 0 ? vector.map { $0 / norm } : vector
     }
 }

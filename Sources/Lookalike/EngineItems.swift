@@ -1,0 +1,145 @@
+import Foundation
+import Imaging
+import Storage
+
+/// Items as the front doors need them: lookup and paging, the stored original, uploads kept in
+/// the store, and cached thumbnails.
+extension Engine {
+    /// The stored item `id`, if there is one.
+    public func item(id: String) throws -> Item? {
+        try store.items(ids: [id])[id]
+    }
+
+    /// Items in id order, `limit` at a time, starting after the id `after`.
+    public func items(after: String?, limit: Int) throws -> [Item] {
+        try store.items(after: after, limit: limit)
+    }
+
+    /// The stored original of an item, read now from where it was added from, and checked to be
+    /// still the same bytes (a file replaced since, or a link pointed elsewhere, is not served).
+    public func originalBytes(of item: Item) throws -> [UInt8] {
+        let bytes = try FileReader.read(item.sourcePath, maxBytes: ImageLimits.default.maxBytes)
+        guard ContentHash.sha256(bytes) == item.contentHash else { throw IngestError.changedSinceAdded }
+        return bytes
+    }
+
+    // MARK: Uploads
+
+    /// What became of an upload.
+    public enum UploadOutcome: Sendable {
+        case added(Item)
+        /// The store already held these bytes: the stored item, unchanged but for new metadata.
+        case duplicate(Item)
+    }
+
+    /// Why an upload was not stored.
+    public enum UploadError: Error, Sendable, CustomStringConvertible {
+        /// Not an image, too large, or the model could not embed it.
+        case badImage(String)
+        /// The store refused the write (busy with another writer, or full).
+        case storeRefused(String)
+
+        public var description: String {
+            switch self {
+            case .badImage(let reason): return reason
+            case .storeRefused(let reason): return reason
+            }
+        }
+    }
+
+    /// The folder of uploads in the store.
+    var uploadsFolder: URL { configuration.store.appendingPathComponent("uploads", isDirectory: true) }
+
+    /// Stores an uploaded image as a file of the store (`uploads/<hash>/<name>`, one folder per
+    /// content, so the item keeps the name it was uploaded with) and adds it. The bytes are checked
+    /// to be an image within `limits` before anything is written; a file this call wrote is removed
+    /// again when it ends up unused.
+    public func addUpload(_ bytes: [UInt8], name: String?, metadata: String?, limits: ImageLimits) throws -> UploadOutcome {
+        let info = try ImageDecoder(limits: limits).info(bytes)
+        let hash = ContentHash.sha256(bytes)
+        let folder = uploadsFolder.appendingPathComponent(String(hash.prefix(32)), isDirectory: true)
+        let existing = (try? FileManager.default.contentsOfDirectory(atPath: folder.path))?.filter { !$0.hasPrefix(".") }.sorted().first
+        let path = folder.appendingPathComponent(existing ?? Self.uploadName(name, loader: info.format)).path
+        if existing == nil {
+            try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+            try Data(bytes).write(to: URL(fileURLWithPath: path), options: .atomic)
+        }
+        // Only the file this call wrote is removed again, and only when no item uses it.
+        func removeOwnFile() {
+            guard existing == nil else { return }
+            try? FileManager.default.removeItem(atPath: path)
+            rmdir(folder.path)  // only if empty: another upload may be in it
+        }
+        let report = try add([path], options: AddOptions(metadata: MetadataFile(records: metadata.map { [path: $0] } ?? [:])))
+        if let failure = report.failures.first {
+            if (try? store.item(contentHash: hash)) == nil { removeOwnFile() }
+            if let storeError = report.storeError { throw UploadError.storeRefused(storeError) }
+            throw UploadError.badImage(failure.reason)
+        }
+        if let added = report.added.first, let item = try item(id: added.id) { return .added(item) }
+        guard let duplicate = report.duplicates.first, let item = try item(id: duplicate.existingId) else {
+            throw UploadError.storeRefused("the image was not stored")
+        }
+        if item.sourcePath != path { removeOwnFile() }
+        return .duplicate(item)
+    }
+
+    /// A safe file name for an upload: the client's name (its last component, letters, digits,
+    /// `.`, `-`, `_` and spaces, at most 100 characters), else `upload.<format's extension>`.
+    public static func uploadName(_ given: String?, loader: String) -> String {
+        let last = (given ?? "").split(separator: "/").last.map(String.init) ?? ""
+        let kept = String(last.unicodeScalars.filter {
+            CharacterSet.alphanumerics.contains($0) && $0.isASCII || "._- ".unicodeScalars.contains($0)
+        }.map(Character.init).prefix(100)).trimmingCharacters(in: .whitespaces)
+        if kept.isEmpty || kept.hasPrefix(".") { return "upload.\(fileExtension(loader))" }
+        return kept
+    }
+
+    /// The usual file extension for a libvips loader's format.
+    static func fileExtension(_ loader: String) -> String {
+        let lower = loader.lowercased()
+        for (key, ext) in [("jpeg", "jpg"), ("png", "png"), ("webp", "webp"), ("gif", "gif"), ("heif", "heic"), ("tiff", "tif"),
+                           ("jxl", "jxl"), ("jp2k", "jp2"), ("magick", "img")] where lower.contains(key) {
+            return ext
+        }
+        return "img"
+    }
+
+    // MARK: Thumbnails
+
+    public static let thumbnailSizes = [128, 256, 512]
+
+    func thumbnailURL(_ id: String, size: Int) -> URL {
+        configuration.store.appendingPathComponent("thumbnails/\(size)", isDirectory: true).appendingPathComponent("\(id).jpg")
+    }
+
+    /// The item's thumbnail if it was made before (a small file read, no decoding).
+    public func cachedThumbnail(id: String, size: Int) -> [UInt8]? {
+        guard let data = FileManager.default.contents(atPath: thumbnailURL(id, size: size).path), !data.isEmpty else { return nil }
+        return [UInt8](data)
+    }
+
+    /// The item's thumbnail as JPEG, `size` pixels on its longer side (one of `thumbnailSizes`):
+    /// made from the original on first request and cached in the store (ids are content hashes,
+    /// so a thumbnail never changes). `original` reads the item's bytes when it must be made.
+    public func thumbnail(of item: Item, size: Int, original: (Item) throws -> [UInt8]) throws -> [UInt8] {
+        if let cached = cachedThumbnail(id: item.id, size: size) { return cached }
+        let cached = thumbnailURL(item.id, size: size)
+        // Stored items were accepted at indexing time, perhaps with larger limits than uploads get.
+        let jpeg = try ImageDecoder(limits: .default).thumbnailJPEG(try original(item), size: size)
+        try? FileManager.default.createDirectory(at: cached.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try? Data(jpeg).write(to: cached, options: .atomic)
+        return jpeg
+    }
+
+    /// Files the store made for removed items (uploads, thumbnails) go with them; files indexed
+    /// from folders stay where they are.
+    func removeFiles(of items: [Item]) {
+        for item in items {
+            if item.sourcePath.hasPrefix(uploadsFolder.path + "/") {
+                try? FileManager.default.removeItem(at: URL(fileURLWithPath: item.sourcePath).deletingLastPathComponent())
+            }
+            for size in Self.thumbnailSizes { try? FileManager.default.removeItem(at: thumbnailURL(item.id, size: size)) }
+        }
+    }
+}

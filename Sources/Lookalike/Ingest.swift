@@ -1,0 +1,152 @@
+import Catalog
+import Embedding
+import Foundation
+import Imaging
+import Storage
+
+/// The add pipeline: files are found, then taken `chunkSize` at a time; each chunk is read,
+/// hashed and decoded in parallel, embedded (equal-sized images as one batch), and stored in one
+/// transaction, and the loaded index takes the new vectors.
+extension Engine {
+    /// Inputs handled per round: decoded in parallel, embedded, then stored in one transaction.
+    static let chunkSize = 32
+
+    /// Adds image files (and, with `recursive`, the images inside folders). Each input ends up
+    /// added, a duplicate of an item already stored, or failed with a reason; a failure never
+    /// stops the batch, and what is stored is committed chunk by chunk.
+    public func add(
+        _ paths: [String], options: AddOptions = AddOptions(), progress: (@Sendable (IngestProgress) -> Void)? = nil
+    ) throws -> IngestReport {
+        let started = Date()
+        let embedder = try models.embedder(options.model)
+        try models.check(embedder, record: true)
+        // Confined: the walk does not enter folders outside the roots, and each file is checked
+        // on the descriptor it is read through (so a link swapped in meanwhile cannot escape).
+        let confinement = options.allowedRoots.map { PathConfinement(roots: $0) }
+        let discovered = FileDiscovery.collect(paths, recursive: options.recursive, confinement: confinement)
+        let total = discovered.files.count + discovered.failures.count
+        var report = IngestReport(model: embedder.manifest.name)
+        func record(_ path: String, _ outcome: IngestProgress.Outcome) {
+            switch outcome {
+            case .added(let id): report.added.append(.init(id: id, path: path))
+            case .duplicate(let existing): report.duplicates.append(.init(path: path, existingId: existing))
+            case .failed(let reason): report.failures.append(IngestFailure(path: path, reason: reason))
+            }
+            progress?(IngestProgress(path: path, outcome: outcome, done: report.processed, total: total))
+        }
+        for failure in discovered.failures { record(failure.path, .failed(reason: failure.reason)) }
+
+        var storedInThisRun: [String: String] = [:]  // content hash -> id, once committed
+        var start = 0
+        while start < discovered.files.count {
+            let chunk = Array(discovered.files[start..<min(start + Self.chunkSize, discovered.files.count)])
+            start += chunk.count
+            let prepared = chunk.parallelMap(workers: configuration.decodeWorkers) { path in
+                self.prepare(path, manifest: embedder.manifest, confinement: confinement)
+            }
+            var toEmbed: [(path: String, item: Item, pixels: Pixels)] = []
+            var firstCopy: [String: String] = [:]  // content hash -> path, within this chunk
+            var laterCopies: [(path: String, hash: String)] = []
+            var metadataUpdates: [(id: String, metadata: String)] = []
+            for (path, outcome) in zip(chunk, prepared) {
+                switch outcome {
+                case .failure(let reason):
+                    record(path, .failed(reason: reason))
+                case .stored(let item):
+                    if let metadata = options.metadata?.records[path], metadata != item.metadata {
+                        metadataUpdates.append((item.id, metadata))
+                    }
+                    record(path, .duplicate(of: item.id))
+                case .decoded(let hash, let info, let pixels):
+                    if let id = storedInThisRun[hash] {
+                        record(path, .duplicate(of: id))
+                    } else if firstCopy[hash] != nil {
+                        laterCopies.append((path, hash))
+                    } else {
+                        firstCopy[hash] = path
+                        let item = Item(id: Item.id(forContentHash: hash), contentHash: hash, sourcePath: path,
+                                        width: info.width, height: info.height,
+                                        metadata: options.metadata?.records[path], addedAt: Date())
+                        toEmbed.append((path, item, pixels))
+                    }
+                }
+            }
+            var entries: [(item: Item, vector: [Float])] = []
+            var failedReasons: [String: String] = [:]  // content hash -> reason
+            for (entry, vector) in zip(toEmbed, embedEach(toEmbed.map(\.pixels), embedder: embedder)) {
+                switch vector {
+                case .success(let vector): entries.append((entry.item, vector))
+                case .failure(let error): failedReasons[entry.item.contentHash] = IngestError.embeddingFailed("\(error)").description
+                }
+            }
+            do {
+                try store.insert(entries, model: embedder.manifest.name, metadataUpdates: metadataUpdates)
+            } catch {
+                // Earlier chunks are committed and stay; this one is rolled back as a whole.
+                let reason = "not stored, the store refused the write: \(error)"
+                for entry in entries { record(entry.item.sourcePath, .failed(reason: reason)) }
+                for copy in laterCopies { record(copy.path, .failed(reason: reason)) }
+                for (path, hashReason) in toEmbed.compactMap({ entry in failedReasons[entry.item.contentHash].map { (entry.path, $0) } }) {
+                    record(path, .failed(reason: hashReason))
+                }
+                for path in discovered.files[start...] { record(path, .failed(reason: "not attempted: an earlier write to the store failed")) }
+                report.storeError = "\(error)"
+                break
+            }
+            indexes.added(entries.map { ($0.item.id, $0.vector) }, model: embedder.manifest.name)
+            for entry in toEmbed {
+                if let reason = failedReasons[entry.item.contentHash] {
+                    record(entry.path, .failed(reason: reason))
+                } else {
+                    storedInThisRun[entry.item.contentHash] = entry.item.id
+                    record(entry.path, .added(id: entry.item.id))
+                }
+            }
+            for copy in laterCopies {
+                if let id = storedInThisRun[copy.hash] {
+                    record(copy.path, .duplicate(of: id))
+                } else {
+                    record(copy.path, .failed(reason: "same bytes as \(firstCopy[copy.hash] ?? "another input"), which failed"))
+                }
+            }
+        }
+        if !report.added.isEmpty {
+            try indexes.settled(embedder.manifest)
+        }
+        report.seconds = Date().timeIntervalSince(started)
+        logger.debug("added \(report.added.count), duplicates \(report.duplicates.count), failed \(report.failures.count)")
+        return report
+    }
+
+    enum Prepared: Sendable {
+        case failure(String)
+        case stored(Item)
+        case decoded(hash: String, info: ImageInfo, pixels: Pixels)
+    }
+
+    /// Reads, hashes and decodes one file; answers early when its bytes are already stored.
+    func prepare(_ path: String, manifest: ModelManifest, confinement: PathConfinement?) -> Prepared {
+        do {
+            let bytes = try FileReader.read(path, maxBytes: configuration.limits.maxBytes, confinement: confinement)
+            let hash = ContentHash.sha256(bytes)
+            if let existing = try store.item(contentHash: hash) {
+                if try store.hasVector(itemId: existing.id, model: manifest.name) { return .stored(existing) }
+            } else {
+                // New bytes: their id must not already belong to other bytes.
+                let id = Item.id(forContentHash: hash)
+                if try !store.items(ids: [id]).isEmpty { throw IngestError.idCollision(id: id) }
+            }
+            let (info, pixels) = try decoder.load(bytes, policy: try manifest.imagePolicy())
+            return .decoded(hash: hash, info: info, pixels: pixels)
+        } catch {
+            return .failure("\(error)")
+        }
+    }
+
+    /// Embeds in batches; if a batch fails, retries one by one so only the culprit fails.
+    func embedEach(_ images: [Pixels], embedder: Embedder) -> [Result<[Float], Error>] {
+        if images.isEmpty { return [] }
+        if let vectors = try? Models.timedEmbed(images, embedder: embedder) { return vectors.map { .success($0) } }
+        return images.map { image in Result { try Models.timedEmbed([image], embedder: embedder)[0] } }
+    }
+}

@@ -1,0 +1,304 @@
+import Embedding
+import Foundation
+import Logging
+import Storage
+import VectorIndex
+
+/// The one owner of "which index searches this model's vectors": exact (`FlatIndex`) below the
+/// approximate-search threshold, an HNSW graph from it on (kept as a snapshot in the store,
+/// caught up with the store's changes, its quantiser learned from the stored vectors), wrapped in
+/// a `RefineIndex` that re-scores the graph's candidates from the store's full-precision vectors.
+/// Loaded once per engine and kept in step with adds and removals.
+final class ModelIndexes: @unchecked Sendable {
+    /// A loaded index, by kind: the graph is kept typed for snapshots and statistics.
+    private enum Loaded {
+        case exact(FlatIndex)
+        case graph(HNSWIndex, refined: RefineIndex)
+
+        var searchable: any VectorIndex {
+            switch self {
+            case .exact(let flat): return flat
+            case .graph(_, let refined): return refined
+            }
+        }
+
+        var graph: HNSWIndex? {
+            if case .graph(let graph, _) = self { return graph }
+            return nil
+        }
+    }
+
+    private let store: any Store
+    private let configuration: EngineConfiguration
+    private let logger = Logger(label: "lookalike.index")
+    private let lock = NSLock()
+    private var loaded: [String: Loaded] = [:]
+    /// Bumped whenever stored vectors change, so an index built meanwhile is not cached stale.
+    private var generation = 0
+    /// Models whose HNSW snapshot is behind the loaded graph (when saves are deferred).
+    private var unsaved: Set<String> = []
+
+    init(store: any Store, configuration: EngineConfiguration) {
+        self.store = store
+        self.configuration = configuration
+    }
+
+    /// The model's index, ready to search (loading, building or catching it up if needed).
+    func index(for manifest: ModelManifest) throws -> any VectorIndex {
+        try load(manifest).searchable
+    }
+
+    /// The model's index if one is loaded, as built (the graph itself for HNSW; for tests).
+    func loadedBase(model: String) -> (any VectorIndex)? {
+        switch lock.withLock({ loaded[model] }) {
+        case .exact(let flat)?: return flat
+        case .graph(let graph, _)?: return graph
+        case nil: return nil
+        }
+    }
+
+    private func load(_ manifest: ModelManifest) throws -> Loaded {
+        let (cached, builtAt) = lock.withLock { (loaded[manifest.name], generation) }
+        if let cached { return cached }
+        let index: Loaded
+        if try store.vectorCount(model: manifest.name) >= configuration.approximateSearchThreshold {
+            let graph = try graphIndex(for: manifest)
+            index = .graph(graph, refined: RefineIndex(base: graph, exact: StoreVectors(store: store, model: manifest.name)))
+        } else {
+            let flat = FlatIndex(dimension: manifest.dimension)
+            try store.forEachVectorPage(model: manifest.name, pageSize: 1_000) { page in
+                for (id, vector) in page { try Self.add(flat, id: id, vector: vector, model: manifest.name) }
+                return true
+            }
+            index = .exact(flat)
+        }
+        lock.withLock { if generation == builtAt { loaded[manifest.name] = index } }
+        return index
+    }
+
+    // MARK: Keeping in step with the store
+
+    /// Adds freshly stored vectors to the model's loaded index, if one is loaded, so a long-lived
+    /// engine never reloads its index after an add. An index that refuses them is dropped and
+    /// rebuilt from the store when next needed.
+    func added(_ entries: [(id: String, vector: [Float])], model: String) {
+        let cached = lock.withLock {
+            generation += 1
+            return loaded[model]
+        }
+        guard let cached else { return }
+        do {
+            for (id, vector) in entries { try cached.searchable.add(id: id, vector: vector) }
+        } catch {
+            logger.warning("\(error); the index of \(model) will be rebuilt")
+            invalidate(model)
+        }
+    }
+
+    /// At the end of an add: the model's index becomes the right kind for its size (exact below the
+    /// threshold, HNSW from it on), and an HNSW index's snapshot is saved, so the next process
+    /// opens it ready.
+    func settled(_ manifest: ModelManifest) throws {
+        let approximate = try store.vectorCount(model: manifest.name) >= configuration.approximateSearchThreshold
+        switch lock.withLock({ loaded[manifest.name] }) {
+        case .graph(let graph, _)?:
+            // The graph took this add's vectors as they were stored; comparing with the store
+            // also catches other writers, and records the generation the snapshot reflects.
+            if try catchUp(graph, manifest: manifest).changed { snapshotChanged(graph, model: manifest.name) }
+        case .exact? where approximate:
+            invalidate(manifest.name)
+            _ = try load(manifest)
+        case nil where approximate:
+            _ = try load(manifest)  // loads and catches up the graph, and saves its snapshot
+        default:
+            break
+        }
+    }
+
+    /// Takes removed items out of every loaded index; graphs are compared with the store and
+    /// their snapshots saved again.
+    func removed(_ ids: [String], manifest: (String) -> ModelManifest?) {
+        let cached = lock.withLock {
+            generation += 1
+            return loaded
+        }
+        for (model, index) in cached {
+            for id in ids { index.searchable.remove(id: id) }
+            if let graph = index.graph, !ids.isEmpty {
+                if let manifest = manifest(model), (try? catchUp(graph, manifest: manifest)) == nil {
+                    logger.warning("the index of \(model) could not be compared with the store after a removal")
+                }
+                snapshotChanged(graph, model: model)
+            }
+        }
+    }
+
+    private func invalidate(_ model: String) {
+        lock.withLock {
+            generation += 1
+            _ = loaded.removeValue(forKey: model)
+        }
+    }
+
+    private static func add(_ index: any VectorIndex, id: String, vector: [Float], model: String) throws {
+        do {
+            try index.add(id: id, vector: vector)
+        } catch {
+            throw EngineError.incompatibleVectors(model: model, reason: "\(error)")
+        }
+    }
+}
+
+// MARK: The HNSW graph's lifecycle
+
+extension ModelIndexes {
+    /// Where the HNSW snapshot of a model lives in the store.
+    func snapshotURL(model: String) -> URL {
+        store.directory.appendingPathComponent("index", isDirectory: true).appendingPathComponent("\(model).hnsw")
+    }
+
+    /// The model's HNSW index: from its snapshot when that is readable and has the configured
+    /// encoding, else rebuilt from the store; then brought up to date with the store (items added
+    /// or removed since the snapshot) and saved again if anything changed. The store is the truth;
+    /// the snapshot only saves time.
+    private func graphIndex(for manifest: ModelManifest) throws -> HNSWIndex {
+        let url = snapshotURL(model: manifest.name)
+        var index: HNSWIndex?
+        if FileManager.default.fileExists(atPath: url.path) {
+            do {
+                let loaded = try HNSWIndex.load(from: url)
+                if loaded.dimension != manifest.dimension || loaded.metric != .cosine {
+                    logger.warning("index snapshot \(url.path) does not fit model \(manifest.name); rebuilding it")
+                } else if loaded.encoding.name != configuration.indexEncoding.rawValue {
+                    logger.info("index snapshot \(url.path) holds \(loaded.encoding.name) vectors, \(configuration.indexEncoding.rawValue) are configured; rebuilding it")
+                } else {
+                    index = loaded
+                }
+            } catch {
+                logger.warning("\(error); rebuilding the index from the store")
+            }
+        }
+        // The snapshot records the store generation it reflects: when that is still current, the
+        // graph is up to date and no ids need comparing.
+        if let index, index.externalVersion != 0,
+           index.externalVersion == UInt64(clamping: try store.vectorGeneration(model: manifest.name)) {
+            return index
+        }
+        let (graph, changed) = try catchUp(index, manifest: manifest)
+        if changed || index == nil || !FileManager.default.fileExists(atPath: url.path) {
+            saveSnapshot(graph, model: manifest.name)
+        }
+        return graph
+    }
+
+    /// Brings `index` (or, when nil, a new graph trained on the store's vectors) in line with the
+    /// store: adds what is missing, removes what is gone, and records the store generation the
+    /// comparison was made at. Vectors are read a page at a time. Returns whether anything changed.
+    private func catchUp(_ index: HNSWIndex?, manifest: ModelManifest) throws -> (HNSWIndex, changed: Bool) {
+        let (ids, generation) = try store.vectorIDsAndGeneration(model: manifest.name)
+        let stored = Set(ids)
+        let indexed = Set(index?.liveIDs() ?? [])
+        let missing = ids.filter { !indexed.contains($0) }
+        let graph = try index ?? newGraph(for: manifest, ids: missing)
+        var changed = false
+        for id in indexed.subtracting(stored) {
+            graph.remove(id: id)
+            changed = true
+        }
+        for start in stride(from: 0, to: missing.count, by: 500) {
+            let page = Array(missing[start..<min(start + 500, missing.count)])
+            for (id, vector) in try store.vectors(model: manifest.name, ids: page) {
+                try Self.add(graph, id: id, vector: vector, model: manifest.name)
+                changed = true
+            }
+        }
+        let version = UInt64(clamping: generation)
+        if graph.externalVersion != version {
+            graph.externalVersion = version
+            changed = true
+        }
+        return (graph, changed)
+    }
+
+    /// An empty graph with the configured encoding; an 8-bit one learns its quantiser from up to
+    /// 100,000 of the vectors of `ids` (an even sample, read a page at a time).
+    private func newGraph(for manifest: ModelManifest, ids: [String]) throws -> HNSWIndex {
+        let encoding: VectorEncoding
+        switch configuration.indexEncoding {
+        case .float32: encoding = .float32
+        case .float16: encoding = .float16
+        case .int8:
+            let step = max(1, ids.count / 100_000)
+            let chosen = Array(stride(from: 0, to: ids.count, by: step).map { ids[$0] })
+            var sample: [Float] = []
+            sample.reserveCapacity(min(ids.count, 100_000) * manifest.dimension)
+            for start in stride(from: 0, to: chosen.count, by: 1_000) {
+                let page = Array(chosen[start..<min(start + 1_000, chosen.count)])
+                let found = Dictionary(try store.vectors(model: manifest.name, ids: page), uniquingKeysWith: { first, _ in first })
+                for id in page { if let vector = found[id], vector.count == manifest.dimension { sample += vector } }
+            }
+            encoding = sample.isEmpty ? .float32
+                : .int8(ScalarQuantizer.train(on: sample, dimension: manifest.dimension, normalizeForCosine: true))
+        }
+        return HNSWIndex(dimension: manifest.dimension, parameters: configuration.hnsw, encoding: encoding)
+    }
+
+    /// Writes a graph's snapshot into the store. A snapshot that cannot be written costs speed
+    /// next time, never answers, so a failure is logged and not thrown.
+    private func saveSnapshot(_ graph: HNSWIndex, model: String) {
+        let url = snapshotURL(model: model)
+        do {
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try graph.save(to: url)
+        } catch {
+            logger.warning("\(error)")
+        }
+    }
+
+    /// After a write changed a loaded graph: saves its snapshot now, or, when saves are deferred,
+    /// remembers that `saveSnapshots()` has work.
+    private func snapshotChanged(_ graph: HNSWIndex, model: String) {
+        if configuration.deferSnapshotSaves {
+            _ = lock.withLock { unsaved.insert(model) }
+        } else {
+            saveSnapshot(graph, model: model)
+        }
+    }
+
+    /// Saves the snapshots of loaded graphs that changed since they were last saved. Returns the
+    /// models saved.
+    func saveSnapshots() -> [String] {
+        let pending: [(String, HNSWIndex)] = lock.withLock {
+            let models = unsaved
+            unsaved.removeAll()
+            return models.compactMap { model in loaded[model]?.graph.map { (model, $0) } }
+        }
+        for (model, graph) in pending { saveSnapshot(graph, model: model) }
+        return pending.map(\.0).sorted()
+    }
+
+    /// How a model's vectors are searched, for `stats`.
+    func status(of manifest: ModelManifest) throws -> Engine.IndexStatus {
+        let index = try load(manifest)
+        if let graph = index.graph {
+            let attributes = try? FileManager.default.attributesOfItem(atPath: snapshotURL(model: manifest.name).path)
+            return Engine.IndexStatus(model: manifest.name, kind: "hnsw", vectors: graph.count, memoryBytes: graph.memoryBytes,
+                                      encoding: graph.encoding.name, snapshotSaved: attributes?[.modificationDate] as? Date)
+        }
+        let count = index.searchable.count
+        return Engine.IndexStatus(model: manifest.name, kind: "exact", vectors: count,
+                                  memoryBytes: count * manifest.dimension * MemoryLayout<Float>.size, encoding: nil,
+                                  snapshotSaved: nil)
+    }
+}
+
+/// The store's full-precision vectors of one model, for re-scoring a compressed graph's candidates.
+struct StoreVectors: ExactVectorSource, Sendable {
+    let store: any Store
+    let model: String
+
+    func exactVectors(for ids: [String]) throws -> [[Float]?] {
+        let found = Dictionary(try store.vectors(model: model, ids: ids), uniquingKeysWith: { first, _ in first })
+        return ids.map { found[$0] }
+    }
+}

@@ -1,0 +1,63 @@
+import Dispatch
+import Embedding
+import Foundation
+import Imaging
+import Metrics
+import Storage
+
+/// The engine's models: the registry, each embedder loaded once, and the check (once per model)
+/// that the store's vectors under a model's name were made by this very model.
+final class Models: @unchecked Sendable {
+    private let loadedRegistry: Result<ModelRegistry, Error>
+    private let store: any Store
+    private let threads: Int
+    private let lock = NSLock()
+    private var embedders: [String: Embedder] = [:]
+    private var checked: Set<String> = []
+
+    init(directory: URL, store: any Store, threads: Int) {
+        loadedRegistry = Result { try ModelRegistry(directory: directory) }
+        self.store = store
+        self.threads = threads
+    }
+
+    /// A broken manifest in the models folder fails only the calls that need a model.
+    func registry() throws -> ModelRegistry {
+        try loadedRegistry.get()
+    }
+
+    func manifest(named name: String) throws -> ModelManifest {
+        try registry().manifest(named: name)
+    }
+
+    /// The model's embedder, loaded on first use and kept.
+    func embedder(_ name: String) throws -> Embedder {
+        if let embedder = lock.withLock({ embedders[name] }) { return embedder }
+        let registry = try registry()
+        let embedder = try Embedder(manifest: try registry.manifest(named: name), registry: registry, threads: threads)
+        lock.withLock { embedders[name] = embedder }
+        return embedder
+    }
+
+    /// The store's vectors for this model name come from this very model; with `record`, a model
+    /// used for the first time is recorded (with its embedding space).
+    func check(_ embedder: Embedder, record: Bool) throws {
+        let name = embedder.manifest.name
+        if lock.withLock({ checked.contains(name) }) { return }
+        let recorded = try store.checkModel(
+            name, fingerprint: embedder.fingerprint, dimension: embedder.manifest.dimension,
+            space: embedder.manifest.space, record: record)
+        if recorded { _ = lock.withLock { checked.insert(name) } }
+    }
+
+    /// Runs the model, and records how long it took in the `lookalike_model_inference_seconds`
+    /// timer (swift-metrics: a no-op unless the process installed a metrics backend, as the server does).
+    static func timedEmbed(_ images: [Pixels], embedder: Embedder) throws -> [[Float]] {
+        let started = DispatchTime.now()
+        defer {
+            Metrics.Timer(label: "lookalike_model_inference_seconds", dimensions: [("model", embedder.manifest.name)],
+                          preferredDisplayUnit: .seconds).recordInterval(since: started)
+        }
+        return try embedder.embed(images)
+    }
+}

@@ -1,0 +1,84 @@
+import Imaging
+
+/// What a search looks for. Every front door (the CLI, the HTTP API, `eval`) builds one and hands
+/// it to `Engine.search(_:options:)`.
+///
+/// ```swift
+/// try engine.search(.image(path: "query.jpg"), options: SearchOptions(top: 10))
+/// try engine.search(.item("596aa1e7cb875eb7"), options: SearchOptions())
+/// try engine.search(.examples([.item("596aa1e7cb875eb7"), .item("665e5abf8a539907", weight: -0.5)]), options: SearchOptions())
+/// ```
+public struct Query: Sendable {
+    public enum Source: Sendable {
+        /// An image file, read when the search runs.
+        case imageFile(path: String)
+        /// An encoded image (JPEG, PNG, ...).
+        case imageBytes([UInt8])
+        /// A stored item: its stored vector is the query, nothing is decoded ("more like this").
+        case item(id: String)
+        /// Stored items or vectors with weights: positive ones pull, negative ones push
+        /// ("more like these, less like those"). The query is the normalised weighted sum.
+        case examples([Example])
+        /// Words, for a model whose embedding space has a text encoder.
+        case text(String)
+    }
+
+    /// One example of `Source.examples`.
+    public struct Example: Sendable {
+        public enum Of: Sendable {
+            case item(id: String)
+            /// A vector made by `model` (in that model's space).
+            case vector([Float], model: String)
+        }
+
+        public let of: Of
+        /// Positive: more like this; negative: less like this.
+        public let weight: Float
+
+        public init(_ of: Of, weight: Float = 1) {
+            self.of = of
+            self.weight = weight
+        }
+
+        public static func item(_ id: String, weight: Float = 1) -> Example {
+            Example(.item(id: id), weight: weight)
+        }
+    }
+
+    public var source: Source
+    /// For an image: search with this part of it only (fractions of the upright image).
+    public var region: ImageRegion?
+
+    public init(_ source: Source, region: ImageRegion? = nil) {
+        self.source = source
+        self.region = region
+    }
+
+    public static func image(path: String, region: ImageRegion? = nil) -> Query {
+        Query(.imageFile(path: path), region: region)
+    }
+
+    public static func image(bytes: [UInt8], region: ImageRegion? = nil) -> Query {
+        Query(.imageBytes(bytes), region: region)
+    }
+
+    public static func item(_ id: String) -> Query {
+        Query(.item(id: id))
+    }
+
+    public static func examples(_ examples: [Example]) -> Query {
+        Query(.examples(examples))
+    }
+
+    public static func text(_ words: String) -> Query {
+        Query(.text(words))
+    }
+
+    /// Whether the query is an image to decode (a region applies only to those).
+    public var isImage: Bool {
+        switch source {
+        case .imageFile, .imageBytes: return true
+        case .item, .examples, .text: return false
+        }
+    }
+}
