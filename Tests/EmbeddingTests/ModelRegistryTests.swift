@@ -122,7 +122,7 @@ struct SSCDTests {
         let data = TestData.data
         func vector(_ path: String) throws -> [Float] {
             let bytes = [UInt8](try Data(contentsOf: data.appendingPathComponent(path)))
-            return try embedder.embed([try decoder.decode(bytes, policy: embedder.manifest.resize)])[0]
+            return try embedder.embed([try decoder.decode(bytes, policy: try embedder.manifest.imagePolicy())])[0]
         }
         let original = try vector("photos/skimage-coffee.png")
         let edited = try vector("edits/skimage-coffee__crop80.jpg")

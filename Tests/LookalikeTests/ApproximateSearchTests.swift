@@ -32,7 +32,7 @@ struct ApproximateSearchTests {
         _ = try second.add(Array(photos.suffix(3)))
         let third = try engine(store)
         // The snapshot records the catalog generation it reflects, so this engine opens it as it is.
-        #expect(try HNSWIndex.load(from: snapshot).externalVersion == UInt64(try third.catalog.vectorGeneration(model: "efficientnet-lite0-gem")))
+        #expect(try HNSWIndex.load(from: snapshot).externalVersion == UInt64(try third.store.vectorGeneration(model: "efficientnet-lite0-gem")))
         #expect(try third.indexStatuses().first?.kind == "hnsw")
         #expect(try third.indexStatuses().first?.vectors == photos.count)
         #expect(try third.indexStatuses().first?.encoding == "int8")

@@ -41,7 +41,7 @@ struct PipelineParityTests {
         var cosines: [(String, Float)] = []
         for item in reference.items {
             let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: item.path)))
-            let vector = try embedder.embed([try decoder.decode(bytes, policy: manifest.resize)])[0]
+            let vector = try embedder.embed([try decoder.decode(bytes, policy: try manifest.imagePolicy())])[0]
             let cosine = zip(vector, VectorNormalization.normalized(item.embedding)).map { $0 * $1 }.reduce(0, +)
             cosines.append((URL(fileURLWithPath: item.path).lastPathComponent, cosine))
         }

@@ -100,7 +100,7 @@ struct RetrievalTests {
             inputs.append(path)
         }
         let engine = try Engine(configuration: EngineConfiguration(store: folder.appendingPathComponent("store")))
-        try engine.catalog.withDatabaseForTesting { db in
+        try #require(engine.store as? Catalog).withDatabaseForTesting { db in
             try db.execute(sql: """
                 CREATE TRIGGER refuse BEFORE INSERT ON item WHEN NEW.source_path LIKE '%refuse-me-%'
                 BEGIN SELECT RAISE(ABORT, 'disk full (simulated)'); END
