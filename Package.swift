@@ -55,7 +55,7 @@ let package = Package(
         .target(
             name: "LookalikeServer",
             dependencies: [
-                "Lookalike", "Catalog", "Embedding", "Imaging",
+                "Lookalike",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

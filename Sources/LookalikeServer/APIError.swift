@@ -1,7 +1,5 @@
 import Foundation
 import Hummingbird
-import Catalog
-import Imaging
 import Lookalike
 import NIOCore
 

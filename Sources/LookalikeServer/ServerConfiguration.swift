@@ -1,5 +1,4 @@
 import Foundation
-import Imaging
 import Lookalike
 
 /// How `lookalike serve` is set up. Keys come from the environment or a config file and are

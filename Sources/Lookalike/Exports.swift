@@ -1,0 +1,10 @@
+// The types of other modules that the engine's own API is spoken in, so a front door imports
+// `Lookalike` alone: the store seam's vocabulary (items, metadata filters), the image limits,
+// regions and errors of a query image, and the model manifests and registry.
+@_exported import Storage
+@_exported import struct Imaging.ImageLimits
+@_exported import struct Imaging.ImageRegion
+@_exported import enum Imaging.ImagingError
+@_exported import struct Embedding.ModelManifest
+@_exported import struct Embedding.ModelRegistry
+@_exported import enum Embedding.ModelError

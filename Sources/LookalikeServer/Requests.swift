@@ -1,0 +1,140 @@
+import Foundation
+import Hummingbird
+import Lookalike
+import NIOCore
+
+/// Request parsing in one place: bodies by content type within the size limit, JSON with errors
+/// that name the field, query strings, checked numbers, and content sniffing for served images.
+extension LookalikeServer {
+    enum Body {
+        case json([UInt8])
+        case multipart([String: Multipart.Part])
+        case image([UInt8])
+    }
+
+    /// Reads the body, within the size limit, by its content type.
+    func readBody(_ request: Request, allowJSON: Bool) async throws -> Body {
+        let type = request.headers[.contentType].map { $0.lowercased() } ?? ""
+        let mediaType = type.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+        if mediaType == "application/json" && allowJSON {
+            return .json(try await collect(request))
+        }
+        if mediaType == "multipart/form-data" {
+            guard let boundary = Self.parameter("boundary", in: request.headers[.contentType] ?? "") else {
+                throw APIError.badRequest("multipart/form-data without a boundary")
+            }
+            return .multipart(try Multipart.parts(try await collect(request), boundary: boundary))
+        }
+        if mediaType.hasPrefix("image/") || mediaType == "application/octet-stream" || mediaType.isEmpty {
+            return .image(try await collect(request))
+        }
+        let accepted = allowJSON ? "image/*, application/octet-stream, multipart/form-data or application/json"
+            : "image/*, application/octet-stream or multipart/form-data"
+        throw APIError(.unsupportedMediaType, "unsupported_media_type", "cannot read a \(mediaType) body here; send \(accepted)")
+    }
+
+    func readJSONBody(_ request: Request) async throws -> [UInt8] {
+        let type = request.headers[.contentType]?.lowercased() ?? ""
+        guard type.hasPrefix("application/json") else {
+            throw APIError(.unsupportedMediaType, "unsupported_media_type", "send a JSON body (Content-Type: application/json)")
+        }
+        return try await collect(request)
+    }
+
+    /// The body, within the size limit, copied once out of its buffer.
+    func collect(_ request: Request) async throws -> [UInt8] {
+        Array(try await request.body.collect(upTo: configuration.maxBodyBytes).readableBytesView)
+    }
+
+    func decodeJSON<T: Decodable>(_ bytes: [UInt8]) throws -> T {
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(bytes))
+        } catch let error as ImageRegion.Invalid {
+            throw error  // answered as bad_region
+        } catch let error as DecodingError {
+            throw APIError.badRequest(Self.explain(error))
+        } catch {
+            throw APIError.badRequest("the body is not valid JSON")
+        }
+    }
+
+    /// A decoding error as a sentence naming the field.
+    static func explain(_ error: DecodingError) -> String {
+        func path(_ keys: [CodingKey]) -> String {
+            keys.isEmpty ? "the body" : "field \"" + keys.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".") + "\""
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            return "missing field \"\((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))\""
+        case .typeMismatch(let type, let context), .valueNotFound(let type, let context):
+            return "\(path(context.codingPath)) must be \(Self.typeName(type))"
+        case .dataCorrupted(let context):
+            return context.codingPath.isEmpty ? "the body is not valid JSON" : "\(path(context.codingPath)) is not valid"
+        @unknown default:
+            return "the body does not have the expected fields"
+        }
+    }
+
+    static func typeName(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: return "a string"
+        case is Int.Type, is Int64.Type: return "a whole number"
+        case is Double.Type, is Float.Type: return "a number"
+        case is Bool.Type: return "true or false"
+        default: return "an object of the documented form"
+        }
+    }
+
+    static func parameter(_ name: String, in header: String) -> String? {
+        for part in header.split(separator: ";").dropFirst() {
+            let pair = part.split(separator: "=", maxSplits: 1)
+            if pair.count == 2, pair[0].trimmingCharacters(in: .whitespaces).lowercased() == name {
+                let value = pair[1].trimmingCharacters(in: .whitespaces)
+                return value.hasPrefix("\"") && value.hasSuffix("\"") && value.count >= 2 ? String(value.dropFirst().dropLast()) : value
+            }
+        }
+        return nil
+    }
+
+    /// The query string's parameters, decoded as HTML forms encode them: `+` is a space, then
+    /// percent-escapes. The first value of a repeated name wins.
+    static func query(_ request: Request) -> [String: Substring] {
+        var values: [String: Substring] = [:]
+        for pair in (request.uri.query ?? "").split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ text: Substring) -> String {
+                let spaced = text.replacingOccurrences(of: "+", with: " ")
+                return spaced.removingPercentEncoding ?? spaced
+            }
+            let name = decode(parts[0])
+            if values[name] == nil { values[name] = Substring(parts.count == 2 ? decode(parts[1]) : "") }
+        }
+        return values
+    }
+
+    static func contentType(sniffing bytes: [UInt8]) -> String {
+        func starts(_ prefix: [UInt8], at offset: Int = 0) -> Bool {
+            bytes.count >= offset + prefix.count && Array(bytes[offset..<offset + prefix.count]) == prefix
+        }
+        if starts([0xFF, 0xD8, 0xFF]) { return "image/jpeg" }
+        if starts([0x89, 0x50, 0x4E, 0x47]) { return "image/png" }
+        if starts(Array("GIF8".utf8)) { return "image/gif" }
+        if starts(Array("RIFF".utf8)) && starts(Array("WEBP".utf8), at: 8) { return "image/webp" }
+        if starts(Array("ftypavif".utf8), at: 4) { return "image/avif" }
+        if starts(Array("ftyphei".utf8), at: 4) || starts(Array("ftypmif1".utf8), at: 4) { return "image/heic" }
+        if starts([0x49, 0x49, 0x2A, 0x00]) || starts([0x4D, 0x4D, 0x00, 0x2A]) { return "image/tiff" }
+        if starts(Array("BM".utf8)) { return "image/bmp" }
+        return "application/octet-stream"
+    }
+
+    func integer(_ text: Substring, field: String, range: ClosedRange<Int>) throws -> Int {
+        try checked(Int(text), field: field, range: range)
+    }
+
+    func checked(_ value: Int?, field: String, range: ClosedRange<Int>) throws -> Int {
+        guard let value, range.contains(value) else {
+            throw APIError.badRequest("\(field) must be a whole number from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return value
+    }
+}

@@ -1,0 +1,41 @@
+import Foundation
+import Hummingbird
+import Lookalike
+
+/// Collections: list, create, describe and delete (each one a store with its own engine).
+extension LookalikeServer {
+    func addCollectionRoutes(to v1: RouterGroup<BasicRequestContext>) {
+        v1.get("collections") { _, _ in try await self.listCollections() }
+        v1.post("collections") { request, _ in try await self.createCollection(request) }
+        v1.get("collections/:collection") { _, context in
+            try await self.collectionInfo(try context.parameters.require("collection"))
+        }
+        v1.delete("collections/:collection") { _, context in
+            let name = try context.parameters.require("collection")
+            try self.collections.delete(name) { self.jobs.isBusy(collection: $0) }
+            return Response(status: .noContent)
+        }
+    }
+
+    func collectionJSON(_ name: String) throws -> [String: Any] {
+        let stats = try collections.engine(name).stats()
+        return ["name": name, "items": stats.items, "vectors": stats.vectors, "deletable": name != Collections.defaultName]
+    }
+
+    func listCollections() async throws -> Response {
+        let names = collections.names()
+        let list = try names.map { try self.collectionJSON($0) }
+        return JSON.response(["collections": list])
+    }
+
+    func collectionInfo(_ name: String) async throws -> Response {
+        JSON.response(try collectionJSON(name))
+    }
+
+    func createCollection(_ request: Request) async throws -> Response {
+        struct Body: Decodable { let name: String }
+        let body: Body = try decodeJSON(try await readJSONBody(request))
+        _ = try collections.create(body.name)
+        return JSON.response(try collectionJSON(body.name), status: .created)
+    }
+}

@@ -1,0 +1,79 @@
+import Foundation
+import Hummingbird
+import Lookalike
+import ServiceLifecycle
+
+/// Jobs: index a folder on the server in the background, poll it or follow its events.
+extension LookalikeServer {
+    func addJobRoutes(to v1: RouterGroup<BasicRequestContext>) {
+        v1.post("collections/:collection/jobs") { request, context in
+            try await self.startJob(request, collection: try context.parameters.require("collection"))
+        }
+        v1.get("jobs") { _, _ in JSON.response(["jobs": self.jobs.all().map(\.json)]) }
+        v1.get("jobs/:job") { _, context in
+            JSON.response(try self.job(context).json)
+        }
+        v1.get("jobs/:job/events") { _, context in
+            self.jobEvents(try self.job(context).id)
+        }
+    }
+
+    func startJob(_ request: Request, collection: String) async throws -> Response {
+        struct Body: Decodable {
+            let path: String
+            let recursive: Bool?
+            let model: String?
+        }
+        let engine = try collections.engine(collection)
+        let body: Body = try decodeJSON(try await readJSONBody(request))
+        let model = body.model ?? ModelManifest.defaultName
+        try checkModel(model, engine: engine)
+        let confinement = PathConfinement(roots: configuration.indexRoots)
+        guard !confinement.roots.isEmpty else {
+            throw APIError(.forbidden, "path_not_allowed", "this server indexes no folders (start it with --index-root)")
+        }
+        guard !body.path.isEmpty, body.path.count <= 4096, body.path.hasPrefix("/") else {
+            throw APIError.badRequest("path must be an absolute path on the server")
+        }
+        guard let resolved = PathConfinement.resolved(body.path) else {
+            throw APIError.notFound("there is no file or folder at \(body.path)")
+        }
+        guard confinement.allows(resolved) else {
+            throw APIError(.forbidden, "path_not_allowed",
+                           "\(body.path) is outside the folders this server may index (\(confinement.roots.joined(separator: ", ")))")
+        }
+        let job = jobs.submit(collection: collection, engine: engine, path: resolved,
+                              options: AddOptions(recursive: body.recursive ?? true, model: model, allowedRoots: confinement.roots))
+        return JSON.response(job.json, status: .accepted)
+    }
+
+    func job(_ context: BasicRequestContext) throws -> Jobs.Job {
+        let id = try context.parameters.require("job")
+        guard let job = jobs.job(id) else { throw APIError.notFound("no job with id \(id)") }
+        return job
+    }
+
+    /// Server-sent events: the job as it changes (at most five times a second), then `end`.
+    func jobEvents(_ id: String) -> Response {
+        let jobs = self.jobs
+        let body = ResponseBody { writer in
+            var sent = -1
+            var quiet = 0
+            while let job = jobs.job(id), !Task.isCancelled, !Task.isShuttingDownGracefully {
+                if job.revision != sent || job.isOver {
+                    sent = job.revision
+                    quiet = 0
+                    let event = "event: \(job.isOver ? "end" : "progress")\ndata: \(String(decoding: JSON.data(job.json), as: UTF8.self))\n\n"
+                    try await writer.write(ByteBuffer(string: event))
+                } else {
+                    quiet += 1
+                    if quiet % 75 == 0 { try await writer.write(ByteBuffer(string: ": still working\n\n")) }  // every 15 s
+                }
+                if job.isOver { break }
+                try await Task.sleep(for: .milliseconds(200))
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+    }
+}
