@@ -1,8 +1,5 @@
 import ArgumentParser
-import Catalog
-import Embedding
 import Foundation
-import Imaging
 import Lookalike
 
 struct Search: ParsableCommand {
