@@ -71,7 +71,7 @@ let package = Package(
         .executableTarget(
             name: "lookalike",
             dependencies: [
-                "Lookalike", "LookalikeServer", "Catalog", "Embedding", "Imaging",
+                "Lookalike", "LookalikeServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

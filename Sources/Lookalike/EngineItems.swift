@@ -54,7 +54,7 @@ extension Engine {
     }
 
     /// The folder of uploads in the store.
-    var uploadsFolder: URL { configuration.store.appendingPathComponent("uploads", isDirectory: true) }
+    var uploadsFolder: URL { store.directory.appendingPathComponent("uploads", isDirectory: true) }
 
     /// Stores an uploaded image as a file of the store (`uploads/<hash>/<name>`, one folder per
     /// content, so the item keeps the name it was uploaded with) and adds it. The bytes are checked
@@ -116,7 +116,7 @@ extension Engine {
     public static let thumbnailSizes = [128, 256, 512]
 
     func thumbnailURL(_ id: String, size: Int) -> URL {
-        configuration.store.appendingPathComponent("thumbnails/\(size)", isDirectory: true).appendingPathComponent("\(id).jpg")
+        store.directory.appendingPathComponent("thumbnails/\(size)", isDirectory: true).appendingPathComponent("\(id).jpg")
     }
 
     /// The item's thumbnail if it was made before (a small file read, no decoding).

@@ -1,3 +1,4 @@
+import Foundation
 import Storage
 
 /// The answer to a search: ranked hits, best first.
@@ -32,4 +33,30 @@ public struct SearchResponse: Sendable, Encodable {
     /// How many items of the collection have a vector for `model` (all were compared).
     public let searched: Int
     public let hits: [Hit]
+}
+
+// MARK: JSON
+
+extension SearchResponse.Hit {
+    /// The hit as the CLI and the API both print it: score to six decimals, metadata as an object.
+    public var jsonObject: [String: Any] {
+        [
+            "id": id, "path": path, "score": (Double(score) * 1e6).rounded() / 1e6, "width": width, "height": height,
+            "metadata": Metadata.object(metadata) ?? NSNull(), "duplicate": duplicate,
+        ]
+    }
+}
+
+extension SearchResponse {
+    /// The answer as one JSON object with stable keys (`model`, `took_ms`, `searched`, `hits`), the
+    /// one shape of every front door. `hit` rewrites each hit's object (a server hides the source
+    /// path and adds links, say).
+    public func jsonObject(hit: ([String: Any], Hit) -> [String: Any] = { object, _ in object }) -> [String: Any] {
+        [
+            "model": model,
+            "took_ms": (tookMs * 10).rounded() / 10,
+            "searched": searched,
+            "hits": hits.map { hit($0.jsonObject, $0) },
+        ]
+    }
 }

@@ -5,23 +5,27 @@ import Lookalike
 /// How items and hits look in the API: what both tell of a stored image (the source path itself
 /// stays on the server) and the links to its image and thumbnail.
 extension LookalikeServer {
-    func hitJSON(_ hit: SearchResponse.Hit, collection: String) -> [String: Any] {
-        itemFields(id: hit.id, path: hit.path, width: hit.width, height: hit.height, metadata: hit.metadata, collection: collection)
-            .merging(["score": (Double(hit.score) * 1e6).rounded() / 1e6, "duplicate": hit.duplicate]) { $1 }
+    /// A search's answer: the engine's JSON form, each hit without its source path and with the
+    /// links and name an item has.
+    func searchJSON(_ response: SearchResponse, collection: String) -> [String: Any] {
+        response.jsonObject { object, hit in
+            var object = object
+            object.removeValue(forKey: "path")
+            return object.merging(links(id: hit.id, path: hit.path, collection: collection)) { $1 }
+        }
     }
 
     func itemJSON(_ item: Item, collection: String) -> [String: Any] {
-        itemFields(id: item.id, path: item.sourcePath, width: item.width, height: item.height, metadata: item.metadata,
-                   collection: collection)
-            .merging(["added_at": Jobs.Job.timestamp(item.addedAt)]) { $1 }
+        [
+            "id": item.id, "width": item.width, "height": item.height, "metadata": JSON.object(item.metadata),
+            "added_at": Jobs.Job.timestamp(item.addedAt),
+        ].merging(links(id: item.id, path: item.sourcePath, collection: collection)) { $1 }
     }
 
-    /// What an item and a hit both tell of the stored image; the source path itself stays on the server.
-    func itemFields(id: String, path: String, width: Int, height: Int, metadata: String?, collection: String) -> [String: Any] {
+    /// What the API adds to an item and a hit alike: the file's name (its path stays on the server)
+    /// and the addresses of its image and thumbnail.
+    func links(id: String, path: String, collection: String) -> [String: Any] {
         let url = "/v1/collections/\(collection)/items/\(id)"
-        return [
-            "id": id, "width": width, "height": height, "metadata": JSON.object(metadata), "image": url + "/image",
-            "thumbnail": url + "/thumbnail", "name": URL(fileURLWithPath: path).lastPathComponent,
-        ]
+        return ["image": url + "/image", "thumbnail": url + "/thumbnail", "name": URL(fileURLWithPath: path).lastPathComponent]
     }
 }

@@ -71,6 +71,14 @@ public final class FlatIndex: VectorIndex, @unchecked Sendable {
 
     public func contains(id: String) -> Bool { lock.reading { positions[id] != nil } }
 
+    /// Every vector is kept at full precision: a ranking stage that needs candidates' vectors
+    /// reads them here instead of asking the store again.
+    public func fullPrecisionVectors(for ids: [String]) -> [[Float]?]? {
+        lock.reading {
+            ids.map { id in positions[id].map { Array(storage[$0 * dimension..<($0 + 1) * dimension]) } }
+        }
+    }
+
     public func search(_ query: [Float], k: Int, filter: SearchFilter?) throws -> [SearchHit] {
         try search(query, k: k, where: filter?.allows)
     }

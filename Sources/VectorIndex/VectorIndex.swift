@@ -67,6 +67,9 @@ public protocol VectorIndex: Sendable {
     /// How many candidates a search with these parameters can rank well (an HNSW beam's width);
     /// nil when there is no such bound.
     func candidateBound(_ parameters: SearchParameters) -> Int?
+    /// The vectors the index holds for `ids` at full precision, as it compares them (normalised
+    /// for the cosine metric); nil when it keeps only compressed codes.
+    func fullPrecisionVectors(for ids: [String]) -> [[Float]?]?
 }
 
 extension VectorIndex {
@@ -77,4 +80,6 @@ extension VectorIndex {
     public var scoresAreExact: Bool { true }
 
     public func candidateBound(_ parameters: SearchParameters) -> Int? { nil }
+
+    public func fullPrecisionVectors(for ids: [String]) -> [[Float]?]? { nil }
 }

@@ -1,5 +1,4 @@
 import ArgumentParser
-import Embedding
 import Foundation
 import Lookalike
 

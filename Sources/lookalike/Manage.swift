@@ -1,7 +1,5 @@
 import ArgumentParser
 import Foundation
-import Catalog
-import Embedding
 import Lookalike
 
 struct Stats: ParsableCommand {

@@ -1,8 +1,5 @@
 import ArgumentParser
-import Catalog
-import Embedding
 import Foundation
-import Imaging
 import Lookalike
 
 struct Search: ParsableCommand {
@@ -69,7 +66,7 @@ struct Search: ParsableCommand {
             let options = SearchOptions(top: top, model: model, efSearch: efSearch, filter: try filter.map { try MetadataFilter(json: $0) },
                                         region: try region.map { try ImageRegion(parsing: Substring($0)) }, cascade: cascade)
             engine = try storeOptions.engine(createStore: false)
-            response = try engine.search(imageAt: image, options: options)
+            response = try engine.search(.image(path: image), options: options)
         } catch let error as ImagingError {
             throw fail(InputError(path: image, underlying: error))
         } catch let error as IngestError {
@@ -78,17 +75,7 @@ struct Search: ParsableCommand {
             throw fail(error)
         }
         if json {
-            try printJSON([
-                "model": response.model,
-                "took_ms": (response.tookMs * 10).rounded() / 10,
-                "searched": response.searched,
-                "hits": response.hits.map { hit in
-                    [
-                        "id": hit.id, "path": hit.path, "score": (Double(hit.score) * 1e6).rounded() / 1e6, "width": hit.width,
-                        "height": hit.height, "metadata": jsonObject(hit.metadata), "duplicate": hit.duplicate,
-                    ] as [String: Any]
-                },
-            ])
+            try printJSON(response.jsonObject())
             return
         }
         print(String(format: "%d hits from %d images (model %@, %.1f ms)", response.hits.count, response.searched,

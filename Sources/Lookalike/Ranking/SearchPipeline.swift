@@ -62,17 +62,25 @@ struct SearchPipeline {
         let context = RankingContext(model: manifest, top: top, parameters: parameters, filter: filter, encoder: encoder,
                                      models: models, indexes: indexes, store: store)
         for stage in stages {
-            if stage.needsVectors { candidates = try withVectors(candidates, model: manifest.name) }
+            if stage.needsVectors { candidates = try withVectors(candidates, index: index, model: manifest.name) }
             candidates = try stage.rank(candidates, context: context)
         }
         return try hits(Array(candidates.prefix(top)), manifest: manifest, searched: index.count, started: started)
     }
 
-    /// The main model's stored vectors of the candidates that lack one, in one lookup.
-    private func withVectors(_ candidates: [Candidate], model: String) throws -> [Candidate] {
+    /// The main model's vectors of the candidates that lack one: from the index when it holds them
+    /// at full precision (an exact index does), else from the store in one lookup.
+    private func withVectors(_ candidates: [Candidate], index: any VectorIndex, model: String) throws -> [Candidate] {
         let missing = candidates.filter { $0.vector == nil }.map(\.id)
         if missing.isEmpty { return candidates }
-        let found = Dictionary(try store.vectors(model: model, ids: missing), uniquingKeysWith: { first, _ in first })
+        var found: [String: [Float]] = [:]
+        if let held = index.fullPrecisionVectors(for: missing) {
+            for (id, vector) in zip(missing, held) { found[id] = vector }
+        }
+        let unheld = missing.filter { found[$0] == nil }
+        if !unheld.isEmpty {
+            for (id, vector) in try store.vectors(model: model, ids: unheld) where found[id] == nil { found[id] = vector }
+        }
         return candidates.map { candidate in
             var candidate = candidate
             if candidate.vector == nil { candidate.vector = found[candidate.id] }

@@ -65,12 +65,7 @@ extension LookalikeServer {
         }
         let response = try await pool.run { try engine.search(query, options: settled) }
         ServerMetrics.requestTimer("search").recordInterval(since: started)
-        return JSON.response([
-            "model": response.model,
-            "took_ms": (response.tookMs * 10).rounded() / 10,
-            "searched": response.searched,
-            "hits": response.hits.map { hitJSON($0, collection: collection) },
-        ])
+        return JSON.response(searchJSON(response, collection: collection))
     }
 
     static let topRange = 1...1000
