@@ -1,0 +1,120 @@
+import Catalog
+import Foundation
+import Testing
+
+/// What every `Store` must do, whatever holds the data: the engine relies on exactly this. Each
+/// test runs on every implementation in `StoreContractTests.stores` (the SQLite catalog today; a
+/// new store joins the list and must pass unchanged).
+@Suite("The store contract")
+struct StoreContractTests {
+    /// Makes an empty store in a fresh folder.
+    static let stores: [(name: String, make: @Sendable (URL) throws -> any Store)] = [
+        ("sqlite", { folder in try Catalog(directory: folder) }),
+    ]
+
+    static var names: [String] { stores.map(\.name) }
+
+    private func withStore(_ name: String, _ body: (any Store) throws -> Void) throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("store-contract-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let make = try #require(Self.stores.first { $0.name == name }?.make)
+        try body(try make(folder))
+    }
+
+    private func item(_ number: Int, metadata: String? = nil) -> Item {
+        let hash = String(format: "%016x", number) + String(repeating: "0", count: 48)
+        return Item(id: Item.id(forContentHash: hash), contentHash: hash, sourcePath: "/photos/\(number).jpg", width: 10 + number,
+                    height: 20, metadata: metadata, addedAt: Date(timeIntervalSince1970: 1_700_000_000))
+    }
+
+    @Test("items: written together with their vectors, found by id, hash and page, removed with them", arguments: names)
+    func items(_ name: String) throws {
+        try withStore(name) { store in
+            let entries = (1...25).map { (item: item($0), vector: [Float($0), 1]) }
+            try store.insert(entries, model: "m")
+            #expect(try store.itemCount() == 25)
+            #expect(try store.item(contentHash: entries[3].item.contentHash) == entries[3].item)
+            #expect(try store.items(ids: [entries[0].item.id, "missing"]).keys.sorted() == [entries[0].item.id])
+            var seen: [String] = []
+            var after: String?
+            for _ in 0..<10 {
+                let page = try store.items(after: after, limit: 10)
+                if page.isEmpty { break }
+                #expect(page.count <= 10)
+                seen += page.map(\.id)
+                after = page.last?.id
+            }
+            #expect(seen == entries.map(\.item.id).sorted())
+            #expect(try store.remove(ids: [entries[0].item.id, "missing"]) == [entries[0].item.id])
+            #expect(try store.vectorCount(model: "m") == 24)
+            #expect(try !store.hasVector(itemId: entries[0].item.id, model: "m"))
+            #expect(try store.stats() == CatalogStats(items: 24, vectors: ["m": 24], bytesOnDisk: try store.stats().bytesOnDisk))
+        }
+    }
+
+    @Test("vectors: one per item and model, paged in insertion order, and a generation that moves with every change",
+          arguments: names)
+    func vectors(_ name: String) throws {
+        try withStore(name) { store in
+            #expect(try store.vectorGeneration(model: "m") == 0)
+            try store.insert((1...7).map { (item: item($0), vector: [Float($0), 0, 1]) }, model: "m")
+            let first = try store.vectorGeneration(model: "m")
+            #expect(first > 0)
+            try store.insert([(item: item(3), vector: [9, 9, 9])], model: "other")
+            #expect(try store.vectorGeneration(model: "m") == first, "another model's vectors changed, not m's")
+            #expect(try store.itemCount() == 7, "an item stored again keeps its one row")
+
+            var pages: [[String]] = []
+            try store.forEachVectorPage(model: "m", pageSize: 3) { page in
+                pages.append(page.map(\.id))
+                return true
+            }
+            #expect(pages.map(\.count) == [3, 3, 1])
+            #expect(pages.flatMap { $0 } == (1...7).map { item($0).id })
+            var stoppedAfter = 0
+            try store.forEachVectorPage(model: "m", pageSize: 3) { _ in
+                stoppedAfter += 1
+                return false
+            }
+            #expect(stoppedAfter == 1)
+            let (ids, generation) = try store.vectorIDsAndGeneration(model: "m")
+            #expect(ids == pages.flatMap { $0 } && generation == first)
+            #expect(try store.vectors(model: "m", ids: [item(2).id, "missing"]).map(\.vector) == [[2, 0, 1]])
+
+            try store.insert([(item: item(2), vector: [5, 5, 5])], model: "m")
+            let replaced = try store.vectorGeneration(model: "m")
+            #expect(replaced > first)
+            #expect(try store.vectors(model: "m", ids: [item(2).id]).first?.vector == [5, 5, 5])
+            try store.remove(ids: [item(4).id])
+            #expect(try store.vectorGeneration(model: "m") > replaced)
+        }
+    }
+
+    @Test("metadata: updated in the write that asks, matched by a parsed filter", arguments: names)
+    func metadata(_ name: String) throws {
+        try withStore(name) { store in
+            try store.insert([(item: item(1, metadata: #"{"colour": "red", "price": 45}"#), vector: [1, 0]),
+                              (item: item(2, metadata: #"{"colour": "blue", "price": 80}"#), vector: [0, 1]),
+                              (item: item(3), vector: [1, 1])], model: "m")
+            let cheapRed = try MetadataFilter(json: #"{"colour": "red", "price": {"$lt": 50}}"#)
+            #expect(try store.itemIDs(matching: cheapRed) == [item(1).id])
+            #expect(try store.itemIDs(matching: MetadataFilter(json: #"{"colour": {"$ne": "red"}}"#)) == [item(2).id, item(3).id])
+            try store.insert([], model: "m", metadataUpdates: [(id: item(2).id, metadata: #"{"colour": "red", "price": 20}"#)])
+            #expect(try store.itemIDs(matching: cheapRed) == [item(1).id, item(2).id])
+        }
+    }
+
+    @Test("models: a fingerprint once recorded guards its name; spaces are kept per model", arguments: names)
+    func models(_ name: String) throws {
+        try withStore(name) { store in
+            #expect(try !store.checkModel("image", fingerprint: "a", dimension: 2, space: "shared", record: false))
+            #expect(try store.checkModel("image", fingerprint: "a", dimension: 2, space: "shared", record: true))
+            #expect(throws: (any Error).self) { try store.checkModel("image", fingerprint: "b", dimension: 2, record: false) }
+            #expect(throws: (any Error).self) { try store.checkModel("image", fingerprint: "a", dimension: 3, record: false) }
+            try store.checkModel("own", fingerprint: "c", dimension: 2, record: true)
+            try store.insert([(item: item(1), vector: [1, 0])], model: "image")
+            try store.insert([(item: item(1), vector: [0, 1])], model: "own")
+            #expect(try store.vectorSpaces() == [VectorSpace(model: "image", space: "shared"), VectorSpace(model: "own")])
+        }
+    }
+}
