@@ -27,22 +27,8 @@ say() { echo "==> $*" >&2; }
 rss_mb() { awk '/VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
 
 # The query: a real photo from a package, resized to about one megapixel.
-QUERY="$WORK/query-1mp.jpg"
-if [ ! -f "$QUERY" ]; then
-    "$PY" - "$ROOT/.data/photos/lomiri-bridge.jpg" "$QUERY" <<'PYEOF'
-import sys
-from PIL import Image
-with Image.open(sys.argv[1]) as image:
-    image.convert("RGB").resize((1155, 866), Image.Resampling.LANCZOS).save(sys.argv[2], quality=90)
-PYEOF
-fi
-cat > "$WORK/post.lua" <<LUAEOF
-local file = io.open("$QUERY", "rb")
-wrk.method = "POST"
-wrk.body = file:read("*a")
-file:close()
-wrk.headers["Content-Type"] = "image/jpeg"
-LUAEOF
+source "$ROOT/scripts/bench_query.sh"
+bench_query "$WORK"
 
 wait_ready() {  # url pid
     for _ in $(seq 1 600); do

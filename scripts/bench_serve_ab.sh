@@ -21,22 +21,9 @@ WORK="${LOOKALIKE_DATA:-$ROOT/.data}/bench/ab"
 PORT=18191
 mkdir -p "$WORK"
 
-QUERY="$WORK/query-1mp.jpg"
-if [ ! -f "$QUERY" ]; then
-    "$PY" - "$ROOT/.data/photos/lomiri-bridge.jpg" "$QUERY" <<'PYEOF'
-import sys
-from PIL import Image
-with Image.open(sys.argv[1]) as image:
-    image.convert("RGB").resize((1155, 866), Image.Resampling.LANCZOS).save(sys.argv[2], quality=90)
-PYEOF
-fi
-cat > "$WORK/post.lua" <<LUAEOF
-local file = io.open("$QUERY", "rb")
-wrk.method = "POST"
-wrk.body = file:read("*a")
-file:close()
-wrk.headers["Content-Type"] = "image/jpeg"
-LUAEOF
+# The query: a real photo from a package, resized to about one megapixel.
+source "$ROOT/scripts/bench_query.sh"
+bench_query "$WORK"
 
 for name in old new; do
     rm -rf "$WORK/store-$name"
