@@ -7,9 +7,10 @@ import VectorIndex
 /// embedded take part.
 ///
 /// The fused vectors of the whole collection are computed once per stage value (a stage kept
-/// across queries, as `eval` keeps it, pays that once), and the stage re-ranks every candidate
-/// the main model's index gave: it asks for the whole collection, so its ranking is exact. Meant
-/// for measuring (`lookalike eval --model a --model b`, `--whiten`) and for small collections.
+/// across queries, as `eval` keeps it, pays that once) and searched exactly, with the search's
+/// filter: the stage replaces the main model's candidates rather than re-ranking only them, so
+/// an item the main model alone would have missed is still found. Meant for measuring
+/// (`lookalike eval --model a --model b`, `--whiten`) and for collections that fit in memory.
 public final class FusionStage: RankingStage, @unchecked Sendable {
     /// The models fused; the first is the search's main model.
     public let models: [String]
@@ -25,8 +26,6 @@ public final class FusionStage: RankingStage, @unchecked Sendable {
 
     public var name: String { models.joined(separator: "+") + (whiteningItems == nil ? "" : ", whitened") }
 
-    public func candidatePool(top: Int, collection: Int) -> Int { max(top, collection) }
-
     public func rank(_ candidates: [Candidate], context: RankingContext) throws -> [Candidate] {
         let (index, parts) = try fusedIndex(context)
         let weight = 1 / Float(parts.count).squareRoot()
@@ -36,9 +35,7 @@ public final class FusionStage: RankingStage, @unchecked Sendable {
             query += Self.unit(part.whitening?.apply(vector) ?? vector).map { $0 * weight }
         }
         guard query.count == index.dimension else { return [] }
-        let allowed = Set(candidates.map(\.id))
-        return try index.search(query, k: max(context.top, candidates.count), filter: .ids(allowed))
-            .map { Candidate(id: $0.id, score: $0.score) }
+        return try index.search(query, k: context.top, filter: context.filter).map { Candidate(id: $0.id, score: $0.score) }
     }
 
     private func fusedIndex(_ context: RankingContext) throws -> (FlatIndex, [(model: String, whitening: Whitening?)]) {
