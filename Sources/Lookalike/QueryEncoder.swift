@@ -5,8 +5,8 @@ import Storage
 
 /// A query's vectors, one per model, each made the first time a stage asks for it: an image is
 /// decoded for that model's input size and embedded, a stored item gives its stored vector,
-/// examples their weighted sum. The main model's vector must exist (its absence is the error the
-/// user sees); a backing model without one is simply left out (nil).
+/// examples their weighted sum. The main model's vector must exist (`vector(for:)`: its absence is
+/// the error the user sees); a backing model without one is simply left out (`backingVector(for:)`).
 final class QueryEncoder: @unchecked Sendable {
     private let query: Query
     private let region: ImageRegion?
@@ -15,7 +15,7 @@ final class QueryEncoder: @unchecked Sendable {
     private let decoder: ImageDecoder
     private let maxBytes: Int
     private var bytes: [UInt8]?
-    private var vectors: [String: [Float]?] = [:]
+    private var vectors: [String: Made] = [:]
     private let lock = NSLock()
 
     init(_ query: Query, region: ImageRegion?, store: any Store, models: Models, decoder: ImageDecoder, maxBytes: Int) {
@@ -29,36 +29,60 @@ final class QueryEncoder: @unchecked Sendable {
 
     /// Reads an image file now, so an unreadable query fails before any model work.
     func prepare() throws {
-        if case .imageFile(let path) = query.source {
-            bytes = try FileReader.read(path, maxBytes: maxBytes)
+        if case .imageFile = query.source { _ = try fileBytes() }
+    }
+
+    /// The file's bytes, read once.
+    private func fileBytes() throws -> [UInt8] {
+        if let bytes { return bytes }
+        guard case .imageFile(let path) = query.source else { return [] }
+        let read = try FileReader.read(path, maxBytes: maxBytes)
+        bytes = read
+        return read
+    }
+
+    /// A query's vector by one model, or why the query has none for that model.
+    private enum Made {
+        case vector([Float])
+        case missing(EngineError)
+    }
+
+    /// The query's vector by the main model: a query that has none is an error.
+    func vector(for embedder: Embedder) throws -> [Float] {
+        switch try made(embedder) {
+        case .vector(let vector): return vector
+        case .missing(let reason): throw reason
         }
     }
 
-    /// The query's vector by `embedder`'s model; with `required`, a query that has none is an error.
-    func vector(for embedder: Embedder, required: Bool) throws -> [Float]? {
-        let name = embedder.manifest.name
-        if let known = lock.withLock({ vectors[name] }) { return known }
-        let vector = try make(embedder, required: required)
-        lock.withLock { vectors[name] = vector }
-        return vector
+    /// The query's vector by a backing model, nil when the query has none for it.
+    func backingVector(for embedder: Embedder) throws -> [Float]? {
+        if case .vector(let vector) = try made(embedder) { return vector }
+        return nil
     }
 
-    private func make(_ embedder: Embedder, required: Bool) throws -> [Float]? {
+    private func made(_ embedder: Embedder) throws -> Made {
+        let name = embedder.manifest.name
+        if let known = lock.withLock({ vectors[name] }) { return known }
+        let made = try make(embedder)
+        lock.withLock { vectors[name] = made }
+        return made
+    }
+
+    private func make(_ embedder: Embedder) throws -> Made {
         let manifest = embedder.manifest
         switch query.source {
         case .imageFile:
-            guard let bytes else { try prepare(); return try make(embedder, required: required) }
-            return try embed(bytes, embedder)
+            return .vector(try embed(try fileBytes(), embedder))
         case .imageBytes(let bytes):
-            return try embed(bytes, embedder)
+            return .vector(try embed(bytes, embedder))
         case .item(let id):
-            return try storedVector(id, model: manifest.name, required: required)
+            return try storedVector(id, model: manifest.name)
         case .examples(let examples):
-            return try combine(examples, manifest: manifest, required: required)
+            return try combine(examples, manifest: manifest)
         case .text:
             // Words need a text encoder in the model's embedding space; the engine runs none yet.
-            guard required else { return nil }
-            throw EngineError.noTextEncoder(model: manifest.name, space: manifest.embeddingSpace)
+            return .missing(.noTextEncoder(model: manifest.name, space: manifest.embeddingSpace))
         }
     }
 
@@ -67,27 +91,25 @@ final class QueryEncoder: @unchecked Sendable {
         return try Models.timedEmbed([pixels], embedder: embedder)[0]
     }
 
-    private func storedVector(_ id: String, model: String, required: Bool) throws -> [Float]? {
-        if let vector = try store.vectors(model: model, ids: [id]).first?.vector { return vector }
-        guard required else { return nil }
-        if try store.items(ids: [id]).isEmpty { throw EngineError.unknownItem(id: id) }
-        throw EngineError.noVector(id: id, model: model)
+    private func storedVector(_ id: String, model: String) throws -> Made {
+        if let vector = try store.vectors(model: model, ids: [id]).first?.vector { return .vector(vector) }
+        return .missing(try store.items(ids: [id]).isEmpty ? .unknownItem(id: id) : .noVector(id: id, model: model))
     }
 
     /// The normalised weighted sum of the examples' vectors (Rocchio's query refinement).
-    private func combine(_ examples: [Query.Example], manifest: ModelManifest, required: Bool) throws -> [Float]? {
+    private func combine(_ examples: [Query.Example], manifest: ModelManifest) throws -> Made {
         guard !examples.isEmpty else { throw EngineError.badExamples("a query by examples needs at least one example") }
         var sum = [Float](repeating: 0, count: manifest.dimension)
         for example in examples {
             let vector: [Float]
             switch example.of {
             case .item(let id):
-                guard let stored = try storedVector(id, model: manifest.name, required: required) else { return nil }
-                vector = stored
+                let stored = try storedVector(id, model: manifest.name)
+                guard case .vector(let found) = stored else { return stored }
+                vector = found
             case .vector(let given, let model):
                 guard model == manifest.name else {
-                    guard required else { return nil }
-                    throw EngineError.badExamples("an example vector was made by model \(model), not \(manifest.name)")
+                    return .missing(.badExamples("an example vector was made by model \(model), not \(manifest.name)"))
                 }
                 vector = given
             }
@@ -100,6 +122,6 @@ final class QueryEncoder: @unchecked Sendable {
         guard let unit = VectorNormalization.unitVector(sum) else {
             throw EngineError.badExamples("the examples' weights cancel out: there is nothing left to search for")
         }
-        return unit
+        return .vector(unit)
     }
 }

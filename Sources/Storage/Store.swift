@@ -15,6 +15,18 @@ public struct CatalogStats: Sendable, Equatable {
     }
 }
 
+/// Why a store refused a request of the seam itself.
+public enum StoreError: Error, Sendable, CustomStringConvertible {
+    /// `nearest` was asked of a store that does not search vectors.
+    case noVectorSearch
+
+    public var description: String {
+        switch self {
+        case .noVectorSearch: return "this store does not search vectors itself; the engine's own index does"
+        }
+    }
+}
+
 /// Where a model's vectors live: the model that made them and the embedding space they belong
 /// to. An image vector and a text vector made for one space can be compared; two models of one
 /// space share it by name (a text encoder and the image model trained or mapped into its space).
@@ -36,7 +48,7 @@ public typealias StoredEmbedding = (id: String, vector: [Float])
 /// What the engine needs from storage: items and their metadata, vectors by model (streamed in
 /// pages, never all at once), change generations, the ids a parsed filter matches, and,
 /// optionally, a vector search of the store's own (a store with a vector index of its own, such
-/// as pgvector, answers `nearest`). `Catalog` on SQLite is the first implementation.
+/// as pgvector, says `searchesVectors` and answers `nearest`). `Catalog` on SQLite is the first implementation.
 ///
 /// Every write is atomic: a failed call leaves the store as it was. The store is the truth;
 /// indexes built from it are caches that `vectorGeneration` tells when to refresh.
@@ -94,10 +106,12 @@ public protocol Store: AnyObject, Sendable {
 
     // MARK: Search pushed down
 
+    /// Whether the store searches vectors itself (`nearest`); when it does, the engine builds no
+    /// index of its own for searches.
+    var searchesVectors: Bool { get }
     /// The `k` items nearest to `query` among `model`'s vectors that pass `filter`, best first,
-    /// when the store searches vectors itself; nil when it does not (the engine then uses its
-    /// own index). Scores are cosine similarities.
-    func nearest(model: String, to query: [Float], k: Int, filter: MetadataFilter?) throws -> [(id: String, score: Float)]?
+    /// scored by cosine similarity. Asked only of a store that `searchesVectors`.
+    func nearest(model: String, to query: [Float], k: Int, filter: MetadataFilter?) throws -> [(id: String, score: Float)]
 
     func stats() throws -> CatalogStats
 }
@@ -114,8 +128,10 @@ extension Store {
         try insert(entries, model: model, metadataUpdates: [])
     }
 
-    public func nearest(model: String, to query: [Float], k: Int, filter: MetadataFilter?) throws -> [(id: String, score: Float)]? {
-        nil
+    public var searchesVectors: Bool { false }
+
+    public func nearest(model: String, to query: [Float], k: Int, filter: MetadataFilter?) throws -> [(id: String, score: Float)] {
+        throw StoreError.noVectorSearch
     }
 
     /// Every vector of `model`, gathered from its pages (for small collections and tools).

@@ -1,3 +1,4 @@
+import Embedding
 import Foundation
 import VectorIndex
 
@@ -32,7 +33,7 @@ public final class FusionStage: RankingStage, @unchecked Sendable {
         var query: [Float] = []
         for part in parts {
             guard let vector = try context.queryVector(model: part.model) else { return [] }
-            query += Self.unit(part.whitening?.apply(vector) ?? vector).map { $0 * weight }
+            query += VectorNormalization.normalized(part.whitening?.apply(vector) ?? vector).map { $0 * weight }
         }
         guard query.count == index.dimension else { return [] }
         return try index.search(query, k: context.top, filter: context.filter).map { Candidate(id: $0.id, score: $0.score) }
@@ -45,17 +46,13 @@ public final class FusionStage: RankingStage, @unchecked Sendable {
         let weight = 1 / Float(models.count).squareRoot()
         for model in models {
             _ = try context.manifest(model)
-            var stored: [(id: String, vector: [Float])] = []
-            try context.forEachVectorPage(model: model) { page in
-                stored += page
-                return true
-            }
+            let stored = try context.allVectors(model: model)
             let whitening = whiteningItems.map { items in
                 Whitening(learningFrom: stored.filter { items.isEmpty || items.contains($0.id) }.sorted { $0.id < $1.id }.map(\.vector))
             } ?? nil
             parts.append((model, whitening))
             for (id, vector) in stored {
-                combined[id, default: []] += Self.unit(whitening?.apply(vector) ?? vector).map { $0 * weight }
+                combined[id, default: []] += VectorNormalization.normalized(whitening?.apply(vector) ?? vector).map { $0 * weight }
             }
         }
         let width = combined.values.map(\.count).max() ?? 0
@@ -67,8 +64,4 @@ public final class FusionStage: RankingStage, @unchecked Sendable {
         return (index, parts)
     }
 
-    private static func unit(_ vector: [Float]) -> [Float] {
-        let norm = vector.reduce(0) { $0 + $1 * $1 }.squareRoot()
-        return norm > 0 ? vector.map { $0 / norm } : vector
-    }
 }

@@ -48,24 +48,23 @@ public final class RankingContext: @unchecked Sendable {
     public let model: ModelManifest
     /// Hits the search returns.
     public let top: Int
-    public let parameters: SearchParameters
-    let filter: SearchFilter?
+    private let source: CandidateSource
     private let encoder: QueryEncoder
     private let models: Models
-    private let indexes: ModelIndexes
     private let store: any Store
 
-    init(model: ModelManifest, top: Int, parameters: SearchParameters, filter: SearchFilter?, encoder: QueryEncoder,
-         models: Models, indexes: ModelIndexes, store: any Store) {
+    init(model: ModelManifest, top: Int, source: CandidateSource, encoder: QueryEncoder, models: Models, store: any Store) {
         self.model = model
         self.top = top
-        self.parameters = parameters
-        self.filter = filter
+        self.source = source
         self.encoder = encoder
         self.models = models
-        self.indexes = indexes
         self.store = store
     }
+
+    /// The search's filter, as an index applies it.
+    var filter: SearchFilter? { source.filter }
+    public var parameters: SearchParameters { source.parameters }
 
     /// Another model's manifest, once the store's vectors of it are known to come from it.
     public func manifest(_ name: String) throws -> ModelManifest {
@@ -74,15 +73,17 @@ public final class RankingContext: @unchecked Sendable {
         return embedder.manifest
     }
 
-    /// The query's vector by `model` (nil when the query has none: an item without that model's vector).
+    /// The query's vector by `model` (nil when the query has none for a backing model: an item
+    /// without that model's vector; the main model's absence is an error).
     public func queryVector(model name: String) throws -> [Float]? {
-        try encoder.vector(for: try models.embedder(name), required: name == model.name)
+        let embedder = try models.embedder(name)
+        return name == model.name ? try encoder.vector(for: embedder) : try encoder.backingVector(for: embedder)
     }
 
-    /// The `k` best items by another model's own index, with this search's filter and parameters.
+    /// The `k` best items by another model, found where the main model's are (its index, or the
+    /// store), with this search's filter and parameters.
     public func search(model name: String, query: [Float], k: Int) throws -> [Candidate] {
-        let index = try indexes.index(for: try models.manifest(named: name))
-        return try index.search(query, k: k, filter: filter, parameters: parameters).map { Candidate(id: $0.id, score: $0.score) }
+        try source.candidates(try models.manifest(named: name), query, k: k)
     }
 
     /// Stored vectors of `model` for these items (those that have one).
@@ -90,13 +91,8 @@ public final class RankingContext: @unchecked Sendable {
         Dictionary(try store.vectors(model: name, ids: ids), uniquingKeysWith: { first, _ in first })
     }
 
-    /// How many items have a vector of `model`.
-    public func collectionSize(model name: String) throws -> Int {
-        try store.vectorCount(model: name)
-    }
-
-    /// Every vector of `model`, page by page.
-    public func forEachVectorPage(model name: String, _ body: ([StoredEmbedding]) throws -> Bool) throws {
-        try store.forEachVectorPage(model: name, pageSize: 1_000, body)
+    /// Every vector of `model`, read a page at a time, for a stage that must see the collection.
+    public func allVectors(model name: String) throws -> [StoredEmbedding] {
+        try store.vectors(model: name)
     }
 }

@@ -37,11 +37,8 @@ struct SearchPipeline {
         try encoder.prepare()
         try models.check(embedder, record: false)
         let manifest = embedder.manifest
-        guard let vector = try encoder.vector(for: embedder, required: true) else {
-            throw EngineError.noVector(id: "the query", model: manifest.name)
-        }
+        let vector = try encoder.vector(for: embedder)
         let top = max(0, options.top)
-        let parameters = SearchParameters(efSearch: options.efSearch)
         let filter = try options.filter.map { filter in
             do {
                 return SearchFilter.ids(try store.itemIDs(matching: filter))
@@ -49,37 +46,32 @@ struct SearchPipeline {
                 throw MetadataFilter.ParseError(field: "", reason: "the store could not evaluate the filter (\(error))")
             }
         }
-        let index = try indexes.index(for: manifest)
+        let source = CandidateSource(store: store, indexes: indexes, filter: filter, metadataFilter: options.filter,
+                                     parameters: SearchParameters(efSearch: options.efSearch))
+        let collection = try source.collectionSize(manifest)
         let stages = Self.stages(for: options)
-        let pool = stages.reduce(top) { max($0, $1.candidatePool(top: top, collection: index.count)) }
-        var candidates: [Candidate]
-        if let pushed = try store.nearest(model: manifest.name, to: vector, k: pool, filter: options.filter) {
-            candidates = pushed.map { Candidate(id: $0.id, score: $0.score) }
-        } else {
-            candidates = try index.search(vector, k: pool, filter: filter, parameters: parameters)
-                .map { Candidate(id: $0.id, score: $0.score) }
-        }
-        let context = RankingContext(model: manifest, top: top, parameters: parameters, filter: filter, encoder: encoder,
-                                     models: models, indexes: indexes, store: store)
+        let pool = stages.reduce(top) { max($0, $1.candidatePool(top: top, collection: collection)) }
+        var candidates = try source.candidates(manifest, vector, k: pool)
+        let context = RankingContext(model: manifest, top: top, source: source, encoder: encoder, models: models, store: store)
         for stage in stages {
-            if stage.needsVectors { candidates = try withVectors(candidates, index: index, model: manifest.name) }
+            if stage.needsVectors { candidates = try withVectors(candidates, manifest: manifest, source: source) }
             candidates = try stage.rank(candidates, context: context)
         }
-        return try hits(Array(candidates.prefix(top)), manifest: manifest, searched: index.count, started: started)
+        return try hits(Array(candidates.prefix(top)), manifest: manifest, searched: collection, started: started)
     }
 
     /// The main model's vectors of the candidates that lack one: from the index when it holds them
     /// at full precision (an exact index does), else from the store in one lookup.
-    private func withVectors(_ candidates: [Candidate], index: any VectorIndex, model: String) throws -> [Candidate] {
+    private func withVectors(_ candidates: [Candidate], manifest: ModelManifest, source: CandidateSource) throws -> [Candidate] {
         let missing = candidates.filter { $0.vector == nil }.map(\.id)
         if missing.isEmpty { return candidates }
         var found: [String: [Float]] = [:]
-        if let held = index.fullPrecisionVectors(for: missing) {
+        if let held = try source.heldVectors(manifest, ids: missing) {
             for (id, vector) in zip(missing, held) { found[id] = vector }
         }
         let unheld = missing.filter { found[$0] == nil }
         if !unheld.isEmpty {
-            for (id, vector) in try store.vectors(model: model, ids: unheld) where found[id] == nil { found[id] = vector }
+            for (id, vector) in try store.vectors(model: manifest.name, ids: unheld) where found[id] == nil { found[id] = vector }
         }
         return candidates.map { candidate in
             var candidate = candidate
@@ -98,5 +90,38 @@ struct SearchPipeline {
         }
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e6
         return SearchResponse(model: manifest.name, tookMs: elapsed, searched: searched, hits: hits)
+    }
+}
+
+/// Where candidates come from, the same for the main model and for any model a stage asks:
+/// the store itself when it searches vectors, else the model's index; with the search's filter
+/// and parameters either way.
+struct CandidateSource {
+    let store: any Store
+    let indexes: ModelIndexes
+    /// The filter as the engine's indexes apply it (the ids that pass).
+    let filter: SearchFilter?
+    /// The same filter as the store renders it.
+    let metadataFilter: MetadataFilter?
+    let parameters: SearchParameters
+
+    /// How many items have a vector of the model: what a search covers.
+    func collectionSize(_ manifest: ModelManifest) throws -> Int {
+        store.searchesVectors ? try store.vectorCount(model: manifest.name) : try indexes.index(for: manifest).count
+    }
+
+    /// The `k` best items for `vector`, a vector of `manifest`'s model, best first.
+    func candidates(_ manifest: ModelManifest, _ vector: [Float], k: Int) throws -> [Candidate] {
+        if store.searchesVectors {
+            return try store.nearest(model: manifest.name, to: vector, k: k, filter: metadataFilter)
+                .map { Candidate(id: $0.id, score: $0.score) }
+        }
+        return try indexes.index(for: manifest).search(vector, k: k, filter: filter, parameters: parameters)
+            .map { Candidate(id: $0.id, score: $0.score) }
+    }
+
+    /// The vectors the model's index holds at full precision for `ids`, when it holds them.
+    func heldVectors(_ manifest: ModelManifest, ids: [String]) throws -> [[Float]?]? {
+        store.searchesVectors ? nil : try indexes.index(for: manifest).fullPrecisionVectors(for: ids)
     }
 }
