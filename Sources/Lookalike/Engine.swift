@@ -92,10 +92,9 @@ public final class Engine: @unchecked Sendable {
 
     /// The model's embedding of the image file at `path` (L2-normalised), without searching.
     public func embedding(imageAt path: String, model: String = ModelManifest.defaultName) throws -> [Float] {
-        let embedder = try models.embedder(model)
-        let bytes = try FileReader.read(path, maxBytes: configuration.limits.maxBytes)
-        let pixels = try decoder.decode(bytes, policy: try embedder.manifest.imagePolicy())
-        return try embedder.embed([pixels])[0]
+        let encoder = QueryEncoder(.image(path: path), region: nil, store: store, models: models, decoder: decoder,
+                                   maxBytes: configuration.limits.maxBytes)
+        return try encoder.vector(for: try models.embedder(model))
     }
 
     // MARK: Managing

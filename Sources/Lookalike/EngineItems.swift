@@ -47,8 +47,7 @@ extension Engine {
 
         public var description: String {
             switch self {
-            case .badImage(let reason): return reason
-            case .storeRefused(let reason): return reason
+            case .badImage(let reason), .storeRefused(let reason): return reason
             }
         }
     }
@@ -92,7 +91,7 @@ extension Engine {
 
     /// A safe file name for an upload: the client's name (its last component, letters, digits,
     /// `.`, `-`, `_` and spaces, at most 100 characters), else `upload.<format's extension>`.
-    public static func uploadName(_ given: String?, loader: String) -> String {
+    static func uploadName(_ given: String?, loader: String) -> String {
         let last = (given ?? "").split(separator: "/").last.map(String.init) ?? ""
         let kept = String(last.unicodeScalars.filter {
             CharacterSet.alphanumerics.contains($0) && $0.isASCII || "._- ".unicodeScalars.contains($0)

@@ -110,11 +110,3 @@ struct SnapshotSaver: Service {
         await save()
     }
 }
-
-extension Optional {
-    /// The value, or what `make` gives when there is none.
-    func asyncOr(_ make: () async throws -> Wrapped) async rethrows -> Wrapped {
-        if let value = self { return value }
-        return try await make()
-    }
-}

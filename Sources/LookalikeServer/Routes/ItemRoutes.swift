@@ -132,8 +132,11 @@ extension LookalikeServer {
         let size = try Self.query(request)["size"].map { try integer($0, field: "size", range: 128...512) } ?? 256
         guard Engine.thumbnailSizes.contains(size) else { throw APIError.badRequest("size must be 128, 256 or 512") }
         let item = try item(id, in: engine)
-        let jpeg = try await engine.cachedThumbnail(id: id, size: size).asyncOr {
-            try await self.pool.run { try engine.thumbnail(of: item, size: size) { item in try self.sourceBytes(item, engine: engine) } }
+        let jpeg: [UInt8]
+        if let cached = engine.cachedThumbnail(id: id, size: size) {
+            jpeg = cached  // a small file read: no need to wait for an inference thread
+        } else {
+            jpeg = try await pool.run { try engine.thumbnail(of: item, size: size) { item in try self.sourceBytes(item, engine: engine) } }
         }
         // Ids are content hashes: an id's thumbnail never changes.
         return Response(status: .ok, headers: [.contentType: "image/jpeg", .cacheControl: "private, max-age=31536000, immutable"],
