@@ -380,13 +380,16 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
     /// those are returned. A float32 index is exact already: the source is not asked.
     public func search(_ query: [Float], k: Int, efSearch: Int, filter: SearchFilter? = nil,
                        rescoringFrom source: ExactVectorSource? = nil, rescoreFactor: Int = 4) throws -> [SearchHit] {
+        if let source {
+            // Candidates on the codes, re-scored from exact vectors: the refine composition itself.
+            return try RefineIndex(base: self, exact: source, factor: rescoreFactor)
+                .search(query, k: k, filter: filter, parameters: SearchParameters(efSearch: efSearch))
+        }
         guard query.count == dimension else { throw VectorIndexError.dimensionMismatch(expected: dimension, got: query.count) }
         guard k > 0 else { return [] }
         let prepared = metric == .cosine ? FlatIndex.normalized(query) : query
-        let rescoring = encoding == .float32 ? nil : source
         let ef = max(efSearch, k)
-        let wanted = rescoring == nil ? k : min(ef, max(k, k * rescoreFactor))
-        let candidates: [SearchHit] = lock.reading {
+        return lock.reading {
             guard entryPoint >= 0 else { return [] }
             var scratch = [Float](repeating: 0, count: dimension)
             return prepared.withUnsafeBufferPointer { q in
@@ -394,14 +397,12 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
                     guard let point = q.baseAddress, let space = buffer.baseAddress else { return [] }
                     let scorer = prepare(point, scratch: space)
                     if let filter, let matching = filter.matchingCount, matching <= parameters.exactFilterThreshold {
-                        return exactSearch(scorer, k: wanted, filter: filter)
+                        return exactSearch(scorer, k: k, filter: filter)
                     }
-                    return graphSearch(scorer, k: wanted, ef: ef, filter: filter)
+                    return graphSearch(scorer, k: k, ef: ef, filter: filter)
                 }
             }
         }
-        guard let rescoring else { return candidates }
-        return try RefineIndex.rescore(candidates, query: prepared, k: k, metric: metric, from: rescoring)
     }
 
     public func search(_ query: [Float], k: Int, filter: SearchFilter?, parameters: SearchParameters) throws -> [SearchHit] {

@@ -7,13 +7,13 @@
 /// let refined = RefineIndex(base: graph, exact: storeVectors)
 /// let hits = try refined.search(query, k: 10, filter: nil, parameters: SearchParameters(efSearch: 128))
 /// ```
-public final class RefineIndex: VectorIndex, @unchecked Sendable {
+public struct RefineIndex: VectorIndex, @unchecked Sendable {
     public let base: any VectorIndex
-    public let exact: any ExactVectorSource & Sendable
+    public let exact: any ExactVectorSource
     /// Candidates asked of the base per hit returned.
     public let factor: Int
 
-    public init(base: any VectorIndex, exact: any ExactVectorSource & Sendable, factor: Int = 4) {
+    public init(base: any VectorIndex, exact: any ExactVectorSource, factor: Int = 4) {
         self.base = base
         self.exact = exact
         self.factor = max(1, factor)
@@ -48,7 +48,7 @@ public final class RefineIndex: VectorIndex, @unchecked Sendable {
     /// Scores candidates again from their full-precision vectors and keeps the best `k` (ties by
     /// id). A candidate the source does not have keeps its approximate score. `query` is already
     /// normalised for the cosine metric.
-    static func rescore(_ candidates: [SearchHit], query: [Float], k: Int, metric: Metric,
+    private static func rescore(_ candidates: [SearchHit], query: [Float], k: Int, metric: Metric,
                         from source: ExactVectorSource) throws -> [SearchHit] {
         let exact = try source.exactVectors(for: candidates.map(\.id))
         var rescored: [SearchHit] = []
