@@ -117,4 +117,23 @@ struct StoreContractTests {
             #expect(try store.vectorSpaces() == [VectorSpace(model: "image", space: "shared"), VectorSpace(model: "own")])
         }
     }
+
+    @Test("a store searches vectors itself only when it says so, and then ranks by cosine, best first, within the filter",
+          arguments: names)
+    func vectorSearch(_ name: String) throws {
+        try withStore(name) { store in
+            try store.insert([(item: item(1, metadata: #"{"keep": true}"#), vector: [1, 0]),
+                              (item: item(2, metadata: #"{"keep": true}"#), vector: [0.6, 0.8]),
+                              (item: item(3), vector: [0.8, 0.6])], model: "m")
+            guard store.searchesVectors else {
+                #expect(throws: StoreError.self) { try store.nearest(model: "m", to: [1, 0], k: 2, filter: nil) }
+                return
+            }
+            let all = try store.nearest(model: "m", to: [1, 0], k: 3, filter: nil)
+            #expect(all.map(\.id) == [item(1).id, item(3).id, item(2).id])
+            #expect(abs(all[1].score - 0.8) < 1e-5)
+            let kept = try store.nearest(model: "m", to: [1, 0], k: 3, filter: MetadataFilter(json: #"{"keep": true}"#))
+            #expect(kept.map(\.id) == [item(1).id, item(2).id])
+        }
+    }
 }
