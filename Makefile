@@ -86,6 +86,10 @@ eval-data: setup
 eval: build eval-data
 	$(PYTHON) -m pip install -q --disable-pip-version-check -r requirements-bench.txt
 	$(PYTHON) scripts/eval.py --lookalike $(RELEASE_BIN) --data $(LOOKALIKE_DATA)/eval
+	$(PYTHON) scripts/calibrate_labels.py --lookalike $(RELEASE_BIN) --results bench-results/eval-$$(date +%F).json \
+		--row efficientnet-lite0-gem --out bench-results/labels-$$(date +%F).json
+	$(PYTHON) scripts/eval_duplicates.py --lookalike $(RELEASE_BIN) --data $(LOOKALIKE_DATA)/eval \
+		--out bench-results/duplicates-$$(date +%F).json
 
 clean:
 	rm -rf .build .build-test .build-tsan $(LOOKALIKE_DATA)/edits $(LOOKALIKE_DATA)/fixtures $(LOOKALIKE_DATA)/demo $(LOOKALIKE_DATA)/bench

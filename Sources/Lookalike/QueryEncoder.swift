@@ -79,7 +79,7 @@ final class QueryEncoder: @unchecked Sendable {
         case .item(let id):
             return try storedVector(id, model: manifest.name)
         case .examples(let examples):
-            return try combine(examples, manifest: manifest)
+            return try combine(examples, embedder: embedder)
         case .text:
             // Words need a text encoder in the model's embedding space; the engine runs none yet.
             return .missing(.noTextEncoder(model: manifest.name, space: manifest.embeddingSpace))
@@ -97,7 +97,8 @@ final class QueryEncoder: @unchecked Sendable {
     }
 
     /// The normalised weighted sum of the examples' vectors (Rocchio's query refinement).
-    private func combine(_ examples: [Query.Example], manifest: ModelManifest) throws -> Made {
+    private func combine(_ examples: [Query.Example], embedder: Embedder) throws -> Made {
+        let manifest = embedder.manifest
         guard !examples.isEmpty else { throw EngineError.badExamples("a query by examples needs at least one example") }
         var sum = [Float](repeating: 0, count: manifest.dimension)
         for example in examples {
@@ -112,6 +113,8 @@ final class QueryEncoder: @unchecked Sendable {
                     return .missing(.badExamples("an example vector was made by model \(model), not \(manifest.name)"))
                 }
                 vector = given
+            case .image(let bytes):
+                vector = try embed(bytes, embedder)
             }
             guard vector.count == manifest.dimension, example.weight.isFinite else {
                 throw EngineError.badExamples("an example has \(vector.count) values or a weight that is not finite; "

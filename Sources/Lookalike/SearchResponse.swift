@@ -1,3 +1,4 @@
+import Embedding
 import Foundation
 import Storage
 
@@ -12,18 +13,46 @@ public struct SearchResponse: Sendable, Encodable {
         public let height: Int
         /// The item's metadata as a JSON object text, if it has any.
         public let metadata: String?
-        /// Whether the score reaches the model's calibrated duplicate threshold: very likely a copy
-        /// of the query (cropped, recompressed, recoloured...), not just a similar image.
-        public let duplicate: Bool
+        /// How close the hit is by the model's calibrated thresholds: `copy` (very likely a copy
+        /// of the query: cropped, recompressed, recoloured...), `similar`, or `weak` (about what
+        /// unrelated images score). Nil when the model has no calibrated similar threshold and
+        /// the hit is not a copy.
+        public let label: ModelManifest.MatchLabel?
+        /// Near-duplicates of this hit folded into it when copies are collapsed, best first.
+        public let copies: [String]
 
-        init(item: Item, score: Float, duplicate: Bool) {
+        /// Whether the score reaches the model's calibrated duplicate threshold.
+        public var duplicate: Bool { label == .copy }
+
+        init(item: Item, score: Float, label: ModelManifest.MatchLabel?, copies: [String] = []) {
             id = item.id
             path = item.sourcePath
             self.score = score
             width = item.width
             height = item.height
             metadata = item.metadata
-            self.duplicate = duplicate
+            self.label = label
+            self.copies = copies
+        }
+    }
+
+    /// What the answer amounts to, by its best hit: a copy of the query was found, something
+    /// similar, or no close match (the best hit is weak, or there are no hits).
+    public enum Match: String, Sendable, Encodable {
+        case copy, similar, none
+
+        /// Nil when the model is not calibrated well enough to say.
+        init?(best: Float?, manifest: ModelManifest) {
+            guard let best else {
+                self = .none
+                return
+            }
+            switch manifest.label(score: best) {
+            case .copy: self = .copy
+            case .similar: self = .similar
+            case .weak: self = .none
+            case nil: return nil
+            }
         }
     }
 
@@ -33,6 +62,8 @@ public struct SearchResponse: Sendable, Encodable {
     /// How many items of the collection have a vector for `model` (all were compared).
     public let searched: Int
     public let hits: [Hit]
+    /// Nil when the model has no calibrated thresholds to judge by.
+    public let match: Match?
 }
 
 // MARK: JSON
@@ -43,12 +74,13 @@ extension SearchResponse.Hit {
         [
             "id": id, "path": path, "score": (Double(score) * 1e6).rounded() / 1e6, "width": width, "height": height,
             "metadata": Metadata.object(metadata) ?? NSNull(), "duplicate": duplicate,
+            "label": label?.rawValue ?? NSNull(), "copies": copies,
         ]
     }
 }
 
 extension SearchResponse {
-    /// The answer as one JSON object with stable keys (`model`, `took_ms`, `searched`, `hits`), the
+    /// The answer as one JSON object with stable keys (`model`, `took_ms`, `searched`, `match`, `hits`), the
     /// one shape of every front door. `hit` rewrites each hit's object (a server hides the source
     /// path and adds links, say).
     public func jsonObject(hit: ([String: Any], Hit) -> [String: Any] = { object, _ in object }) -> [String: Any] {
@@ -56,6 +88,7 @@ extension SearchResponse {
             "model": model,
             "took_ms": (tookMs * 10).rounded() / 10,
             "searched": searched,
+            "match": match?.rawValue ?? NSNull(),
             "hits": hits.map { hit($0.jsonObject, $0) },
         ]
     }

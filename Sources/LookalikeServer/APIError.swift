@@ -45,7 +45,7 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
             case .unknownItem: return APIError(.notFound, "not_found", error.description)
             case .noVector: return APIError(.badRequest, "unknown_model", error.description)
             case .incompatibleVectors: return nil
-            case .noDuplicateThreshold, .noTextEncoder, .badExamples: return .badRequest(error.description)
+            case .noDuplicateThreshold, .noTextEncoder, .badExamples, .badOption: return .badRequest(error.description)
             case .regionNeedsImage: return APIError(.badRequest, "bad_region", error.description)
             }
         case let error as MetadataFilter.ParseError:

@@ -15,6 +15,16 @@ extension LookalikeServer {
         }
     }
 
+    /// Near-duplicate groups: the engine's JSON form, each item without its source path and with
+    /// its links and name.
+    func duplicatesJSON(_ report: DuplicateReport, collection: String) -> [String: Any] {
+        report.jsonObject { object, item in
+            var object = object
+            object.removeValue(forKey: "path")
+            return object.merging(links(id: item.id, path: item.sourcePath, collection: collection)) { $1 }
+        }
+    }
+
     func itemJSON(_ item: Item, collection: String) -> [String: Any] {
         [
             "id": item.id, "width": item.width, "height": item.height, "metadata": JSON.object(item.metadata),

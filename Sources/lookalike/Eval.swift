@@ -29,6 +29,19 @@ struct Eval: ParsableCommand {
     @Flag(help: "Rank with PCA-whitened vectors, the whitening learned on the gallery.")
     var whiten = false
 
+    @Option(help: ArgumentHelp("Query expansion: each query searches again joined by its best n neighbours.", valueName: "n"))
+    var expand: Int?
+
+    @Option(help: ArgumentHelp("Diversify every answer (maximal marginal relevance) with this λ.", valueName: "λ"))
+    var diversity: Float?
+
+    @Option(name: .customLong("diversity-pool"), help: ArgumentHelp("Candidates --diversity chooses from, as a multiple of --top (default 4).",
+                                                                     valueName: "factor"))
+    var diversityPool: Int?
+
+    @Flag(help: "Fold near-duplicates of a hit into it (one rank per copy group).")
+    var collapse = false
+
     @Option(name: [.short, .long], help: "Hits per query; every measure looks at these ranks only.")
     var top = 100
 
@@ -49,6 +62,13 @@ struct Eval: ParsableCommand {
         guard (1...10_000).contains(top) else { throw ValidationError("--top must be between 1 and 10000") }
         if let efSearch, !(1...10_000).contains(efSearch) { throw ValidationError("--ef must be between 1 and 10000") }
         guard (0...256).contains(threads) else { throw ValidationError("--threads must be between 0 and 256") }
+        if let expand, !(1...100).contains(expand) { throw ValidationError("--expand must be between 1 and 100") }
+        if let diversity, !(0...1).contains(diversity) { throw ValidationError("--diversity must be between 0 and 1") }
+        if let diversityPool, !(1...100).contains(diversityPool) { throw ValidationError("--diversity-pool must be between 1 and 100") }
+        if diversityPool != nil && diversity == nil { throw ValidationError("--diversity-pool needs --diversity") }
+        if (expand != nil || diversity != nil || collapse) && (whiten || (model.count > 1 && fusion == .mean)) {
+            throw ValidationError("--expand, --diversity and --collapse rank one model's vectors (or a cascade): leave out --whiten and mean fusion")
+        }
         if fusion == .cascade && whiten { throw ValidationError("--fusion cascade does not whiten: leave out --whiten") }
     }
 
@@ -61,8 +81,12 @@ struct Eval: ParsableCommand {
         do {
             let loaded = try EvaluationManifest.load(URL(fileURLWithPath: manifest))
             let engine = try Engine(configuration: EngineConfiguration(store: storeURL, inferenceThreads: threads))
-            result = try engine.evaluate(loaded, options: EvaluationOptions(models: model, top: top, efSearch: efSearch, whiten: whiten,
-                                                                                  fusion: fusion)) { line in
+            var options = EvaluationOptions(models: model, top: top, efSearch: efSearch, whiten: whiten, fusion: fusion)
+            options.expansion = expand
+            options.diversity = diversity
+            options.collapseCopies = collapse
+            options.diversityPool = diversityPool
+            result = try engine.evaluate(loaded, options: options) { line in
                 if !json { FileHandle.standardError.write(Data("\(line)\n".utf8)) }
             }
         } catch {
@@ -81,11 +105,13 @@ struct Eval: ParsableCommand {
             try printJSON(["model": result.model, "gallery": result.gallery, "distractors": result.distractors,
                            "failures": result.failures.map { ["path": $0.path, "reason": $0.reason] },
                            "seconds": (result.seconds * 10).rounded() / 10, "overall": Self.object(result.summary),
+                           "distinct_groups_at_10": result.distinctGroupsAt10,
                            "store_images_not_in_manifest": result.strangers,
                            "by_kind": kinds,
                            "queries": result.queries.map { outcome -> [String: Any] in
                                ["path": outcome.path, "kind": outcome.kind ?? NSNull(), "match": outcome.hasMatch,
-                                "first_correct_rank": outcome.firstCorrectRank ?? NSNull(), "ap": outcome.averagePrecision]
+                                "first_correct_rank": outcome.firstCorrectRank ?? NSNull(), "ap": outcome.averagePrecision,
+                                "first_hits": outcome.firstHits.map { [Double(($0.score * 1e5).rounded() / 1e5), $0.correct] as [Any] }]
                            }])
             return
         }
@@ -97,6 +123,7 @@ struct Eval: ParsableCommand {
         for kind in result.byKind.keys.sorted() {
             if let summary = result.byKind[kind] { print(Self.row(kind, summary)) }
         }
+        print(String(format: "different groups among the first 10 hits: %.2f on average", result.distinctGroupsAt10))
         if let point = result.summary.pairs.thresholdAtPrecision99 {
             print(String(format: "duplicate threshold at precision 0.99: score >= %.4f (recall %.3f)", point.threshold, point.recall))
         } else {

@@ -78,6 +78,9 @@ struct Remove: ParsableCommand {
 struct Models: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List the embedding models and whether they are installed.")
 
+    @Flag(help: "Print as JSON.")
+    var json = false
+
     func run() throws {
         let registry: ModelRegistry
         do {
@@ -85,11 +88,23 @@ struct Models: ParsableCommand {
         } catch {
             throw fail(error)
         }
+        if json {
+            try printJSON(["folder": registry.directory.path, "models": registry.manifests.map { manifest -> [String: Any] in
+                ["name": manifest.name, "dimension": manifest.dimension, "installed": registry.isInstalled(manifest),
+                 "modality": manifest.modality.rawValue, "space": manifest.embeddingSpace, "summary": manifest.summary,
+                 "duplicate_threshold": manifest.duplicateThreshold.map { Double($0) as Any } ?? NSNull(),
+                 "similar_threshold": manifest.similarThreshold.map { Double($0) as Any } ?? NSNull()]
+            }])
+            return
+        }
         print("models folder: \(registry.directory.path)")
         for manifest in registry.manifests {
             let state = registry.isInstalled(manifest) ? "installed" : "not installed: to install it, \(manifest.installHint)"
             print("\(manifest.name)  \(manifest.dimension)-d  \(state)")
             print("    \(manifest.summary)")
+            let thresholds = [manifest.duplicateThreshold.map { String(format: "copy from %.3f", $0) },
+                              manifest.similarThreshold.map { String(format: "similar from %.3f", $0) }].compactMap { $0 }
+            if !thresholds.isEmpty { print("    labels: \(thresholds.joined(separator: ", ")) (cosine similarity)") }
             print("    licence: \(manifest.licence)")
         }
     }

@@ -4,16 +4,31 @@ import Lookalike
 
 struct Search: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Find the stored images most like a query image.",
+        abstract: "Find the stored images most like a query image, a stored item, or examples.",
         discussion: """
-            With --json the output is one object: {"model", "took_ms", "searched", "hits": [{"id", "path", \
-            "score", "width", "height", "metadata", "duplicate"}]}, hits best first; score is the cosine similarity; \
-            duplicate is true when the score reaches the model's calibrated copy threshold.
+            The query is an image file, or a stored item (--item), or examples: --like and --unlike \
+            stored items ("more like these, not like those"), with or without an image or an item.
+
+            With --json the output is one object: {"model", "took_ms", "searched", "match", "hits": [{"id", \
+            "path", "score", "width", "height", "metadata", "duplicate", "label", "copies"}]}, hits best first; \
+            score is the cosine similarity; label is copy, similar or weak by the model's calibrated \
+            thresholds (duplicate is label == copy); match says what the best hit amounts to: copy, \
+            similar, or none (no close match); copies lists the near-duplicates folded into a hit by \
+            --collapse.
             """
     )
 
     @Argument(help: "The query image.")
-    var image: String
+    var image: String?
+
+    @Option(help: ArgumentHelp("Search with a stored item's vector instead of an image (\"more like this\").", valueName: "id"))
+    var item: String?
+
+    @Option(help: ArgumentHelp("A stored item the hits should be more like (repeatable).", valueName: "id"))
+    var like: [String] = []
+
+    @Option(help: ArgumentHelp("A stored item the hits should be less like (repeatable).", valueName: "id"))
+    var unlike: [String] = []
 
     @Option(name: [.short, .long], help: "How many hits to return.")
     var top = 10
@@ -43,12 +58,33 @@ struct Search: ParsableCommand {
                                valueName: "x,y,w,h"))
     var region: String?
 
+    @Flag(help: "Fold near-duplicates of a hit into it: one rank per copy group, the others listed with it.")
+    var collapse = false
+
+    @Option(help: ArgumentHelp(
+        "Diversify the hits (maximal marginal relevance): 1 is the plain ranking, lower values trade relevance for variety; 0.7 is a mild setting.",
+        valueName: "λ"))
+    var diversity: Float?
+
+    @Option(help: ArgumentHelp("Query expansion: search again with the query joined by its best n neighbours.", valueName: "n"))
+    var expand: Int?
+
+    @Option(name: .customLong("min-score"), help: ArgumentHelp("Leave out hits scoring below this cosine similarity.", valueName: "score"))
+    var minScore: Float?
+
     @Flag(help: "Print the answer as JSON.")
     var json = false
 
     @OptionGroup var storeOptions: StoreOptions
 
     func validate() throws {
+        let sources = (image == nil ? 0 : 1) + (item == nil ? 0 : 1)
+        if sources == 0 && like.isEmpty { throw ValidationError("give a query: an image, --item ID, or --like ID") }
+        if sources > 1 { throw ValidationError("give one query: an image or --item, not both") }
+        if region != nil && image == nil { throw ValidationError("--region applies to a query image") }
+        if let diversity, !(0...1).contains(diversity) { throw ValidationError("--diversity must be between 0 and 1") }
+        if let expand, !(1...100).contains(expand) { throw ValidationError("--expand must be between 1 and 100") }
+        if let minScore, !(-1...1).contains(minScore) { throw ValidationError("--min-score must be between -1 and 1") }
         guard (1...10_000).contains(top) else { throw ValidationError("--top must be between 1 and 10000") }
         if let efSearch, !(1...10_000).contains(efSearch) { throw ValidationError("--ef must be between 1 and 10000") }
         if let filter {
@@ -64,13 +100,14 @@ struct Search: ParsableCommand {
         let engine: Engine
         do {
             let options = SearchOptions(top: top, model: model, efSearch: efSearch, filter: try filter.map { try MetadataFilter(json: $0) },
-                                        region: try region.map { try ImageRegion(parsing: Substring($0)) }, cascade: cascade)
+                                        region: try region.map { try ImageRegion(parsing: Substring($0)) }, cascade: cascade,
+                                        expansion: expand, collapseCopies: collapse, diversity: diversity, minScore: minScore)
             engine = try storeOptions.engine(createStore: false)
-            response = try engine.search(.image(path: image), options: options)
+            response = try engine.search(try query(engine), options: options)
         } catch let error as ImagingError {
-            throw fail(InputError(path: image, underlying: error))
+            throw fail(InputError(path: image ?? "", underlying: error))
         } catch let error as IngestError {
-            throw fail(InputError(path: image, underlying: error))
+            throw fail(InputError(path: image ?? "", underlying: error))
         } catch {
             throw fail(error)
         }
@@ -94,8 +131,28 @@ struct Search: ParsableCommand {
             }
         }
         for (rank, hit) in response.hits.enumerated() {
-            print(String(format: "%3d  %.4f  %@  %@%@", rank + 1, hit.score, hit.id, hit.path, hit.duplicate ? "  (copy)" : ""))
+            let label = hit.label.map { "  (\($0.rawValue))" } ?? ""
+            let copies = hit.copies.isEmpty ? "" : "  +\(hit.copies.count) more \(hit.copies.count == 1 ? "copy" : "copies")"
+            print(String(format: "%3d  %.4f  %@  %@%@%@", rank + 1, hit.score, hit.id, hit.path, label, copies))
         }
+        if response.match == SearchResponse.Match.none && !response.hits.isEmpty {
+            print("no close match: every hit is weak, about what unrelated images score with model \(response.model)")
+        }
+    }
+
+    /// The query the arguments describe: an image or a stored item, refined by --like and --unlike
+    /// (Rocchio: the query, plus the mean of the liked, minus a quarter of the mean of the unliked).
+    func query(_ engine: Engine) throws -> Query {
+        let base: Query? = image.map { .image(path: $0) } ?? item.map { .item($0) }
+        guard !like.isEmpty || !unlike.isEmpty else { return base ?? .item("") }
+        var examples: [Query.Example] = []
+        if let image {
+            examples.append(Query.Example(.vector(try engine.embedding(imageAt: image, model: model), model: model)))
+        } else if let item {
+            examples.append(.item(item))
+        }
+        examples += Query.refinement(like: like, unlike: unlike, hasQuery: !examples.isEmpty)
+        return .examples(examples)
     }
 }
 

@@ -114,6 +114,62 @@ struct ServerAPITests {
         }
     }
 
+    @Test("ranking over HTTP: labels and the answer's match, copies collapsed, like and unlike, a minimum score, duplicate groups")
+    func rankingOptions() async throws {
+        let store = try TestData.temporaryDirectory("ranking-store")
+        defer { try? FileManager.default.removeItem(at: store) }
+        let copyFile = store.appendingPathComponent("chelsea-copy.jpg")
+        let copy = try ServerTestData.editedCopy(chelsea)
+        try Data(copy).write(to: copyFile)
+        let engine = try Engine(configuration: EngineConfiguration(store: store.appendingPathComponent("store")))
+        #expect(try engine.add([TestData.photos.path, copyFile.path], options: AddOptions(recursive: true)).failures.isEmpty)
+        let original = ServerTestData.id(try ServerTestData.bytes(chelsea))
+        let copyID = ServerTestData.id(copy)
+        let coffeeID = ServerTestData.id(try ServerTestData.bytes(coffee))
+        let app = try makeServer(store: store.appendingPathComponent("store")).application()
+        try await app.test(.router) { client in
+            let plain = try await client.postImage("/v1/collections/default/search?top=3", copy)
+            #expect(plain.status == 200, "\(plain.text)")
+            #expect(Set(plain.hitIDs.prefix(2)) == [original, copyID])
+            #expect(plain.json["match"] as? String == "copy")
+            #expect(plain.hits.first?["label"] as? String == "copy")
+            #expect(plain.hits.allSatisfy { ["copy", "similar", "weak"].contains($0["label"] as? String ?? "") })
+
+            let collapsed = try await client.postImage("/v1/collections/default/search?top=3&collapse=true", copy)
+            #expect(collapsed.status == 200, "\(collapsed.text)")
+            #expect(collapsed.hitIDs.first == copyID)
+            #expect(collapsed.hits.first?["copies"] as? [String] == [original])
+            #expect(!collapsed.hitIDs.contains(original))
+            #expect(collapsed.hitIDs.count == 3)
+
+            let floor = try await client.postImage("/v1/collections/default/search?top=10&min_score=0.999", copy)
+            #expect(floor.hitIDs == [copyID], "\(floor.text)")
+
+            let liked = try await client.postJSON("/v1/collections/default/search", ["like": [coffeeID], "top": 2])
+            #expect(liked.status == 200, "\(liked.text)")
+            #expect(liked.hitIDs.first == coffeeID)
+            let steered = try await client.postJSON("/v1/collections/default/search", ["id": original, "unlike": [copyID], "top": 3])
+            #expect(steered.status == 200, "\(steered.text)")
+            #expect(steered.hitIDs.first == original)
+            let unliked = try await client.postJSON("/v1/collections/default/search", ["unlike": [copyID]])
+            #expect(unliked.status == 400, "\(unliked.text)")
+            let badDiversity = try await client.postImage("/v1/collections/default/search?diversity=2", copy)
+            #expect(badDiversity.status == 400 && badDiversity.text.contains("diversity"), "\(badDiversity.text)")
+
+            let groups = try await client.call(.get, "/v1/collections/default/duplicates")
+            #expect(groups.status == 200, "\(groups.text)")
+            let listed = groups.json["groups"] as? [[String: Any]] ?? []
+            let members = listed.map { group in
+                Set([(group["representative"] as? [String: Any])?["id"] as? String ?? ""]
+                    + ((group["copies"] as? [[String: Any]]) ?? []).compactMap { $0["id"] as? String })
+            }
+            #expect(members.contains([original, copyID]), "\(groups.text)")
+            #expect(!groups.text.contains(TestData.photos.path), "a source path leaked")
+            let badThreshold = try await client.call(.get, "/v1/collections/default/duplicates?threshold=3")
+            #expect(badThreshold.status == 400)
+        }
+    }
+
     @Test("more like this: a search by item id answers the item itself first, with score 1")
     func searchByID() async throws {
         let id = ServerTestData.id(try ServerTestData.bytes(coffee))

@@ -24,6 +24,12 @@ public struct EvaluationOptions: Sendable {
     public var efSearch: Int?
     /// PCA-whitening learned on the gallery's vectors, applied to every vector before ranking.
     public var whiten: Bool
+    /// Ranking stages every search runs, as `SearchOptions` has them.
+    public var expansion: Int?
+    public var diversity: Float?
+    public var collapseCopies: Bool = false
+    /// Candidates diversity chooses from, as a multiple of `top` (nil: the stage's default).
+    public var diversityPool: Int?
 
     public init(models: [String], top: Int = 100, efSearch: Int? = nil, whiten: Bool = false, fusion: Fusion = .mean) {
         self.models = models.isEmpty ? [ModelManifest.defaultName] : models
@@ -41,7 +47,8 @@ public struct EvaluationOptions: Sendable {
     /// `cascade(a, b)`, `, whitened`.
     public var label: String {
         (fusion == .cascade && models.count > 1 ? "cascade(\(models.joined(separator: ", ")))" : models.joined(separator: "+"))
-            + (whiten ? ", whitened" : "")
+            + (whiten ? ", whitened" : "") + (expansion.map { ", expansion \($0)" } ?? "")
+            + (collapseCopies ? ", collapsed" : "") + (diversity.map { ", diversity \($0)" } ?? "")
     }
 }
 
@@ -55,6 +62,12 @@ public struct QueryOutcome: Sendable {
     public let firstCorrectRank: Int?
     /// Average precision over the hits (0 for a query without a match).
     public let averagePrecision: Double
+    /// The first ten hits' scores, each with whether it is correct: what calibrating a threshold
+    /// on one part of the queries and checking it on another needs.
+    public let firstHits: [(score: Float, correct: Bool)]
+    /// How many different groups (gallery groups; each other image its own) the first ten hits
+    /// show: what diversifying a ranking raises.
+    public let distinctGroupsAt10: Int
 }
 
 /// What an evaluation measured.
@@ -75,6 +88,11 @@ public struct EvaluationResult: Sendable {
     /// every search and, for the measures, count as wrong answers.
     public let strangers: Int
     public let seconds: Double
+
+    /// The mean over all queries of the different groups among the first ten hits.
+    public var distinctGroupsAt10: Double {
+        queries.isEmpty ? 0 : Double(queries.map(\.distinctGroupsAt10).reduce(0, +)) / Double(queries.count)
+    }
 }
 
 extension Engine {
@@ -110,10 +128,17 @@ extension Engine {
         // vectors of the collection are computed once).
         let cascade = options.fusion == .cascade
         var searchOptions = SearchOptions(top: options.top, model: options.models[0], efSearch: options.efSearch,
-                                          cascade: cascade ? Array(options.models.dropFirst()) : [])
+                                          cascade: cascade ? Array(options.models.dropFirst()) : [],
+                                          expansion: options.expansion, collapseCopies: options.collapseCopies,
+                                          diversity: options.diversityPool == nil ? options.diversity : nil)
+        if let lambda = options.diversity, let factor = options.diversityPool {
+            searchOptions.stages.append(try DiversityStage(lambda: lambda, poolFactor: factor))
+        }
+        var groupOf: [String: String] = [:]
+        for (group, ids) in relevantByGroup { for id in ids { groupOf[id] = group } }
         if !cascade && (options.models.count > 1 || options.whiten) {
-            searchOptions.stages = [FusionStage(models: options.models,
-                                                whiteningItems: options.whiten ? Set(relevantByGroup.values.flatMap { $0 }) : nil)]
+            searchOptions.stages.insert(FusionStage(models: options.models,
+                                                whiteningItems: options.whiten ? Set(relevantByGroup.values.flatMap { $0 }) : nil), at: 0)
         }
         var rankings: [RetrievalMetrics.Ranking] = []
         var kinds: [String?] = []
@@ -133,7 +158,9 @@ extension Engine {
             outcomes.append(QueryOutcome(
                 path: query.path, kind: query.kind, hasMatch: !relevant.isEmpty,
                 firstCorrectRank: hits.firstIndex { relevant.contains($0.id) }.map { $0 + 1 },
-                averagePrecision: RetrievalMetrics.averagePrecision(ranking)))
+                averagePrecision: RetrievalMetrics.averagePrecision(ranking),
+                firstHits: hits.prefix(10).map { ($0.score, relevant.contains($0.id)) },
+                distinctGroupsAt10: Set(hits.prefix(10).map { groupOf[$0.id] ?? $0.id }).count))
         }
         var byKind: [String: RetrievalMetrics.Summary] = [:]
         for kind in Set(kinds.compactMap { $0 }) {

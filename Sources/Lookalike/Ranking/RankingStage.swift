@@ -10,11 +10,14 @@ public struct Candidate: Sendable, Equatable {
     public let id: String
     public var score: Float
     public var vector: [Float]?
+    /// Near-duplicates folded into this candidate (`CollapseStage`), best first.
+    public var copies: [String]
 
-    public init(id: String, score: Float, vector: [Float]? = nil) {
+    public init(id: String, score: Float, vector: [Float]? = nil, copies: [String] = []) {
         self.id = id
         self.score = score
         self.vector = vector
+        self.copies = copies
     }
 }
 

@@ -19,12 +19,16 @@ struct SearchPipeline {
     let decoder: ImageDecoder
     let maxBytes: Int
 
-    /// The stages a search's options turn on, in the order they run: registered stages first
-    /// (the cascade), then those the caller passed in `SearchOptions.stages`.
-    static func stages(for options: SearchOptions) -> [any RankingStage] {
+    /// The stages a search's options turn on, in the order they run: the registered ones (the
+    /// cascade, which decides scores; query expansion, which searches again; collapsing copies;
+    /// diversity, which only reorders), then those the caller passed in `SearchOptions.stages`.
+    static func stages(for options: SearchOptions) throws -> [any RankingStage] {
         var stages: [any RankingStage] = []
         let cascade = options.cascade.filter { $0 != options.model }
         if !cascade.isEmpty { stages.append(CascadeStage(models: cascade)) }
+        if let expansion = options.expansion { stages.append(try ExpansionStage(neighbours: expansion)) }
+        if options.collapseCopies { stages.append(CollapseStage()) }
+        if let diversity = options.diversity { stages.append(try DiversityStage(lambda: diversity)) }
         return stages + options.stages
     }
 
@@ -49,7 +53,10 @@ struct SearchPipeline {
         let source = CandidateSource(store: store, indexes: indexes, filter: filter, metadataFilter: options.filter,
                                      parameters: SearchParameters(efSearch: options.efSearch))
         let collection = try source.collectionSize(manifest)
-        let stages = Self.stages(for: options)
+        let stages = try Self.stages(for: options)
+        if let minScore = options.minScore, !minScore.isFinite {
+            throw EngineError.badOption("the minimum score must be a number between -1 and 1")
+        }
         let pool = stages.reduce(top) { max($0, $1.candidatePool(top: top, collection: collection)) }
         var candidates = try source.candidates(manifest, vector, k: pool)
         let context = RankingContext(model: manifest, top: top, source: source, encoder: encoder, models: models, store: store)
@@ -57,6 +64,7 @@ struct SearchPipeline {
             if stage.needsVectors { candidates = try withVectors(candidates, manifest: manifest, source: source) }
             candidates = try stage.rank(candidates, context: context)
         }
+        if let minScore = options.minScore { candidates.removeAll { $0.score < minScore } }
         return try hits(Array(candidates.prefix(top)), manifest: manifest, searched: collection, started: started)
     }
 
@@ -85,11 +93,12 @@ struct SearchPipeline {
         let items = try store.items(ids: ranked.map(\.id))
         let hits = ranked.compactMap { candidate -> SearchResponse.Hit? in
             guard let item = items[candidate.id] else { return nil }
-            return SearchResponse.Hit(item: item, score: candidate.score,
-                                      duplicate: manifest.duplicateThreshold.map { candidate.score >= $0 } ?? false)
+            return SearchResponse.Hit(item: item, score: candidate.score, label: manifest.label(score: candidate.score),
+                                      copies: candidate.copies)
         }
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e6
-        return SearchResponse(model: manifest.name, tookMs: elapsed, searched: searched, hits: hits)
+        return SearchResponse(model: manifest.name, tookMs: elapsed, searched: searched, hits: hits,
+                              match: SearchResponse.Match(best: hits.map(\.score).max(), manifest: manifest))
     }
 }
 

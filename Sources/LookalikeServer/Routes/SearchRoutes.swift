@@ -9,6 +9,24 @@ extension LookalikeServer {
         v1.post("collections/:collection/search") { request, context in
             try await self.search(request, collection: try context.parameters.require("collection"))
         }
+        v1.get("collections/:collection/duplicates") { request, context in
+            try await self.duplicates(request, collection: try context.parameters.require("collection"))
+        }
+    }
+
+    /// The collection's near-duplicate groups (`Engine.duplicateGroups`): `model`, `threshold` and
+    /// `neighbours` from the query string.
+    func duplicates(_ request: Request, collection: String) async throws -> Response {
+        let engine = try collections.engine(collection)
+        let query = Self.query(request)
+        var options = DuplicateOptions()
+        if let model = query["model"] { options.model = String(model) }
+        if let threshold = query["threshold"] { options.threshold = try fraction(Float(threshold), field: "threshold", range: -1...1) }
+        if let neighbours = query["neighbours"] { options.neighbours = try integer(neighbours, field: "neighbours", range: 1...100) }
+        try checkModel(options.model, engine: engine)
+        let asked = options
+        let report = try await pool.run { try engine.duplicateGroups(asked) }
+        return JSON.response(duplicatesJSON(report, collection: collection))
     }
 
 
@@ -22,6 +40,23 @@ extension LookalikeServer {
         var region: ImageRegion?
         var ef: Int?
         var cascade: [String]?
+        var like: [String]?
+        var unlike: [String]?
+        var collapse: Bool?
+        var diversity: Float?
+        var expand: Int?
+        var minScore: Float?
+
+        enum CodingKeys: String, CodingKey {
+            case url, id, top, model, filter, region, ef, cascade, like, unlike, collapse, diversity, expand
+            case minScore = "min_score"
+        }
+
+        /// The stored items that refine the query ("more like these, not like those").
+        var examples: (like: [String], unlike: [String])? {
+            let like = like ?? [], unlike = unlike ?? []
+            return like.isEmpty && unlike.isEmpty ? nil : (like, unlike)
+        }
     }
 
     func search(_ request: Request, collection: String) async throws -> Response {
@@ -33,27 +68,38 @@ extension LookalikeServer {
         /// A URL is fetched after the checks, so nothing is downloaded for a request that cannot succeed.
         enum Asked { case query(Query), url(String) }
         let asked: Asked
+        var examples: (like: [String], unlike: [String])?
         switch try await readBody(request, allowJSON: true) {
         case .json(let data):
             let body: SearchBody = try decodeJSON(data)
             try apply(body, to: &options)
+            examples = body.examples
             switch (body.url, body.id) {
             case (let url?, nil): asked = .url(url)
             case (nil, let id?): asked = .query(.item(id))
+            case (nil, nil) where !(body.like ?? []).isEmpty: asked = .query(.examples([]))
             default:
-                throw APIError.badRequest("a JSON search names exactly one of \"url\" and \"id\"; to search with an image, send it as the body")
+                throw APIError.badRequest("a JSON search names exactly one of \"url\" and \"id\", or liked items in \"like\"; "
+                    + "to search with an image, send it as the body")
             }
         case .multipart(let parts):
             guard let image = parts["image"]?.bytes, !image.isEmpty else { throw APIError.badRequest("the multipart body has no \"image\" part") }
-            if let text = parts["options"]?.bytes { try apply(try decodeJSON(text), to: &options) }
+            if let text = parts["options"]?.bytes {
+                let body: SearchBody = try decodeJSON(text)
+                try apply(body, to: &options)
+                examples = body.examples
+            }
             asked = .query(.image(bytes: image))
         case .image(let bytes):
             asked = .query(.image(bytes: bytes))
         }
+        if let examples, examples.like.count + examples.unlike.count > Self.maxExamples {
+            throw APIError.badRequest("like and unlike name at most \(Self.maxExamples) items together")
+        }
         try checkModel(options.model, engine: engine)
         try checkCascade(options, engine: engine)
         let settled = options
-        let query: Query
+        var query: Query
         switch asked {
         case .query(let given):
             guard given.isImage || settled.region == nil else {
@@ -63,13 +109,32 @@ extension LookalikeServer {
         case .url(let url):
             query = .image(bytes: try await fetches.within { try await fetcher.fetch(url) })
         }
-        let response = try await pool.run { try engine.search(query, options: settled) }
+        if let examples {
+            guard settled.region == nil else {
+                throw APIError(.badRequest, "bad_region", "a search refined by like and unlike cannot take a region")
+            }
+            query = Self.refined(query, like: examples.like, unlike: examples.unlike)
+        }
+        let asking = query
+        let response = try await pool.run { try engine.search(asking, options: settled) }
         ServerMetrics.requestTimer("search").recordInterval(since: started)
         return JSON.response(searchJSON(response, collection: collection))
     }
 
     static let topRange = 1...1000
     static let efRange = 1...10_000
+    static let maxExamples = 100
+
+    /// The query joined by liked and unliked items (Rocchio's weights, as the CLI's).
+    static func refined(_ query: Query, like: [String], unlike: [String]) -> Query {
+        var examples: [Query.Example] = []
+        switch query.source {
+        case .imageBytes(let bytes): examples.append(Query.Example(.image(bytes: bytes)))
+        case .item(let id): examples.append(.item(id))
+        default: break
+        }
+        return .examples(examples + Query.refinement(like: like, unlike: unlike, hasQuery: !examples.isEmpty))
+    }
 
     /// Options from the query string (filter and region errors become `bad_filter` and `bad_region`
     /// in `APIError.from`).
@@ -81,6 +146,10 @@ extension LookalikeServer {
         if let filter = query["filter"] { options.filter = try MetadataFilter(json: String(filter)) }
         if let region = query["region"] { options.region = try ImageRegion(parsing: region) }
         if let cascade = query["cascade"] { options.cascade = cascade.split(separator: ",").map(String.init) }
+        if let collapse = query["collapse"] { options.collapseCopies = try flag(collapse, field: "collapse") }
+        if let diversity = query["diversity"] { options.diversity = try fraction(Float(diversity), field: "diversity", range: 0...1) }
+        if let expand = query["expand"] { options.expansion = try integer(expand, field: "expand", range: Self.expandRange) }
+        if let minScore = query["min_score"] { options.minScore = try fraction(Float(minScore), field: "min_score", range: -1...1) }
         return options
     }
 
@@ -92,6 +161,27 @@ extension LookalikeServer {
         if let filter = body.filter { options.filter = try MetadataFilter(filter) }
         if let region = body.region { options.region = region }
         if let cascade = body.cascade { options.cascade = cascade }
+        if let collapse = body.collapse { options.collapseCopies = collapse }
+        if let diversity = body.diversity { options.diversity = try fraction(diversity, field: "diversity", range: 0...1) }
+        if let expand = body.expand { options.expansion = try checked(expand, field: "expand", range: Self.expandRange) }
+        if let minScore = body.minScore { options.minScore = try fraction(minScore, field: "min_score", range: -1...1) }
+    }
+
+    static let expandRange = 1...100
+
+    func fraction(_ value: Float?, field: String, range: ClosedRange<Float>) throws -> Float {
+        guard let value, value.isFinite, range.contains(value) else {
+            throw APIError.badRequest("\(field) must be a number from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return value
+    }
+
+    func flag(_ text: Substring, field: String) throws -> Bool {
+        switch text.lowercased() {
+        case "true", "1", "": return true
+        case "false", "0": return false
+        default: throw APIError.badRequest("\(field) must be true or false")
+        }
     }
 
     static let maxCascade = 4

@@ -3,7 +3,7 @@
 
 export const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
 export const percent = (v) => `${Math.round(v * 100)}%`;
-export const plural = (n, word) => `${n.toLocaleString()} ${word}${n === 1 ? '' : 's'}`;
+export const plural = (n, word, many = `${word}s`) => `${n.toLocaleString()} ${n === 1 ? word : many}`;
 
 /** A size in bytes for people: "512 bytes", "40 kB", "1.5 MB", "12 MB". */
 export function formatBytes(n) {

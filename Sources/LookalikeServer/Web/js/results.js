@@ -47,7 +47,20 @@ export function renderResults(answer, { filter, region }) {
       searched === 0 ? h('a', { href: '#add', class: 'btn' }, 'Add images') : null));
     return;
   }
-  results.replaceChildren(h('ol', { class: 'grid' }, hits.map(hitCard)));
+  // The divide: hits the model calls weak (about what unrelated images score) come after the
+  // close ones, dimmed; when every hit is weak the answer says "no close match" first.
+  const close = hits.filter((hit) => hit.label !== 'weak');
+  const weak = hits.filter((hit) => hit.label === 'weak');
+  const parts = [];
+  if (close.length) parts.push(h('ol', { class: 'grid' }, close.map((hit, i) => hitCard(hit, i))));
+  if (weak.length) {
+    parts.push(h('p', { class: 'divide', role: 'note' }, answer.match === 'none'
+      ? 'No close match: nothing in this collection looks much like the query. The nearest images anyway:'
+      : 'Weaker matches: these score about what unrelated images do.'));
+    parts.push(h('ol', { class: 'grid weak' }, weak.map((hit, i) => hitCard(hit, close.length + i))));
+  }
+  if (answer.match === 'none') status.textContent += ' · no close match';
+  results.replaceChildren(...parts);
 }
 
 function hitCard(hit, index) {
@@ -66,6 +79,8 @@ function hitCard(hit, index) {
     h('div', { class: 'info' },
       h('span', { class: 'score', title: 'Similarity to the query (1 is identical)', text: score }),
       hit.duplicate ? h('span', { class: 'badge', title: 'A copy of the query image', text: 'copy' }) : null,
+      hit.copies?.length ? h('span', { class: 'badge quiet copies', title: 'Copies of this image folded into it (Group copies)',
+        text: `+${plural(hit.copies.length, 'copy', 'copies')}` }) : null,
       isQuery ? h('span', { class: 'badge quiet', text: 'query' }) : null,
       hit.name ? h('span', { class: 'name', text: hit.name }) : null),
     entries.length ? h('ul', { class: 'chips', 'aria-label': 'Metadata' },

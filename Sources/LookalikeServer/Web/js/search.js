@@ -157,18 +157,21 @@ export async function runSearch() {
   $('#status').textContent = region ? 'Searching the region…' : 'Searching…';
   $('#status').classList.add('busy');
 
+  const collapse = $('#collapse-input').checked;
   let request;
   if (query.kind === 'file') {
     const params = new URLSearchParams({ top });
     if (filter) params.set('filter', JSON.stringify(filter));
     if (region) params.set('region', regionParam(region));
     if (model) params.set('model', model);
+    if (collapse) params.set('collapse', 'true');
     request = api(`${path}?${params}`, { method: 'POST', body: query.file, type: query.file.type || 'application/octet-stream', signal });
   } else {
     const body = query.kind === 'url' ? { url: query.url, top } : { id: query.id, top };
     if (filter) body.filter = filter;
     if (region) body.region = roundRegion(region);
     if (model) body.model = model;
+    if (collapse) body.collapse = true;
     request = api(path, { method: 'POST', json: body, signal });
   }
 
@@ -202,6 +205,7 @@ export function bindSearch() {
   $('#url-form').addEventListener('submit', (e) => { e.preventDefault(); searchUrl($('#url-input').value.trim()); });
   $('#options-form').addEventListener('submit', (e) => { e.preventDefault(); if (state.query) runSearch(); });
   $('#filter-input').addEventListener('input', () => setFilterError(''));
+  $('#collapse-input').addEventListener('change', () => { if (state.query) runSearch(); });
   $('#qimg').addEventListener('load', onQueryImageLoad);
   $('#qimg').addEventListener('error', onQueryImageError);
 }

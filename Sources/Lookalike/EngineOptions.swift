@@ -1,0 +1,100 @@
+import Embedding
+import Imaging
+import Storage
+
+/// Errors of the engine itself.
+public enum EngineError: Error, Sendable, CustomStringConvertible {
+    case incompatibleVectors(model: String, reason: String)
+    case unknownItem(id: String)
+    case noVector(id: String, model: String)
+    case noDuplicateThreshold(model: String)
+    case noTextEncoder(model: String, space: String)
+    case badExamples(String)
+    case regionNeedsImage
+    /// A search option out of its range, named with the reason.
+    case badOption(String)
+
+    public var description: String {
+        switch self {
+        case .noDuplicateThreshold(let model):
+            return "model \(model) has no duplicate threshold, which a cascade and collapsing copies need (set duplicateThreshold in its manifest)"
+        case .noTextEncoder(let model, let space):
+            return "model \(model) cannot answer words: no text encoder for its embedding space (\(space)) is installed"
+        case .badExamples(let reason), .badOption(let reason):
+            return reason
+        case .regionNeedsImage:
+            return "a region applies to an image query; a stored item or examples use stored vectors"
+        case .unknownItem(let id):
+            return "no item with id \(id)"
+        case .noVector(let id, let model):
+            return "item \(id) has no vector from model \(model) (it was added with another model)"
+        case .incompatibleVectors(let model, let reason):
+            return "the store's vectors for model \(model) do not fit the model (\(reason)); was the model changed?"
+        }
+    }
+}
+
+/// Options of `Engine.add`.
+public struct AddOptions: Sendable {
+    public var recursive: Bool
+    public var model: String
+    public var metadata: MetadataFile?
+    /// When set, only files that lie inside these folders once symbolic links are resolved are
+    /// added; the others fail with a reason (a server indexes only the folders it was given).
+    public var allowedRoots: [String]?
+
+    public init(recursive: Bool = false, model: String = ModelManifest.defaultName, metadata: MetadataFile? = nil,
+                allowedRoots: [String]? = nil) {
+        self.recursive = recursive
+        self.model = model
+        self.metadata = metadata
+        self.allowedRoots = allowedRoots
+    }
+}
+
+/// Options of a search.
+public struct SearchOptions: Sendable {
+    public var top: Int
+    public var model: String
+    /// HNSW beam width for this query (no effect while the collection is searched exactly).
+    public var efSearch: Int?
+    /// Only items whose metadata passes.
+    public var filter: MetadataFilter?
+    /// Search with this part of the query image only (for a `Query` without a region of its own).
+    public var region: ImageRegion?
+    /// Copy detectors that back `model` up, a cascade: each searches too, and a stored image it
+    /// scores past its own duplicate threshold is lifted onto `model`'s scale (`model`'s threshold
+    /// plus that margin), so it ranks, and is marked, as a copy. `sscd` backed by `phash` is the
+    /// best copy detector measured (docs/QUALITY.md). Both models need their vectors in the store.
+    public var cascade: [String]
+    /// Average query expansion: the query joined by its best `expansion` neighbours searches
+    /// again (`ExpansionStage`). Nil: off.
+    public var expansion: Int?
+    /// Fold near-duplicates of a hit into it (`CollapseStage`): one rank per copy group, the
+    /// others listed as the hit's `copies`.
+    public var collapseCopies: Bool
+    /// Maximal marginal relevance with this λ (`DiversityStage`): 1 is the plain ranking, lower
+    /// trades relevance for variety. Nil: off.
+    public var diversity: Float?
+    /// Hits scoring below this are left out (after every stage).
+    public var minScore: Float?
+    /// Ranking stages to run after the registered ones, in order.
+    public var stages: [any RankingStage]
+
+    public init(top: Int = 10, model: String = ModelManifest.defaultName, efSearch: Int? = nil,
+                filter: MetadataFilter? = nil, region: ImageRegion? = nil, cascade: [String] = [],
+                expansion: Int? = nil, collapseCopies: Bool = false, diversity: Float? = nil, minScore: Float? = nil,
+                stages: [any RankingStage] = []) {
+        self.top = top
+        self.model = model
+        self.efSearch = efSearch
+        self.filter = filter
+        self.region = region
+        self.cascade = cascade
+        self.expansion = expansion
+        self.collapseCopies = collapseCopies
+        self.diversity = diversity
+        self.minScore = minScore
+        self.stages = stages
+    }
+}

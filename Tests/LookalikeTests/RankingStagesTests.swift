@@ -1,0 +1,165 @@
+import Foundation
+import Embedding
+import Lookalike
+import TestSupport
+import Testing
+import VectorIndex
+
+/// Ranking the way people judge results, on the photo set and its edited copies (each photo has
+/// five: half size, an 80% crop, JPEG quality 30, an EXIF rotation, brighter): copies collapsed
+/// into one answer, diversity, query expansion, duplicate groups of the whole store, labels and
+/// the honest "no close match".
+@Suite("Ranking stages", .serialized)
+struct RankingStagesTests {
+    /// One store of the photos and their edits, made once for the suite; `family[id]` is the
+    /// photo every item comes from.
+    final class Collection: @unchecked Sendable {
+        let engine: Engine
+        let folder: URL
+        let family: [String: String]
+        let idOfPath: [String: String]
+
+        init() throws {
+            folder = try TestData.temporaryDirectory("ranking")
+            engine = try Engine(configuration: EngineConfiguration(store: folder.appendingPathComponent("store")))
+            var family: [String: String] = [:]
+            var ids: [String: String] = [:]
+            let photos = try TestData.photoPaths()
+            var paths = photos
+            for photo in photos {
+                let stem = URL(fileURLWithPath: photo).deletingPathExtension().lastPathComponent
+                for kind in TestData.editKinds {
+                    let edit = TestData.edits.appendingPathComponent("\(stem)__\(kind).jpg").path
+                    if FileManager.default.fileExists(atPath: edit) { paths.append(edit) }
+                }
+            }
+            let report = try engine.add(paths)
+            guard report.failures.isEmpty else { throw TestData.Missing(what: "\(report.failures)") }
+            // A family is the file name before "__" (photos have none).
+            for added in report.added {
+                ids[added.path] = added.id
+                family[added.id] = URL(fileURLWithPath: added.path).deletingPathExtension().lastPathComponent.components(separatedBy: "__")[0]
+            }
+            self.family = family
+            idOfPath = ids
+        }
+
+        deinit { try? FileManager.default.removeItem(at: folder) }
+    }
+
+    static let shared = Result { try Collection() }
+
+    private func collection() throws -> Collection { try Self.shared.get() }
+
+    @Test("collapse: one rank per copy group, the copies listed with the hit that kept them")
+    func collapse() throws {
+        let store = try collection()
+        let photo = try #require(try TestData.photoPaths().first)
+        let id = try #require(store.idOfPath[photo])
+        let plain = try store.engine.search(.item(id), options: SearchOptions(top: 5))
+        // Without collapsing, the photo's own copies fill the first ranks.
+        #expect(plain.hits.filter { store.family[$0.id] == store.family[id] }.count >= 4)
+
+        let collapsed = try store.engine.search(.item(id), options: SearchOptions(top: 5, collapseCopies: true))
+        #expect(collapsed.hits.count == 5)
+        #expect(collapsed.hits.first?.id == id)
+        let first = try #require(collapsed.hits.first)
+        #expect(first.copies.count >= 4, "only \(first.copies) were folded into the photo")
+        #expect(first.copies.allSatisfy { store.family[$0] == store.family[id] }, "a stranger was folded in: \(first.copies)")
+        // Each hit is another photo's group: no family appears twice.
+        let families = collapsed.hits.compactMap { store.family[$0.id] }
+        #expect(Set(families).count == families.count, "\(families)")
+        #expect(collapsed.hits.dropFirst().allSatisfy { !first.copies.contains($0.id) })
+    }
+
+    @Test("diversity: a low λ trades the photo's copies for other photos; λ = 1 is the plain ranking")
+    func diversity() throws {
+        let store = try collection()
+        let photo = try #require(try TestData.photoPaths().dropFirst(3).first)
+        let id = try #require(store.idOfPath[photo])
+        let plain = try store.engine.search(.item(id), options: SearchOptions(top: 8))
+        let same = try store.engine.search(.item(id), options: SearchOptions(top: 8, diversity: 1))
+        #expect(plain.hits.map(\.id) == same.hits.map(\.id))
+        let diverse = try store.engine.search(.item(id), options: SearchOptions(top: 8, diversity: 0.3))
+        #expect(diverse.hits.first?.id == id)
+        let families = { (hits: [SearchResponse.Hit]) in Set(hits.compactMap { store.family[$0.id] }).count }
+        #expect(families(diverse.hits) > families(plain.hits), "plain \(families(plain.hits)), diverse \(families(diverse.hits))")
+        // Scores stay each hit's own cosine similarity to the query.
+        let byID = Dictionary(uniqueKeysWithValues: try store.engine.search(.item(id), options: SearchOptions(top: 300)).hits.map { ($0.id, $0.score) })
+        for hit in diverse.hits { #expect(abs((byID[hit.id] ?? -2) - hit.score) < 1e-4) }
+        #expect(throws: EngineError.self) { try store.engine.search(.item(id), options: SearchOptions(diversity: 1.5)) }
+    }
+
+    @Test("query expansion searches with the query plus its neighbours weighted by similarity cubed")
+    func expansion() throws {
+        let store = try collection()
+        let photos = try TestData.photoPaths()
+        let id = try #require(store.idOfPath[photos[5]])
+        let first = try store.engine.search(.item(id), options: SearchOptions(top: 3))
+        // The expanded query, made by hand from the stored vectors.
+        let model = ModelManifest.defaultName
+        let vectors = Dictionary(uniqueKeysWithValues: try store.engine.store.vectors(model: model, ids: first.hits.map(\.id) + [id])
+            .map { ($0.id, $0.vector) })
+        var sum = try #require(vectors[id])
+        for hit in first.hits.prefix(2) {
+            let vector = try #require(vectors[hit.id])
+            let weight = hit.score * hit.score * hit.score
+            for offset in sum.indices { sum[offset] += weight * vector[offset] }
+        }
+        let expected = try store.engine.search(.examples([Query.Example(.vector(sum, model: model))]), options: SearchOptions(top: 10))
+        let expanded = try store.engine.search(.item(id), options: SearchOptions(top: 10, expansion: 2))
+        #expect(expanded.hits.map(\.id) == expected.hits.map(\.id))
+        for (a, b) in zip(expanded.hits, expected.hits) { #expect(abs(a.score - b.score) < 1e-4) }
+        #expect(throws: EngineError.self) { try store.engine.search(.item(id), options: SearchOptions(expansion: 0)) }
+    }
+
+    @Test("duplicate groups: each photo with its copies, never two photos in one group")
+    func duplicateGroups() throws {
+        let store = try collection()
+        let report = try store.engine.duplicateGroups(DuplicateOptions())
+        #expect(report.searched == store.family.count)
+        var right = 0, wrong = 0
+        for group in report.groups {
+            let members = [group.representative.id] + group.copies.map(\.item.id)
+            for (offset, a) in members.enumerated() {
+                for b in members[(offset + 1)...] {
+                    if store.family[a] == store.family[b] { right += 1 } else { wrong += 1 }
+                }
+            }
+            // No chaining: every copy reaches the threshold against the representative.
+            #expect(group.copies.allSatisfy { $0.score >= report.threshold })
+        }
+        var sizes: [String: Int] = [:]
+        for family in store.family.values { sizes[family, default: 0] += 1 }
+        let truePairs = sizes.values.reduce(0) { $0 + $1 * ($1 - 1) / 2 }
+        let precision = Double(right) / Double(max(1, right + wrong))
+        let recall = Double(right) / Double(truePairs)
+        #expect(precision >= 0.99, "pair precision \(precision): \(wrong) wrong pairs")
+        #expect(recall >= 0.8, "pair recall \(recall) of \(truePairs) pairs")
+        // A threshold above every score finds nothing; a bad one is refused.
+        #expect(try store.engine.duplicateGroups(DuplicateOptions(threshold: 1)).groups.allSatisfy { $0.copies.allSatisfy { $0.score >= 1 } })
+        #expect(throws: EngineError.self) { try store.engine.duplicateGroups(DuplicateOptions(threshold: 2)) }
+    }
+
+    @Test("labels: an edited copy is labelled copy and the answer says so; a minimum score drops the rest")
+    func labels() throws {
+        let store = try collection()
+        let photos = try TestData.photoPaths()
+        let stem = URL(fileURLWithPath: photos[2]).deletingPathExtension().lastPathComponent
+        let edit = TestData.edits.appendingPathComponent("\(stem)__q30.jpg").path
+        let manifest = try store.engine.registry().manifest(named: ModelManifest.defaultName)
+        let answer = try store.engine.search(.image(path: edit), options: SearchOptions(top: 20))
+        let best = try #require(answer.hits.first)
+        #expect(best.label == .copy && best.duplicate)
+        #expect(answer.match == .copy)
+        for hit in answer.hits { #expect(hit.label == manifest.label(score: hit.score)) }
+        let floor = try #require(answer.hits.dropFirst(5).first?.score)
+        let cut = try store.engine.search(.image(path: edit), options: SearchOptions(top: 20, minScore: floor))
+        #expect(cut.hits.allSatisfy { $0.score >= floor })
+        #expect(cut.hits.map(\.id) == Array(answer.hits.prefix(cut.hits.count)).map(\.id))
+        #expect(cut.hits.count >= 6 && cut.hits.count < answer.hits.count)
+        // Nothing reaches a minimum of 1 (but the exact image itself): the answer is "no match".
+        let none = try store.engine.search(.image(path: edit), options: SearchOptions(top: 5, minScore: 0.9999))
+        #expect(none.hits.isEmpty && none.match == SearchResponse.Match.none)
+    }
+}

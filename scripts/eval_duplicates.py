@@ -1,0 +1,135 @@
+"""Near-duplicate groups of a whole collection, measured (part of `make eval`; not a test).
+
+Every image of the copies set (gallery photos, their edited copies, the edited copies of the
+held-out photos, and the clip-art distractors) goes into one store; `lookalike duplicates` groups
+them; each predicted pair (two members of one group) is right when both images come from the same
+photo. Pair precision and recall, per model and threshold:
+
+    python scripts/eval_duplicates.py --lookalike .build/release/lookalike [--data .data/eval] \
+        [--models efficientnet-lite0-gem,sscd] [--thresholds 0.85,0.9]
+
+Pairs between two distractors have no ground truth (Open Clip Art holds some variants of one
+drawing): they are counted apart, not as errors. The first run embeds about 5,700 images per model
+into DATA/stores/duplicates-DIGEST; later runs reuse the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import itertools
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+
+def read_manifest(path: Path) -> list[dict]:
+    entries = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            entry = json.loads(line)
+            entry["path"] = str((path.parent / entry["path"]).resolve())
+            entries.append(entry)
+    return entries
+
+
+def run(command: list[str]) -> str:
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode not in (0, 2):
+        raise SystemExit(f"{' '.join(command)} failed:\n{result.stderr}")
+    return result.stdout
+
+
+def measure(groups: list[dict], group_of: dict[str, str | None]) -> dict:
+    """Pair precision and recall of predicted groups against the ids' true groups."""
+    predicted_right = predicted_wrong = unjudged = 0
+    for group in groups:
+        members = [group["representative"]["id"]] + [copy["id"] for copy in group["copies"]]
+        for a, b in itertools.combinations(members, 2):
+            ga, gb = group_of.get(a), group_of.get(b)
+            if ga is None and gb is None:
+                unjudged += 1
+            elif ga is not None and ga == gb:
+                predicted_right += 1
+            else:
+                predicted_wrong += 1
+    sizes: dict[str, int] = {}
+    for group in group_of.values():
+        if group is not None:
+            sizes[group] = sizes.get(group, 0) + 1
+    true_pairs = sum(n * (n - 1) // 2 for n in sizes.values())
+    predicted = predicted_right + predicted_wrong
+    return {
+        "groups": len(groups),
+        "pairs_predicted": predicted,
+        "pairs_right": predicted_right,
+        "pairs_between_distractors": unjudged,
+        "pairs_true": true_pairs,
+        "precision": predicted_right / predicted if predicted else 1.0,
+        "recall": predicted_right / true_pairs if true_pairs else 0.0,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lookalike", required=True)
+    parser.add_argument("--data", type=Path, default=Path(".data/eval"))
+    parser.add_argument("--models", default="efficientnet-lite0-gem,sscd")
+    parser.add_argument("--thresholds", default="", help="extra thresholds to try besides each model's calibrated one")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    args = parser.parse_args()
+
+    manifest = args.data / "copies" / "manifest.jsonl"
+    if not manifest.exists():
+        raise SystemExit(f"{manifest} is missing: run `make eval-data`")
+    entries = read_manifest(manifest)
+    digest = hashlib.sha256(manifest.read_bytes()).hexdigest()[:12]
+    store = args.data / "stores" / f"duplicates-{digest}"
+    folders = sorted({str(Path(entry["path"]).parent) for entry in entries})
+    store.parent.mkdir(parents=True, exist_ok=True)
+    # The copy set's own evaluation store already holds the gallery's and distractors' vectors:
+    # start from a copy of it, so only the queries are embedded here.
+    evaluated = args.data / "stores" / f"copies-{digest}"
+    if not store.exists() and evaluated.exists():
+        shutil.copytree(evaluated, store)
+
+    results = []
+    for model in [m for m in args.models.split(",") if m]:
+        print(f"[duplicates] adding {len(entries)} images with {model}", file=sys.stderr, flush=True)
+        added = json.loads(run([args.lookalike, "add", "--store", str(store), "--model", model, "--json", "--recursive", *folders]))
+        id_of: dict[str, str] = {}
+        for item in added["added"]:
+            id_of[str(Path(item["path"]).resolve())] = item["id"]
+        for duplicate in added["duplicates"]:
+            id_of[str(Path(duplicate["path"]).resolve())] = duplicate["existing_id"]
+        # Identical bytes are one item: its true group is that of any of its paths with a group.
+        group_of: dict[str, str | None] = {}
+        for entry in entries:
+            item = id_of.get(str(Path(entry["path"]).resolve()))
+            if item is None:
+                continue
+            if group_of.get(item) is None:
+                group_of[item] = entry.get("group")
+        thresholds = [None] + [float(t) for t in args.thresholds.split(",") if t]
+        for threshold in thresholds:
+            command = [args.lookalike, "duplicates", "--store", str(store), "--model", model, "--json"]
+            if threshold is not None:
+                command += ["--threshold", str(threshold)]
+            report = json.loads(run(command))
+            row = {"model": model, "threshold": report["threshold"], "calibrated": threshold is None,
+                   "items": report["searched"], "seconds": report["took_ms"] / 1000}
+            row.update(measure(report["groups"], group_of))
+            results.append(row)
+            print(f"{model:24} threshold {row['threshold']:.4f}{' (calibrated)' if row['calibrated'] else '':13} "
+                  f"precision {row['precision']:.4f}  recall {row['recall']:.4f}  groups {row['groups']:4}  "
+                  f"pairs {row['pairs_predicted']:5} (+{row['pairs_between_distractors']} between distractors)  "
+                  f"{row['seconds']:.1f} s", flush=True)
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
