@@ -11,6 +11,12 @@ photo. Pair precision and recall, per model and threshold:
 Pairs between two distractors have no ground truth (Open Clip Art holds some variants of one
 drawing): they are counted apart, not as errors. The first run embeds about 5,700 images per model
 into DATA/stores/duplicates-DIGEST; later runs reuse the store.
+
+The same store then shows what collapsing and diversifying do to a result list on a collection
+with copies: every gallery photo asks "more like this" (`search --item`) for ten hits, plainly,
+with `--collapse`, and with `--diversity`; reported are the different source photos among the ten
+(each distractor counting as its own) and how many of the photo's own copies each list spends
+ranks on.
 """
 
 from __future__ import annotations
@@ -126,9 +132,34 @@ def main() -> int:
                   f"precision {row['precision']:.4f}  recall {row['recall']:.4f}  groups {row['groups']:4}  "
                   f"pairs {row['pairs_predicted']:5} (+{row['pairs_between_distractors']} between distractors)  "
                   f"{row['seconds']:.1f} s", flush=True)
+        results.append(result_lists(args.lookalike, store, model, entries, id_of, group_of))
     if args.out:
         args.out.write_text(json.dumps(results, indent=1) + "\n")
     return 0
+
+
+SETTINGS = [("plain", []), ("collapse", ["--collapse"]), ("diversity 0.7", ["--diversity", "0.7"]),
+            ("diversity 0.5", ["--diversity", "0.5"]), ("collapse, diversity 0.7", ["--collapse", "--diversity", "0.7"])]
+
+
+def result_lists(lookalike: str, store: Path, model: str, entries: list[dict], id_of: dict[str, str],
+                 group_of: dict[str, str | None]) -> dict:
+    """Ten hits for every gallery photo by stored item, under each setting."""
+    photos = [id_of[str(Path(e["path"]).resolve())] for e in entries
+              if e["role"] == "gallery" and str(Path(e["path"]).resolve()) in id_of]
+    row: dict = {"model": model, "queries": len(photos), "settings": {}}
+    for name, options in SETTINGS:
+        groups = copies = 0
+        for photo in photos:
+            answer = json.loads(run([lookalike, "search", "--store", str(store), "--model", model, "--item", photo,
+                                     "--top", "10", "--json", *options]))
+            ids = [hit["id"] for hit in answer["hits"]]
+            groups += len({group_of.get(i) or i for i in ids})
+            copies += sum(1 for i in ids[1:] if group_of.get(i) is not None and group_of.get(i) == group_of.get(photo))
+        row["settings"][name] = {"groups_in_first_10": groups / len(photos), "own_copies_in_first_10": copies / len(photos)}
+        print(f"{model:24} {name:24} groups in the first 10: {groups / len(photos):.2f}   "
+              f"the photo's own copies among them: {copies / len(photos):.2f}", flush=True)
+    return row
 
 
 if __name__ == "__main__":

@@ -110,6 +110,19 @@ public final class Catalog: Store {
             // two models recorded with one space can be compared, a text query with images, say.
             try db.alter(table: "model") { table in table.add(column: "space", .text) }
         }
+        migrator.registerMigration("v5: feedback") { db in
+            // Marks people gave hits, with the query vector of the search they came from; an
+            // item's marks go with it.
+            try db.create(table: "feedback") { table in
+                table.autoIncrementedPrimaryKey("id")
+                table.column("model", .text).notNull()
+                table.column("query", .blob).notNull()
+                table.column("item_id", .text).notNull().references("item", onDelete: .cascade)
+                table.column("mark", .text).notNull()
+                table.column("created_at", .datetime).notNull()
+            }
+            try db.create(index: "feedback_by_model", on: "feedback", columns: ["model", "id"])
+        }
         return migrator
     }
 
@@ -270,6 +283,46 @@ public final class Catalog: Store {
             }.map(Self.decoded)
         }
         return result
+    }
+
+    // MARK: Feedback
+
+    public func recordFeedback(_ feedback: [Feedback]) throws {
+        guard !feedback.isEmpty else { return }
+        try database.write { db in
+            for mark in feedback {
+                try db.execute(
+                    sql: "INSERT INTO feedback (model, query, item_id, mark, created_at) VALUES (?, ?, ?, ?, ?)",
+                    arguments: [mark.model, mark.query.withUnsafeBufferPointer { Data(buffer: $0) }, mark.itemID,
+                                mark.mark.rawValue, mark.at])
+            }
+        }
+    }
+
+    public func feedback(model: String, limit: Int) throws -> [Feedback] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT query, item_id, mark, created_at FROM feedback WHERE model = ? ORDER BY id DESC LIMIT ?
+                """, arguments: [model, max(0, limit)])
+        }.compactMap { row in
+            // A mark this version does not know, or a damaged vector, is left out rather than failing searches.
+            guard let mark = Feedback.Mark(rawValue: row["mark"]), let data: Data = row["query"],
+                  !data.isEmpty, data.count % MemoryLayout<Float>.size == 0 else { return nil }
+            let query = data.withUnsafeBytes { raw in Array(raw.bindMemory(to: Float.self)) }
+            return Feedback(model: model, query: query, itemID: row["item_id"], mark: mark, at: row["created_at"])
+        }
+    }
+
+    @discardableResult
+    public func removeFeedback(model: String?) throws -> Int {
+        try database.write { db in
+            if let model {
+                try db.execute(sql: "DELETE FROM feedback WHERE model = ?", arguments: [model])
+            } else {
+                try db.execute(sql: "DELETE FROM feedback")
+            }
+            return db.changesCount
+        }
     }
 
     public func stats() throws -> CatalogStats {

@@ -78,13 +78,16 @@ public struct SearchOptions: Sendable {
     public var diversity: Float?
     /// Hits scoring below this are left out (after every stage).
     public var minScore: Float?
+    /// Use the marks people gave earlier searches near this query (`FeedbackStage`); on by
+    /// default, and a no-op while nobody has marked anything near it.
+    public var feedback: Bool
     /// Ranking stages to run after the registered ones, in order.
     public var stages: [any RankingStage]
 
     public init(top: Int = 10, model: String = ModelManifest.defaultName, efSearch: Int? = nil,
                 filter: MetadataFilter? = nil, region: ImageRegion? = nil, cascade: [String] = [],
                 expansion: Int? = nil, collapseCopies: Bool = false, diversity: Float? = nil, minScore: Float? = nil,
-                stages: [any RankingStage] = []) {
+                feedback: Bool = true, stages: [any RankingStage] = []) {
         self.top = top
         self.model = model
         self.efSearch = efSearch
@@ -95,6 +98,7 @@ public struct SearchOptions: Sendable {
         self.collapseCopies = collapseCopies
         self.diversity = diversity
         self.minScore = minScore
+        self.feedback = feedback
         self.stages = stages
     }
 }

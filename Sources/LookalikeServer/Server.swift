@@ -87,6 +87,7 @@ public final class LookalikeServer: Sendable {
         addServerRoutes(to: v1)
         addCollectionRoutes(to: v1)
         addSearchRoutes(to: v1)
+        addFeedbackRoutes(to: v1)
         addItemRoutes(to: v1)
         addJobRoutes(to: v1)
         return router

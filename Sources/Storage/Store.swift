@@ -113,6 +113,16 @@ public protocol Store: AnyObject, Sendable {
     /// scored by cosine similarity. Asked only of a store that `searchesVectors`.
     func nearest(model: String, to query: [Float], k: Int, filter: MetadataFilter?) throws -> [(id: String, score: Float)]
 
+    // MARK: Feedback
+
+    /// Records marks and clicks in one transaction; every item must exist.
+    func recordFeedback(_ feedback: [Feedback]) throws
+    /// The newest `limit` marks given to searches with `model`'s query vectors, newest first.
+    func feedback(model: String, limit: Int) throws -> [Feedback]
+    /// Forgets the marks of `model` (nil: of every model); returns how many were forgotten.
+    /// Removing an item forgets its marks too.
+    @discardableResult func removeFeedback(model: String?) throws -> Int
+
     func stats() throws -> CatalogStats
 }
 

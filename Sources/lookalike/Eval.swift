@@ -39,6 +39,9 @@ struct Eval: ParsableCommand {
                                                                      valueName: "factor"))
     var diversityPool: Int?
 
+    @Flag(help: "Simulate a user who marks each query's first ten hits relevant or not (by the ground truth); measure the search after those marks.")
+    var feedback = false
+
     @Flag(help: "Fold near-duplicates of a hit into it (one rank per copy group).")
     var collapse = false
 
@@ -86,6 +89,7 @@ struct Eval: ParsableCommand {
             options.diversity = diversity
             options.collapseCopies = collapse
             options.diversityPool = diversityPool
+            options.simulateFeedback = feedback
             result = try engine.evaluate(loaded, options: options) { line in
                 if !json { FileHandle.standardError.write(Data("\(line)\n".utf8)) }
             }
@@ -106,6 +110,7 @@ struct Eval: ParsableCommand {
                            "failures": result.failures.map { ["path": $0.path, "reason": $0.reason] },
                            "seconds": (result.seconds * 10).rounded() / 10, "overall": Self.object(result.summary),
                            "distinct_groups_at_10": result.distinctGroupsAt10,
+                           "first_round_precision_at_10": result.firstRoundPrecisionAt10.map { $0 as Any } ?? NSNull(),
                            "store_images_not_in_manifest": result.strangers,
                            "by_kind": kinds,
                            "queries": result.queries.map { outcome -> [String: Any] in
@@ -124,6 +129,9 @@ struct Eval: ParsableCommand {
             if let summary = result.byKind[kind] { print(Self.row(kind, summary)) }
         }
         print(String(format: "different groups among the first 10 hits: %.2f on average", result.distinctGroupsAt10))
+        if let before = result.firstRoundPrecisionAt10 {
+            print(String(format: "simulated feedback: P@10 %.3f before the marks, %.3f after", before, result.summary.precisionAt10))
+        }
         if let point = result.summary.pairs.thresholdAtPrecision99 {
             print(String(format: "duplicate threshold at precision 0.99: score >= %.4f (recall %.3f)", point.threshold, point.recall))
         } else {

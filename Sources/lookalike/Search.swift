@@ -69,6 +69,9 @@ struct Search: ParsableCommand {
     @Option(help: ArgumentHelp("Query expansion: search again with the query joined by its best n neighbours.", valueName: "n"))
     var expand: Int?
 
+    @Flag(name: .customLong("no-feedback"), help: "Ignore the marks given to earlier searches near this one (`lookalike feedback`).")
+    var noFeedback = false
+
     @Option(name: .customLong("min-score"), help: ArgumentHelp("Leave out hits scoring below this cosine similarity.", valueName: "score"))
     var minScore: Float?
 
@@ -101,7 +104,8 @@ struct Search: ParsableCommand {
         do {
             let options = SearchOptions(top: top, model: model, efSearch: efSearch, filter: try filter.map { try MetadataFilter(json: $0) },
                                         region: try region.map { try ImageRegion(parsing: Substring($0)) }, cascade: cascade,
-                                        expansion: expand, collapseCopies: collapse, diversity: diversity, minScore: minScore)
+                                        expansion: expand, collapseCopies: collapse, diversity: diversity, minScore: minScore,
+                                        feedback: !noFeedback)
             engine = try storeOptions.engine(createStore: false)
             response = try engine.search(try query(engine), options: options)
         } catch let error as ImagingError {
@@ -130,13 +134,13 @@ struct Search: ParsableCommand {
                 print("the store has no images for model \(response.model) yet: add some with `lookalike add PATH...`")
             }
         }
+        if response.match == SearchResponse.Match.none && !response.hits.isEmpty {
+            print("no close match: every hit is weak, about what unrelated images score with model \(response.model); the nearest anyway:")
+        }
         for (rank, hit) in response.hits.enumerated() {
             let label = hit.label.map { "  (\($0.rawValue))" } ?? ""
             let copies = hit.copies.isEmpty ? "" : "  +\(hit.copies.count) more \(hit.copies.count == 1 ? "copy" : "copies")"
             print(String(format: "%3d  %.4f  %@  %@%@%@", rank + 1, hit.score, hit.id, hit.path, label, copies))
-        }
-        if response.match == SearchResponse.Match.none && !response.hits.isEmpty {
-            print("no close match: every hit is weak, about what unrelated images score with model \(response.model)")
         }
     }
 

@@ -90,6 +90,37 @@ struct StoreContractTests {
         }
     }
 
+    @Test("feedback: marks kept with their query vector, newest first, per model; gone with their item or when forgotten",
+          arguments: names)
+    func feedback(_ name: String) throws {
+        try withStore(name) { store in
+            let entries = (1...3).map { (item: item($0), vector: [Float($0), 1]) }
+            try store.insert(entries, model: "m")
+            let ids = entries.map(\.item.id)
+            try store.recordFeedback([
+                Feedback(model: "m", query: [0.6, 0.8], itemID: ids[0], mark: .relevant, at: Date(timeIntervalSince1970: 1)),
+                Feedback(model: "m", query: [0.6, 0.8], itemID: ids[1], mark: .notRelevant, at: Date(timeIntervalSince1970: 2)),
+                Feedback(model: "other", query: [1, 0, 0], itemID: ids[2], mark: .click, at: Date(timeIntervalSince1970: 3)),
+            ])
+            let marks = try store.feedback(model: "m", limit: 10)
+            #expect(marks.map(\.itemID) == [ids[1], ids[0]])
+            #expect(marks.map(\.mark) == [.notRelevant, .relevant])
+            #expect(marks.first?.query == [0.6, 0.8])
+            #expect(try store.feedback(model: "m", limit: 1).map(\.itemID) == [ids[1]])
+            // A mark for an item that does not exist is refused, and nothing of its write is kept.
+            #expect(throws: (any Error).self) {
+                try store.recordFeedback([Feedback(model: "m", query: [1, 0], itemID: ids[2], mark: .click),
+                                          Feedback(model: "m", query: [1, 0], itemID: "0000000000000bad", mark: .click)])
+            }
+            #expect(try store.feedback(model: "m", limit: 10).count == 2)
+            try store.remove(ids: [ids[0]])
+            #expect(try store.feedback(model: "m", limit: 10).map(\.itemID) == [ids[1]])
+            #expect(try store.removeFeedback(model: "m") == 1)
+            #expect(try store.feedback(model: "other", limit: 10).count == 1)
+            #expect(try store.removeFeedback(model: nil) == 1)
+        }
+    }
+
     @Test("metadata: updated in the write that asks, matched by a parsed filter", arguments: names)
     func metadata(_ name: String) throws {
         try withStore(name) { store in

@@ -119,7 +119,8 @@ struct ServerAPITests {
         let store = try TestData.temporaryDirectory("ranking-store")
         defer { try? FileManager.default.removeItem(at: store) }
         let copyFile = store.appendingPathComponent("chelsea-copy.jpg")
-        let copy = try ServerTestData.editedCopy(chelsea)
+        // A smaller, recompressed copy: a copy by the default model's threshold.
+        let copy = try ImageDecoder().thumbnailJPEG(try ServerTestData.bytes(chelsea), size: 380, quality: 75)
         try Data(copy).write(to: copyFile)
         let engine = try Engine(configuration: EngineConfiguration(store: store.appendingPathComponent("store")))
         #expect(try engine.add([TestData.photos.path, copyFile.path], options: AddOptions(recursive: true)).failures.isEmpty)
@@ -167,6 +168,30 @@ struct ServerAPITests {
             #expect(!groups.text.contains(TestData.photos.path), "a source path leaked")
             let badThreshold = try await client.call(.get, "/v1/collections/default/duplicates?threshold=3")
             #expect(badThreshold.status == 400)
+
+            // Feedback: a hit marked not relevant for a query leaves the next search for it.
+            let base = try await client.postJSON("/v1/collections/default/search", ["id": coffeeID, "top": 5])
+            let stranger = try #require(base.hitIDs.last)
+            let marked = try await client.postJSON("/v1/collections/default/feedback",
+                                                   ["id": coffeeID, "marks": [["id": stranger, "mark": "not_relevant"]]])
+            #expect(marked.status == 201, "\(marked.text)")
+            #expect(marked.json["recorded"] as? Int == 1)
+            let again = try await client.postJSON("/v1/collections/default/search", ["id": coffeeID, "top": 5])
+            #expect(again.hitIDs.first == coffeeID && !again.hitIDs.contains(stranger), "\(again.hitIDs)")
+            let ignoring = try await client.postJSON("/v1/collections/default/search", ["id": coffeeID, "top": 5, "feedback": false])
+            #expect(ignoring.hitIDs == base.hitIDs)
+            let byImage = multipart([("image", "query.jpg", "image/jpeg", copy),
+                                     ("feedback", nil, "application/json", Array(#"{"marks": [{"id": "\#(original)", "mark": "click"}]}"#.utf8))])
+            let clicked = try await client.postImage("/v1/collections/default/feedback", byImage,
+                                                     contentType: "multipart/form-data; boundary=lookalike-test-boundary")
+            #expect(clicked.status == 201, "\(clicked.text)")
+            let badMark = try await client.postJSON("/v1/collections/default/feedback", ["id": coffeeID, "marks": [["id": stranger, "mark": "love"]]])
+            #expect(badMark.status == 400 && badMark.text.contains("mark"), "\(badMark.text)")
+            let unknownItem = try await client.postJSON("/v1/collections/default/feedback",
+                                                        ["id": coffeeID, "marks": [["id": "0000000000000bad", "mark": "click"]]])
+            #expect(unknownItem.status == 404, "\(unknownItem.text)")
+            let forgotten = try await client.call(.delete, "/v1/collections/default/feedback")
+            #expect(forgotten.status == 200 && forgotten.json["forgotten"] as? Int == 2, "\(forgotten.text)")
         }
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Embedding
+import Imaging
 import Lookalike
 import TestSupport
 import Testing
@@ -66,10 +67,17 @@ struct RankingStagesTests {
         let first = try #require(collapsed.hits.first)
         #expect(first.copies.count >= 4, "only \(first.copies) were folded into the photo")
         #expect(first.copies.allSatisfy { store.family[$0] == store.family[id] }, "a stranger was folded in: \(first.copies)")
-        // Each hit is another photo's group: no family appears twice.
-        let families = collapsed.hits.compactMap { store.family[$0.id] }
-        #expect(Set(families).count == families.count, "\(families)")
+        // No two hits left are copies of each other by the model's threshold.
+        let threshold = try #require(try store.engine.registry().manifest(named: ModelManifest.defaultName).duplicateThreshold)
+        let vectors = try store.engine.store.vectors(model: ModelManifest.defaultName, ids: collapsed.hits.map(\.id)).map(\.vector)
+        #expect(vectors.count == 5)
+        for (offset, a) in vectors.enumerated() {
+            for b in vectors[(offset + 1)...] { #expect(VectorMath.dot(a, b) < threshold) }
+        }
         #expect(collapsed.hits.dropFirst().allSatisfy { !first.copies.contains($0.id) })
+        // Fewer ranks go to the photo's own copies than without collapsing.
+        let own = { (hits: [SearchResponse.Hit]) in hits.filter { store.family[$0.id] == store.family[id] }.count }
+        #expect(own(collapsed.hits) < own(plain.hits))
     }
 
     @Test("diversity: a low λ trades the photo's copies for other photos; λ = 1 is the plain ranking")
@@ -158,8 +166,73 @@ struct RankingStagesTests {
         #expect(cut.hits.allSatisfy { $0.score >= floor })
         #expect(cut.hits.map(\.id) == Array(answer.hits.prefix(cut.hits.count)).map(\.id))
         #expect(cut.hits.count >= 6 && cut.hits.count < answer.hits.count)
-        // Nothing reaches a minimum of 1 (but the exact image itself): the answer is "no match".
-        let none = try store.engine.search(.image(path: edit), options: SearchOptions(top: 5, minScore: 0.9999))
+        // Nothing reaches a minimum above the best score: no hits, and the answer is "no match".
+        let none = try store.engine.search(.image(path: edit), options: SearchOptions(top: 5, minScore: best.score + 1e-3))
         #expect(none.hits.isEmpty && none.match == SearchResponse.Match.none)
+    }
+
+    @Test("no close match: a checkerboard and a flat grey picture find only weak hits among photos; a photo's copy does not")
+    func noCloseMatch() throws {
+        let store = try collection()
+        var checker = [UInt8](repeating: 255, count: 400 * 300 * 3)
+        for y in 0..<300 {
+            for x in 0..<400 where (x / 50 + y / 50) % 2 == 1 {
+                let offset = (y * 400 + x) * 3
+                checker[offset] = 0
+                checker[offset + 1] = 0
+                checker[offset + 2] = 0
+            }
+        }
+        let grey = [UInt8](repeating: 128, count: 400 * 300 * 3)
+        for pixels in [checker, grey] {
+            let image = try ImageEncoder.jpeg(Pixels(width: 400, height: 300, rgb: pixels))
+            let answer = try store.engine.search(.image(bytes: image), options: SearchOptions(top: 5))
+            #expect(answer.hits.count == 5)
+            #expect(answer.match == SearchResponse.Match.none, "best \(answer.hits.first?.score ?? -2)")
+            #expect(answer.hits.allSatisfy { $0.label == .weak })
+        }
+        let photos = try TestData.photoPaths()
+        let stem = URL(fileURLWithPath: photos[7]).deletingPathExtension().lastPathComponent
+        let edit = TestData.edits.appendingPathComponent("\(stem)__bright.jpg").path
+        let answer = try store.engine.search(.image(path: edit), options: SearchOptions(top: 5))
+        #expect(answer.match != SearchResponse.Match.none && answer.match != nil)
+    }
+
+    @Test("feedback: marks move later searches near the same query, and only those; forgetting them restores the ranking")
+    func feedback() throws {
+        let store = try collection()
+        defer { _ = try? store.engine.forgetFeedback() }
+        let photos = try TestData.photoPaths()
+        let id = try #require(store.idOfPath[photos[10]])
+        let options = SearchOptions(top: 10)
+        let before = try store.engine.search(.item(id), options: options)
+        let deeper = try store.engine.search(.item(id), options: SearchOptions(top: 40))
+        let strangers = before.hits.filter { store.family[$0.id] != store.family[id] }.map(\.id)
+        #expect(!strangers.isEmpty)
+        // A photo far down the list, marked relevant, and the strangers in the first ten marked not.
+        let wanted = try #require(deeper.hits.dropFirst(25).first?.id)
+        let marks = [(id: wanted, mark: Feedback.Mark.relevant)] + strangers.map { (id: $0, mark: Feedback.Mark.notRelevant) }
+        #expect(try store.engine.recordFeedback(.item(id), marks: marks) == marks.count)
+
+        let after = try store.engine.search(.item(id), options: options)
+        #expect(after.hits.first?.id == id)
+        #expect(after.hits.contains { $0.id == wanted }, "the item marked relevant did not rise into the first ten")
+        #expect(!after.hits.contains { strangers.contains($0.id) }, "an item marked not relevant stayed in the first ten")
+        // An edited copy of the query is near it: the marks apply there too.
+        let stem = URL(fileURLWithPath: photos[10]).deletingPathExtension().lastPathComponent
+        let copy = TestData.edits.appendingPathComponent("\(stem)__q30.jpg").path
+        let nearby = try store.engine.search(.image(path: copy), options: options)
+        #expect(!nearby.hits.contains { strangers.contains($0.id) })
+        // Another photo's search is not moved, and the option turns feedback off.
+        let other = try #require(store.idOfPath[photos[20]])
+        let otherPlain = try store.engine.search(.item(other), options: SearchOptions(top: 10, feedback: false))
+        #expect(try store.engine.search(.item(other), options: options).hits.map(\.id) == otherPlain.hits.map(\.id))
+        #expect(try store.engine.search(.item(id), options: SearchOptions(top: 10, feedback: false)).hits.map(\.id) == before.hits.map(\.id))
+        // Marks for items that do not exist are refused whole.
+        #expect(throws: EngineError.self) {
+            try store.engine.recordFeedback(.item(id), marks: [(id: wanted, mark: .click), (id: "0000000000000bad", mark: .click)])
+        }
+        #expect(try store.engine.forgetFeedback() == marks.count)
+        #expect(try store.engine.search(.item(id), options: options).hits.map(\.id) == before.hits.map(\.id))
     }
 }

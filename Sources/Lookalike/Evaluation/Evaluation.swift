@@ -30,6 +30,10 @@ public struct EvaluationOptions: Sendable {
     public var collapseCopies: Bool = false
     /// Candidates diversity chooses from, as a multiple of `top` (nil: the stage's default).
     public var diversityPool: Int?
+    /// A simulated user: each query's first ten hits are marked relevant or not by the ground
+    /// truth, and the query is searched again; the measures are of that second round (the
+    /// first round's P@10 is kept beside them). Marks are forgotten after each query.
+    public var simulateFeedback: Bool = false
 
     public init(models: [String], top: Int = 100, efSearch: Int? = nil, whiten: Bool = false, fusion: Fusion = .mean) {
         self.models = models.isEmpty ? [ModelManifest.defaultName] : models
@@ -49,6 +53,7 @@ public struct EvaluationOptions: Sendable {
         (fusion == .cascade && models.count > 1 ? "cascade(\(models.joined(separator: ", ")))" : models.joined(separator: "+"))
             + (whiten ? ", whitened" : "") + (expansion.map { ", expansion \($0)" } ?? "")
             + (collapseCopies ? ", collapsed" : "") + (diversity.map { ", diversity \($0)" } ?? "")
+            + (simulateFeedback ? ", after one round of feedback" : "")
     }
 }
 
@@ -88,6 +93,8 @@ public struct EvaluationResult: Sendable {
     /// every search and, for the measures, count as wrong answers.
     public let strangers: Int
     public let seconds: Double
+    /// With a simulated user: P@10 of the first round, before any marks (queries with a match).
+    public let firstRoundPrecisionAt10: Double?
 
     /// The mean over all queries of the different groups among the first ten hits.
     public var distinctGroupsAt10: Double {
@@ -140,6 +147,9 @@ extension Engine {
             searchOptions.stages.insert(FusionStage(models: options.models,
                                                 whiteningItems: options.whiten ? Set(relevantByGroup.values.flatMap { $0 }) : nil), at: 0)
         }
+        let mainModel = options.models[0]
+        if options.simulateFeedback { try forgetFeedback(model: mainModel) }
+        var firstRound: [RetrievalMetrics.Ranking] = []
         var rankings: [RetrievalMetrics.Ranking] = []
         var kinds: [String?] = []
         var outcomes: [QueryOutcome] = []
@@ -149,6 +159,13 @@ extension Engine {
             var hits: [(id: String, score: Float)] = []
             do {
                 hits = try search(.image(path: query.path), options: searchOptions).hits.map { ($0.id, $0.score) }
+                if options.simulateFeedback {
+                    firstRound.append(RetrievalMetrics.Ranking(hits: hits, relevant: relevant))
+                    let marks = hits.prefix(10).map { (id: $0.id, mark: relevant.contains($0.id) ? Feedback.Mark.relevant : .notRelevant) }
+                    try recordFeedback(.image(path: query.path), model: mainModel, marks: marks)
+                    hits = try search(.image(path: query.path), options: searchOptions).hits.map { ($0.id, $0.score) }
+                    try forgetFeedback(model: mainModel)
+                }
             } catch {
                 failures.append(IngestFailure(path: query.path, reason: "\(error)"))
             }
@@ -174,6 +191,7 @@ extension Engine {
         return EvaluationResult(
             model: options.label, gallery: indexed.filter { $0.role == .gallery }.count,
             distractors: indexed.filter { $0.role == .distractor }.count, summary: RetrievalMetrics.summarize(rankings),
-            byKind: byKind, queries: outcomes, failures: failures, strangers: strangers, seconds: Date().timeIntervalSince(started))
+            byKind: byKind, queries: outcomes, failures: failures, strangers: strangers, seconds: Date().timeIntervalSince(started),
+            firstRoundPrecisionAt10: options.simulateFeedback ? RetrievalMetrics.summarize(firstRound).precisionAt10 : nil)
     }
 }

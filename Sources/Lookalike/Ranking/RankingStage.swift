@@ -94,6 +94,11 @@ public final class RankingContext: @unchecked Sendable {
         Dictionary(try store.vectors(model: name, ids: ids), uniquingKeysWith: { first, _ in first })
     }
 
+    /// The newest marks given to searches with `model`'s query vectors.
+    public func feedback(model name: String, limit: Int) throws -> [Feedback] {
+        try store.feedback(model: name, limit: limit)
+    }
+
     /// Every vector of `model`, read a page at a time, for a stage that must see the collection.
     public func allVectors(model name: String) throws -> [StoredEmbedding] {
         try store.vectors(model: name)

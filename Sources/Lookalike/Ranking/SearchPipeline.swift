@@ -20,12 +20,13 @@ struct SearchPipeline {
     let maxBytes: Int
 
     /// The stages a search's options turn on, in the order they run: the registered ones (the
-    /// cascade, which decides scores; query expansion, which searches again; collapsing copies;
+    /// cascade, which decides scores; feedback and query expansion, which search again; collapsing copies;
     /// diversity, which only reorders), then those the caller passed in `SearchOptions.stages`.
     static func stages(for options: SearchOptions) throws -> [any RankingStage] {
         var stages: [any RankingStage] = []
         let cascade = options.cascade.filter { $0 != options.model }
         if !cascade.isEmpty { stages.append(CascadeStage(models: cascade)) }
+        if options.feedback { stages.append(FeedbackStage()) }
         if let expansion = options.expansion { stages.append(try ExpansionStage(neighbours: expansion)) }
         if options.collapseCopies { stages.append(CollapseStage()) }
         if let diversity = options.diversity { stages.append(try DiversityStage(lambda: diversity)) }

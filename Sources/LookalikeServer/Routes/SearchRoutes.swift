@@ -46,9 +46,10 @@ extension LookalikeServer {
         var diversity: Float?
         var expand: Int?
         var minScore: Float?
+        var feedback: Bool?
 
         enum CodingKeys: String, CodingKey {
-            case url, id, top, model, filter, region, ef, cascade, like, unlike, collapse, diversity, expand
+            case url, id, top, model, filter, region, ef, cascade, like, unlike, collapse, diversity, expand, feedback
             case minScore = "min_score"
         }
 
@@ -150,6 +151,7 @@ extension LookalikeServer {
         if let diversity = query["diversity"] { options.diversity = try fraction(Float(diversity), field: "diversity", range: 0...1) }
         if let expand = query["expand"] { options.expansion = try integer(expand, field: "expand", range: Self.expandRange) }
         if let minScore = query["min_score"] { options.minScore = try fraction(Float(minScore), field: "min_score", range: -1...1) }
+        if let feedback = query["feedback"] { options.feedback = try flag(feedback, field: "feedback") }
         return options
     }
 
@@ -165,6 +167,7 @@ extension LookalikeServer {
         if let diversity = body.diversity { options.diversity = try fraction(diversity, field: "diversity", range: 0...1) }
         if let expand = body.expand { options.expansion = try checked(expand, field: "expand", range: Self.expandRange) }
         if let minScore = body.minScore { options.minScore = try fraction(minScore, field: "min_score", range: -1...1) }
+        if let feedback = body.feedback { options.feedback = feedback }
     }
 
     static let expandRange = 1...100

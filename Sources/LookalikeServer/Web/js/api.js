@@ -27,7 +27,7 @@ export async function api(path, { method = 'GET', json, body, type, signal } = {
   if (json !== undefined) {
     headers['Content-Type'] = 'application/json';
     body = JSON.stringify(json);
-  } else if (body !== undefined) {
+  } else if (body !== undefined && !(body instanceof FormData)) { // a form sets its own boundary
     headers['Content-Type'] = type || 'application/octet-stream';
   }
   let response, text;

@@ -3,6 +3,7 @@
 
 import { loadImage } from './api.js';
 import { $, h, BlobGroup, renewed } from './dom.js';
+import { markButtons, noteClick } from './feedback.js';
 import { metadataEntries, plural, short, valueText } from './format.js';
 import { state } from './state.js';
 
@@ -11,6 +12,8 @@ let lightboxBlobs = new BlobGroup(); // the original in the lightbox, likewise
 
 // Starts a search like a hit: the search view's, handed over by bindResults.
 let moreLike = () => {};
+// The model of the shown answer, which marks on its hits are for.
+let shownModel = null;
 
 // Result thumbnails fetched with a key are loaded when they come near the viewport.
 const lazyThumbs = 'IntersectionObserver' in window
@@ -52,6 +55,7 @@ export function renderResults(answer, { filter, region }) {
   const close = hits.filter((hit) => hit.label !== 'weak');
   const weak = hits.filter((hit) => hit.label === 'weak');
   const parts = [];
+  shownModel = model;
   if (close.length) parts.push(h('ol', { class: 'grid' }, close.map((hit, i) => hitCard(hit, i))));
   if (weak.length) {
     parts.push(h('p', { class: 'divide', role: 'note' }, answer.match === 'none'
@@ -86,12 +90,15 @@ function hitCard(hit, index) {
     entries.length ? h('ul', { class: 'chips', 'aria-label': 'Metadata' },
       entries.slice(0, 3).map(([k, v]) => h('li', { class: 'chip', text: short(`${k}: ${valueText(v)}`, 28) })),
       entries.length > 3 ? h('li', { class: 'hint', text: `+${entries.length - 3}` }) : null) : null,
-    h('button', { type: 'button', class: 'more', onclick: () => moreLike(hit) }, 'More like this'));
+    h('div', { class: 'actions' },
+      markButtons(hit, shownModel, h),
+      h('button', { type: 'button', class: 'more', onclick: () => moreLike(hit) }, 'More like this')));
 }
 
 // ---- The lightbox ----
 
 function openLightbox(hit, index) {
+  noteClick(hit, shownModel);
   const dialog = $('#lightbox');
   if (typeof dialog.showModal !== 'function') { window.open(hit.image, '_blank', 'noopener'); return; }
   const img = $('#lb-img');

@@ -1,0 +1,60 @@
+import Foundation
+import Hummingbird
+import Lookalike
+
+/// Feedback: marks people give the hits of a search (relevant, not relevant, clicks), recorded
+/// with the search's query so later searches near it use them; and forgetting them.
+extension LookalikeServer {
+    func addFeedbackRoutes(to v1: RouterGroup<BasicRequestContext>) {
+        v1.post("collections/:collection/feedback") { request, context in
+            try await self.recordFeedback(request, collection: try context.parameters.require("collection"))
+        }
+        v1.delete("collections/:collection/feedback") { request, context in
+            let engine = try self.collections.engine(try context.parameters.require("collection"))
+            let model = Self.query(request)["model"].map(String.init)
+            let forgotten = try engine.forgetFeedback(model: model)
+            return JSON.response(["forgotten": forgotten])
+        }
+    }
+
+    /// The marks, as JSON: `{"marks": [{"id", "mark"}], "model"?}` with the query as a search
+    /// names it (`"id"` of a stored item), or multipart with the query `image` and that object
+    /// in a part `feedback`.
+    struct FeedbackBody: Decodable {
+        struct Mark: Decodable {
+            let id: String
+            let mark: Feedback.Mark
+        }
+
+        var id: String?
+        var model: String?
+        var marks: [Mark]
+    }
+
+    func recordFeedback(_ request: Request, collection: String) async throws -> Response {
+        let engine = try collections.engine(collection)
+        let ticket = try bodies.enter()
+        defer { bodies.leave(ticket) }
+        let body: FeedbackBody
+        let query: Query
+        switch try await readBody(request, allowJSON: true) {
+        case .json(let data):
+            body = try decodeJSON(data)
+            guard let id = body.id else { throw APIError.badRequest("name the search's query: \"id\" of a stored item, or send the image as multipart") }
+            query = .item(id)
+        case .multipart(let parts):
+            guard let image = parts["image"]?.bytes, !image.isEmpty else { throw APIError.badRequest("the multipart body has no \"image\" part") }
+            guard let text = parts["feedback"]?.bytes else { throw APIError.badRequest("the multipart body has no \"feedback\" part") }
+            body = try decodeJSON(text)
+            query = .image(bytes: image)
+        case .image:
+            throw APIError.badRequest("send the marks as JSON, or the query image and the marks as multipart")
+        }
+        guard !body.marks.isEmpty else { throw APIError.badRequest("marks is empty") }
+        let model = body.model ?? ModelManifest.defaultName
+        try checkModel(model, engine: engine)
+        let marks = body.marks.map { (id: $0.id, mark: $0.mark) }
+        let recorded = try await pool.run { try engine.recordFeedback(query, model: model, marks: marks) }
+        return JSON.response(["recorded": recorded], status: .created)
+    }
+}
