@@ -30,15 +30,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-def read_manifest(path: Path) -> list[dict]:
-    entries = []
-    for line in path.read_text().splitlines():
-        if line.strip():
-            entry = json.loads(line)
-            entry["path"] = str((path.parent / entry["path"]).resolve())
-            entries.append(entry)
-    return entries
+from eval import read_manifest  # noqa: E402
 
 
 def run(command: list[str]) -> str:
@@ -48,12 +42,16 @@ def run(command: list[str]) -> str:
     return result.stdout
 
 
-def measure(groups: list[dict], group_of: dict[str, str | None]) -> dict:
-    """Pair precision and recall of predicted groups against the ids' true groups."""
-    predicted_right = predicted_wrong = unjudged = 0
+def measure(groups: list[dict], group_of: dict[str, str | None], originals: set[str]) -> dict:
+    """Pair precision and recall of predicted groups against the ids' true groups; also the
+    recall of the pairs of a stored original and one of its copies alone (the pairs between two
+    differently edited copies are harder)."""
+    predicted_right = predicted_wrong = unjudged = original_pairs_found = 0
     for group in groups:
         members = [group["representative"]["id"]] + [copy["id"] for copy in group["copies"]]
         for a, b in itertools.combinations(members, 2):
+            if (a in originals or b in originals) and group_of.get(a) is not None and group_of.get(a) == group_of.get(b):
+                original_pairs_found += 1
             ga, gb = group_of.get(a), group_of.get(b)
             if ga is None and gb is None:
                 unjudged += 1
@@ -66,6 +64,7 @@ def measure(groups: list[dict], group_of: dict[str, str | None]) -> dict:
         if group is not None:
             sizes[group] = sizes.get(group, 0) + 1
     true_pairs = sum(n * (n - 1) // 2 for n in sizes.values())
+    original_pairs = sum(sizes.get(group_of[o], 1) - 1 for o in originals if group_of.get(o) is not None)
     predicted = predicted_right + predicted_wrong
     return {
         "groups": len(groups),
@@ -75,6 +74,7 @@ def measure(groups: list[dict], group_of: dict[str, str | None]) -> dict:
         "pairs_true": true_pairs,
         "precision": predicted_right / predicted if predicted else 1.0,
         "recall": predicted_right / true_pairs if true_pairs else 0.0,
+        "recall_original_copy_pairs": original_pairs_found / original_pairs if original_pairs else 0.0,
     }
 
 
@@ -118,6 +118,8 @@ def main() -> int:
                 continue
             if group_of.get(item) is None:
                 group_of[item] = entry.get("group")
+        originals = {id_of[str(Path(e["path"]).resolve())] for e in entries
+                     if e["role"] == "gallery" and str(Path(e["path"]).resolve()) in id_of}
         thresholds = [None] + [float(t) for t in args.thresholds.split(",") if t]
         for threshold in thresholds:
             command = [args.lookalike, "duplicates", "--store", str(store), "--model", model, "--json"]
@@ -126,10 +128,11 @@ def main() -> int:
             report = json.loads(run(command))
             row = {"model": model, "threshold": report["threshold"], "calibrated": threshold is None,
                    "items": report["searched"], "seconds": report["took_ms"] / 1000}
-            row.update(measure(report["groups"], group_of))
+            row.update(measure(report["groups"], group_of, originals))
             results.append(row)
             print(f"{model:24} threshold {row['threshold']:.4f}{' (calibrated)' if row['calibrated'] else '':13} "
-                  f"precision {row['precision']:.4f}  recall {row['recall']:.4f}  groups {row['groups']:4}  "
+                  f"precision {row['precision']:.4f}  recall {row['recall']:.4f} (original-copy pairs {row['recall_original_copy_pairs']:.4f})  "
+                  f"groups {row['groups']:4}  "
                   f"pairs {row['pairs_predicted']:5} (+{row['pairs_between_distractors']} between distractors)  "
                   f"{row['seconds']:.1f} s", flush=True)
         results.append(result_lists(args.lookalike, store, model, entries, id_of, group_of))

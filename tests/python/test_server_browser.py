@@ -18,6 +18,7 @@ that is set.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -316,4 +317,80 @@ def test_page_fits_a_phone_screen(browser, server, query_image, query_photo_id):
     assert scroll_width <= PHONE[0] + 1, \
         f"the page is {scroll_width} px wide at a {PHONE[0]} px window: it scrolls sideways"
     assert_loaded_only_from(browser, server.base_url)
+    assert_no_console_errors(browser)
+
+
+def sign_in(driver, server) -> None:
+    """Open the page with the admin key saved, as a user who entered it in Settings."""
+    driver.get(server.base_url + "/")
+    driver.execute_script("localStorage.setItem('lookalike.key', arguments[0]);", server.admin_key)
+    driver.refresh()
+
+
+def test_an_unrelated_picture_is_answered_no_close_match(browser, server, tmp_path):
+    checker = Image.new("RGB", (400, 300), "white")
+    for x in range(0, 400, 50):
+        for y in range(0, 300, 50):
+            if (x // 50 + y // 50) % 2:
+                checker.paste((0, 0, 0), (x, y, x + 50, y + 50))
+    path = tmp_path / "checkerboard.png"
+    checker.save(path)
+    browser.get(server.base_url + "/")
+    hits = upload(browser, path)
+    assert hits, "no hits shown at all"
+    divide = browser.find_elements(By.CSS_SELECTOR, "#results .divide")
+    assert divide and "no close match" in divide[0].text.lower(), \
+        f"a checkerboard among photos should be answered 'no close match'; #results says {results_state(browser)['text']!r}"
+    assert browser.find_elements(By.CSS_SELECTOR, "#results .grid.weak .hit"), "the weak hits are not shown under the divide"
+    assert "no close match" in browser.find_element(By.CSS_SELECTOR, "#status").text.lower()
+    assert_no_console_errors(browser)
+
+
+def test_marking_a_hit_not_relevant_moves_it_out_of_the_next_search(browser, server, query_image, query_photo_id):
+    sign_in(browser, server)
+    try:
+        hits = upload(browser, query_image)
+        assert hits[0]["id"] == query_photo_id, f"ranked {ranking(hits)}"
+        unwanted = hits[1]["id"]
+        button = browser.find_element(By.CSS_SELECTOR, f"#results .hit[data-id='{unwanted}'] .mark[aria-label^='Not a good']")
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", button)
+        button.click()
+        WebDriverWait(browser, SEARCH_TIMEOUT).until(lambda d: button.get_attribute("aria-pressed") == "true" and button.get_attribute("disabled"))
+        # The mark reached the server: the same query, asked again through the API, leaves that hit out.
+        def searched_without(_):
+            status, _, body = server.request("POST", "/v1/collections/default/search?top=%d" % len(hits),
+                                             query_image.read_bytes(), content_type="image/jpeg")
+            return status == 200 and unwanted not in [hit["id"] for hit in json.loads(body)["hits"]]
+        WebDriverWait(browser, SEARCH_TIMEOUT, poll_frequency=0.5).until(searched_without)
+        assert_no_console_errors(browser)
+    finally:
+        status, _, body = server.request("DELETE", "/v1/collections/default/feedback")
+        assert status == 200, body
+
+
+def test_duplicates_view_groups_a_copy_with_its_photo_and_keeps_the_chosen_one(browser, server, query_photo_id, tmp_path):
+    photo = server_process.photos_dir() / QUERY_PHOTO
+    with Image.open(photo) as image:
+        copy = image.convert("RGB").resize((image.width * 3 // 4, image.height * 3 // 4))
+    path = tmp_path / "chelsea-smaller.jpg"
+    copy.save(path, "JPEG", quality=85)
+    status, _, body = server.request("POST", "/v1/collections/default/items?name=chelsea-smaller.jpg", path.read_bytes(),
+                                     content_type="image/jpeg")
+    assert status in (200, 201), body
+    copy_id = json.loads(body)["item"]["id"]
+    sign_in(browser, server)
+    browser.find_element(By.CSS_SELECTOR, "#find-duplicates").click()
+    group_xpath = f"//*[@id='duplicate-groups']/li[.//*[@data-id='{copy_id}'] and .//*[@data-id='{query_photo_id}']]"
+    WebDriverWait(browser, SEARCH_TIMEOUT).until(lambda d: d.find_elements(By.XPATH, group_xpath))
+    group = browser.find_element(By.XPATH, group_xpath)
+    keep = group.find_element(By.CSS_SELECTOR, f".member[data-id='{query_photo_id}'] .keep")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", keep)
+    keep.click()
+    WebDriverWait(browser, 10).until(lambda d: d.switch_to.alert)
+    alert = browser.switch_to.alert
+    assert "remove 1 image" in alert.text.lower(), alert.text
+    alert.accept()
+    WebDriverWait(browser, SEARCH_TIMEOUT).until(lambda d: "kept" in group.text.lower())
+    assert server.get_json(f"/v1/collections/default/items/{copy_id}")[0] == 404, "the copy was not removed"
+    assert server.get_json(f"/v1/collections/default/items/{query_photo_id}")[0] == 200, "the kept photo was removed"
     assert_no_console_errors(browser)

@@ -8,6 +8,8 @@
 //   js/collections.js  the collection chooser, creating and deleting collections
 //   js/uploads.js      uploading image files
 //   js/jobs.js         indexing a folder on the server, job progress, recent jobs
+//   js/duplicates.js   the collection's near-duplicate groups, keeping one image of each
+//   js/feedback.js     marks on hits (thumbs, clicks) sent as feedback on the search
 //   js/settings.js     the server's information and the API key
 //   js/drop.js         dropping and pasting anywhere on the page
 //   js/api.js          requests, errors, images fetched with the key, file limits
@@ -19,6 +21,7 @@
 import { whenUnauthorized } from './js/api.js';
 import { bindCollections } from './js/collections.js';
 import { bindDropAndPaste } from './js/drop.js';
+import { bindDuplicates } from './js/duplicates.js';
 import { bindJobs } from './js/jobs.js';
 import { bindRegion } from './js/region.js';
 import { bindResults } from './js/results.js';
@@ -33,6 +36,7 @@ bindResults({ moreLikeThis });   // a hit's button and the lightbox's search lik
 bindCollections();
 bindUploads();
 bindJobs();
+bindDuplicates();
 bindSettings();
 bindDropAndPaste();
 

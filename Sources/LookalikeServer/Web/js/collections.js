@@ -6,6 +6,7 @@ import { api, collectionPath } from './api.js';
 import { $, h } from './dom.js';
 import { plural } from './format.js';
 import { notify, showError } from './notice.js';
+import { clearDuplicates } from './duplicates.js';
 import { clearQuery, runSearch } from './search.js';
 import { COLLECTION_STORE, state, store } from './state.js';
 
@@ -34,6 +35,7 @@ function chooseCollection(name) {
   state.collection = name;
   store.set(COLLECTION_STORE, name);
   renderCollections();
+  clearDuplicates();
   if (state.query?.kind === 'id') clearQuery(); // an item id belongs to its collection
   else if (state.query) runSearch();
 }
