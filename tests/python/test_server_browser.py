@@ -381,7 +381,12 @@ def test_duplicates_view_groups_a_copy_with_its_photo_and_keeps_the_chosen_one(b
     sign_in(browser, server)
     browser.find_element(By.CSS_SELECTOR, "#find-duplicates").click()
     group_xpath = f"//*[@id='duplicate-groups']/li[.//*[@data-id='{copy_id}'] and .//*[@data-id='{query_photo_id}']]"
-    WebDriverWait(browser, SEARCH_TIMEOUT).until(lambda d: d.find_elements(By.XPATH, group_xpath))
+    try:
+        WebDriverWait(browser, SEARCH_TIMEOUT).until(lambda d: d.find_elements(By.XPATH, group_xpath))
+    except TimeoutException:
+        pytest.fail(f"no group of {copy_id} with {query_photo_id} shown; #duplicates-status says "
+                    f"{browser.find_element(By.CSS_SELECTOR, '#duplicates-status').text!r}; console: "
+                    f"{[entry['message'] for entry in browser.get_log('browser')]}", pytrace=False)
     group = browser.find_element(By.XPATH, group_xpath)
     keep = group.find_element(By.CSS_SELECTOR, f".member[data-id='{query_photo_id}'] .keep")
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", keep)

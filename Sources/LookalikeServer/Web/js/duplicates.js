@@ -34,9 +34,8 @@ export async function findDuplicates() {
 
 function groupView(group) {
   const members = [group.representative, ...group.copies];
-  const view = h('li', { class: 'group' },
-    h('p', { class: 'group-title', text: `${members.length} images` }),
-    h('ul', { class: 'group-members' }, members.map((item) => memberView(item, members, view))));
+  const view = h('li', { class: 'group' }, h('p', { class: 'group-title', text: `${members.length} images` }));
+  view.append(h('ul', { class: 'group-members' }, members.map((item) => memberView(item, members, view))));
   return view;
 }
 

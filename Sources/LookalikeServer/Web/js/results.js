@@ -83,8 +83,9 @@ function hitCard(hit, index) {
     h('div', { class: 'info' },
       h('span', { class: 'score', title: 'Similarity to the query (1 is identical)', text: score }),
       hit.duplicate ? h('span', { class: 'badge', title: 'A copy of the query image', text: 'copy' }) : null,
-      hit.copies?.length ? h('span', { class: 'badge quiet copies', title: 'Copies of this image folded into it (Group copies)',
-        text: `+${plural(hit.copies.length, 'copy', 'copies')}` }) : null,
+      hit.copies?.length ? h('button', { type: 'button', class: 'badge quiet copies',
+        title: 'Copies of this image folded into it: show them (turns off Group copies)',
+        onclick: () => showCopies(hit), text: `+${plural(hit.copies.length, 'copy', 'copies')}` }) : null,
       isQuery ? h('span', { class: 'badge quiet', text: 'query' }) : null,
       hit.name ? h('span', { class: 'name', text: hit.name }) : null),
     entries.length ? h('ul', { class: 'chips', 'aria-label': 'Metadata' },
@@ -93,6 +94,12 @@ function hitCard(hit, index) {
     h('div', { class: 'actions' },
       markButtons(hit, shownModel, h),
       h('button', { type: 'button', class: 'more', onclick: () => moreLike(hit) }, 'More like this')));
+}
+
+/** Shows the copies folded into a hit: the search like that hit, copies no longer grouped. */
+function showCopies(hit) {
+  $('#collapse-input').checked = false;
+  moreLike(hit);
 }
 
 // ---- The lightbox ----
