@@ -32,6 +32,10 @@ struct Eval: ParsableCommand {
     @Option(help: ArgumentHelp("Query expansion: each query searches again joined by its best n neighbours.", valueName: "n"))
     var expand: Int?
 
+    @Option(help: ArgumentHelp("Database-side augmentation: rank against stored vectors each joined by its n nearest stored neighbours.",
+                               valueName: "n"))
+    var augment: Int?
+
     @Option(help: ArgumentHelp("Diversify every answer (maximal marginal relevance) with this λ.", valueName: "λ"))
     var diversity: Float?
 
@@ -66,11 +70,15 @@ struct Eval: ParsableCommand {
         if let efSearch, !(1...10_000).contains(efSearch) { throw ValidationError("--ef must be between 1 and 10000") }
         guard (0...256).contains(threads) else { throw ValidationError("--threads must be between 0 and 256") }
         if let expand, !(1...100).contains(expand) { throw ValidationError("--expand must be between 1 and 100") }
+        if let augment, !(1...100).contains(augment) { throw ValidationError("--augment must be between 1 and 100") }
+        if augment != nil && (expand != nil || diversity != nil || collapse) {
+            throw ValidationError("--augment is measured on its own: leave out --expand, --diversity and --collapse")
+        }
         if let diversity, !(0...1).contains(diversity) { throw ValidationError("--diversity must be between 0 and 1") }
         if let diversityPool, !(1...100).contains(diversityPool) { throw ValidationError("--diversity-pool must be between 1 and 100") }
         if diversityPool != nil && diversity == nil { throw ValidationError("--diversity-pool needs --diversity") }
-        if (expand != nil || diversity != nil || collapse) && (whiten || (model.count > 1 && fusion == .mean)) {
-            throw ValidationError("--expand, --diversity and --collapse rank one model's vectors (or a cascade): leave out --whiten and mean fusion")
+        if (expand != nil || diversity != nil || collapse || augment != nil) && (whiten || (model.count > 1 && fusion == .mean)) {
+            throw ValidationError("--expand, --augment, --diversity and --collapse rank one model's vectors (or a cascade): leave out --whiten and mean fusion")
         }
         if fusion == .cascade && whiten { throw ValidationError("--fusion cascade does not whiten: leave out --whiten") }
     }
@@ -89,6 +97,7 @@ struct Eval: ParsableCommand {
             options.diversity = diversity
             options.collapseCopies = collapse
             options.diversityPool = diversityPool
+            options.augmentation = augment
             options.simulateFeedback = feedback
             result = try engine.evaluate(loaded, options: options) { line in
                 if !json { FileHandle.standardError.write(Data("\(line)\n".utf8)) }

@@ -28,6 +28,8 @@ public struct EvaluationOptions: Sendable {
     public var expansion: Int?
     public var diversity: Float?
     public var collapseCopies: Bool = false
+    /// Database-side augmentation with this many neighbours (`AugmentationStage`; nil: off).
+    public var augmentation: Int?
     /// Candidates diversity chooses from, as a multiple of `top` (nil: the stage's default).
     public var diversityPool: Int?
     /// A simulated user: each query's first ten hits are marked relevant or not by the ground
@@ -53,7 +55,7 @@ public struct EvaluationOptions: Sendable {
         (fusion == .cascade && models.count > 1 ? "cascade(\(models.joined(separator: ", ")))" : models.joined(separator: "+"))
             + (whiten ? ", whitened" : "") + (expansion.map { ", expansion \($0)" } ?? "")
             + (collapseCopies ? ", collapsed" : "") + (diversity.map { ", diversity \($0)" } ?? "")
-            + (simulateFeedback ? ", after one round of feedback" : "")
+            + (augmentation.map { ", augmentation \($0)" } ?? "") + (simulateFeedback ? ", after one round of feedback" : "")
     }
 }
 
@@ -138,6 +140,9 @@ extension Engine {
                                           cascade: cascade ? Array(options.models.dropFirst()) : [],
                                           expansion: options.expansion, collapseCopies: options.collapseCopies,
                                           diversity: options.diversityPool == nil ? options.diversity : nil)
+        if let neighbours = options.augmentation {
+            searchOptions.stages.append(try AugmentationStage(neighbours: neighbours))
+        }
         if let lambda = options.diversity, let factor = options.diversityPool {
             searchOptions.stages.append(try DiversityStage(lambda: lambda, poolFactor: factor))
         }
