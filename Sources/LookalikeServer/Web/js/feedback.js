@@ -2,6 +2,7 @@
 // the search's query, so later searches near the same query use it (POST .../feedback).
 
 import { api, collectionPath } from './api.js';
+import { $ } from './dom.js';
 import { showError } from './notice.js';
 import { state } from './state.js';
 
@@ -30,6 +31,7 @@ export function markButtons(hit, model, h) {
       node.setAttribute('aria-pressed', 'true');
       try {
         await sendMark(hit, mark, model);
+        $('#marks-bar').hidden = false;
       } catch (e) {
         node.setAttribute('aria-pressed', 'false');
         for (const other of node.parentElement.querySelectorAll('.mark')) other.disabled = false;

@@ -36,6 +36,7 @@ export function resetResults() {
 export function renderResults(answer, { filter, region }) {
   const { hits, searched, took_ms: took, model } = answer;
   resetResults();
+  $('#marks-bar').hidden = true;
   const status = $('#status');
   status.textContent = `${plural(hits.length, 'hit')} from ${plural(searched, 'image')} in ${Math.round(took)} ms`
     + (region ? ' · region' : '') + (filter ? ' · filtered' : '');

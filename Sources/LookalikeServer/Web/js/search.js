@@ -158,6 +158,7 @@ export async function runSearch() {
   $('#status').classList.add('busy');
 
   const collapse = $('#collapse-input').checked;
+  const diversity = $('#diversity-input').checked ? 0.7 : null;
   let request;
   if (query.kind === 'file') {
     const params = new URLSearchParams({ top });
@@ -165,6 +166,7 @@ export async function runSearch() {
     if (region) params.set('region', regionParam(region));
     if (model) params.set('model', model);
     if (collapse) params.set('collapse', 'true');
+    if (diversity) params.set('diversity', String(diversity));
     request = api(`${path}?${params}`, { method: 'POST', body: query.file, type: query.file.type || 'application/octet-stream', signal });
   } else {
     const body = query.kind === 'url' ? { url: query.url, top } : { id: query.id, top };
@@ -172,6 +174,7 @@ export async function runSearch() {
     if (region) body.region = roundRegion(region);
     if (model) body.model = model;
     if (collapse) body.collapse = true;
+    if (diversity) body.diversity = diversity;
     request = api(path, { method: 'POST', json: body, signal });
   }
 
@@ -206,6 +209,8 @@ export function bindSearch() {
   $('#options-form').addEventListener('submit', (e) => { e.preventDefault(); if (state.query) runSearch(); });
   $('#filter-input').addEventListener('input', () => setFilterError(''));
   $('#collapse-input').addEventListener('change', () => { if (state.query) runSearch(); });
+  $('#diversity-input').addEventListener('change', () => { if (state.query) runSearch(); });
+  $('#apply-marks').addEventListener('click', () => { if (state.query) runSearch(); });
   $('#qimg').addEventListener('load', onQueryImageLoad);
   $('#qimg').addEventListener('error', onQueryImageError);
 }
