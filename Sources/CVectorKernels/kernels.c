@@ -327,16 +327,6 @@ static float (*dot_u8_impl)(const float *, const uint8_t *, size_t) = dot_u8_por
 static float (*l2_u8_impl)(const float *, const float *, const uint8_t *, size_t) = l2_u8_portable;
 static const char *kernels_name = "portable";
 
-static void use_portable_kernels(void) {
-    dot_f32_impl = dot_f32_portable;
-    l2_f32_impl = l2_f32_portable;
-    dot_f16_impl = dot_f16_portable;
-    l2_f16_impl = l2_f16_portable;
-    dot_u8_impl = dot_u8_portable;
-    l2_u8_impl = l2_u8_portable;
-    kernels_name = "portable";
-}
-
 static int cpu_has(int level) {
 #if defined(__x86_64__)
     __builtin_cpu_init();
@@ -347,35 +337,37 @@ static int cpu_has(int level) {
     return level == LK_KERNELS_PORTABLE;
 }
 
-int lk_kernels_select(int level) {
+int lk_kernels_get(int level, lk_kernel_set *out) {
     if (level == LK_KERNELS_BEST) {
         for (int candidate = LK_KERNELS_AVX512; candidate > LK_KERNELS_PORTABLE; candidate--) {
-            if (lk_kernels_select(candidate)) return 1;
+            if (lk_kernels_get(candidate, out)) return 1;
         }
-        use_portable_kernels();
-        return 1;
+        return lk_kernels_get(LK_KERNELS_PORTABLE, out);
     }
     if (!cpu_has(level)) return 0;
-    use_portable_kernels();
+    *out = (lk_kernel_set){dot_f32_portable, l2_f32_portable, dot_f16_portable, l2_f16_portable,
+                           dot_u8_portable, l2_u8_portable, "portable"};
 #if defined(__x86_64__)
     if (level == LK_KERNELS_AVX2) {
-        dot_f32_impl = dot_f32_avx2;
-        l2_f32_impl = l2_f32_avx2;
-        dot_f16_impl = dot_f16_avx2;
-        l2_f16_impl = l2_f16_avx2;
-        dot_u8_impl = dot_u8_avx2;
-        l2_u8_impl = l2_u8_avx2;
-        kernels_name = "avx2";
+        *out = (lk_kernel_set){dot_f32_avx2, l2_f32_avx2, dot_f16_avx2, l2_f16_avx2, dot_u8_avx2, l2_u8_avx2, "avx2"};
     } else if (level == LK_KERNELS_AVX512) {
-        dot_f32_impl = dot_f32_avx512;
-        l2_f32_impl = l2_f32_avx512;
-        dot_f16_impl = dot_f16_avx512;
-        l2_f16_impl = l2_f16_avx512;
-        dot_u8_impl = dot_u8_avx512;
-        l2_u8_impl = l2_u8_avx512;
-        kernels_name = "avx512";
+        *out = (lk_kernel_set){dot_f32_avx512, l2_f32_avx512, dot_f16_avx512, l2_f16_avx512,
+                               dot_u8_avx512, l2_u8_avx512, "avx512"};
     }
 #endif
+    return 1;
+}
+
+int lk_kernels_select(int level) {
+    lk_kernel_set set;
+    if (!lk_kernels_get(level, &set)) return 0;
+    dot_f32_impl = set.dot_f32;
+    l2_f32_impl = set.l2_f32;
+    dot_f16_impl = set.dot_f16;
+    l2_f16_impl = set.l2_f16;
+    dot_u8_impl = set.dot_u8;
+    l2_u8_impl = set.l2_u8;
+    kernels_name = set.name;
     return 1;
 }
 

@@ -19,11 +19,16 @@ struct QuantizationTests {
     @Test("every kernel set the CPU has (portable, AVX2, AVX-512) agrees with a plain sum at every length and alignment")
     func kernels() {
         var random = SplitMix64(seed: 3)
-        defer { _ = lk_kernels_select(Int32(LK_KERNELS_BEST)) }
         var tested: [String] = []
+        // Each set is called through its own pointers: the kernels in use stay as they are for
+        // the tests running meanwhile.
         for level in [LK_KERNELS_PORTABLE, LK_KERNELS_AVX2, LK_KERNELS_AVX512] {
-            guard lk_kernels_select(Int32(level)) == 1 else { continue }
-            tested.append(String(cString: lk_kernels_name()))
+            var set = lk_kernel_set()
+            guard lk_kernels_get(Int32(level), &set) == 1, let dotF32 = set.dot_f32, let l2F32 = set.l2_f32,
+                  let dotF16 = set.dot_f16, let l2F16 = set.l2_f16, let dotU8 = set.dot_u8, let l2U8 = set.l2_u8,
+                  let name = set.name else { continue }
+            let kernels = String(cString: name)
+            tested.append(kernels)
             for count in [1, 3, 7, 8, 9, 15, 16, 17, 31, 33, 128, 1280] {
                 // One element of slack so the vectors start off a 32-byte boundary too.
                 let a = Self.randomVector(count + 1, &random)
@@ -48,13 +53,12 @@ struct QuantizationTests {
                         let d = x[i] - s[i] * Float(c[i])
                         l2Code += d * d
                     }
-                    let kernels = String(cString: lk_kernels_name())
-                    #expect(Self.close(lk_dot_f32(x, y, count), dot), "\(kernels) dot_f32 at \(count)")
-                    #expect(Self.close(lk_l2_f32(x, y, count), l2), "\(kernels) l2_f32 at \(count)")
-                    #expect(Self.close(lk_dot_f16(x, h, count), dotHalf), "\(kernels) dot_f16 at \(count)")
-                    #expect(Self.close(lk_l2_f16(x, h, count), l2Half), "\(kernels) l2_f16 at \(count)")
-                    #expect(Self.close(lk_dot_u8(x, c, count), dotCode), "\(kernels) dot_u8 at \(count)")
-                    #expect(Self.close(lk_l2_u8(x, s, c, count), l2Code), "\(kernels) l2_u8 at \(count)")
+                    #expect(Self.close(dotF32(x, y, count), dot), "\(kernels) dot_f32 at \(count)")
+                    #expect(Self.close(l2F32(x, y, count), l2), "\(kernels) l2_f32 at \(count)")
+                    #expect(Self.close(dotF16(x, h, count), dotHalf), "\(kernels) dot_f16 at \(count)")
+                    #expect(Self.close(l2F16(x, h, count), l2Half), "\(kernels) l2_f16 at \(count)")
+                    #expect(Self.close(dotU8(x, c, count), dotCode), "\(kernels) dot_u8 at \(count)")
+                    #expect(Self.close(l2U8(x, s, c, count), l2Code), "\(kernels) l2_u8 at \(count)")
                     var decoded = [Float](repeating: 0, count: count)
                     lk_decode_f16(h, &decoded, count)
                     #expect(decoded == halfValues)

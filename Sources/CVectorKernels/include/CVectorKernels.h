@@ -38,9 +38,23 @@ const char *lk_kernels_name(void);
 
 enum { LK_KERNELS_BEST = -1, LK_KERNELS_PORTABLE = 0, LK_KERNELS_AVX2 = 1, LK_KERNELS_AVX512 = 2 };
 
-/// Switches to one set of kernels, so tests can hold every set to the same answers; returns 0
-/// (and changes nothing) when the CPU lacks what that set needs. `LK_KERNELS_BEST` goes back to
-/// the best available. Not for use while other threads compute distances.
+/// One set of kernels, called through its pointers.
+typedef struct {
+    float (*dot_f32)(const float *a, const float *b, size_t count);
+    float (*l2_f32)(const float *a, const float *b, size_t count);
+    float (*dot_f16)(const float *query, const uint16_t *code, size_t count);
+    float (*l2_f16)(const float *query, const uint16_t *code, size_t count);
+    float (*dot_u8)(const float *weights, const uint8_t *code, size_t count);
+    float (*l2_u8)(const float *shifted, const float *scale, const uint8_t *code, size_t count);
+    const char *name;
+} lk_kernel_set;
+/// Fills `out` with one set of kernels without changing the ones in use, so tests can hold
+/// every set to the same answers while other threads compute distances; returns 0 (and fills
+/// nothing) when the CPU lacks what that set needs.
+int lk_kernels_get(int level, lk_kernel_set *out);
+/// Switches the kernels in use to one set; returns 0 (and changes nothing) when the CPU lacks
+/// what that set needs. `LK_KERNELS_BEST` goes back to the best available. Not for use while
+/// other threads compute distances.
 int lk_kernels_select(int level);
 
 #ifdef __cplusplus
