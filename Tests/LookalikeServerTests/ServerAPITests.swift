@@ -26,6 +26,8 @@ struct ServerAPITests {
             #expect(info.json["default_model"] as? String == "efficientnet-lite0-gem")
             let models = (info.json["models"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
             #expect(models.contains("efficientnet-lite0"))
+            let gem = (info.json["models"] as? [[String: Any]] ?? []).first { $0["name"] as? String == "efficientnet-lite0-gem" }
+            #expect(gem?["duplicate_threshold"] as? Double != nil && gem?["similar_threshold"] as? Double != nil, "\(info.text)")
             #expect(info.json["index_roots"] as? [String] == [PathConfinement.resolved(TestData.photos.path) ?? ""])
 
             let document = try await client.call(.get, "/openapi.yaml")

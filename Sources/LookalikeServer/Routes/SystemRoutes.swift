@@ -40,7 +40,9 @@ extension LookalikeServer {
     func serverInfo() throws -> Response {
         let registry = try collections.engine(Collections.defaultName).registry()
         let models = registry.manifests.filter { registry.isInstalled($0) }.map {
-            ["name": $0.name, "dimension": $0.dimension, "description": $0.summary] as [String: Any]
+            ["name": $0.name, "dimension": $0.dimension, "description": $0.summary,
+             "duplicate_threshold": $0.duplicateThreshold.map { Double($0) as Any } ?? NSNull(),
+             "similar_threshold": $0.similarThreshold.map { Double($0) as Any } ?? NSNull()] as [String: Any]
         }
         return JSON.response([
             "version": Self.version,

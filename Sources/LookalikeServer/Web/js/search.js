@@ -157,7 +157,10 @@ export async function runSearch() {
   $('#status').textContent = region ? 'Searching the region…' : 'Searching…';
   $('#status').classList.add('busy');
 
-  const collapse = $('#collapse-input').checked;
+  // Copies can be grouped only by a model that knows when two images are copies.
+  const chosen = model || state.server?.default_model;
+  const collapse = $('#collapse-input').checked
+    && state.server?.models?.find((m) => m.name === chosen)?.duplicate_threshold != null;
   const diversity = $('#diversity-input').checked ? 0.7 : null;
   let request;
   if (query.kind === 'file') {
