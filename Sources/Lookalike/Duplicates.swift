@@ -61,29 +61,32 @@ extension Engine {
             throw EngineError.badOption("neighbours must be between 1 and 1000")
         }
         let source = CandidateSource(store: store, indexes: indexes, filter: nil, metadataFilter: nil, parameters: SearchParameters())
-        var vectors: [String: [Float]] = [:]
+        // The collection is walked a page at a time, so memory holds one page of vectors, the
+        // pairs found, and then only the vectors of the images that have a pair.
+        let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        var searched = 0
+        var links = DisjointSets()
+        var adjacent: [String: Set<String>] = [:]
         try store.forEachVectorPage(model: manifest.name, pageSize: 1_000) { page in
-            for (id, vector) in page { vectors[id] = vector }
+            let lists = page.map { (id: $0.id, vector: $0.vector) }.parallelMap(workers: workers) { entry -> Result<[Candidate], Error> in
+                Result { try source.candidates(manifest, entry.vector, k: options.neighbours + 1) }
+            }
+            for (entry, list) in zip(page, lists) {
+                searched += 1
+                for neighbour in try list.get() where neighbour.id != entry.id && neighbour.score >= threshold {
+                    links.join(entry.id, neighbour.id)
+                    adjacent[entry.id, default: []].insert(neighbour.id)
+                    adjacent[neighbour.id, default: []].insert(entry.id)
+                }
+            }
             return true
         }
-        let ids = vectors.keys.sorted()
-        let known = vectors
-        let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
-        let lists = ids.parallelMap(workers: workers) { id -> Result<[Candidate], Error> in
-            Result { try source.candidates(manifest, known[id] ?? [], k: options.neighbours + 1) }
-        }
-        var links = DisjointSets(ids)
-        var adjacent: [String: Set<String>] = [:]
-        for (id, list) in zip(ids, lists) {
-            for neighbour in try list.get() where neighbour.id != id && neighbour.score >= threshold && known[neighbour.id] != nil {
-                links.join(id, neighbour.id)
-                adjacent[id, default: []].insert(neighbour.id)
-                adjacent[neighbour.id, default: []].insert(id)
-            }
-        }
+        let components = links.components().filter { $0.count > 1 }
+        var vectors: [String: [Float]] = [:]
+        for (id, vector) in try store.vectors(model: manifest.name, ids: components.flatMap { $0 }) { vectors[id] = vector }
         var grouped: [(representative: String, copies: [(String, Float)])] = []
-        for component in links.components() where component.count > 1 {
-            grouped += Self.split(component, adjacent: adjacent, vectors: known, threshold: threshold)
+        for component in components {
+            grouped += Self.split(component.filter { vectors[$0] != nil }, adjacent: adjacent, vectors: vectors, threshold: threshold)
         }
         let items = try store.items(ids: grouped.flatMap { [$0.representative] + $0.copies.map(\.0) })
         let groups = grouped.compactMap { group -> DuplicateReport.Group? in
@@ -92,7 +95,7 @@ extension Engine {
             return copies.isEmpty ? nil : DuplicateReport.Group(representative: representative, copies: copies)
         }.sorted { ($0.copies.count, $1.representative.id) > ($1.copies.count, $0.representative.id) }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e9
-        return DuplicateReport(model: manifest.name, threshold: threshold, searched: ids.count, groups: groups, seconds: seconds)
+        return DuplicateReport(model: manifest.name, threshold: threshold, searched: searched, groups: groups, seconds: seconds)
     }
 
     /// A connected component cut into groups with no chaining: the member linked to the most
@@ -121,18 +124,21 @@ extension Engine {
     }
 }
 
-/// Union-find over string ids, with path halving and union by size.
+/// Union-find over string ids, with path halving and union by size; ids join as they are met.
 struct DisjointSets {
-    private var parent: [Int]
-    private var size: [Int]
-    private let index: [String: Int]
-    private let ids: [String]
+    private var parent: [Int] = []
+    private var size: [Int] = []
+    private var index: [String: Int] = [:]
+    private var ids: [String] = []
 
-    init(_ ids: [String]) {
-        self.ids = ids
-        parent = Array(ids.indices)
-        size = Array(repeating: 1, count: ids.count)
-        index = Dictionary(ids.enumerated().map { ($0.element, $0.offset) }, uniquingKeysWith: { first, _ in first })
+    private mutating func node(_ id: String) -> Int {
+        if let known = index[id] { return known }
+        let node = ids.count
+        ids.append(id)
+        parent.append(node)
+        size.append(1)
+        index[id] = node
+        return node
     }
 
     private mutating func root(_ node: Int) -> Int {
@@ -145,19 +151,18 @@ struct DisjointSets {
     }
 
     mutating func join(_ a: String, _ b: String) {
-        guard let first = index[a], let second = index[b] else { return }
-        var (x, y) = (root(first), root(second))
+        var (x, y) = (root(node(a)), root(node(b)))
         if x == y { return }
         if size[x] < size[y] { swap(&x, &y) }
         parent[y] = x
         size[x] += size[y]
     }
 
-    /// Every set, as its ids.
+    /// Every set of ids that were joined, each sorted, in the order of their first id.
     mutating func components() -> [[String]] {
         var byRoot: [Int: [String]] = [:]
         for node in ids.indices { byRoot[root(node), default: []].append(ids[node]) }
-        return byRoot.values.sorted { $0[0] < $1[0] }
+        return byRoot.values.map { $0.sorted() }.sorted { $0[0] < $1[0] }
     }
 }
 
