@@ -65,23 +65,21 @@ extension Engine {
         // pairs found, and then only the vectors of the images that have a pair.
         let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
         var searched = 0
-        var links = DisjointSets()
-        var adjacent: [String: Set<String>] = [:]
+        var adjacent: [String: Set<String>] = [:]  // the pairs at the threshold, both ways
         try store.forEachVectorPage(model: manifest.name, pageSize: 1_000) { page in
-            let lists = page.map { (id: $0.id, vector: $0.vector) }.parallelMap(workers: workers) { entry -> Result<[Candidate], Error> in
+            let lists = page.parallelMap(workers: workers) { entry -> Result<[Candidate], Error> in
                 Result { try source.candidates(manifest, entry.vector, k: options.neighbours + 1) }
             }
             for (entry, list) in zip(page, lists) {
                 searched += 1
                 for neighbour in try list.get() where neighbour.id != entry.id && neighbour.score >= threshold {
-                    links.join(entry.id, neighbour.id)
                     adjacent[entry.id, default: []].insert(neighbour.id)
                     adjacent[neighbour.id, default: []].insert(entry.id)
                 }
             }
             return true
         }
-        let components = links.components().filter { $0.count > 1 }
+        let components = Self.components(adjacent)
         var vectors: [String: [Float]] = [:]
         for (id, vector) in try store.vectors(model: manifest.name, ids: components.flatMap { $0 }) { vectors[id] = vector }
         var grouped: [(representative: String, copies: [(String, Float)])] = []
@@ -98,6 +96,24 @@ extension Engine {
         return DuplicateReport(model: manifest.name, threshold: threshold, searched: searched, groups: groups, seconds: seconds)
     }
 
+    /// The connected components of the pair graph, each sorted, in the order of their first id
+    /// (only images with a pair are in the graph, so every component has two or more).
+    static func components(_ adjacent: [String: Set<String>]) -> [[String]] {
+        var seen: Set<String> = []
+        var components: [[String]] = []
+        for start in adjacent.keys.sorted() where !seen.contains(start) {
+            var component: [String] = []
+            var frontier = [start]
+            seen.insert(start)
+            while let id = frontier.popLast() {
+                component.append(id)
+                for next in adjacent[id] ?? [] where seen.insert(next).inserted { frontier.append(next) }
+            }
+            components.append(component.sorted())
+        }
+        return components
+    }
+
     /// A connected component cut into groups with no chaining: the member linked to the most
     /// others leads a group of every member that reaches the threshold against it (measured
     /// exactly); then the same again on the rest.
@@ -106,7 +122,7 @@ extension Engine {
         var remaining = Set(component)
         var groups: [(representative: String, copies: [(String, Float)])] = []
         while remaining.count > 1 {
-            func links(_ id: String) -> Int { adjacent[id, default: []].filter { remaining.contains($0) }.count }
+            func links(_ id: String) -> Int { adjacent[id]?.reduce(0) { remaining.contains($1) ? $0 + 1 : $0 } ?? 0 }
             guard let lead = remaining.max(by: { (links($0), $1) < (links($1), $0) }) else { break }
             let leadVector = vectors[lead] ?? []
             var copies: [(String, Float)] = []
@@ -121,48 +137,6 @@ extension Engine {
             remaining.subtract(copies.map { $0.0 })
         }
         return groups
-    }
-}
-
-/// Union-find over string ids, with path halving and union by size; ids join as they are met.
-struct DisjointSets {
-    private var parent: [Int] = []
-    private var size: [Int] = []
-    private var index: [String: Int] = [:]
-    private var ids: [String] = []
-
-    private mutating func node(_ id: String) -> Int {
-        if let known = index[id] { return known }
-        let node = ids.count
-        ids.append(id)
-        parent.append(node)
-        size.append(1)
-        index[id] = node
-        return node
-    }
-
-    private mutating func root(_ node: Int) -> Int {
-        var node = node
-        while parent[node] != node {
-            parent[node] = parent[parent[node]]
-            node = parent[node]
-        }
-        return node
-    }
-
-    mutating func join(_ a: String, _ b: String) {
-        var (x, y) = (root(node(a)), root(node(b)))
-        if x == y { return }
-        if size[x] < size[y] { swap(&x, &y) }
-        parent[y] = x
-        size[x] += size[y]
-    }
-
-    /// Every set of ids that were joined, each sorted, in the order of their first id.
-    mutating func components() -> [[String]] {
-        var byRoot: [Int: [String]] = [:]
-        for node in ids.indices { byRoot[root(node), default: []].append(ids[node]) }
-        return byRoot.values.map { $0.sorted() }.sorted { $0[0] < $1[0] }
     }
 }
 

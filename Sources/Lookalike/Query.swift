@@ -31,6 +31,8 @@ public struct Query: Sendable {
             case vector([Float], model: String)
             /// An encoded image, embedded by the searching model.
             case image(bytes: [UInt8])
+            /// An image file, read and embedded by the searching model.
+            case imageFile(path: String)
         }
 
         public let of: Of
@@ -80,12 +82,24 @@ public struct Query: Sendable {
     /// together `liked` (each its share), the unliked together `-unliked`.
     public static let rocchio = (liked: Float(0.75), unliked: Float(0.25))
 
-    /// Examples for "more like these, not like those", to join a query's own example (which
-    /// weighs 1). Without a query the liked items are the query, weighing 1 together.
-    public static func refinement(like: [String], unlike: [String], hasQuery: Bool) -> [Example] {
-        let liked = hasQuery ? rocchio.liked : 1
-        return like.map { Example.item($0, weight: liked / Float(like.count)) }
-            + unlike.map { Example.item($0, weight: -rocchio.unliked / Float(unlike.count)) }
+    /// This query steered by stored items, "more like these, not like those", as every front door
+    /// asks it: the query's own image or item weighs 1 (examples keep their weights), the liked
+    /// items together `rocchio.liked`, the unliked together `-rocchio.unliked`. A query with
+    /// nothing of its own (no examples) is the liked items, weighing 1 together.
+    public func refined(like: [String], unlike: [String]) throws -> Query {
+        guard !like.isEmpty || !unlike.isEmpty else { return self }
+        var examples: [Example]
+        switch source {
+        case .imageFile(let path): examples = [Example(.imageFile(path: path))]
+        case .imageBytes(let bytes): examples = [Example(.image(bytes: bytes))]
+        case .item(let id): examples = [.item(id)]
+        case .examples(let given): examples = given
+        case .text: throw EngineError.badExamples("a query in words cannot be steered by stored items yet")
+        }
+        let liked = examples.isEmpty ? 1 : Self.rocchio.liked
+        examples += like.map { Example.item($0, weight: liked / Float(like.count)) }
+            + unlike.map { Example.item($0, weight: -Self.rocchio.unliked / Float(unlike.count)) }
+        return .examples(examples)
     }
 
     /// Whether the query is an image to decode (a region applies only to those).

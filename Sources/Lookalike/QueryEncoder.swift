@@ -2,6 +2,7 @@ import Embedding
 import Foundation
 import Imaging
 import Storage
+import VectorIndex
 
 /// A query's vectors, one per model, each made the first time a stage asks for it: an image is
 /// decoded for that model's input size and embedded, a stored item gives its stored vector,
@@ -115,12 +116,14 @@ final class QueryEncoder: @unchecked Sendable {
                 vector = given
             case .image(let bytes):
                 vector = try embed(bytes, embedder)
+            case .imageFile(let path):
+                vector = try embed(try FileReader.read(path, maxBytes: maxBytes), embedder)
             }
             guard vector.count == manifest.dimension, example.weight.isFinite else {
                 throw EngineError.badExamples("an example has \(vector.count) values or a weight that is not finite; "
                     + "model \(manifest.name) makes \(manifest.dimension)")
             }
-            for offset in sum.indices { sum[offset] += example.weight * vector[offset] }
+            VectorMath.add(vector, scaledBy: example.weight, to: &sum)
         }
         guard let unit = VectorNormalization.unitVector(sum) else {
             throw EngineError.badExamples("the examples' weights cancel out: there is nothing left to search for")

@@ -46,4 +46,9 @@ public enum VectorMath {
     public static func dot(_ a: [Float], _ b: [Float]) -> Float {
         a.withUnsafeBufferPointer { pa in b.withUnsafeBufferPointer { pb in dot(pa, pb) } }
     }
+
+    /// `sum += weight * vector`, element by element, over the length both have.
+    public static func add(_ vector: [Float], scaledBy weight: Float, to sum: inout [Float]) {
+        for offset in 0..<min(sum.count, vector.count) { sum[offset] += weight * vector[offset] }
+    }
 }

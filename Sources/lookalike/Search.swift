@@ -107,7 +107,7 @@ struct Search: ParsableCommand {
                                         expansion: expand, collapseCopies: collapse, diversity: diversity, minScore: minScore,
                                         feedback: !noFeedback)
             engine = try storeOptions.engine(createStore: false)
-            response = try engine.search(try query(engine), options: options)
+            response = try engine.search(try query(), options: options)
         } catch let error as ImagingError {
             throw fail(InputError(path: image ?? "", underlying: error))
         } catch let error as IngestError {
@@ -144,19 +144,11 @@ struct Search: ParsableCommand {
         }
     }
 
-    /// The query the arguments describe: an image or a stored item, refined by --like and --unlike
-    /// (Rocchio: the query, plus the mean of the liked, minus a quarter of the mean of the unliked).
-    func query(_ engine: Engine) throws -> Query {
-        let base: Query? = image.map { .image(path: $0) } ?? item.map { .item($0) }
-        guard !like.isEmpty || !unlike.isEmpty else { return base ?? .item("") }
-        var examples: [Query.Example] = []
-        if let image {
-            examples.append(Query.Example(.vector(try engine.embedding(imageAt: image, model: model), model: model)))
-        } else if let item {
-            examples.append(.item(item))
-        }
-        examples += Query.refinement(like: like, unlike: unlike, hasQuery: !examples.isEmpty)
-        return .examples(examples)
+    /// The query the arguments describe: an image or a stored item (or only liked items),
+    /// steered by --like and --unlike.
+    func query() throws -> Query {
+        let base: Query = image.map { .image(path: $0) } ?? item.map { .item($0) } ?? .examples([])
+        return try base.refined(like: like, unlike: unlike)
     }
 }
 

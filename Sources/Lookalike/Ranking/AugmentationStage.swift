@@ -43,13 +43,9 @@ public final class AugmentationStage: RankingStage, @unchecked Sendable {
         let byID = Dictionary(stored.map { ($0.id, $0.vector) }, uniquingKeysWith: { first, _ in first })
         let index = FlatIndex(dimension: max(1, dimension))
         for (id, vector) in stored where vector.count == dimension {
-            var sum = vector
-            for hit in try original.search(vector, k: neighbours + 1, filter: nil) where hit.id != id && hit.score > 0 {
-                guard let other = byID[hit.id] else { continue }
-                let weight = Float(Foundation.pow(Double(hit.score), Double(alpha)))
-                for offset in sum.indices { sum[offset] += weight * other[offset] }
-            }
-            try index.add(id: id, vector: VectorNormalization.normalized(sum))
+            let neighbourhood = try original.search(vector, k: neighbours + 1, filter: nil)
+                .compactMap { hit in hit.id == id ? nil : byID[hit.id].map { (hit.score, $0) } }
+            try index.add(id: id, vector: VectorNormalization.normalized(ExpansionStage.expanded(vector, by: neighbourhood, alpha: alpha)))
         }
         lock.withLock { augmented = index }
         return index

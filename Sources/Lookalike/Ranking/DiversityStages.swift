@@ -125,14 +125,22 @@ public struct ExpansionStage: RankingStage {
 
     public func rank(_ candidates: [Candidate], context: RankingContext) throws -> [Candidate] {
         guard let query = try context.queryVector(model: context.model.name) else { return candidates }
-        var sum = query
-        for candidate in candidates.prefix(neighbours) {
-            guard let vector = candidate.vector, vector.count == sum.count, candidate.score > 0 else { continue }
-            let weight = Float(Foundation.pow(Double(candidate.score), Double(alpha)))
-            for offset in sum.indices { sum[offset] += weight * vector[offset] }
+        let neighbourhood = candidates.prefix(neighbours).compactMap { candidate in candidate.vector.map { (candidate.score, $0) } }
+        guard let expanded = VectorNormalization.unitVector(Self.expanded(query, by: neighbourhood, alpha: alpha)) else {
+            return candidates
         }
-        guard let expanded = VectorNormalization.unitVector(sum) else { return candidates }
         let pool = max(candidates.count, context.top)
         return try context.search(model: context.model.name, query: expanded, k: pool)
+    }
+
+    /// `vector` plus each neighbour weighted by its similarity to it raised to α (neighbours of
+    /// another length, or not similar at all, left out), not yet normalised: αQE for a query,
+    /// αDBA for a stored vector.
+    static func expanded(_ vector: [Float], by neighbours: [(score: Float, vector: [Float])], alpha: Float) -> [Float] {
+        var sum = vector
+        for neighbour in neighbours where neighbour.vector.count == sum.count && neighbour.score > 0 {
+            VectorMath.add(neighbour.vector, scaledBy: Float(Foundation.pow(Double(neighbour.score), Double(alpha))), to: &sum)
+        }
+        return sum
     }
 }

@@ -49,8 +49,7 @@ public struct FeedbackStage: RankingStage {
             guard total > 0 else { continue }
             for (id, weight) in weights {
                 guard let vector = vectors[id], vector.count == moved.count else { continue }
-                let scale = share * weight / total
-                for offset in moved.indices { moved[offset] += scale * vector[offset] }
+                VectorMath.add(vector, scaledBy: share * weight / total, to: &moved)
             }
         }
         guard let unit = VectorNormalization.unitVector(moved) else { return candidates }

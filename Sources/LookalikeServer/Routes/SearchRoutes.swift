@@ -114,7 +114,7 @@ extension LookalikeServer {
             guard settled.region == nil else {
                 throw APIError(.badRequest, "bad_region", "a search refined by like and unlike cannot take a region")
             }
-            query = Self.refined(query, like: examples.like, unlike: examples.unlike)
+            query = try query.refined(like: examples.like, unlike: examples.unlike)
         }
         let asking = query
         let response = try await pool.run { try engine.search(asking, options: settled) }
@@ -125,17 +125,6 @@ extension LookalikeServer {
     static let topRange = 1...1000
     static let efRange = 1...10_000
     static let maxExamples = 100
-
-    /// The query joined by liked and unliked items (Rocchio's weights, as the CLI's).
-    static func refined(_ query: Query, like: [String], unlike: [String]) -> Query {
-        var examples: [Query.Example] = []
-        switch query.source {
-        case .imageBytes(let bytes): examples.append(Query.Example(.image(bytes: bytes)))
-        case .item(let id): examples.append(.item(id))
-        default: break
-        }
-        return .examples(examples + Query.refinement(like: like, unlike: unlike, hasQuery: !examples.isEmpty))
-    }
 
     /// Options from the query string (filter and region errors become `bad_filter` and `bad_region`
     /// in `APIError.from`).
