@@ -15,6 +15,50 @@ extension Engine {
         try store.items(after: after, limit: limit)
     }
 
+    /// The ids of the items whose metadata passes `filter`.
+    public func itemIDs(matching filter: MetadataFilter) throws -> Set<String> {
+        try store.itemIDs(matching: filter)
+    }
+
+    /// What an item reference given by a person names: a stored item, nothing, or several.
+    public enum Resolution: Sendable, Equatable {
+        case item(String)
+        case notFound(String)
+        case ambiguous([String])
+    }
+
+    /// Resolves a reference to an item: its id, a prefix of an id that only one item has (at least
+    /// 4 hex digits), or the path of an image file (the item holding that file's bytes, or else
+    /// the item added from that path).
+    public func resolve(_ reference: String) throws -> Resolution {
+        let lowered = reference.lowercased()
+        let isHex = !lowered.isEmpty && lowered.count <= 16 && lowered.allSatisfy(\.isHexDigit)
+        if isHex, try store.items(ids: [lowered])[lowered] != nil { return .item(lowered) }
+        if isHex, lowered.count >= 4, !FileManager.default.fileExists(atPath: reference) {
+            let next = try store.items(after: lowered, limit: 3).filter { $0.id.hasPrefix(lowered) }.map(\.id)
+            switch next.count {
+            case 0: return .notFound("no item has an id starting with \(lowered)")
+            case 1: return .item(next[0])
+            default: return .ambiguous(next)
+            }
+        }
+        let path = URL(fileURLWithPath: reference).standardizedFileURL.path
+        if let bytes = try? FileReader.read(path, maxBytes: ImageLimits.default.maxBytes),
+           let item = try store.item(contentHash: ContentHash.sha256(bytes)) {
+            return .item(item.id)
+        }
+        // The file is gone or changed: the item added from that path, if any.
+        var after: String?
+        while true {
+            let page = try store.items(after: after, limit: 1000)
+            if let item = page.first(where: { $0.sourcePath == path }) { return .item(item.id) }
+            guard page.count == 1000, let last = page.last else { break }
+            after = last.id
+        }
+        if isHex { return .notFound("no item has an id starting with \(lowered), and no image at \(path) is stored") }
+        return .notFound("no stored image is \(path) (neither its bytes nor its path)")
+    }
+
     /// The stored original of an item, read now from where it was added from, and checked to be
     /// still the same bytes (a file replaced since, or a link pointed elsewhere, is not served).
     public func originalBytes(of item: Item) throws -> [UInt8] {

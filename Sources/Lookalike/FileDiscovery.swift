@@ -14,6 +14,8 @@ enum FileDiscovery {
     struct Result {
         var files: [String] = []
         var failures: [IngestFailure] = []
+        /// Entries of walked folders left out: hidden ones, and files without an image extension.
+        var skipped = 0
     }
 
     private struct DirectoryIdentity: Hashable {
@@ -62,7 +64,11 @@ enum FileDiscovery {
             result.failures.append(IngestFailure(path: directory, reason: "cannot list directory: \(reason)"))
             return
         }
-        for name in entries where !name.hasPrefix(".") {
+        for name in entries {
+            if name.hasPrefix(".") {
+                result.skipped += 1
+                continue
+            }
             let path = (directory as NSString).appendingPathComponent(name)
             var status = stat()
             guard stat(path, &status) == 0 else {
@@ -84,6 +90,8 @@ enum FileDiscovery {
                 walk(path, identity: id, ancestors: deeper, walked: &walked, confinement: confinement, into: &result)
             } else if imageExtensions.contains((name as NSString).pathExtension.lowercased()) {
                 result.files.append(path)
+            } else {
+                result.skipped += 1
             }
         }
     }

@@ -34,6 +34,11 @@ extension Engine {
             }
             progress?(IngestProgress(path: path, outcome: outcome, done: report.processed, total: total))
         }
+        report.skipped = discovered.skipped
+        if let records = options.metadata?.records {
+            let inputs = Set(discovered.files).union(discovered.failures.map(\.path))
+            report.unmatchedMetadata = records.keys.filter { !inputs.contains($0) }.sorted()
+        }
         for failure in discovered.failures { record(failure.path, .failed(reason: failure.reason)) }
 
         var storedInThisRun: [String: String] = [:]  // content hash -> id, once committed
@@ -45,7 +50,7 @@ extension Engine {
                 self.prepare(path, manifest: embedder.manifest, confinement: confinement)
             }
             var toEmbed: [(path: String, item: Item, pixels: Pixels)] = []
-            var firstCopy: [String: String] = [:]  // content hash -> path, within this chunk
+            var firstCopy: [String: (path: String, index: Int)] = [:]  // content hash -> input of toEmbed, within this chunk
             var laterCopies: [(path: String, hash: String)] = []
             var metadataUpdates: [(id: String, metadata: String)] = []
             for (path, outcome) in zip(chunk, prepared) {
@@ -58,15 +63,20 @@ extension Engine {
                     }
                     record(path, .duplicate(of: item.id))
                 case .decoded(let hash, let info, let pixels):
+                    // A copy of an input of this batch: its metadata record, if any, is applied to
+                    // the item the way it would be to an item stored before (the later record wins).
+                    let metadata = options.metadata?.records[path]
                     if let id = storedInThisRun[hash] {
+                        if let metadata { metadataUpdates.append((id, metadata)) }
                         record(path, .duplicate(of: id))
-                    } else if firstCopy[hash] != nil {
+                    } else if let first = firstCopy[hash] {
+                        if let metadata { toEmbed[first.index].item.metadata = metadata }
                         laterCopies.append((path, hash))
                     } else {
-                        firstCopy[hash] = path
+                        firstCopy[hash] = (path, toEmbed.count)
                         let item = Item(id: Item.id(forContentHash: hash), contentHash: hash, sourcePath: path,
                                         width: info.width, height: info.height,
-                                        metadata: options.metadata?.records[path], addedAt: Date())
+                                        metadata: metadata, addedAt: Date())
                         toEmbed.append((path, item, pixels))
                     }
                 }
@@ -106,7 +116,7 @@ extension Engine {
                 if let id = storedInThisRun[copy.hash] {
                     record(copy.path, .duplicate(of: id))
                 } else {
-                    record(copy.path, .failed(reason: "same bytes as \(firstCopy[copy.hash] ?? "another input"), which failed"))
+                    record(copy.path, .failed(reason: "same bytes as \(firstCopy[copy.hash]?.path ?? "another input"), which failed"))
                 }
             }
         }

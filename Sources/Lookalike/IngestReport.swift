@@ -50,6 +50,10 @@ public struct IngestReport: Sendable {
     public var added: [Added] = []
     public var duplicates: [Duplicate] = []
     public var failures: [IngestFailure] = []
+    /// Entries of the folders walked that were not tried: hidden ones and files that are not images.
+    public var skipped = 0
+    /// Metadata records whose path names none of the inputs (absolute paths, sorted): nothing was stored for them.
+    public var unmatchedMetadata: [String] = []
     public var seconds: Double = 0
     /// Set when the store refused a write: the batch stopped there (earlier chunks stay stored).
     public var storeError: String?

@@ -64,6 +64,17 @@ public struct SearchResponse: Sendable, Encodable {
     public let hits: [Hit]
     /// Nil when the model has no calibrated thresholds to judge by.
     public let match: Match?
+    /// With a metadata filter: how many items pass it (whatever their vectors).
+    public var filtered: Int?
+    /// Why an answer is empty or smaller than it might be, and what to do about it.
+    public var notes: [Note] = []
+
+    /// A remark on the answer, with a stable code for programs and a sentence for people:
+    /// `empty_collection`, `no_vectors_for_model`, `unknown_field`, `filter_matches_nothing`.
+    public struct Note: Sendable, Encodable, Equatable {
+        public let code: String
+        public let message: String
+    }
 }
 
 // MARK: JSON
@@ -80,7 +91,7 @@ extension SearchResponse.Hit {
 }
 
 extension SearchResponse {
-    /// The answer as one JSON object with stable keys (`model`, `took_ms`, `searched`, `match`, `hits`), the
+    /// The answer as one JSON object with stable keys (`model`, `took_ms`, `searched`, `match`, `hits`, `filtered`, `notes`), the
     /// one shape of every front door. `hit` rewrites each hit's object (a server hides the source
     /// path and adds links, say).
     public func jsonObject(hit: ([String: Any], Hit) -> [String: Any] = { object, _ in object }) -> [String: Any] {
@@ -90,6 +101,8 @@ extension SearchResponse {
             "searched": searched,
             "match": match?.rawValue ?? NSNull(),
             "hits": hits.map { hit($0.jsonObject, $0) },
+            "filtered": filtered.map { $0 as Any } ?? NSNull(),
+            "notes": notes.map { ["code": $0.code, "message": $0.message] },
         ]
     }
 }

@@ -58,7 +58,7 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
             switch error.status {
             case .contentTooLarge: return .tooLarge("the request body is over the server's limit")
             case .notFound: return .notFound("no such endpoint")
-            case .methodNotAllowed: return APIError(.methodNotAllowed, "bad_request", "method not allowed here")
+            case .methodNotAllowed: return APIError(.methodNotAllowed, "method_not_allowed", "method not allowed here")
             case .badRequest: return .badRequest(error.body ?? "bad request")
             default: return nil
             }

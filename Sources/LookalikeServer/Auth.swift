@@ -59,14 +59,15 @@ struct KeyCheck: Sendable {
 }
 
 /// Checks keys on every route of the /v1 group (installed on the group, so no spelling of a path
-/// that the router resolves into the group escapes it): a search (POST .../search) is a read;
-/// other POSTs, and PUTs, PATCHes and DELETEs, are writes.
+/// that the router resolves into the group escapes it): a search (POST .../search) and keeping a
+/// query image for one (POST /v1/queries) are reads; other POSTs, and PUTs, PATCHes and DELETEs,
+/// are writes.
 struct AuthMiddleware<Context: RequestContext>: RouterMiddleware {
     let keys: KeyCheck
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let last = request.uri.path.split(separator: "/").last
-        let isWrite = (request.method == .post && last != "search") || request.method == .delete
+        let isWrite = (request.method == .post && last != "search" && request.uri.path != "/v1/queries") || request.method == .delete
             || request.method == .put || request.method == .patch
         try keys.check(request, access: isWrite ? .write : .read)
         return try await next(request, context)

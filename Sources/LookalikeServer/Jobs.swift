@@ -16,6 +16,8 @@ final class Jobs: @unchecked Sendable {
         var added = 0
         var duplicates = 0
         var failed = 0
+        /// Entries of the folder not tried: hidden ones, and files that are not images (known when the job ends).
+        var skipped = 0
         var failures: [(path: String, reason: String)] = []
         var error: String?
         let createdAt: Date
@@ -28,7 +30,7 @@ final class Jobs: @unchecked Sendable {
         var json: [String: Any] {
             [
                 "id": id, "collection": collection, "path": path, "state": state.rawValue, "total": total, "done": done,
-                "added": added, "duplicates": duplicates, "failed": failed,
+                "added": added, "duplicates": duplicates, "failed": failed, "skipped": skipped,
                 "failures": failures.map { ["path": $0.path, "reason": $0.reason] },
                 "error": error ?? NSNull(), "created_at": Self.timestamp(createdAt),
                 "finished_at": finishedAt.map(Self.timestamp) ?? NSNull(),
@@ -77,6 +79,7 @@ final class Jobs: @unchecked Sendable {
             }
             update(id) { job in
                 job.state = report.storeError == nil ? .finished : .failed
+                job.skipped = report.skipped
                 job.error = report.storeError.map { "the store refused a write: \($0)" }
                 job.finishedAt = Date()
             }

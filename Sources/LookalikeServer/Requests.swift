@@ -3,6 +3,17 @@ import Hummingbird
 import Lookalike
 import NIOCore
 
+/// A JSON request body: its field names, so that unknown ones are refused.
+protocol RequestBody: Decodable {
+    static var fields: [String] { get }
+    /// Fields holding objects (or arrays of them), with the names those objects may have.
+    static var nestedFields: [String: [String]] { get }
+}
+
+extension RequestBody {
+    static var nestedFields: [String: [String]] { [:] }
+}
+
 /// Request parsing in one place: bodies by content type within the size limit, JSON with errors
 /// that name the field, query strings, checked numbers, and content sniffing for served images.
 extension LookalikeServer {
@@ -46,7 +57,18 @@ extension LookalikeServer {
         Array(try await request.body.collect(upTo: configuration.maxBodyBytes).readableBytesView)
     }
 
-    func decodeJSON<T: Decodable>(_ bytes: [UInt8]) throws -> T {
+    /// A body's fields are checked by name before its values: a misspelt option (`"topk": 3`) is
+    /// an error naming it, never silently ignored.
+    func decodeJSON<T: RequestBody>(_ bytes: [UInt8]) throws -> T {
+        if let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any] {
+            try Self.checkFields(object, known: T.fields, at: "")
+            for (field, known) in T.nestedFields {
+                let values = (object[field] as? [Any]) ?? (object[field].map { [$0] } ?? [])
+                for case let nested as [String: Any] in values {
+                    try Self.checkFields(nested, known: known, at: field + ".")
+                }
+            }
+        }
         do {
             return try JSONDecoder().decode(T.self, from: Data(bytes))
         } catch let error as ImageRegion.Invalid {
@@ -56,6 +78,12 @@ extension LookalikeServer {
         } catch {
             throw APIError.badRequest("the body is not valid JSON")
         }
+    }
+
+    static func checkFields(_ object: [String: Any], known: [String], at path: String) throws {
+        guard let unknown = object.keys.sorted().first(where: { !known.contains($0) }) else { return }
+        let hint = Spelling.closest(to: unknown, among: known).map { " (did you mean \"\(path)\($0)\"?)" } ?? ""
+        throw APIError.badRequest("unknown field \"\(path)\(unknown)\"\(hint); the fields here are \(known.joined(separator: ", "))")
     }
 
     /// A decoding error as a sentence naming the field.

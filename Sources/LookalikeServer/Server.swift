@@ -28,6 +28,8 @@ public final class LookalikeServer: Sendable {
     let bodies: Gate
     /// URL fetches in flight.
     let fetches: Gate
+    /// Uploaded query images kept for an hour, so that a search by one has an address.
+    let queryImages: QueryImages
 
     public init(configuration: ServerConfiguration, logger: Logger = Logger(label: "lookalike.server")) throws {
         try configuration.validate()
@@ -48,6 +50,7 @@ public final class LookalikeServer: Sendable {
         try Engine.blockUntrustedLoaders()
         bodies = Gate(limit: configuration.maxConcurrentInference + configuration.maxQueuedInference)
         fetches = Gate(limit: 16)
+        queryImages = QueryImages(budget: max(64 << 20, 2 * configuration.maxBodyBytes))
         // The default collection's store is opened (and made) at once, so a bad store path fails at start.
         _ = try collections.engine(Collections.defaultName)
     }
@@ -56,6 +59,7 @@ public final class LookalikeServer: Sendable {
     public func application(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
         Application(
             router: router(),
+            server: .http1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler()])),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Lookalike"),
             services: [SnapshotSaver(server: self)],
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
@@ -78,18 +82,21 @@ public final class LookalikeServer: Sendable {
 
     /// The route table: middlewares, then one group of routes per resource.
     func router() -> Router<BasicRequestContext> {
-        let router = Router()
+        let router = Router(options: .autoGenerateHeadEndpoints)
         router.middlewares.add(MetricsMiddleware())
         router.middlewares.add(ErrorMiddleware())
         router.middlewares.add(BrowserGuard(openServer: configuration.adminKey == nil))
-        addSystemRoutes(to: router)
-        let v1 = router.group("v1").add(middleware: AuthMiddleware(keys: keys))
+        let routes = Routes(router: router)
+        let root = routes.group("")
+        addSystemRoutes(to: root)
+        let v1 = routes.group("v1", middleware: AuthMiddleware(keys: keys))
         addServerRoutes(to: v1)
         addCollectionRoutes(to: v1)
         addSearchRoutes(to: v1)
         addFeedbackRoutes(to: v1)
         addItemRoutes(to: v1)
         addJobRoutes(to: v1)
+        routes.refuseOtherMethods([root, v1])
         return router
     }
 }

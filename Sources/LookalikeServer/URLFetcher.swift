@@ -187,15 +187,15 @@ struct URLFetcher: Sendable {
     /// Parses and checks one URL; returns it with its host and the address to connect to.
     func check(_ text: String) async throws -> (URL, String, [UInt8]) {
         guard text.count <= 4096, let url = URL(string: text), let scheme = url.scheme?.lowercased() else {
-            throw APIError(.badRequest, "url_not_allowed", "not a URL")
+            throw APIError(.badRequest, "bad_url", "not a URL")
         }
         guard scheme == "http" || scheme == "https" else {
-            throw APIError(.badRequest, "url_not_allowed", "only http and https URLs can be fetched, not \(scheme)")
+            throw APIError(.badRequest, "bad_url", "only http and https URLs can be fetched, not \(scheme)")
         }
         guard url.user == nil, url.password == nil else {
-            throw APIError(.badRequest, "url_not_allowed", "URLs with credentials are not fetched")
+            throw APIError(.badRequest, "bad_url", "URLs with credentials are not fetched")
         }
-        guard var host = url.host, !host.isEmpty else { throw APIError(.badRequest, "url_not_allowed", "the URL has no host") }
+        guard var host = url.host, !host.isEmpty else { throw APIError(.badRequest, "bad_url", "the URL has no host") }
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
         let addresses: [[UInt8]]
         if let literal = AddressPolicy.parse(host) {

@@ -30,6 +30,15 @@ struct Add: ParsableCommand {
 
     @OptionGroup var storeOptions: StoreOptions
 
+    func validate() throws {
+        if !recursive, let folder = paths.first(where: { path in
+            var isFolder: ObjCBool = false
+            return FileManager.default.fileExists(atPath: path, isDirectory: &isFolder) && isFolder.boolValue
+        }) {
+            throw ValidationError("\(folder) is a folder: add --recursive to add the images inside it (and inside its subfolders)")
+        }
+    }
+
     func run() throws {
         var reports: [IngestReport] = []
         do {
@@ -51,7 +60,15 @@ struct Add: ParsableCommand {
             let objects = reports.map(Self.object)
             try printJSON(objects.count == 1 ? objects[0] : objects)
         } else {
-            print(reports.map(summary).joined(separator: "\n"))
+            // With several models, an input that failed the same way for each is listed once.
+            var listed = Set<String>()
+            print(reports.map { summary($0, listed: &listed) }.joined(separator: "\n"))
+            if let first = reports.first, !first.unmatchedMetadata.isEmpty {
+                let count = first.unmatchedMetadata.count
+                print("metadata: \(count) record\(count == 1 ? "" : "s") of \(metadata ?? "the metadata file") name\(count == 1 ? "s" : "") no input, so nothing was stored for \(count == 1 ? "it" : "them"):")
+                for path in first.unmatchedMetadata.prefix(20) { print("  \(path)") }
+                if count > 20 { print("  ... and \(count - 20) more (--json lists them all)") }
+            }
         }
         if reports.contains(where: { !$0.failures.isEmpty }) { throw ExitCode(2) }
     }
@@ -63,17 +80,28 @@ struct Add: ParsableCommand {
             "added": report.added.map { ["id": $0.id, "path": $0.path] },
             "duplicates": report.duplicates.map { ["path": $0.path, "existing_id": $0.existingId] },
             "failed": report.failures.map { ["path": $0.path, "reason": $0.reason] },
+            "skipped": report.skipped,
+            "metadata_unmatched": report.unmatchedMetadata,
             "store_error": report.storeError.map { $0 as Any } ?? NSNull(),
         ]
     }
 
-    private func summary(_ report: IngestReport) -> String {
+    private func summary(_ report: IngestReport, listed: inout Set<String>) -> String {
         let rate = report.seconds > 0 ? Double(report.added.count) / report.seconds : 0
+        let skipped = report.skipped > 0 ? ", skipped \(report.skipped) (hidden or not images)" : ""
         var lines = [String(
-            format: "added %d, duplicates %d, failed %d (model %@, %.1f s, %.1f images/s)",
-            report.added.count, report.duplicates.count, report.failures.count, report.model, report.seconds, rate)]
+            format: "added %d, duplicates %d, failed %d%@ (model %@, %.1f s, %.1f images/s)",
+            report.added.count, report.duplicates.count, report.failures.count, skipped, report.model, report.seconds, rate)]
+        var repeated = 0
         for failure in report.failures {
-            lines.append("  failed: \(failure.path): \(failure.reason)")
+            if listed.insert("\(failure.path)\u{0}\(failure.reason)").inserted {
+                lines.append("  failed: \(failure.path): \(failure.reason)")
+            } else {
+                repeated += 1
+            }
+        }
+        if repeated > 0 {
+            lines.append("  (\(repeated) failed as listed above)")
         }
         if let storeError = report.storeError {
             lines.append("stopped: the store refused a write (\(storeError)); images added before that are kept")

@@ -15,7 +15,7 @@ struct LookalikeCommand: AsyncParsableCommand {
             Exit status: 0 on success; 1 on an error that stopped the command; \
             2 when `add` could not add some inputs (the others were added); 64 on a usage error.
             """,
-        subcommands: [Add.self, Search.self, Duplicates.self, FeedbackCommand.self, Stats.self, Remove.self, Models.self, Eval.self, Serve.self]
+        subcommands: [Add.self, Search.self, List.self, Duplicates.self, FeedbackCommand.self, Stats.self, Remove.self, Models.self, Eval.self, Serve.self]
     )
 
     /// Log lines go to standard error at `LOOKALIKE_LOG_LEVEL` (default: warning), so they never mix with results.
@@ -76,4 +76,9 @@ func printJSON(_ object: Any) throws {
 /// Metadata text stored as a JSON object, back to an object for JSON output.
 func jsonObject(_ text: String?) -> Any {
     Metadata.object(text) ?? NSNull()
+}
+
+/// "1 hit", "2 hits"; the plural form when it is not the singular plus "s".
+func plural(_ count: Int, _ singular: String, _ pluralForm: String? = nil) -> String {
+    "\(count) \(count == 1 ? singular : pluralForm ?? singular + "s")"
 }

@@ -52,26 +52,114 @@ struct Stats: ParsableCommand {
 }
 
 struct Remove: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Remove items (and their vectors) by id.")
+    static let configuration = CommandConfiguration(
+        abstract: "Remove items (and their vectors) by id, id prefix or image path.",
+        discussion: """
+            Each item is named by its id (as `search`, `list` and `add --json` print it), by the start of \
+            its id when no other item's id starts the same way (at least 4 hex digits), or by the path \
+            of the image file it was added from. The image files themselves are left alone. \
+            Exit status 2 when some names match no item, or more than one.
+            """)
 
-    @Argument(help: "Item ids, as `search` and `add --json` print them.")
-    var ids: [String]
+    @Argument(help: "Item ids, unique id prefixes, or image paths.")
+    var items: [String]
 
     @OptionGroup var storeOptions: StoreOptions
 
     func run() throws {
+        let engine: Engine
+        var ids: [String] = []
+        var problems: [String] = []
         let removed: [String]
         do {
-            removed = try storeOptions.engine(createStore: false).remove(ids: ids)
+            engine = try storeOptions.engine(createStore: false)
+            for reference in items {
+                switch try engine.resolve(reference) {
+                case .item(let id): ids.append(id)
+                case .notFound(let reason): problems.append("\(reference): \(reason)")
+                case .ambiguous(let candidates):
+                    problems.append("\(reference): several items have ids starting so (\(candidates.joined(separator: ", ")), ...); give more of the id")
+                }
+            }
+            var seen = Set<String>()
+            removed = try engine.remove(ids: ids.filter { seen.insert($0).inserted })
         } catch {
             throw fail(error)
         }
-        let missing = ids.filter { !removed.contains($0) }
         print("removed \(removed.count)")
-        for id in missing {
-            FileHandle.standardError.write(Data("lookalike: no item with id \(id)\n".utf8))
+        for problem in problems {
+            FileHandle.standardError.write(Data("lookalike: \(problem)\n".utf8))
         }
-        if !missing.isEmpty { throw ExitCode(2) }
+        if !problems.isEmpty { throw ExitCode(2) }
+    }
+}
+
+struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List the stored items: ids, sizes, paths and metadata.",
+        discussion: """
+            Items come in id order. With --json the output is one object: {"items": [{"id", "path", "width", \
+            "height", "metadata", "added_at"}], "next"}; pass "next" as --after to get the following page.
+            """)
+
+    @Option(help: ArgumentHelp("Only items whose metadata passes this JSON filter (as `search --filter` takes it).", valueName: "json"))
+    var filter: String?
+
+    @Option(parsing: .unconditional, help: "List at most this many items (0: all).")
+    var limit = 0
+
+    @Option(help: ArgumentHelp("Start after this item id (the \"next\" of an earlier --json page).", valueName: "id"))
+    var after: String?
+
+    @Flag(help: "Print as JSON.")
+    var json = false
+
+    @OptionGroup var storeOptions: StoreOptions
+
+    func validate() throws {
+        guard limit >= 0 else { throw ValidationError("--limit must be 0 (all) or more") }
+        if let filter {
+            do { _ = try MetadataFilter(json: filter) } catch { throw ValidationError("--filter: \(error)") }
+        }
+    }
+
+    func run() throws {
+        var listed: [Item] = []
+        var next: String?
+        do {
+            let engine = try storeOptions.engine(createStore: false)
+            let passing = try filter.map { try engine.itemIDs(matching: try MetadataFilter(json: $0)) }
+            var cursor = after
+            let wanted = limit == 0 ? Int.max : limit
+            pages: while listed.count < wanted {
+                let page = try engine.items(after: cursor, limit: 1000)
+                for item in page where passing?.contains(item.id) ?? true {
+                    if listed.count == wanted {
+                        next = listed.last?.id
+                        break pages
+                    }
+                    listed.append(item)
+                }
+                guard page.count == 1000, let last = page.last else { break }
+                cursor = last.id
+            }
+        } catch {
+            throw fail(error)
+        }
+        if json {
+            let formatter = ISO8601DateFormatter()
+            try printJSON(["items": listed.map { item -> [String: Any] in
+                ["id": item.id, "path": item.sourcePath, "width": item.width, "height": item.height,
+                 "metadata": jsonObject(item.metadata), "added_at": formatter.string(from: item.addedAt)]
+            }, "next": next.map { $0 as Any } ?? NSNull()])
+            return
+        }
+        for item in listed {
+            let metadata = item.metadata.map { "  \($0)" } ?? ""
+            print("\(item.id)  \(item.width)x\(item.height)  \(item.sourcePath)\(metadata)")
+        }
+        let more = next.map { "; more after \($0) (--after \($0))" } ?? ""
+        FileHandle.standardError.write(Data("\(plural(listed.count, "item"))\(more)\n".utf8))
     }
 }
 

@@ -30,7 +30,8 @@ struct Search: ParsableCommand {
     @Option(help: ArgumentHelp("A stored item the hits should be less like (repeatable).", valueName: "id"))
     var unlike: [String] = []
 
-    @Option(name: [.short, .long], help: "How many hits to return.")
+    // Unconditional parsing: `--top -1` is a value out of range, not a missing value.
+    @Option(name: [.short, .long], parsing: .unconditional, help: "How many hits to return.")
     var top = 10
 
     @Option(help: "The embedding model (see `lookalike models`).")
@@ -43,7 +44,7 @@ struct Search: ParsableCommand {
         valueName: "model"))
     var cascade: [String] = []
 
-    @Option(name: .customLong("ef"), help: ArgumentHelp(
+    @Option(name: .customLong("ef"), parsing: .unconditional, help: ArgumentHelp(
         "HNSW beam width for this query (collections above the approximate-search threshold); more finds more true neighbours, slower.",
         valueName: "n"))
     var efSearch: Int?
@@ -61,18 +62,18 @@ struct Search: ParsableCommand {
     @Flag(help: "Fold near-duplicates of a hit into it: one rank per copy group, the others listed with it.")
     var collapse = false
 
-    @Option(help: ArgumentHelp(
+    @Option(parsing: .unconditional, help: ArgumentHelp(
         "Diversify the hits (maximal marginal relevance): 1 is the plain ranking, lower values trade relevance for variety; 0.7 is a mild setting.",
         valueName: "λ"))
     var diversity: Float?
 
-    @Option(help: ArgumentHelp("Query expansion: search again with the query joined by its best n neighbours.", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Query expansion: search again with the query joined by its best n neighbours.", valueName: "n"))
     var expand: Int?
 
     @Flag(name: .customLong("no-feedback"), help: "Ignore the marks given to earlier searches near this one (`lookalike feedback`).")
     var noFeedback = false
 
-    @Option(name: .customLong("min-score"), help: ArgumentHelp("Leave out hits scoring below this cosine similarity.", valueName: "score"))
+    @Option(name: .customLong("min-score"), parsing: .unconditional, help: ArgumentHelp("Leave out hits scoring below this cosine similarity.", valueName: "score"))
     var minScore: Float?
 
     @Flag(help: "Print the answer as JSON.")
@@ -100,14 +101,12 @@ struct Search: ParsableCommand {
 
     func run() throws {
         let response: SearchResponse
-        let engine: Engine
         do {
             let options = SearchOptions(top: top, model: model, efSearch: efSearch, filter: try filter.map { try MetadataFilter(json: $0) },
                                         region: try region.map { try ImageRegion(parsing: Substring($0)) }, cascade: cascade,
                                         expansion: expand, collapseCopies: collapse, diversity: diversity, minScore: minScore,
                                         feedback: !noFeedback)
-            engine = try storeOptions.engine(createStore: false)
-            response = try engine.search(try query(), options: options)
+            response = try storeOptions.engine(createStore: false).search(try query(), options: options)
         } catch let error as ImagingError {
             throw fail(InputError(path: image ?? "", underlying: error))
         } catch let error as IngestError {
@@ -119,19 +118,17 @@ struct Search: ParsableCommand {
             try printJSON(response.jsonObject())
             return
         }
-        print(String(format: "%d hits from %d images (model %@, %.1f ms)", response.hits.count, response.searched,
-                     response.model, response.tookMs))
-        if response.searched == 0 {
-            // A store made with another model (the default before it changed, say) has items but
-            // no vectors of this one: say how to get them.
-            let stats = try? engine.stats()
-            let others = (stats?.vectors ?? [:]).filter { $0.key != response.model && $0.value > 0 }.keys.sorted()
-            if let stats, stats.items > 0, !others.isEmpty {
-                print("the store holds \(stats.items) image\(stats.items == 1 ? "" : "s"), none embedded with model \(response.model) (it has vectors of "
-                      + "\(others.joined(separator: ", "))): run `lookalike add PATH... --model \(response.model)` on them, "
-                      + "or search with `--model \(others[0])`")
-            } else {
-                print("the store has no images for model \(response.model) yet: add some with `lookalike add PATH...`")
+        var line = "\(plural(response.hits.count, "hit")) from \(plural(response.searched, "image"))"
+        if let filtered = response.filtered {
+            line += ", \(filtered) of them passing the filter"
+        }
+        print(line + String(format: " (model %@, %.1f ms)", response.model, response.tookMs))
+        for note in response.notes {
+            print(note.message)
+            switch note.code {
+            case "no_vectors_for_model": print("  to embed them: `lookalike add PATH... --model \(response.model)`")
+            case "empty_collection": print("  to add some: `lookalike add PATH...`")
+            default: break
             }
         }
         if response.match == SearchResponse.Match.none && !response.hits.isEmpty {

@@ -206,7 +206,7 @@ struct ServerGuardTests {
             for url in ["file:///etc/passwd", "ftp://example.com/a.jpg", "gopher://127.0.0.1/", "http://user:pw@example.com/a.jpg", "not a url"] {
                 let reply = try await client.postJSON("/v1/collections/default/search", ["url": url])
                 #expect(reply.status == 400, "\(url)")
-                #expect(reply.errorCode == "url_not_allowed", "\(url)")
+                #expect(reply.errorCode == "bad_url", "\(url)")
             }
         }
         #expect(trap.acceptedConnections() == 0, "nothing connected to the loopback listener")

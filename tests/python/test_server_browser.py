@@ -38,6 +38,7 @@ try:
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.select import Select
     from selenium.webdriver.support.ui import WebDriverWait
     SELENIUM_MISSING = None
 except ImportError as error:  # the tests fail in the browser fixture, with instructions
@@ -401,3 +402,241 @@ def test_duplicates_view_groups_a_copy_with_its_photo_and_keeps_the_chosen_one(b
     assert server.get_json(f"/v1/collections/default/items/{copy_id}")[0] == 404, "the copy was not removed"
     assert server.get_json(f"/v1/collections/default/items/{query_photo_id}")[0] == 200, "the kept photo was removed"
     assert_no_console_errors(browser)
+
+
+# ---------------------------------------------------------------------------
+# Everyday use: addresses, phones, names, notices, paging, the lightbox
+# ---------------------------------------------------------------------------
+
+PHONE_390 = {"width": 390, "height": 844, "pixelRatio": 3.0, "touch": True}
+PHONE_AGENT = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
+               "Chrome/120.0 Mobile Safari/537.36")
+
+
+@pytest.fixture
+def phone():
+    """Headless Chromium emulating a 390 px touch phone (coarse pointer, mobile user agent)."""
+    if SELENIUM_MISSING:
+        pytest.fail(f"selenium is not installed ({SELENIUM_MISSING}): run `make setup`", pytrace=False)
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--no-proxy-server"):
+        options.add_argument(argument)
+    options.add_experimental_option("mobileEmulation", {"deviceMetrics": PHONE_390, "userAgent": PHONE_AGENT})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def current_query(driver) -> dict[str, str]:
+    """The page address's query parameters."""
+    return driver.execute_script("return Object.fromEntries(new URLSearchParams(location.search));")
+
+
+def notice_text(driver) -> str:
+    return driver.find_element(By.CSS_SELECTOR, "#notice").text.strip()
+
+
+def test_a_search_has_an_address_that_back_reload_and_a_new_tab_repeat(browser, server, query_image, query_photo_id):
+    hits = search_for_query(browser, server, query_image, query_photo_id)
+    address = current_query(browser)
+    assert set(address) == {"query"}, f"an upload's search is named by its kept image: {address}"
+    first_url = browser.current_url
+
+    # "More like this" on the second hit is a new entry in the history, named by the item.
+    chosen = hits[1]["id"]
+    button = browser.find_elements(By.CSS_SELECTOR, "#results .hit .more")[1]
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", button)
+    button.click()
+    after = wait_for_new_results(browser, [hit["id"] for hit in hits], "More like this")
+    assert after[0]["id"] == chosen
+    assert current_query(browser) == {"item": chosen}, browser.current_url
+
+    # Options are part of the address: a filter and how many.
+    browser.find_element(By.CSS_SELECTOR, "#top-input").clear()
+    browser.find_element(By.CSS_SELECTOR, "#top-input").send_keys("5")
+    browser.find_element(By.CSS_SELECTOR, "#search-again").click()
+    WebDriverWait(browser, SEARCH_TIMEOUT).until(lambda d: current_query(d).get("top") == "5")
+    assert len(results_state(browser)["hits"]) == 5
+
+    # Back: the upload's search again, from the kept image (no file chosen this time).
+    five = [hit["id"] for hit in results_state(browser)["hits"]]
+    browser.back()
+    WebDriverWait(browser, SEARCH_TIMEOUT).until(lambda d: d.current_url == first_url)
+    again = wait_for_new_results(browser, five, "going back")
+    assert again[0]["id"] == query_photo_id, f"Back ranked {ranking(again)}"
+    assert len(again) == len(hits), "Back restored how many hits the first search asked for"
+    assert "Image from this address" in browser.find_element(By.CSS_SELECTOR, "#qcaption").text
+
+    # The address in a fresh page (a bookmark, a shared link) gives the same answer.
+    browser.get("about:blank")
+    browser.get(first_url)
+    fresh = wait_for_new_results(browser, [], "opening the address")
+    assert [hit["id"] for hit in fresh] == [hit["id"] for hit in again]
+
+    assert_no_console_errors(browser)
+
+    # An address naming an image the server no longer keeps says so (its 404 is in the console).
+    browser.get(server.base_url + "/?query=q0000000000000000")
+    WebDriverWait(browser, 10).until(lambda d: "no longer kept" in notice_text(d))
+
+
+def test_an_empty_answer_says_why(browser, server, query_image, query_photo_id):
+    # A model the collection has no vectors of, chosen in the menu.
+    status, info = server.get_json("/v1/server")
+    assert status == 200
+    unindexed = [model["name"] for model in info["models"] if model["name"] != info["default_model"]
+                 and model["name"] == "efficientnet-lite0"]
+    assert unindexed, f"the test needs efficientnet-lite0 installed beside the default: {info['models']}"
+    browser.get(server.base_url + "/")
+    WebDriverWait(browser, 10).until(lambda d: d.find_element(By.CSS_SELECTOR, "#model-field").is_displayed())
+    Select(browser.find_element(By.CSS_SELECTOR, "#model-select")).select_by_value(unindexed[0])
+    browser.find_element(By.CSS_SELECTOR, "#file-input").send_keys(str(query_image))
+    WebDriverWait(browser, SEARCH_TIMEOUT).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#results .empty .note"))
+    note = browser.find_element(By.CSS_SELECTOR, "#results .empty .note")
+    assert note.get_attribute("data-code") == "no_vectors_for_model"
+    assert f"none embedded with model {unindexed[0]}" in note.text, note.text
+    assert "no indexed images yet" not in browser.find_element(By.CSS_SELECTOR, "#results").text
+
+    # A misspelt filter field is named, with the field that exists.
+    status, _, body = server.request("POST", "/v1/collections/default/items?name=tagged.png&metadata=%7B%22color%22%3A%22red%22%7D",
+                                     (server_process.photos_dir() / QUERY_PHOTO).read_bytes(), content_type="image/png")
+    assert status in (200, 201), body
+    browser.get(f"{server.base_url}/?item={query_photo_id}&filter=colour%3Dred")
+    WebDriverWait(browser, SEARCH_TIMEOUT).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#results .empty .note"))
+    note = browser.find_element(By.CSS_SELECTOR, "#results .empty .note")
+    assert 'did you mean "color"' in note.text, note.text
+    assert_no_console_errors(browser)
+
+
+def test_a_code_with_a_leading_zero_stays_text_in_the_filter(browser, server):
+    browser.get(server.base_url + "/")
+    parsed = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "import('/js/filter.js').then(m => done([m.parseFilter('code=007 price<50 size=1e3'), m.parseFilter('n=-3.5')]));")
+    assert parsed == [{"code": "007", "price": {"$lt": 50}, "size": "1e3"}, {"n": -3.5}]
+
+
+def test_uploads_keep_their_file_names(browser, server, tmp_path):
+    sign_in(browser, server)
+    photo = sorted(server_process.image_files(server_process.photos_dir()))[1]
+    with Image.open(photo) as image:
+        mirrored = image.convert("RGB").transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    path = tmp_path / "mirrored holiday photo.jpg"
+    mirrored.save(path, "JPEG", quality=90)
+    browser.find_element(By.CSS_SELECTOR, "#upload-input").send_keys(str(path))
+    WebDriverWait(browser, SEARCH_TIMEOUT).until(lambda d: "1 added" in d.find_element(By.CSS_SELECTOR, "#upload-status").text)
+    item_id = server_process.item_id(path)
+    status, item = server.get_json(f"/v1/collections/default/items/{item_id}")
+    assert status == 200, item
+    assert item["name"] == "mirrored holiday photo.jpg", item
+    server.request("DELETE", f"/v1/collections/default/items/{item_id}")
+
+
+def test_a_new_answer_clears_an_old_notice_and_a_new_collection_does_not_repeat_a_failed_search(browser, server, query_image, query_photo_id):
+    sign_in(browser, server)
+    # A search by an address the server may not fetch fails, with a notice.
+    browser.find_element(By.CSS_SELECTOR, "#url-input").send_keys("http://127.0.0.1:9/cat.jpg")
+    browser.find_element(By.CSS_SELECTOR, "#url-search").click()
+    WebDriverWait(browser, SEARCH_TIMEOUT).until(lambda d: "Search failed" in d.find_element(By.CSS_SELECTOR, "#status").text)
+    failed_notice = notice_text(browser)
+    assert failed_notice, "the failure is shown as a notice"
+    # Creating a collection now says so, and does not run the failed search again.
+    requests_before = browser.execute_script("return performance.getEntriesByType('resource').filter(e => e.name.endsWith('/search')).length;")
+    browser.find_element(By.CSS_SELECTOR, "#new-collection-input").send_keys("everyday-notices")
+    browser.find_element(By.CSS_SELECTOR, "#new-collection-form button[type=submit]").click()
+    try:
+        WebDriverWait(browser, 10).until(lambda d: "created" in notice_text(d))
+        requests_after = browser.execute_script("return performance.getEntriesByType('resource').filter(e => e.name.endsWith('/search')).length;")
+        assert requests_after == requests_before, "creating a collection ran the failed search again"
+        # Back to the default collection, and a search that works: the old notice goes.
+        Select(browser.find_element(By.CSS_SELECTOR, "#collection-select")).select_by_value("default")
+        hits = upload(browser, query_image)
+        assert hits[0]["id"] == query_photo_id
+        assert notice_text(browser) == "", f"an old notice stayed above the new answer: {notice_text(browser)!r}"
+    finally:
+        server.request("DELETE", "/v1/collections/everyday-notices")
+
+
+def test_show_more_and_the_lightbox_step_through_hits_and_remove_one(browser, server, query_image, query_photo_id, tmp_path):
+    # An extra copy to remove from the lightbox, so the photo set stays whole for other tests.
+    photo = server_process.photos_dir() / QUERY_PHOTO
+    with Image.open(photo) as image:
+        extra = image.convert("RGB").resize((image.width // 2, image.height // 2))
+    path = tmp_path / "chelsea-half.jpg"
+    extra.save(path, "JPEG", quality=80)
+    status, _, body = server.request("POST", "/v1/collections/default/items?name=chelsea-half.jpg", path.read_bytes(),
+                                     content_type="image/jpeg")
+    assert status in (200, 201), body
+    extra_id = json.loads(body)["item"]["id"]
+    sign_in(browser, server)
+    browser.find_element(By.CSS_SELECTOR, "#collapse-input").click()  # every copy shown, the extra one too
+    try:
+        show_more_and_step_through(browser, server, query_image, extra_id)
+    finally:
+        server.request("DELETE", "/v1/collections/default/feedback")  # the clicks on hits
+
+
+def show_more_and_step_through(browser, server, query_image, extra_id):
+    page = upload(browser, query_image)
+    assert len(page) == 24, f"the page asks for 24 hits: {len(page)}"
+    more = browser.find_element(By.CSS_SELECTOR, "#show-more")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", more)
+    more.click()
+    WebDriverWait(browser, SEARCH_TIMEOUT).until(lambda d: len(results_state(d)["hits"]) > 24)
+    hits = results_state(browser)["hits"]
+    assert [hit["id"] for hit in hits[:24]] == [hit["id"] for hit in page], "the first page's hits lead the longer list"
+    assert current_query(browser).get("top") == "48"
+
+    # The lightbox: Next and the arrow keys step through the hits.
+    first = browser.find_element(By.CSS_SELECTOR, "#results .hit .thumb")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", first)
+    first.click()
+    caption = browser.find_element(By.CSS_SELECTOR, "#lb-caption")
+    WebDriverWait(browser, 10).until(lambda d: caption.text.startswith(f"1 of {len(hits)}"))
+    assert browser.find_element(By.CSS_SELECTOR, "#lb-prev").get_attribute("disabled") is not None
+    browser.find_element(By.CSS_SELECTOR, "#lb-next").click()
+    WebDriverWait(browser, 10).until(lambda d: caption.text.startswith(f"2 of {len(hits)}"))
+    ActionChains(browser).send_keys("\ue014").perform()  # ArrowRight
+    WebDriverWait(browser, 10).until(lambda d: caption.text.startswith(f"3 of {len(hits)}"))
+    ActionChains(browser).send_keys("\ue012").perform()  # ArrowLeft
+    WebDriverWait(browser, 10).until(lambda d: caption.text.startswith(f"2 of {len(hits)}"))
+
+    # Remove the extra copy from its lightbox, after confirming.
+    index = [hit["id"] for hit in hits].index(extra_id)
+    browser.find_element(By.CSS_SELECTOR, "#lightbox form button").click()
+    thumb = browser.find_element(By.CSS_SELECTOR, f"#results .hit[data-id='{extra_id}'] .thumb")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", thumb)
+    thumb.click()
+    WebDriverWait(browser, 10).until(lambda d: caption.text.startswith(f"{index + 1} of {len(hits)}"))
+    browser.find_element(By.CSS_SELECTOR, "#lb-delete").click()
+    WebDriverWait(browser, 10).until(lambda d: d.switch_to.alert)
+    alert = browser.switch_to.alert
+    assert "chelsea-half.jpg" in alert.text, alert.text
+    alert.accept()
+    WebDriverWait(browser, 10).until(lambda d: not d.find_elements(By.CSS_SELECTOR, f"#results .hit[data-id='{extra_id}']"))
+    assert server.get_json(f"/v1/collections/default/items/{extra_id}")[0] == 404, "the item was not removed"
+    assert caption.text.startswith(f"{index + 1} of {len(hits) - 1}"), caption.text
+    assert_no_console_errors(browser)
+
+
+def test_on_a_phone_the_results_come_into_view_and_the_drop_area_speaks_of_photos(phone, server, query_image, query_photo_id):
+    phone.get(server.base_url + "/")
+    width = phone.execute_script("return window.innerWidth;")
+    assert width == PHONE_390["width"], f"the emulated phone is {width} px wide"
+    drop_text = phone.find_element(By.CSS_SELECTOR, "#drop .drop-text").text
+    assert "Ctrl+V" not in drop_text and "photo" in drop_text.lower(), drop_text
+    hits = upload(phone, query_image)
+    assert hits[0]["id"] == query_photo_id
+
+    def status_in_view(driver):
+        top = driver.execute_script("return document.querySelector('#status').getBoundingClientRect().top;")
+        return 0 <= top < driver.execute_script("return window.innerHeight;") * 0.6
+
+    WebDriverWait(phone, 10).until(status_in_view, "the results were not brought into view after choosing an image")
+    scroll_width = phone.execute_script("return document.documentElement.scrollWidth;")
+    assert scroll_width <= PHONE_390["width"] + 1, f"the page scrolls sideways: {scroll_width} px"
+    assert_no_console_errors(phone)

@@ -44,13 +44,14 @@ struct SearchPipeline {
         let manifest = embedder.manifest
         let vector = try encoder.vector(for: embedder)
         let top = max(0, options.top)
-        let filter = try options.filter.map { filter in
+        let passing = try options.filter.map { filter in
             do {
-                return SearchFilter.ids(try store.itemIDs(matching: filter))
+                return try store.itemIDs(matching: filter)
             } catch {
                 throw MetadataFilter.ParseError(field: "", reason: "the store could not evaluate the filter (\(error))")
             }
         }
+        let filter = passing.map { SearchFilter.ids($0) }
         let source = CandidateSource(store: store, indexes: indexes, filter: filter, metadataFilter: options.filter,
                                      parameters: SearchParameters(efSearch: options.efSearch))
         let collection = try source.collectionSize(manifest)
@@ -66,7 +67,73 @@ struct SearchPipeline {
             candidates = try stage.rank(candidates, context: context)
         }
         if let minScore = options.minScore { candidates.removeAll { $0.score < minScore } }
-        return try hits(Array(candidates.prefix(top)), manifest: manifest, searched: collection, started: started)
+        var response = try hits(Array(candidates.prefix(top)), manifest: manifest, searched: collection, started: started)
+        response.filtered = passing?.count
+        response.notes = try notes(manifest: manifest, collection: collection, passing: passing, filter: options.filter)
+        return response
+    }
+
+    /// Why an answer came out empty, with what to do: a collection without vectors of the model,
+    /// or a filter no item passes (naming the fields no item has, with the nearest one that exists).
+    private func notes(manifest: ModelManifest, collection: Int, passing: Set<String>?, filter: MetadataFilter?) throws -> [SearchResponse.Note] {
+        if collection == 0 {
+            let stats = try store.stats()
+            let others = stats.vectors.filter { $0.key != manifest.name && $0.value > 0 }.keys.sorted()
+            if stats.items > 0, let other = others.first {
+                let images = stats.items == 1 ? "1 image" : "\(stats.items) images"
+                return [SearchResponse.Note(
+                    code: "no_vectors_for_model",
+                    message: "the collection holds \(images), none embedded with model \(manifest.name) (it has vectors of "
+                        + "\(others.joined(separator: ", "))): add the images again with model \(manifest.name), or search with model \(other)")]
+            }
+            return [SearchResponse.Note(code: "empty_collection",
+                                        message: "the collection has no images for model \(manifest.name) yet: add some")]
+        }
+        guard let filter, let passing, passing.isEmpty else { return [] }
+        let known = try metadataFields()
+        var notes: [SearchResponse.Note] = []
+        var named = Set<String>()
+        for condition in filter.conditions {
+            let field = condition.path.joined(separator: ".")
+            guard !known.contains(field), named.insert(field).inserted else { continue }
+            var message = "no item has the metadata field \"\(field)\""
+            if let near = Spelling.closest(to: field, among: known) {
+                message += " (did you mean \"\(near)\"?)"
+            } else if !known.isEmpty && known.count <= 20 {
+                message += "; the fields are \(known.sorted().joined(separator: ", "))"
+            }
+            notes.append(SearchResponse.Note(code: "unknown_field", message: message))
+        }
+        if notes.isEmpty {
+            notes.append(SearchResponse.Note(code: "filter_matches_nothing",
+                                             message: "no item's metadata passes the filter (every condition must hold; "
+                                                 + "a text value such as \"007\" does not equal the number 7)"))
+        }
+        return notes
+    }
+
+    /// The metadata field names (dotted for nested ones) of the first items of the store: enough
+    /// to name a misspelt field without reading a large collection whole.
+    private func metadataFields(sample: Int = 5000) throws -> Set<String> {
+        var fields = Set<String>()
+        func collect(_ object: [String: Any], prefix: String, depth: Int) {
+            for (key, value) in object {
+                fields.insert(prefix + key)
+                if depth < 3, let nested = value as? [String: Any] { collect(nested, prefix: prefix + key + ".", depth: depth + 1) }
+            }
+        }
+        var after: String?
+        var read = 0
+        while read < sample {
+            let page = try store.items(after: after, limit: 500)
+            for item in page {
+                if let object = Metadata.object(item.metadata) { collect(object, prefix: "", depth: 0) }
+            }
+            read += page.count
+            guard page.count == 500, let last = page.last else { break }
+            after = last.id
+        }
+        return fields
     }
 
     /// The main model's vectors of the candidates that lack one: from the index when it holds them

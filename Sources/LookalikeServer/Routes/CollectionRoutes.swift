@@ -4,7 +4,7 @@ import Lookalike
 
 /// Collections: list, create, describe and delete (each one a store with its own engine).
 extension LookalikeServer {
-    func addCollectionRoutes(to v1: RouterGroup<BasicRequestContext>) {
+    func addCollectionRoutes(to v1: Routes.Group) {
         v1.get("collections") { _, _ in try await self.listCollections() }
         v1.post("collections") { request, _ in try await self.createCollection(request) }
         v1.get("collections/:collection") { _, context in
@@ -33,7 +33,10 @@ extension LookalikeServer {
     }
 
     func createCollection(_ request: Request) async throws -> Response {
-        struct Body: Decodable { let name: String }
+        struct Body: RequestBody {
+            let name: String
+            static let fields = ["name"]
+        }
         let body: Body = try decodeJSON(try await readJSONBody(request))
         _ = try collections.create(body.name)
         return JSON.response(try collectionJSON(body.name), status: .created)

@@ -5,7 +5,7 @@ import Lookalike
 /// Feedback: marks people give the hits of a search (relevant, not relevant, clicks), recorded
 /// with the search's query so later searches near it use them; and forgetting them.
 extension LookalikeServer {
-    func addFeedbackRoutes(to v1: RouterGroup<BasicRequestContext>) {
+    func addFeedbackRoutes(to v1: Routes.Group) {
         v1.post("collections/:collection/feedback") { request, context in
             try await self.recordFeedback(request, collection: try context.parameters.require("collection"))
         }
@@ -20,7 +20,7 @@ extension LookalikeServer {
     /// The marks, as JSON: `{"marks": [{"id", "mark"}], "model"?}` with the query as a search
     /// names it (`"id"` of a stored item), or multipart with the query `image` and that object
     /// in a part `feedback`.
-    struct FeedbackBody: Decodable {
+    struct FeedbackBody: RequestBody {
         struct Mark: Decodable {
             let id: String
             let mark: Feedback.Mark
@@ -29,6 +29,9 @@ extension LookalikeServer {
         var id: String?
         var model: String?
         var marks: [Mark]
+
+        static let fields = ["id", "model", "marks"]
+        static let nestedFields = ["marks": ["id", "mark"]]
     }
 
     func recordFeedback(_ request: Request, collection: String) async throws -> Response {

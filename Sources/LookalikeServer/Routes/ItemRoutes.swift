@@ -4,7 +4,7 @@ import Lookalike
 
 /// Items: list, add by upload, fetch, delete, the original image and thumbnails.
 extension LookalikeServer {
-    func addItemRoutes(to v1: RouterGroup<BasicRequestContext>) {
+    func addItemRoutes(to v1: Routes.Group) {
         v1.get("collections/:collection/items") { request, context in
             try self.listItems(request, collection: try context.parameters.require("collection"))
         }

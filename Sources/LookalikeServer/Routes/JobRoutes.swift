@@ -5,7 +5,7 @@ import ServiceLifecycle
 
 /// Jobs: index a folder on the server in the background, poll it or follow its events.
 extension LookalikeServer {
-    func addJobRoutes(to v1: RouterGroup<BasicRequestContext>) {
+    func addJobRoutes(to v1: Routes.Group) {
         v1.post("collections/:collection/jobs") { request, context in
             try await self.startJob(request, collection: try context.parameters.require("collection"))
         }
@@ -19,10 +19,11 @@ extension LookalikeServer {
     }
 
     func startJob(_ request: Request, collection: String) async throws -> Response {
-        struct Body: Decodable {
+        struct Body: RequestBody {
             let path: String
             let recursive: Bool?
             let model: String?
+            static let fields = ["path", "recursive", "model"]
         }
         let engine = try collections.engine(collection)
         let body: Body = try decodeJSON(try await readJSONBody(request))

@@ -5,13 +5,49 @@ import Lookalike
 /// Search: by an uploaded image, a URL or a stored item, with options from the query string and
 /// a JSON body; every form becomes one `Query` for `Engine.search(_:options:)`.
 extension LookalikeServer {
-    func addSearchRoutes(to v1: RouterGroup<BasicRequestContext>) {
+    func addSearchRoutes(to v1: Routes.Group) {
         v1.post("collections/:collection/search") { request, context in
             try await self.search(request, collection: try context.parameters.require("collection"))
         }
         v1.get("collections/:collection/duplicates") { request, context in
             try await self.duplicates(request, collection: try context.parameters.require("collection"))
         }
+        v1.post("queries") { request, _ in try await self.keepQuery(request) }
+        v1.get("queries/:query/image") { _, context in try self.keptQueryImage(try context.parameters.require("query")) }
+    }
+
+    /// Keeps an uploaded query image for a while (`QueryImages`), so a search by it has an address.
+    func keepQuery(_ request: Request) async throws -> Response {
+        let ticket = try bodies.enter()
+        defer { bodies.leave(ticket) }
+        let image: [UInt8]
+        switch try await readBody(request, allowJSON: false) {
+        case .image(let bytes): image = bytes
+        case .multipart(let parts): image = parts["image"]?.bytes ?? []
+        case .json: throw APIError.badRequest("send the query image as the body")
+        }
+        guard !image.isEmpty else { throw APIError(.unprocessableContent, "bad_image", "the body is empty: send an image") }
+        guard Self.contentType(sniffing: image).hasPrefix("image/") else {
+            throw APIError(.unprocessableContent, "bad_image", "not an image in a supported format (JPEG, PNG, WebP, GIF, TIFF, HEIC/AVIF, BMP)")
+        }
+        let (id, expires) = queryImages.keep(image)
+        return JSON.response(["id": id, "expires_at": ISO8601DateFormatter().string(from: expires),
+                              "image": "/v1/queries/\(id)/image"], status: .created)
+    }
+
+    func keptQueryImage(_ id: String) throws -> Response {
+        let bytes = try keptQuery(id)
+        return Response(status: .ok, headers: [.contentType: Self.contentType(sniffing: bytes), .cacheControl: "private, max-age=3600",
+                                               .xContentTypeOptions: "nosniff"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    func keptQuery(_ id: String) throws -> [UInt8] {
+        guard let bytes = queryImages.image(id) else {
+            throw APIError(.notFound, "query_expired",
+                           "the query image \(id) is no longer kept (query images are kept for an hour); search with the image again")
+        }
+        return bytes
     }
 
     /// The collection's near-duplicate groups (`Engine.duplicateGroups`): `model`, `threshold` and
@@ -31,9 +67,11 @@ extension LookalikeServer {
 
 
     /// Options of a search as JSON (the body of a JSON search, or the `options` part).
-    struct SearchBody: Decodable {
+    struct SearchBody: RequestBody {
         var url: String?
         var id: String?
+        /// A query image kept by POST /v1/queries.
+        var query: String?
         var top: Int?
         var model: String?
         var filter: JSONValue?
@@ -48,10 +86,13 @@ extension LookalikeServer {
         var minScore: Float?
         var feedback: Bool?
 
-        enum CodingKeys: String, CodingKey {
-            case url, id, top, model, filter, region, ef, cascade, like, unlike, collapse, diversity, expand, feedback
+        enum CodingKeys: String, CodingKey, CaseIterable {
+            case url, id, query, top, model, filter, region, ef, cascade, like, unlike, collapse, diversity, expand, feedback
             case minScore = "min_score"
         }
+
+        static let fields = CodingKeys.allCases.map(\.rawValue)
+        static let nestedFields = ["region": ["x", "y", "width", "height"]]
 
         /// The stored items that refine the query ("more like these, not like those").
         var examples: (like: [String], unlike: [String])? {
@@ -75,12 +116,13 @@ extension LookalikeServer {
             let body: SearchBody = try decodeJSON(data)
             try apply(body, to: &options)
             examples = body.examples
-            switch (body.url, body.id) {
-            case (let url?, nil): asked = .url(url)
-            case (nil, let id?): asked = .query(.item(id))
-            case (nil, nil) where !(body.like ?? []).isEmpty: asked = .query(.examples([]))
+            switch (body.url, body.id, body.query) {
+            case (let url?, nil, nil): asked = .url(url)
+            case (nil, let id?, nil): asked = .query(.item(id))
+            case (nil, nil, let kept?): asked = .query(.image(bytes: try keptQuery(kept)))
+            case (nil, nil, nil) where !(body.like ?? []).isEmpty: asked = .query(.examples([]))
             default:
-                throw APIError.badRequest("a JSON search names exactly one of \"url\" and \"id\", or liked items in \"like\"; "
+                throw APIError.badRequest("a JSON search names exactly one of \"url\", \"id\" and \"query\", or liked items in \"like\"; "
                     + "to search with an image, send it as the body")
             }
         case .multipart(let parts):

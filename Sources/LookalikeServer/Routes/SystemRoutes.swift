@@ -5,10 +5,10 @@ import Lookalike
 /// System routes: the web page and its files, /healthz, /metrics and GET /v1/server.
 extension LookalikeServer {
     /// The page, its files, health, metrics and what the server offers.
-    func addSystemRoutes(to router: Router<BasicRequestContext>) {
+    func addSystemRoutes(to router: Routes.Group) {
         router.get("/") { _, _ in try self.asset("index.html") }
         for name in assets.files.keys.sorted() {
-            router.get(RouterPath(name)) { _, _ in try self.asset(name) }
+            router.get(name) { _, _ in try self.asset(name) }
         }
         router.get("/healthz") { _, _ in JSON.response(["status": "ok"]) }
         router.get("/metrics") { request, _ in
@@ -19,7 +19,7 @@ extension LookalikeServer {
         }
     }
 
-    func addServerRoutes(to v1: RouterGroup<BasicRequestContext>) {
+    func addServerRoutes(to v1: Routes.Group) {
         v1.get("server") { _, _ in try self.serverInfo() }
     }
 

@@ -19,20 +19,20 @@
 // Where a lower module must call back up, the function is handed over here.
 
 import { whenUnauthorized } from './js/api.js';
-import { bindCollections } from './js/collections.js';
+import { bindCollections, chooseCollection } from './js/collections.js';
 import { bindDropAndPaste } from './js/drop.js';
 import { bindDuplicates } from './js/duplicates.js';
 import { bindJobs } from './js/jobs.js';
 import { bindRegion } from './js/region.js';
 import { bindResults } from './js/results.js';
-import { bindSearch, moreLikeThis, runSearch } from './js/search.js';
+import { bindSearch, moreLikeThis, runSearch, searchFromAddress, searchWithTop } from './js/search.js';
 import { askForKey, bindSettings, loadServer } from './js/settings.js';
 import { bindUploads } from './js/uploads.js';
 
 whenUnauthorized(askForKey);     // any request answered 401 opens the key field
 bindSearch();
 bindRegion({ runSearch });       // Enter, "Search this region" and clearing the region search again
-bindResults({ moreLikeThis });   // a hit's button and the lightbox's search like that hit
+bindResults({ moreLikeThis, searchWithTop }); // a hit's button, the lightbox's search like that hit, "Show more"
 bindCollections();
 bindUploads();
 bindJobs();
@@ -40,4 +40,7 @@ bindDuplicates();
 bindSettings();
 bindDropAndPaste();
 
-loadServer();
+// The address names a search (a stored item, an image address or a kept upload, with its options):
+// it runs once the server's models and collections are known, and again on Back and Forward.
+loadServer().then(() => searchFromAddress({ chooseCollection }));
+window.addEventListener('popstate', () => searchFromAddress({ chooseCollection }));

@@ -31,13 +31,15 @@ function renderCollections() {
   remove.title = current?.deletable ? '' : 'This collection cannot be deleted.';
 }
 
-function chooseCollection(name) {
+/** Makes `name` the chosen collection; the shown query is searched there too (unless `search`
+ *  is false, or its last search failed: that failure is not repeated unasked). */
+export function chooseCollection(name, { search = true } = {}) {
   state.collection = name;
   store.set(COLLECTION_STORE, name);
   renderCollections();
   clearDuplicates();
   if (state.query?.kind === 'id') clearQuery(); // an item id belongs to its collection
-  else if (state.query) runSearch();
+  else if (search && state.query && !state.lastSearchFailed) runSearch();
 }
 
 async function createCollection(event) {

@@ -17,8 +17,17 @@ function firstUrl(text) {
   return (text || '').split(/\r?\n/).map((l) => l.trim()).find((l) => /^https?:\/\/\S+$/i.test(l));
 }
 
+/** The drop area's words for this device: a phone has no drag and drop or keyboard paste. */
+function describeDropArea() {
+  const touch = matchMedia('(pointer: coarse)').matches;
+  const mac = /Mac|iPhone|iPad/.test(navigator.platform || navigator.userAgent);
+  $('#drop .drop-text').textContent = touch ? 'Take or choose a photo to search with:'
+    : `Drop an image here, paste one (${mac ? '⌘V' : 'Ctrl+V'}), or`;
+}
+
 /** Binds the document's dragover, drop and paste. */
 export function bindDropAndPaste() {
+  describeDropArea();
   let dragTimer = 0;
   document.addEventListener('dragover', (e) => {
     e.preventDefault();

@@ -4,7 +4,9 @@
 const FILTER_OPS = { '=': '$eq', '==': '$eq', '!=': '$ne', '<': '$lt', '<=': '$lte', '>': '$gt', '>=': '$gte' };
 // One condition: key, operator, then a "quoted string" or a bare word.
 const CONDITION = /([^\s=!<>"]+)\s*(!=|==|<=|>=|=|<|>)\s*("(?:[^"\\]|\\.)*"|[^\s"]+)/y;
-const NUMBER = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
+// A bare word is a number only when written as a plain decimal (45, -3, 49.50), as the CLI reads
+// CSV metadata: a code with a leading zero (007), an exponent or a "+" stays text.
+const NUMBER = /^-?(0|[1-9]\d*)(\.\d+)?$/;
 
 /** A bare word of the filter syntax as a value: number, boolean or string. */
 function literal(raw) {

@@ -48,6 +48,7 @@ function renderJob(job) {
   const words = { queued: 'Waiting', running: 'Indexing', finished: 'Finished', failed: 'Failed' };
   $('#job-status').textContent = `${words[job.state] ?? job.state}: ${job.done.toLocaleString()} of ${plural(job.total, 'file')}`
     + ` · ${job.added.toLocaleString()} added · ${job.duplicates.toLocaleString()} duplicates · ${job.failed.toLocaleString()} failed`
+    + (job.skipped ? ` · ${job.skipped.toLocaleString()} skipped (hidden or not images)` : '')
     + (job.error ? ` · ${job.error}` : '');
   const shown = job.failures.slice(0, 5);
   $('#job-failures').replaceChildren(...shown.map((f) => h('li', {}, h('strong', { text: f.path }), `: ${f.reason}`)),

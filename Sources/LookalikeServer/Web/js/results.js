@@ -1,10 +1,12 @@
 // The results of a search (#status, #results): the grid of hits with their scores, names,
-// metadata and "More like this" buttons, and the lightbox (#lightbox) showing a hit's original.
+// metadata and "More like this" buttons, "Show more", and the lightbox (#lightbox) showing a
+// hit's original, with Previous and Next and removing the item.
 
-import { loadImage } from './api.js';
+import { api, collectionPath, loadImage } from './api.js';
 import { $, h, BlobGroup, renewed } from './dom.js';
 import { markButtons, noteClick } from './feedback.js';
-import { metadataEntries, plural, short, valueText } from './format.js';
+import { enc, metadataEntries, plural, short, valueText } from './format.js';
+import { notify, showError } from './notice.js';
 import { state } from './state.js';
 
 let thumbBlobs = new BlobGroup();    // the shown hits' thumbnails, when fetched with the key
@@ -14,6 +16,9 @@ let lightboxBlobs = new BlobGroup(); // the original in the lightbox, likewise
 let moreLike = () => {};
 // The model of the shown answer, which marks on its hits are for.
 let shownModel = null;
+// The shown hits, in order, and the one the lightbox shows (Previous and Next step through them).
+let shownHits = [];
+let lightboxIndex = -1;
 
 // Result thumbnails fetched with a key are loaded when they come near the viewport.
 const lazyThumbs = 'IntersectionObserver' in window
@@ -33,22 +38,28 @@ export function resetResults() {
 }
 
 /** Shows a search's answer: a status line and the hits, or why there are none. */
-export function renderResults(answer, { filter, region }) {
-  const { hits, searched, took_ms: took, model } = answer;
+export function renderResults(answer, { filter, region, top }) {
+  const { hits, searched, took_ms: took, model, filtered, notes = [] } = answer;
   resetResults();
   $('#marks-bar').hidden = true;
   const status = $('#status');
-  status.textContent = `${plural(hits.length, 'hit')} from ${plural(searched, 'image')} in ${Math.round(took)} ms`
-    + (region ? ' · region' : '') + (filter ? ' · filtered' : '');
+  status.textContent = `${plural(hits.length, 'hit')} from ${plural(searched, 'image')}`
+    + (filtered != null ? `, ${filtered.toLocaleString()} passing the filter` : '')
+    + ` in ${Math.round(took)} ms` + (region ? ' · region' : '');
   status.title = `Model ${model}`;
+  shownHits = hits;
 
   const results = $('#results');
   if (!hits.length) {
-    let why = 'Nothing in this collection looks like the query.';
-    if (searched === 0) why = `The collection “${state.collection}” has no indexed images yet. Add some below.`;
-    else if (filter) why = 'No image matches the filter. Loosen or clear it and search again.';
-    results.replaceChildren(h('div', { class: 'empty' }, h('p', { text: why }),
-      searched === 0 ? h('a', { href: '#add', class: 'btn' }, 'Add images') : null));
+    // The server says why when it knows (no vectors of this model, a field no item has, ...).
+    const reasons = notes.map((note) => h('p', { class: 'note', 'data-code': note.code, text: sentence(note.message) }));
+    if (!reasons.length) {
+      reasons.push(h('p', { text: filter ? 'No image matches the filter. Loosen or clear it and search again.'
+        : 'Nothing in this collection looks like the query.' }));
+    }
+    const needsImages = notes.some((note) => note.code === 'empty_collection' || note.code === 'no_vectors_for_model');
+    results.replaceChildren(h('div', { class: 'empty' }, reasons,
+      needsImages ? h('a', { href: '#add', class: 'btn' }, 'Add images') : null));
     return;
   }
   // The divide: hits the model calls weak (about what unrelated images score) come after the
@@ -65,8 +76,23 @@ export function renderResults(answer, { filter, region }) {
     parts.push(h('ol', { class: 'grid weak' }, weak.map((hit, i) => hitCard(hit, close.length + i))));
   }
   if (answer.match === 'none') status.textContent += ' · no close match';
+  // As many hits as asked for: there may be more; "Show more" asks for the next page's worth.
+  if (top && hits.length >= top && top < 1000) {
+    parts.push(h('p', { class: 'more-row' }, h('button', { type: 'button', id: 'show-more', onclick: () => showMore(top) },
+      `Show more (${Math.min(1000, top + PAGE)})`)));
+  }
   results.replaceChildren(...parts);
 }
+
+const PAGE = 24;
+// Searches again asking for more hits: the search view's, handed over by bindResults.
+let searchMore = () => {};
+function showMore(top) {
+  searchMore(Math.min(1000, top + PAGE));
+}
+
+/** A server message as a sentence: capitalised, with a full stop. */
+const sentence = (text) => `${text[0].toUpperCase()}${text.slice(1)}${/[.!?]$/.test(text) ? '' : '.'}`;
 
 function hitCard(hit, index) {
   const score = hit.score.toFixed(3);
@@ -109,6 +135,15 @@ function openLightbox(hit, index) {
   noteClick(hit, shownModel);
   const dialog = $('#lightbox');
   if (typeof dialog.showModal !== 'function') { window.open(hit.image, '_blank', 'noopener'); return; }
+  showInLightbox(index);
+  if (!dialog.open) dialog.showModal();
+}
+
+/** Shows the hit at `index` of the shown ones in the lightbox. */
+function showInLightbox(index) {
+  const hit = shownHits[index];
+  if (!hit) return;
+  lightboxIndex = index;
   const img = $('#lb-img');
   const caption = $('#lb-caption');
   img.removeAttribute('src');
@@ -118,18 +153,49 @@ function openLightbox(hit, index) {
   lightboxBlobs = renewed(lightboxBlobs);
   loadImage(img, hit.image, lightboxBlobs);
   const details = metadataEntries(hit.metadata).map(([k, v]) => `${k}: ${valueText(v)}`);
-  caption.textContent = [hit.name, `${hit.width} × ${hit.height}`, `score ${hit.score.toFixed(3)}`, hit.duplicate ? 'copy' : '', ...details]
-    .filter(Boolean).join(' · ');
+  caption.textContent = [`${index + 1} of ${shownHits.length}`, hit.name, `${hit.width} × ${hit.height}`, `score ${hit.score.toFixed(3)}`,
+    hit.duplicate ? 'copy' : '', ...details].filter(Boolean).join(' · ');
   $('#lb-open').href = hit.image;
   $('#lb-open').hidden = state.needsReadKey;
-  $('#lb-more').onclick = () => { dialog.close(); moreLike(hit); };
-  dialog.showModal();
+  $('#lb-prev').disabled = index === 0;
+  $('#lb-next').disabled = index === shownHits.length - 1;
+  $('#lb-more').onclick = () => { $('#lightbox').close(); moreLike(hit); };
+  $('#lb-delete').onclick = () => deleteHit(hit);
 }
 
-/** Binds the lightbox; `moreLikeThis(hit)` searches for images like a hit. */
-export function bindResults({ moreLikeThis }) {
+function step(delta) {
+  const next = lightboxIndex + delta;
+  if (next < 0 || next >= shownHits.length) return;
+  noteClick(shownHits[next], shownModel);
+  showInLightbox(next);
+}
+
+/** Removes a hit's item from the collection, after asking (needs the admin key when one is set). */
+async function deleteHit(hit) {
+  const name = hit.name || `item ${hit.id}`;
+  if (!confirm(`Remove “${name}” from the collection “${state.collection}”? Its image file stays where it is.`)) return;
+  try {
+    await api(`${collectionPath()}/items/${enc(hit.id)}`, { method: 'DELETE' });
+  } catch (e) { showError(e); return; }
+  const index = shownHits.indexOf(hit);
+  shownHits = shownHits.filter((h) => h !== hit);
+  document.querySelector(`#results .hit[data-id="${CSS.escape(hit.id)}"]`)?.remove();
+  notify(`Removed “${name}”.`, 'info');
+  if (!shownHits.length) { $('#lightbox').close(); return; }
+  showInLightbox(Math.min(index, shownHits.length - 1));
+}
+
+/** Binds the lightbox; `moreLikeThis(hit)` searches for images like a hit, `searchWithTop(n)` asks for n hits. */
+export function bindResults({ moreLikeThis, searchWithTop }) {
   moreLike = moreLikeThis;
+  searchMore = searchWithTop;
   const dialog = $('#lightbox');
   dialog.addEventListener('click', (e) => { if (e.target === dialog) dialog.close(); }); // the backdrop
   dialog.addEventListener('close', () => { lightboxBlobs = renewed(lightboxBlobs); $('#lb-img').removeAttribute('src'); });
+  dialog.addEventListener('keydown', (e) => {
+    if (e.key === 'ArrowLeft') { e.preventDefault(); step(-1); }
+    if (e.key === 'ArrowRight') { e.preventDefault(); step(1); }
+  });
+  $('#lb-prev').addEventListener('click', () => step(-1));
+  $('#lb-next').addEventListener('click', () => step(1));
 }

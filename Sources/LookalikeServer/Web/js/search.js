@@ -1,11 +1,13 @@
 // Searching (#search): the query image chosen by file, drop, paste, address or "More like
-// this", its preview and caption, the search options (filter, how many, model), and the
-// search request itself. The region box is region.js; the answer is drawn by results.js.
+// this", its preview and caption, the search options (filter, how many, model), the search
+// request itself, and the page's address, which names the search (Back, bookmarks, links).
+// An uploaded query image is kept by the server for an hour (POST /v1/queries), and the address
+// names it by that id. The region box is region.js; the answer is drawn by results.js.
 
-import { api, checkFile, collectionPath, loadImage } from './api.js';
+import { api, authHeaders, checkFile, collectionPath, loadImage } from './api.js';
 import { $, h, BlobGroup, renewed } from './dom.js';
 import { parseFilter } from './filter.js';
-import { clamp, formatBytes, short, withSize } from './format.js';
+import { clamp, enc, formatBytes, short, withSize } from './format.js';
 import { isAbort, notify, showError } from './notice.js';
 import { regionAllowed, regionParam, renderRegion, roundRegion, updateRegionTools } from './region.js';
 import { renderResults, resetResults } from './results.js';
@@ -35,18 +37,19 @@ export function searchUrl(url) {
   setQuery({ kind: 'url', url });
 }
 
+const reduceMotion = () => matchMedia('(prefers-reduced-motion: reduce)').matches;
+
 /** Searches with an item of the collection (a hit) and scrolls up to the query. */
 export function moreLikeThis(hit) {
   setQuery({ kind: 'id', id: hit.id, thumbnail: hit.thumbnail, name: hit.name });
-  const reduce = matchMedia('(prefers-reduced-motion: reduce)').matches;
-  $('#search').scrollIntoView({ behavior: reduce ? 'auto' : 'smooth', block: 'start' });
+  $('#search').scrollIntoView({ behavior: reduceMotion() ? 'auto' : 'smooth', block: 'start' });
 }
 
 function setQuery(query) {
   state.query = query;
   state.region = null;
   showQuery();
-  runSearch();
+  runSearch({ fresh: true });
 }
 
 /** Back to no query: the preview hidden, a running search stopped, no results. */
@@ -131,8 +134,12 @@ function setFilterError(message) {
 
 // ---- The search ----
 
-/** Searches with the current query, filter, top, model and region. */
-export async function runSearch() {
+/**
+ * Searches with the current query, filter, top, model and region. `fresh`: a new query (the
+ * address gets a new history entry, and a phone scrolls to the results); `fromAddress`: the
+ * search the address names (Back, a bookmark), which writes no new history entry.
+ */
+export async function runSearch({ fresh = false, fromAddress = false } = {}) {
   const { query } = state;
   if (!query) return;
   let filter;
@@ -162,31 +169,37 @@ export async function runSearch() {
   const collapse = $('#collapse-input').checked
     && state.server?.models?.find((m) => m.name === chosen)?.duplicate_threshold != null;
   const diversity = $('#diversity-input').checked ? 0.7 : null;
-  let request;
-  if (query.kind === 'file') {
-    const params = new URLSearchParams({ top });
-    if (filter) params.set('filter', JSON.stringify(filter));
-    if (region) params.set('region', regionParam(region));
-    if (model) params.set('model', model);
-    if (collapse) params.set('collapse', 'true');
-    if (diversity) params.set('diversity', String(diversity));
-    request = api(`${path}?${params}`, { method: 'POST', body: query.file, type: query.file.type || 'application/octet-stream', signal });
-  } else {
-    const body = query.kind === 'url' ? { url: query.url, top } : { id: query.id, top };
+  // An uploaded image is kept by the server first, so that the search has an address; a kept
+  // image the server has since let go is kept again (the file is still here).
+  const request = async () => {
+    if (query.kind === 'file' && !query.kept) query.kept = (await api('/v1/queries', { method: 'POST', body: query.file, type: query.file.type, signal })).id;
+    const body = query.kind === 'url' ? { url: query.url, top } : query.kind === 'file' ? { query: query.kept, top } : { id: query.id, top };
     if (filter) body.filter = filter;
     if (region) body.region = roundRegion(region);
     if (model) body.model = model;
     if (collapse) body.collapse = true;
     if (diversity) body.diversity = diversity;
-    request = api(path, { method: 'POST', json: body, signal });
-  }
+    return api(path, { method: 'POST', json: body, signal });
+  };
 
   try {
-    const answer = await request;
+    let answer;
+    try {
+      answer = await request();
+    } catch (e) {
+      if (e.code !== 'query_expired' || query.kind !== 'file') throw e;
+      query.kept = null;
+      answer = await request();
+    }
     state.lastSearchHadRegion = Boolean(region);
-    renderResults(answer, { filter, region });
+    state.lastSearchFailed = false;
+    notify(''); // a notice of an earlier action is not about this answer
+    renderResults(answer, { filter, region, top });
+    writeAddress({ push: fresh && !fromAddress, filterText: $('#filter-input').value.trim(), top, region, model, diversity });
+    if (fresh) bringResultsIntoView();
   } catch (e) {
     if (isAbort(e)) return;
+    state.lastSearchFailed = true;
     if (e.code === 'bad_filter') setFilterError(e.message);
     resetResults();
     results.replaceChildren(h('p', { class: 'empty' }, 'No results: the search failed.'));
@@ -199,6 +212,91 @@ export async function runSearch() {
       $('#status').classList.remove('busy');
     }
   }
+}
+
+/** Searches again asking for `top` hits ("Show more"). */
+export function searchWithTop(top) {
+  $('#top-input').value = top;
+  runSearch();
+}
+
+/** On a narrow screen the results are below the query: a new query's answer is brought into view. */
+function bringResultsIntoView() {
+  const status = $('#status');
+  const { top } = status.getBoundingClientRect();
+  if (top > window.innerHeight * 0.6 || top < 0) status.scrollIntoView({ behavior: reduceMotion() ? 'auto' : 'smooth', block: 'start' });
+}
+
+// ---- The address ----
+
+const DEFAULT_TOP = 24;
+
+/** Puts the shown search in the page's address: a new history entry for a new query. */
+function writeAddress({ push, filterText, top, region, model, diversity }) {
+  const { query } = state;
+  const params = new URLSearchParams();
+  if (state.collection !== 'default') params.set('collection', state.collection);
+  if (query.kind === 'id') params.set('item', query.id);
+  else if (query.kind === 'url') params.set('url', query.url);
+  else if (query.kept) params.set('query', query.kept);
+  else return;
+  if (filterText) params.set('filter', filterText);
+  if (region) params.set('region', regionParam(region));
+  if (model && model !== state.server?.default_model) params.set('model', model);
+  if (top !== DEFAULT_TOP) params.set('top', String(top));
+  if (!$('#collapse-input').checked) params.set('collapse', '0');
+  if (diversity) params.set('vary', '1');
+  const address = `${location.pathname}?${params}`;
+  if (address === `${location.pathname}${location.search}`) return;
+  if (push) history.pushState(null, '', address); else history.replaceState(null, '', address);
+}
+
+/**
+ * Searches as the page's address says (on load, Back and Forward): the collection, the query
+ * (a stored item, an image address, or a kept upload), the filter, region, model and options.
+ * Returns false when the address names no search.
+ */
+export async function searchFromAddress({ chooseCollection }) {
+  const params = new URLSearchParams(location.search);
+  const [item, url, kept] = [params.get('item'), params.get('url'), params.get('query')];
+  if (!item && !url && !kept) {
+    if (state.query) clearQuery();
+    return false;
+  }
+  const collection = params.get('collection') || 'default';
+  if (collection !== state.collection && state.collections.some((c) => c.name === collection)) chooseCollection(collection, { search: false });
+  $('#filter-input').value = params.get('filter') || '';
+  $('#top-input').value = clamp(Math.round(Number(params.get('top'))) || DEFAULT_TOP, 1, 1000);
+  const model = params.get('model');
+  if (model && [...$('#model-select').options].some((o) => o.value === model)) $('#model-select').value = model;
+  else $('#model-select').value = state.server?.default_model ?? '';
+  $('#collapse-input').checked = params.get('collapse') !== '0';
+  $('#diversity-input').checked = params.get('vary') === '1';
+  let query;
+  if (item) {
+    query = { kind: 'id', id: item, thumbnail: `${collectionPath()}/items/${enc(item)}/thumbnail` };
+  } else if (url) {
+    query = { kind: 'url', url };
+    $('#url-input').value = url;
+  } else {
+    // The kept upload comes back as a file, so it can be previewed, framed and marked as before.
+    try {
+      const response = await fetch(`/v1/queries/${enc(kept)}/image`, { headers: authHeaders() });
+      if (!response.ok) throw new Error(String(response.status));
+      const blob = await response.blob();
+      query = { kind: 'file', file: new File([blob], 'Image from this address', { type: blob.type }), kept };
+    } catch {
+      clearQuery();
+      notify('The image of this search is no longer kept by the server (uploads are kept for an hour): choose it again.');
+      return true;
+    }
+  }
+  const [x, y, width, height] = (params.get('region') || '').split(',').map(Number);
+  state.query = query;
+  state.region = [x, y, width, height].every((v) => Number.isFinite(v)) && width > 0 && height > 0 ? { x, y, width, height } : null;
+  showQuery();
+  runSearch({ fromAddress: true });
+  return true;
 }
 
 /** Binds the file chooser, the address form, the options form and the query preview. */

@@ -4,6 +4,7 @@
 import { api, checkFile, collectionPath } from './api.js';
 import { loadCollections } from './collections.js';
 import { $, h } from './dom.js';
+import { enc } from './format.js';
 import { showError } from './notice.js';
 import { state } from './state.js';
 
@@ -29,7 +30,9 @@ export async function uploadFiles(fileList) {
     status.textContent = `Uploading ${i + 1} of ${files.length}: ${file.name}`;
     try {
       checkFile(file);
-      const result = await api(`${collectionPath(collection)}/items`, { method: 'POST', body: file, type: file.type || 'application/octet-stream' });
+      // The file's name goes along, so the item is called what the file was.
+      const named = file.name ? `?name=${enc(file.name.slice(0, 255))}` : '';
+      const result = await api(`${collectionPath(collection)}/items${named}`, { method: 'POST', body: file, type: file.type || 'application/octet-stream' });
       if (result.status === 'duplicate') duplicates++; else added++;
     } catch (e) {
       failed++;
