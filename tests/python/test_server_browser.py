@@ -13,7 +13,7 @@ Debian's ``chromium`` and ``chromium-driver`` and the pinned selenium of
 ``requirements-server-tests.txt`` must be installed (``make setup`` does it); the tests fail,
 never skip, without them. A screenshot of the first search is kept in
 ``<repo>/.data/test-artifacts/browser.png``, and also written to ``$LOOKALIKE_SCREENSHOT`` when
-that is set.
+that is set; one on a 390 px phone in ``browser-phone.png`` and ``$LOOKALIKE_SCREENSHOT_PHONE``.
 """
 
 from __future__ import annotations
@@ -248,13 +248,13 @@ def assert_no_console_errors(driver) -> None:
     assert not severe, f"errors in the browser console: {severe}"
 
 
-def save_screenshot(driver, tmp_path: Path) -> None:
-    """Keep a screenshot in tmp_path and .data/test-artifacts, and in $LOOKALIKE_SCREENSHOT if set."""
+def save_screenshot(driver, tmp_path: Path, name: str = "browser.png", variable: str = "LOOKALIKE_SCREENSHOT") -> None:
+    """Keep a screenshot in tmp_path and .data/test-artifacts, and in $LOOKALIKE_SCREENSHOT (or `variable`) if set."""
     png = driver.get_screenshot_as_png()
     assert png.startswith(b"\x89PNG"), "the browser returned no PNG screenshot"
-    targets = [tmp_path / "browser.png", ARTIFACT]
-    if os.environ.get("LOOKALIKE_SCREENSHOT"):
-        targets.append(Path(os.environ["LOOKALIKE_SCREENSHOT"]))
+    targets = [tmp_path / name, ARTIFACT.with_name(name)]
+    if os.environ.get(variable):
+        targets.append(Path(os.environ[variable]))
     for target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(png)
@@ -623,7 +623,7 @@ def show_more_and_step_through(browser, server, query_image, extra_id):
     assert_no_console_errors(browser)
 
 
-def test_on_a_phone_the_results_come_into_view_and_the_drop_area_speaks_of_photos(phone, server, query_image, query_photo_id):
+def test_on_a_phone_the_results_come_into_view_and_the_drop_area_speaks_of_photos(phone, server, query_image, query_photo_id, tmp_path):
     phone.get(server.base_url + "/")
     width = phone.execute_script("return window.innerWidth;")
     assert width == PHONE_390["width"], f"the emulated phone is {width} px wide"
@@ -637,6 +637,9 @@ def test_on_a_phone_the_results_come_into_view_and_the_drop_area_speaks_of_photo
         return 0 <= top < driver.execute_script("return window.innerHeight;") * 0.6
 
     WebDriverWait(phone, 10).until(status_in_view, "the results were not brought into view after choosing an image")
+    wait_for_images(phone)
+    phone.execute_script("document.querySelector('#status').scrollIntoView({block: 'start'});")
+    save_screenshot(phone, tmp_path, "browser-phone.png", "LOOKALIKE_SCREENSHOT_PHONE")
     scroll_width = phone.execute_script("return document.documentElement.scrollWidth;")
     assert scroll_width <= PHONE_390["width"] + 1, f"the page scrolls sideways: {scroll_width} px"
     assert_no_console_errors(phone)
