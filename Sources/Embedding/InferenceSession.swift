@@ -69,6 +69,33 @@ public final class InferenceSession: @unchecked Sendable {
         }
     }
 
+    /// Runs the model on several int64 inputs of one shape (a text encoder's token ids and
+    /// attention mask, say) and returns the named float outputs.
+    public func run(int64 inputs: [(name: String, tensor: Tensor<Int64>)], outputs: [String]) throws -> [String: Tensor<Float>] {
+        let api = runtime.api
+        var values: [OpaquePointer?] = []
+        // Each tensor's data lives in a buffer of its own until the run is over (a tensor only
+        // borrows its data, so it must not point into an array outside a closure lending it).
+        var buffers: [UnsafeMutableBufferPointer<Int64>] = []
+        defer {
+            for value in values { if let value { lk_ort_release_value(api, value) } }
+            for buffer in buffers { buffer.deallocate() }
+        }
+        for input in inputs {
+            let buffer = UnsafeMutableBufferPointer<Int64>.allocate(capacity: max(1, input.tensor.values.count))
+            _ = buffer.initialize(from: input.tensor.values)
+            buffers.append(buffer)
+            let dims = input.tensor.shape.map(Int64.init)
+            var value: OpaquePointer?
+            try runtime.check(lk_ort_create_tensor(api, runtime.memoryInfo, UnsafeMutableRawPointer(buffer.baseAddress),
+                                                   input.tensor.values.count * MemoryLayout<Int64>.stride, dims, dims.count,
+                                                   Int32(LK_ORT_INT64), &value))
+            guard value != nil else { throw OnnxRuntimeError(message: "CreateTensor returned nothing") }
+            values.append(value)
+        }
+        return try run(values: values, names: inputs.map(\.name), outputs: outputs)
+    }
+
     private func run(
         input name: String, data: UnsafeMutableRawBufferPointer, shape: [Int], elementType: Int32, outputs: [String]
     ) throws -> [String: Tensor<Float>] {
@@ -79,13 +106,17 @@ public final class InferenceSession: @unchecked Sendable {
             api, runtime.memoryInfo, data.baseAddress, data.count, dims, dims.count, elementType, &inputValue))
         guard let inputValue else { throw OnnxRuntimeError(message: "CreateTensor returned nothing") }
         defer { lk_ort_release_value(api, inputValue) }
+        return try run(values: [inputValue], names: [name], outputs: outputs)
+    }
 
+    private func run(values: [OpaquePointer?], names: [String], outputs: [String]) throws -> [String: Tensor<Float>] {
+        let api = runtime.api
         var outputValues = [OpaquePointer?](repeating: nil, count: outputs.count)
         defer { for value in outputValues { if let value { lk_ort_release_value(api, value) } } }
-        let status = withCStrings([name]) { inputNames in
+        let status = withCStrings(names) { inputNames in
             withCStrings(outputs) { outputNames in
-                var inputs: [OpaquePointer?] = [inputValue]
-                return lk_ort_run(api, session, inputNames, &inputs, 1, outputNames, outputs.count, &outputValues)
+                var inputs = values
+                return lk_ort_run(api, session, inputNames, &inputs, inputs.count, outputNames, outputs.count, &outputValues)
             }
         }
         try runtime.check(status)
