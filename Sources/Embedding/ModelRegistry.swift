@@ -69,16 +69,35 @@ public struct ModelRegistry: Sendable {
     }
 
     public func isInstalled(_ manifest: ModelManifest) -> Bool {
-        FileManager.default.fileExists(atPath: path(of: manifest))
+        (try? installedPath(of: manifest)) != nil
     }
 
-    /// The model's file, or an error that says how to install it.
-    public func installedPath(of manifest: ModelManifest) throws -> String {
-        let path = path(of: manifest)
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw ModelError.notInstalled(name: manifest.name, path: path, hint: manifest.installHint)
+    /// The files a model needs besides its ONNX file: a text encoder's vocabulary; the class names
+    /// of a model made of words, and its text encoder's files.
+    func companionFiles(of manifest: ModelManifest) -> [String] {
+        var files: [String] = []
+        if let text = manifest.text { files.append(text.vocabulary) }
+        if let concepts = manifest.concepts {
+            files.append(concepts.classes)
+            if let encoder = try? self.manifest(named: concepts.textModel), encoder.concepts == nil {
+                files.append(encoder.file)
+                files += companionFiles(of: encoder)
+            } else {
+                files.append(concepts.textModel)  // named in the error as the missing piece
+            }
         }
-        return path
+        return files
+    }
+
+    /// The model's file (its companions checked too), or an error that says how to install it.
+    public func installedPath(of manifest: ModelManifest) throws -> String {
+        for file in [manifest.file] + companionFiles(of: manifest) {
+            let path = directory.appendingPathComponent(file).path
+            guard FileManager.default.fileExists(atPath: path) else {
+                throw ModelError.notInstalled(name: manifest.name, path: path, hint: manifest.installHint)
+            }
+        }
+        return path(of: manifest)
     }
 
     /// The ONNX Runtime version `make setup` installs.

@@ -39,6 +39,20 @@ final class Models: @unchecked Sendable {
         return embedder
     }
 
+    private var textEncoders: [String: TextEncoder] = [:]
+
+    /// The text encoder of an embedding space (an installed text model naming that space), loaded
+    /// on first use and kept; nil when none is installed.
+    func textEncoder(space: String) throws -> TextEncoder? {
+        if let encoder = lock.withLock({ textEncoders[space] }) { return encoder }
+        let registry = try registry()
+        guard let manifest = registry.manifests.first(where: { $0.modality == .text && $0.embeddingSpace == space && registry.isInstalled($0) })
+        else { return nil }
+        let encoder = try TextEncoder(manifest: manifest, registry: registry, threads: threads)
+        lock.withLock { textEncoders[space] = encoder }
+        return encoder
+    }
+
     /// The store's vectors for this model name come from this very model; with `record`, a model
     /// used for the first time is recorded (with its embedding space).
     func check(_ embedder: Embedder, record: Bool) throws {

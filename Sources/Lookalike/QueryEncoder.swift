@@ -18,6 +18,12 @@ final class QueryEncoder: @unchecked Sendable {
     private var bytes: [UInt8]?
     private var vectors: [String: Made] = [:]
     private let lock = NSLock()
+    private var truncatedText = false
+    /// Longer text is refused before it is tokenized (the model reads its first 254 tokens anyway).
+    static let maxTextCharacters = 10_000
+
+    /// Whether a text query was longer than its text encoder takes, and was cut.
+    var textWasTruncated: Bool { lock.withLock { truncatedText } }
 
     init(_ query: Query, region: ImageRegion?, store: any Store, models: Models, decoder: ImageDecoder, maxBytes: Int) {
         self.query = query
@@ -81,9 +87,18 @@ final class QueryEncoder: @unchecked Sendable {
             return try storedVector(id, model: manifest.name)
         case .examples(let examples):
             return try combine(examples, embedder: embedder)
-        case .text:
-            // Words need a text encoder in the model's embedding space; the engine runs none yet.
-            return .missing(.noTextEncoder(model: manifest.name, space: manifest.embeddingSpace))
+        case .text(let words):
+            // Words go through the text encoder of the model's embedding space.
+            guard words.count <= Self.maxTextCharacters else {
+                throw EngineError.badOption("the text is \(words.count) characters long; a text query takes at most \(Self.maxTextCharacters)")
+            }
+            guard words.contains(where: { !$0.isWhitespace }) else { throw EngineError.badOption("the text query is empty: give some words") }
+            guard let encoder = try models.textEncoder(space: manifest.embeddingSpace) else {
+                return .missing(.noTextEncoder(model: manifest.name, space: manifest.embeddingSpace))
+            }
+            guard let encoded = try encoder.embed([words]).first else { throw EngineError.badOption("the text query is empty") }
+            lock.withLock { truncatedText = encoded.truncated }
+            return .vector(encoded.vector)
         }
     }
 

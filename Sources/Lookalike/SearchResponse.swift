@@ -70,7 +70,8 @@ public struct SearchResponse: Sendable, Encodable {
     public var notes: [Note] = []
 
     /// A remark on the answer, with a stable code for programs and a sentence for people:
-    /// `empty_collection`, `no_vectors_for_model`, `unknown_field`, `filter_matches_nothing`.
+    /// `empty_collection`, `no_vectors_for_model`, `unknown_field`, `filter_matches_nothing`,
+    /// `text_truncated`.
     public struct Note: Sendable, Encodable, Equatable {
         public let code: String
         public let message: String

@@ -4,7 +4,7 @@ import Lookalike
 
 struct Search: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Find the stored images most like a query image, a stored item, or examples.",
+        abstract: "Find the stored images most like a query image, a stored item, examples, or words.",
         discussion: """
             The query is an image file, or a stored item (--item), or examples: --like and --unlike \
             stored items ("more like these, not like those"), with or without an image or an item.
@@ -24,6 +24,12 @@ struct Search: ParsableCommand {
     @Option(help: ArgumentHelp("Search with a stored item's vector instead of an image (\"more like this\").", valueName: "id"))
     var item: String?
 
+    @Option(help: ArgumentHelp(
+        "Search in words: images whose vectors of a model made of words (default model `words`, added with "
+            + "`lookalike add PATH... --model words`) are nearest the text.",
+        valueName: "text"))
+    var text: String?
+
     @Option(help: ArgumentHelp("A stored item the hits should be more like (repeatable).", valueName: "id"))
     var like: [String] = []
 
@@ -34,8 +40,11 @@ struct Search: ParsableCommand {
     @Option(name: [.short, .long], parsing: .unconditional, help: "How many hits to return.")
     var top = 10
 
-    @Option(help: "The embedding model (see `lookalike models`).")
-    var model = ModelManifest.defaultName
+    @Option(help: "The embedding model (see `lookalike models`); default efficientnet-lite0-gem, or words with --text.")
+    var model: String?
+
+    /// The model searched: the one given, else the default for the kind of query.
+    var searchedModel: String { model ?? (text != nil ? ModelManifest.words.name : ModelManifest.defaultName) }
 
     @Option(help: ArgumentHelp(
         "A copy detector that backs --model up (repeatable): an image it scores past its own duplicate threshold ranks, "
@@ -82,9 +91,13 @@ struct Search: ParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
 
     func validate() throws {
-        let sources = (image == nil ? 0 : 1) + (item == nil ? 0 : 1)
-        if sources == 0 && like.isEmpty { throw ValidationError("give a query: an image, --item ID, or --like ID") }
-        if sources > 1 { throw ValidationError("give one query: an image or --item, not both") }
+        let sources = (image == nil ? 0 : 1) + (item == nil ? 0 : 1) + (text == nil ? 0 : 1)
+        if sources == 0 && like.isEmpty { throw ValidationError("give a query: an image, --item ID, --text WORDS, or --like ID") }
+        if sources > 1 { throw ValidationError("give one query: an image, --item or --text") }
+        if let text {
+            if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { throw ValidationError("--text is empty: give some words") }
+            if !like.isEmpty || !unlike.isEmpty { throw ValidationError("--like and --unlike steer image and item queries, not words (yet)") }
+        }
         if region != nil && image == nil { throw ValidationError("--region applies to a query image") }
         if let diversity, !(0...1).contains(diversity) { throw ValidationError("--diversity must be between 0 and 1") }
         if let expand, !(1...100).contains(expand) { throw ValidationError("--expand must be between 1 and 100") }
@@ -102,7 +115,7 @@ struct Search: ParsableCommand {
     func run() throws {
         let response: SearchResponse
         do {
-            let options = SearchOptions(top: top, model: model, efSearch: efSearch, filter: try filter.map { try MetadataFilter(json: $0) },
+            let options = SearchOptions(top: top, model: searchedModel, efSearch: efSearch, filter: try filter.map { try MetadataFilter(json: $0) },
                                         region: try region.map { try ImageRegion(parsing: Substring($0)) }, cascade: cascade,
                                         expansion: expand, collapseCopies: collapse, diversity: diversity, minScore: minScore,
                                         feedback: !noFeedback)
@@ -144,6 +157,7 @@ struct Search: ParsableCommand {
     /// The query the arguments describe: an image or a stored item (or only liked items),
     /// steered by --like and --unlike.
     func query() throws -> Query {
+        if let text { return .text(text) }
         let base: Query = image.map { .image(path: $0) } ?? item.map { .item($0) } ?? .examples([])
         return try base.refined(like: like, unlike: unlike)
     }

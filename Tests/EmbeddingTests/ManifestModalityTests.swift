@@ -18,7 +18,7 @@ struct ManifestModalityTests {
         #expect(try manifest.imagePolicy() == .shorterSide(size: 288, maxLonger: 1152))
     }
 
-    @Test("a text encoder's manifest is read and checked; it has no image policy and is not run yet")
+    @Test("a text encoder's manifest is read and checked; it has no image policy, and the image embedder refuses it")
     func textEncoder() throws {
         let text = """
             {"name": "minilm", "summary": "all-MiniLM-L6-v2", "file": "minilm.onnx", "modality": "text",

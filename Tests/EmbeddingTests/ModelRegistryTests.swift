@@ -17,12 +17,12 @@ struct ModelRegistryTests {
         let directory = try folder()
         defer { try? FileManager.default.removeItem(at: directory) }
         let registry = try ModelRegistry(directory: directory)
-        #expect(registry.manifests.map(\.name) == ["efficientnet-lite0", "efficientnet-lite0-gem", "sscd", "sscd-distilled", "phash"])
+        #expect(registry.manifests.map(\.name) == ["efficientnet-lite0", "efficientnet-lite0-gem", "sscd", "sscd-distilled", "phash", "minilm-l6", "words"])
         do {
             _ = try registry.manifest(named: "clip")
             Issue.record("an unknown model should be an error")
         } catch let error as ModelError {
-            #expect("\(error)" == "unknown model 'clip'; known models: efficientnet-lite0, efficientnet-lite0-gem, sscd, sscd-distilled, phash")
+            #expect("\(error)" == "unknown model 'clip'; known models: efficientnet-lite0, efficientnet-lite0-gem, sscd, sscd-distilled, phash, minilm-l6, words")
         }
     }
 

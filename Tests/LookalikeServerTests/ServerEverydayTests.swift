@@ -93,4 +93,26 @@ struct ServerEverydayTests {
             #expect(plain.json["filtered"] is NSNull)
         }
     }
+
+    @Test("a search in words uses the words model; a collection without its vectors says so; an image model refuses words")
+    func words() async throws {
+        let app = try makeServer().application()
+        try await app.test(.router) { client in
+            let reply = try await client.postJSON("/v1/collections/default/search", ["text": "a cat on a sofa", "top": 3])
+            #expect(reply.status == 200, "\(reply.text)")
+            #expect(reply.json["model"] as? String == "words")
+            #expect((reply.json["notes"] as? [[String: String]])?.first?["code"] == "no_vectors_for_model")
+            let imageModel = try await client.postJSON("/v1/collections/default/search", ["text": "a cat", "model": "efficientnet-lite0-gem"])
+            #expect(imageModel.status == 400)
+            #expect(imageModel.errorMessage.contains("no text encoder"), "\(imageModel.errorMessage)")
+            let empty = try await client.postJSON("/v1/collections/default/search", ["text": "   "])
+            #expect(empty.status == 400)
+            #expect(empty.errorMessage.contains("empty"))
+            let both = try await client.postJSON("/v1/collections/default/search", ["text": "a cat", "id": "0123456789abcdef"])
+            #expect(both.status == 400)
+            let info = try await client.call(.get, "/v1/server")
+            let names = (info.json["models"] as? [[String: Any]])?.compactMap { $0["name"] as? String } ?? []
+            #expect(names.contains("words") && !names.contains("minilm-l6"), "text encoders are not offered as models to search images with: \(names)")
+        }
+    }
 }

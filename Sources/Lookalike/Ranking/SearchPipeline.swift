@@ -70,6 +70,10 @@ struct SearchPipeline {
         var response = try hits(Array(candidates.prefix(top)), manifest: manifest, searched: collection, started: started)
         response.filtered = passing?.count
         response.notes = try notes(manifest: manifest, collection: collection, passing: passing, filter: options.filter)
+        if encoder.textWasTruncated {
+            response.notes.append(SearchResponse.Note(code: "text_truncated", message: "the text is longer than the text model "
+                + "takes; only its beginning was searched"))
+        }
         return response
     }
 

@@ -72,6 +72,8 @@ extension LookalikeServer {
         var id: String?
         /// A query image kept by POST /v1/queries.
         var query: String?
+        /// Words, for a model made of words (`words` unless `model` names another).
+        var text: String?
         var top: Int?
         var model: String?
         var filter: JSONValue?
@@ -87,7 +89,7 @@ extension LookalikeServer {
         var feedback: Bool?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case url, id, query, top, model, filter, region, ef, cascade, like, unlike, collapse, diversity, expand, feedback
+            case url, id, query, text, top, model, filter, region, ef, cascade, like, unlike, collapse, diversity, expand, feedback
             case minScore = "min_score"
         }
 
@@ -116,14 +118,17 @@ extension LookalikeServer {
             let body: SearchBody = try decodeJSON(data)
             try apply(body, to: &options)
             examples = body.examples
-            switch (body.url, body.id, body.query) {
-            case (let url?, nil, nil): asked = .url(url)
-            case (nil, let id?, nil): asked = .query(.item(id))
-            case (nil, nil, let kept?): asked = .query(.image(bytes: try keptQuery(kept)))
-            case (nil, nil, nil) where !(body.like ?? []).isEmpty: asked = .query(.examples([]))
+            switch (body.url, body.id, body.query, body.text) {
+            case (let url?, nil, nil, nil): asked = .url(url)
+            case (nil, let id?, nil, nil): asked = .query(.item(id))
+            case (nil, nil, let kept?, nil): asked = .query(.image(bytes: try keptQuery(kept)))
+            case (nil, nil, nil, let words?):
+                asked = .query(.text(words))
+                if body.model == nil && Self.query(request)["model"] == nil { options.model = ModelManifest.words.name }
+            case (nil, nil, nil, nil) where !(body.like ?? []).isEmpty: asked = .query(.examples([]))
             default:
-                throw APIError.badRequest("a JSON search names exactly one of \"url\", \"id\" and \"query\", or liked items in \"like\"; "
-                    + "to search with an image, send it as the body")
+                throw APIError.badRequest("a JSON search names exactly one of \"url\", \"id\", \"query\" and \"text\", or liked "
+                    + "items in \"like\"; to search with an image, send it as the body")
             }
         case .multipart(let parts):
             guard let image = parts["image"]?.bytes, !image.isEmpty else { throw APIError.badRequest("the multipart body has no \"image\" part") }

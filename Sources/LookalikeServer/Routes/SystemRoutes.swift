@@ -39,7 +39,8 @@ extension LookalikeServer {
 
     func serverInfo() throws -> Response {
         let registry = try collections.engine(Collections.defaultName).registry()
-        let models = registry.manifests.filter { registry.isInstalled($0) }.map {
+        // Models that embed images: a text encoder is reached through the image models of its space.
+        let models = registry.manifests.filter { registry.isInstalled($0) && $0.modality == .image }.map {
             ["name": $0.name, "dimension": $0.dimension, "description": $0.summary,
              "duplicate_threshold": $0.duplicateThreshold.map { Double($0) as Any } ?? NSNull(),
              "similar_threshold": $0.similarThreshold.map { Double($0) as Any } ?? NSNull()] as [String: Any]

@@ -1,0 +1,71 @@
+import Foundation
+import Embedding
+import Lookalike
+import TestSupport
+import Testing
+
+/// Words find images: the photo set embedded with `words` (EfficientNet-Lite0's ImageNet classes
+/// mixed in all-MiniLM-L6-v2's space), searched with plain descriptions.
+@Suite("Text to image", .serialized)
+struct TextSearchTests {
+    static let shared: Result<(Engine, [String: String], URL), Error> = Result {
+        let folder = try TestData.temporaryDirectory("words")
+        let engine = try Engine(configuration: EngineConfiguration(store: folder.appendingPathComponent("store")))
+        let report = try engine.add(try TestData.photoPaths(), options: AddOptions(model: ModelManifest.words.name))
+        guard report.failures.isEmpty, report.added.count >= 20 else {
+            throw TestData.Missing(what: "the photo set embedded with words (\(report.failures.prefix(3)))")
+        }
+        let ids = Dictionary(uniqueKeysWithValues: report.added.map { (URL(fileURLWithPath: $0.path).lastPathComponent, $0.id) })
+        return (engine, ids, folder)
+    }
+
+    @Test("a description finds the photo it describes first", arguments: [
+        ("a cat", "skimage-chelsea.png"), ("a rocket on the launch pad", "skimage-rocket.jpg"),
+        ("a cup of coffee", "skimage-coffee.png"), ("a motorcycle", "skimage-motorcycle_left.png"),
+        ("a dragonfly", "lomiri-dragonfly.jpg"), ("an old stone bridge", "lomiri-bridge.jpg"),
+    ])
+    func descriptions(text: String, photo: String) throws {
+        let (engine, ids, _) = try Self.shared.get()
+        let expected = try #require(ids[photo], "\(photo) is in the photo set")
+        let answer = try engine.search(.text(text), options: SearchOptions(top: 5, model: ModelManifest.words.name))
+        #expect(answer.hits.first?.id == expected,
+                "\(text): ranked \(answer.hits.map { URL(fileURLWithPath: $0.path).lastPathComponent })")
+        #expect(answer.notes.isEmpty)
+    }
+
+    @Test("text that cannot be searched gets a reason; text longer than the model takes is cut, and the answer says so")
+    func badText() throws {
+        let (engine, _, _) = try Self.shared.get()
+        let options = SearchOptions(top: 3, model: ModelManifest.words.name)
+        for (text, reason) in [("", "empty"), ("  \n\t ", "empty"), (String(repeating: "x", count: 10_001), "at most 10000")] {
+            do {
+                _ = try engine.search(.text(text), options: options)
+                Issue.record("\(text.prefix(20).debugDescription) was searched")
+            } catch let error as EngineError {
+                #expect("\(error)".contains(reason), "\(error)")
+            }
+        }
+        let long = try engine.search(.text(Array(repeating: "a cat on a sofa", count: 100).joined(separator: ", ")), options: options)
+        #expect(long.notes.map(\.code) == ["text_truncated"])
+        #expect(long.hits.count == 3)
+        for text in ["東京の猫", "Съешь ещё 🐱", "control\u{7}\u{0}chars"] {
+            #expect(try engine.search(.text(text), options: options).hits.count == 3, "\(text.debugDescription)")
+        }
+        // The image models have no text encoder in their space: still refused with the reason.
+        #expect(throws: EngineError.self) { try engine.search(.text("a cat"), options: SearchOptions(model: ModelManifest.defaultName)) }
+    }
+
+    @Test("the CLI searches in words with the words model by default")
+    func commandLine() throws {
+        let (_, ids, folder) = try Self.shared.get()
+        let result = try runCommand(try TestData.executable(), ["search", "--text", "a cup of coffee", "--top", "2", "--json",
+                                                               "--store", folder.appendingPathComponent("store").path])
+        #expect(result.status == 0, "\(result.stderr)")
+        let answer = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        #expect(answer["model"] as? String == "words")
+        #expect((answer["hits"] as? [[String: Any]])?.first?["id"] as? String == ids["skimage-coffee.png"])
+        let both = try runCommand(try TestData.executable(), ["search", "query.jpg", "--text", "a cat"])
+        #expect(both.status == 64)
+        #expect(both.stderr.contains("give one query"))
+    }
+}
