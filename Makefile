@@ -90,6 +90,8 @@ eval: build eval-data
 		--row efficientnet-lite0-gem --out bench-results/labels-$$(date +%F).json
 	$(PYTHON) scripts/eval_duplicates.py --lookalike $(RELEASE_BIN) --data $(LOOKALIKE_DATA)/eval \
 		--out bench-results/duplicates-$$(date +%F).json
+	$(PYTHON) scripts/eval_text.py --lookalike $(RELEASE_BIN) --data $(LOOKALIKE_DATA)/eval \
+		--json bench-results/text-$$(date +%F).json
 
 clean:
 	rm -rf .build .build-test .build-tsan $(LOOKALIKE_DATA)/edits $(LOOKALIKE_DATA)/fixtures $(LOOKALIKE_DATA)/demo $(LOOKALIKE_DATA)/bench

@@ -96,6 +96,8 @@ struct EvaluationTests {
             (#"{"path": "d.jpg", "role": "distractor", "group": "a"}"#, "a distractor has no \"group\""),
             (#"{"path": "a.jpg", "role": "gallery", "group": "a", "colour": "red"}"#, "unknown field \"colour\""),
             (#"{"role": "gallery", "group": "a"}"#, "\"path\" must be a non-empty string"),
+            (#"{"role": "gallery", "group": "a", "text": "a cat"}"#, "\"path\" must be a non-empty string (a query in words has \"text\" instead)"),
+            (#"{"role": "query", "group": "a", "text": ""}"#, "\"path\" must be a non-empty string"),
             (#"{"path": "a.jpg", "role": "gallery", "group": 7}"#, "\"group\" must be a non-empty string"),
         ]
         for (line, reason) in cases {
@@ -121,6 +123,12 @@ struct EvaluationTests {
         let parsedQuery = try #require(manifest.queries.first)
         #expect(parsedQuery.kind == "crop")
         #expect(parsedQuery.line == 2)
+        // A query in words has its text and no image.
+        let words = folder.appendingPathComponent("words.jsonl")
+        try [good, #"{"text": "a cat on a sofa", "role": "query", "group": "a"}"#].joined(separator: "\n")
+            .write(to: words, atomically: false, encoding: .utf8)
+        let textQuery = try #require(try EvaluationManifest.load(words).queries.first)
+        #expect(textQuery.path.isEmpty && textQuery.text == "a cat on a sofa")
     }
 
     @Test("a tiny manifest end to end: edited copies find their originals among distractors")

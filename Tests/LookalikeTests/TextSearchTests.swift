@@ -68,4 +68,28 @@ struct TextSearchTests {
         #expect(both.status == 64)
         #expect(both.stderr.contains("give one query"))
     }
+
+    @Test("eval measures queries in words: each description finds its photo first")
+    func evaluation() throws {
+        let folder = try TestData.temporaryDirectory("words-eval")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let photos = try TestData.photoPaths()
+        func photo(_ name: String) throws -> String { try #require(photos.first { $0.hasSuffix("/" + name) }) }
+        var lines: [String] = []
+        for (name, text) in [("skimage-chelsea.png", "a cat"), ("skimage-coffee.png", "a cup of coffee"), ("skimage-rocket.jpg", "a rocket")] {
+            lines.append(#"{"path": "\#(try photo(name))", "role": "gallery", "group": "\#(name)"}"#)
+            lines.append(#"{"text": "\#(text)", "role": "query", "group": "\#(name)"}"#)
+        }
+        for other in photos.filter({ !$0.contains("skimage-c") && !$0.contains("rocket") }).prefix(5) {
+            lines.append(#"{"path": "\#(other)", "role": "distractor"}"#)
+        }
+        let manifest = folder.appendingPathComponent("words.jsonl")
+        try lines.joined(separator: "\n").write(to: manifest, atomically: false, encoding: .utf8)
+        let result = try runCommand(try TestData.executable(), ["eval", manifest.path, "--model", "words", "--json"])
+        #expect(result.status == 0, "\(result.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
+        let overall = try #require(report["overall"] as? [String: Any])
+        #expect(overall["queries"] as? Int == 3)
+        #expect(overall["recall_at_1"] as? Double == 1, "\(report["queries"] ?? "")")
+    }
 }

@@ -265,9 +265,12 @@ class ServerProcess:
 
     # -- indexing ---------------------------------------------------------------------------------
 
-    def index_folder(self, folder: Path, collection: str = "default", timeout: float = INDEX_TIMEOUT) -> dict:
-        """Index a folder on the server (recursively) as a job; waits until it finishes and returns the job."""
-        status, job = self.post_json(f"/v1/collections/{collection}/jobs", {"path": str(folder), "recursive": True})
+    def index_folder(self, folder: Path, collection: str = "default", timeout: float = INDEX_TIMEOUT,
+                     model: str | None = None) -> dict:
+        """Index a folder on the server (recursively) as a job, with the server's default model or
+        `model`; waits until it finishes and returns the job."""
+        body = {"path": str(folder), "recursive": True, **({"model": model} if model else {})}
+        status, job = self.post_json(f"/v1/collections/{collection}/jobs", body)
         assert status == 202, f"POST /v1/collections/{collection}/jobs answered {status}: {job}\n{self.describe_logs()}"
         assert isinstance(job, dict) and job.get("state") in ("queued", "running", "finished"), job
         deadline = time.monotonic() + timeout

@@ -649,3 +649,24 @@ def test_on_a_phone_the_results_come_into_view_and_the_drop_area_speaks_of_photo
     scroll_width = phone.execute_script("return document.documentElement.scrollWidth;")
     assert scroll_width <= PHONE_390["width"] + 1, f"the page scrolls sideways: {scroll_width} px"
     assert_no_console_errors(phone)
+
+
+def test_words_find_the_picture_they_describe_and_the_address_names_them(browser, server):
+    server.index_folder(server_process.photos_dir(), model="words")
+    coffee = server_process.item_id(server_process.photos_dir() / "skimage-coffee.png")
+    browser.get(server.base_url + "/")
+    box = browser.find_element(By.CSS_SELECTOR, "#text-input")
+    box.send_keys("a cup of coffee")
+    browser.find_element(By.CSS_SELECTOR, "#text-search").click()
+    hits = wait_for_new_results(browser, [], "searching in words")
+    assert hits[0]["id"] == coffee, f"'a cup of coffee' ranked {ranking(hits)}"
+    assert current_query(browser) == {"text": "a cup of coffee"}
+    assert "a cup of coffee" in browser.find_element(By.CSS_SELECTOR, "#qcaption").text
+    assert not browser.find_element(By.CSS_SELECTOR, "#qframe").is_displayed(), "no picture is shown for a query in words"
+    assert not browser.find_element(By.CSS_SELECTOR, "#region-tools").is_displayed()
+    # The address alone repeats it.
+    browser.get(server.base_url + "/?text=a+motorcycle")
+    hits = wait_for_new_results(browser, [], "opening an address in words")
+    motorcycle = server_process.item_id(server_process.photos_dir() / "skimage-motorcycle_left.png")
+    assert hits[0]["id"] == motorcycle, f"'a motorcycle' ranked {ranking(hits)}"
+    assert_no_console_errors(browser)

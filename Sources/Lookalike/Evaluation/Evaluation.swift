@@ -162,23 +162,24 @@ extension Engine {
             if number % 100 == 0 { progress?("query \(number + 1) of \(queries.count)") }
             let relevant = query.group.flatMap { relevantByGroup[$0] } ?? []
             var hits: [(id: String, score: Float)] = []
+            let asked: Query = query.path.isEmpty ? .text(query.text ?? "") : .image(path: query.path)
             do {
-                hits = try search(.image(path: query.path), options: searchOptions).hits.map { ($0.id, $0.score) }
+                hits = try search(asked, options: searchOptions).hits.map { ($0.id, $0.score) }
                 if options.simulateFeedback {
                     firstRound.append(RetrievalMetrics.Ranking(hits: hits, relevant: relevant))
                     let marks = hits.prefix(10).map { (id: $0.id, mark: relevant.contains($0.id) ? Feedback.Mark.relevant : .notRelevant) }
-                    try recordFeedback(.image(path: query.path), model: mainModel, marks: marks)
-                    hits = try search(.image(path: query.path), options: searchOptions).hits.map { ($0.id, $0.score) }
+                    try recordFeedback(asked, model: mainModel, marks: marks)
+                    hits = try search(asked, options: searchOptions).hits.map { ($0.id, $0.score) }
                     try forgetFeedback(model: mainModel)
                 }
             } catch {
-                failures.append(IngestFailure(path: query.path, reason: "\(error)"))
+                failures.append(IngestFailure(path: query.path.isEmpty ? "text: \(query.text ?? "")" : query.path, reason: "\(error)"))
             }
             let ranking = RetrievalMetrics.Ranking(hits: hits, relevant: relevant)
             rankings.append(ranking)
             kinds.append(query.kind)
             outcomes.append(QueryOutcome(
-                path: query.path, kind: query.kind, hasMatch: !relevant.isEmpty,
+                path: query.path.isEmpty ? "text: \(query.text ?? "")" : query.path, kind: query.kind, hasMatch: !relevant.isEmpty,
                 firstCorrectRank: hits.firstIndex { relevant.contains($0.id) }.map { $0 + 1 },
                 averagePrecision: RetrievalMetrics.averagePrecision(ranking),
                 firstHits: hits.prefix(10).map { ($0.score, relevant.contains($0.id)) },

@@ -12,7 +12,8 @@ import Foundation
 /// - `group`: which gallery items are correct for a query. Queries need one; a query whose group
 ///   has no gallery item is a query without a match (copy detection's negative queries).
 /// - `kind` (optional): a label to break results down by, such as the edit a copy went through.
-/// - `text` (optional): a description, for text-to-image evaluation.
+/// - `text` (optional): a description; a query with `text` and no `path` is searched in words
+///   (text-to-image evaluation, with a model made of words such as `words`).
 public struct EvaluationManifest: Sendable {
     public enum Role: String, Sendable {
         case query, gallery, distractor
@@ -61,11 +62,16 @@ public struct EvaluationManifest: Sendable {
             if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
                 throw bad("unknown field \"\(unknown)\" (fields: path, role, group, kind, text)")
             }
-            guard let path = object["path"] as? String, !path.isEmpty else { throw bad("\"path\" must be a non-empty string") }
             guard let roleName = object["role"] as? String else { throw bad("\"role\" must be a string") }
             guard let role = Role(rawValue: roleName) else {
                 throw bad("\"role\" is \"\(roleName)\"; it must be query, gallery or distractor")
             }
+            // A query in words has its text and no image.
+            let isTextQuery = role == .query && (object["text"] as? String).map { !$0.isEmpty } == true && object["path"] == nil
+            guard isTextQuery || (object["path"] as? String).map({ !$0.isEmpty }) == true else {
+                throw bad("\"path\" must be a non-empty string (a query in words has \"text\" instead)")
+            }
+            let path = object["path"] as? String ?? ""
             func optionalString(_ field: String) throws -> String? {
                 guard let value = object[field], !(value is NSNull) else { return nil }
                 guard let string = value as? String, !string.isEmpty else { throw bad("\"\(field)\" must be a non-empty string") }
@@ -75,7 +81,7 @@ public struct EvaluationManifest: Sendable {
             if role != .distractor, group == nil { throw bad("a \(role.rawValue) needs a \"group\"") }
             if role == .distractor, group != nil { throw bad("a distractor has no \"group\": it is correct for no query") }
             // Standardised as `add` reports paths, so the two can be matched.
-            let resolved = (path.hasPrefix("/") ? URL(fileURLWithPath: path) : base.appendingPathComponent(path))
+            let resolved = path.isEmpty ? "" : (path.hasPrefix("/") ? URL(fileURLWithPath: path) : base.appendingPathComponent(path))
                 .standardizedFileURL.path
             entries.append(Entry(path: resolved, role: role, group: group, kind: try optionalString("kind"),
                                  text: try optionalString("text"), line: line))

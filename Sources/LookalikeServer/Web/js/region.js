@@ -26,7 +26,7 @@ export const regionParam = (r) => { const q = roundRegion(r); return [q.x, q.y, 
 const defaultRegion = () => ({ x: 0.25, y: 0.25, width: 0.5, height: 0.5 });
 
 // Regions are for uploaded and URL queries whose preview shows (the API takes none with an id).
-export const regionAllowed = () => state.query != null && state.query.kind !== 'id' && !state.query.noPreview;
+export const regionAllowed = () => state.query != null && state.query.kind !== 'id' && state.query.kind !== 'text' && !state.query.noPreview;
 
 // Searches again with the current region: the search view's, handed over by bindRegion.
 let search = () => {};

@@ -39,6 +39,12 @@ export function searchUrl(url) {
 
 const reduceMotion = () => matchMedia('(prefers-reduced-motion: reduce)').matches;
 
+/** Searches in words, with the server's model made of words (unless another is chosen). */
+export function searchText(text) {
+  if (!text.trim()) { notify('Type some words to search with.'); $('#text-input').focus(); return; }
+  setQuery({ kind: 'text', text });
+}
+
 /** Searches with an item of the collection (a hit) and scrolls up to the query. */
 export function moreLikeThis(hit) {
   setQuery({ kind: 'id', id: hit.id, thumbnail: hit.thumbnail, name: hit.name });
@@ -80,7 +86,10 @@ function showQuery() {
   updateRegionTools();
 
   let caption;
-  if (query.kind === 'file') {
+  $('#qframe').hidden = query.kind === 'text';
+  if (query.kind === 'text') {
+    caption = `Images described by “${short(query.text, 120)}”`;
+  } else if (query.kind === 'file') {
     img.src = queryBlobs.add(query.file);
     caption = `${query.file.name || 'Pasted image'} · ${formatBytes(query.file.size)}`;
   } else if (query.kind === 'url') {
@@ -153,7 +162,8 @@ export async function runSearch({ fresh = false, fromAddress = false } = {}) {
   }
   const top = readTop();
   const region = regionAllowed() ? state.region : null;
-  const model = $('#model-field').hidden ? null : $('#model-select').value;
+  // Words are searched with the model made of words; images with the chosen model.
+  const model = query.kind === 'text' ? null : ($('#model-field').hidden ? null : $('#model-select').value);
   const path = `${collectionPath()}/search`;
 
   searchAbort?.abort();
@@ -165,7 +175,7 @@ export async function runSearch({ fresh = false, fromAddress = false } = {}) {
   $('#status').classList.add('busy');
 
   // Copies can be grouped only by a model that knows when two images are copies.
-  const chosen = model || state.server?.default_model;
+  const chosen = query.kind === 'text' ? 'words' : model || state.server?.default_model; // the server searches words with `words`
   const collapse = $('#collapse-input').checked
     && state.server?.models?.find((m) => m.name === chosen)?.duplicate_threshold != null;
   const diversity = $('#diversity-input').checked ? 0.7 : null;
@@ -173,7 +183,8 @@ export async function runSearch({ fresh = false, fromAddress = false } = {}) {
   // image the server has since let go is kept again (the file is still here).
   const request = async () => {
     if (query.kind === 'file' && !query.kept) query.kept = (await api('/v1/queries', { method: 'POST', body: query.file, type: query.file.type, signal })).id;
-    const body = query.kind === 'url' ? { url: query.url, top } : query.kind === 'file' ? { query: query.kept, top } : { id: query.id, top };
+    const body = query.kind === 'url' ? { url: query.url, top } : query.kind === 'file' ? { query: query.kept, top }
+      : query.kind === 'text' ? { text: query.text, top } : { id: query.id, top };
     if (filter) body.filter = filter;
     if (region) body.region = roundRegion(region);
     if (model) body.model = model;
@@ -237,6 +248,7 @@ function writeAddress({ push, filterText, top, region, model, diversity }) {
   const params = new URLSearchParams();
   if (state.collection !== 'default') params.set('collection', state.collection);
   if (query.kind === 'id') params.set('item', query.id);
+  else if (query.kind === 'text') params.set('text', query.text);
   else if (query.kind === 'url') params.set('url', query.url);
   else if (query.kept) params.set('query', query.kept);
   else return;
@@ -258,8 +270,8 @@ function writeAddress({ push, filterText, top, region, model, diversity }) {
  */
 export async function searchFromAddress({ chooseCollection }) {
   const params = new URLSearchParams(location.search);
-  const [item, url, kept] = [params.get('item'), params.get('url'), params.get('query')];
-  if (!item && !url && !kept) {
+  const [item, url, kept, text] = [params.get('item'), params.get('url'), params.get('query'), params.get('text')];
+  if (!item && !url && !kept && !text) {
     if (state.query) clearQuery();
     return false;
   }
@@ -273,7 +285,10 @@ export async function searchFromAddress({ chooseCollection }) {
   $('#collapse-input').checked = params.get('collapse') !== '0';
   $('#diversity-input').checked = params.get('vary') === '1';
   let query;
-  if (item) {
+  if (text) {
+    query = { kind: 'text', text };
+    $('#text-input').value = text;
+  } else if (item) {
     query = { kind: 'id', id: item, thumbnail: `${collectionPath()}/items/${enc(item)}/thumbnail` };
   } else if (url) {
     query = { kind: 'url', url };
@@ -307,6 +322,7 @@ export function bindSearch() {
     e.target.value = ''; // choosing the same file again searches again
   });
   $('#url-form').addEventListener('submit', (e) => { e.preventDefault(); searchUrl($('#url-input').value.trim()); });
+  $('#text-form').addEventListener('submit', (e) => { e.preventDefault(); searchText($('#text-input').value); });
   $('#options-form').addEventListener('submit', (e) => { e.preventDefault(); if (state.query) runSearch(); });
   $('#filter-input').addEventListener('input', () => setFilterError(''));
   $('#collapse-input').addEventListener('change', () => { if (state.query) runSearch(); });

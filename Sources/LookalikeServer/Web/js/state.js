@@ -15,7 +15,7 @@ export const state = {
   needsReadKey: false,       // images must then be fetched with the key, not by <img src>
   collections: [],
   collection: store.get(COLLECTION_STORE) || 'default',
-  query: null,               // {kind: 'file', file, kept} | {kind: 'url', url} | {kind: 'id', id, thumbnail, name}
+  query: null,               // {kind: 'file', file, kept} | {kind: 'url', url} | {kind: 'id', id, thumbnail, name} | {kind: 'text', text}
   region: null,              // {x, y, width, height} in fractions of the upright image
   lastSearchHadRegion: false,
   lastSearchFailed: false,
