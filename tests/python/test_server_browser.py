@@ -321,6 +321,18 @@ def test_page_fits_a_phone_screen(browser, server, query_image, query_photo_id):
     assert_no_console_errors(browser)
 
 
+def upload_smaller_copy(server, tmp_path: Path, name: str, scale: float, quality: int) -> str:
+    """A shrunk JPEG copy of the query photo, added to the collection through the API; its id."""
+    with Image.open(server_process.photos_dir() / QUERY_PHOTO) as image:
+        copy = image.convert("RGB").resize((round(image.width * scale), round(image.height * scale)))
+    path = tmp_path / name
+    copy.save(path, "JPEG", quality=quality)
+    status, _, body = server.request("POST", f"/v1/collections/default/items?name={name}", path.read_bytes(),
+                                     content_type="image/jpeg")
+    assert status in (200, 201), body
+    return json.loads(body)["item"]["id"]
+
+
 def sign_in(driver, server) -> None:
     """Open the page with the admin key saved, as a user who entered it in Settings."""
     driver.get(server.base_url + "/")
@@ -372,15 +384,7 @@ def test_marking_a_hit_not_relevant_moves_it_out_of_the_next_search(browser, ser
 
 
 def test_duplicates_view_groups_a_copy_with_its_photo_and_keeps_the_chosen_one(browser, server, query_photo_id, tmp_path):
-    photo = server_process.photos_dir() / QUERY_PHOTO
-    with Image.open(photo) as image:
-        copy = image.convert("RGB").resize((image.width * 3 // 4, image.height * 3 // 4))
-    path = tmp_path / "chelsea-smaller.jpg"
-    copy.save(path, "JPEG", quality=85)
-    status, _, body = server.request("POST", "/v1/collections/default/items?name=chelsea-smaller.jpg", path.read_bytes(),
-                                     content_type="image/jpeg")
-    assert status in (200, 201), body
-    copy_id = json.loads(body)["item"]["id"]
+    copy_id = upload_smaller_copy(server, tmp_path, "chelsea-smaller.jpg", 3 / 4, quality=85)
     sign_in(browser, server)
     browser.find_element(By.CSS_SELECTOR, "#find-duplicates").click()
     group_xpath = f"//*[@id='duplicate-groups']/li[.//*[@data-id='{copy_id}'] and .//*[@data-id='{query_photo_id}']]"
@@ -563,15 +567,7 @@ def test_a_new_answer_clears_an_old_notice_and_a_new_collection_does_not_repeat_
 
 def test_show_more_and_the_lightbox_step_through_hits_and_remove_one(browser, server, query_image, query_photo_id, tmp_path):
     # An extra copy to remove from the lightbox, so the photo set stays whole for other tests.
-    photo = server_process.photos_dir() / QUERY_PHOTO
-    with Image.open(photo) as image:
-        extra = image.convert("RGB").resize((image.width // 2, image.height // 2))
-    path = tmp_path / "chelsea-half.jpg"
-    extra.save(path, "JPEG", quality=80)
-    status, _, body = server.request("POST", "/v1/collections/default/items?name=chelsea-half.jpg", path.read_bytes(),
-                                     content_type="image/jpeg")
-    assert status in (200, 201), body
-    extra_id = json.loads(body)["item"]["id"]
+    extra_id = upload_smaller_copy(server, tmp_path, "chelsea-half.jpg", 1 / 2, quality=80)
     sign_in(browser, server)
     browser.find_element(By.CSS_SELECTOR, "#collapse-input").click()  # every copy shown, the extra one too
     try:
