@@ -71,8 +71,20 @@ public final class Embedder: Sendable {
         guard !names.isEmpty, names.allSatisfy({ !$0.isEmpty }) else {
             throw ModelError.unsupportedInput(name: concepts.classes, reason: "\(file.path) has an empty line or no names")
         }
+        let width = encoder.manifest.dimension
+        // Embedding a thousand names takes seconds: the result is kept in the models folder, named by
+        // what it depends on (the encoder and the names), and read back by later processes.
+        let key = ContentHash.sha256(Array((encoder.fingerprint + "\n" + names.joined(separator: "\n")).utf8))
+        let cache = registry.directory.appendingPathComponent("cache/concepts-\(key.prefix(32)).f32")
+        if let data = try? Data(contentsOf: cache), data.count == names.count * width * MemoryLayout<Float>.size {
+            let values = data.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            if values.allSatisfy(\.isFinite) { return (Tensor(shape: [names.count, width], values: values), encoder.fingerprint) }
+        }
         let vectors = try encoder.embed(names).flatMap(\.vector)
-        return (Tensor(shape: [names.count, encoder.manifest.dimension], values: vectors), encoder.fingerprint)
+        // Best effort: a read-only models folder only means the names are embedded again next time.
+        try? FileManager.default.createDirectory(at: cache.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try? vectors.withUnsafeBytes { Data($0) }.write(to: cache, options: .atomic)
+        return (Tensor(shape: [names.count, width], values: vectors), encoder.fingerprint)
     }
 
     /// ConSE: the probability-weighted mean of the text vectors of the `top` most probable classes.

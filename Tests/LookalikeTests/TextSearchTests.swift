@@ -1,5 +1,6 @@
 import Foundation
 import Embedding
+import Imaging
 import Lookalike
 import TestSupport
 import Testing
@@ -91,5 +92,35 @@ struct TextSearchTests {
         let overall = try #require(report["overall"] as? [String: Any])
         #expect(overall["queries"] as? Int == 3)
         #expect(overall["recall_at_1"] as? Double == 1, "\(report["queries"] ?? "")")
+    }
+
+    @Test("bring your own dual encoder: an image tower and a text tower naming one space search pictures by words")
+    func dualEncoder() throws {
+        let folder = try TestData.temporaryDirectory("dual-encoder")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // A models folder with a tiny CLIP-shaped pair (random weights but for the colour words)
+        // and this machine's ONNX Runtime.
+        let models = folder.appendingPathComponent("models")
+        let made = try runCommand(TestData.python, [TestData.repository.appendingPathComponent("tests/python/make_tiny_clip.py").path, models.path])
+        #expect(made.status == 0, "\(made.stderr)")
+        try FileManager.default.createSymbolicLink(at: models.appendingPathComponent("onnxruntime"),
+                                                   withDestinationURL: ModelRegistry.defaultDirectory().appendingPathComponent("onnxruntime"))
+        let engine = try Engine(configuration: EngineConfiguration(store: folder.appendingPathComponent("store"), models: models))
+        var paths: [String: String] = [:]
+        for (name, rgb) in [("red", [220, 30, 40]), ("green", [30, 200, 60]), ("blue", [40, 50, 210]), ("grey", [128, 128, 128])] {
+            let pixels = Pixels(width: 48, height: 40, rgb: (0..<(48 * 40)).flatMap { _ in rgb.map(UInt8.init) })
+            let path = folder.appendingPathComponent("\(name).jpg").path
+            try Data(try ImageEncoder.jpeg(pixels, quality: 95)).write(to: URL(fileURLWithPath: path))
+            paths[name] = path
+        }
+        let report = try engine.add(Array(paths.values), options: AddOptions(model: "tiny-clip-image"))
+        #expect(report.added.count == 4, "\(report.failures)")
+        let ids = Dictionary(uniqueKeysWithValues: report.added.map { ($0.path, $0.id) })
+        for (text, colour) in [("red", "red"), ("a photo of the colour green", "green"), ("Blue.", "blue")] {
+            let answer = try engine.search(.text(text), options: SearchOptions(top: 4, model: "tiny-clip-image"))
+            #expect(answer.hits.first?.id == ids[paths[colour] ?? ""], "\(text): \(answer.hits.map(\.path))")
+        }
+        // The text tower alone embeds no images.
+        #expect(throws: (any Error).self) { try engine.add([paths["red"] ?? ""], options: AddOptions(model: "tiny-clip-text")) }
     }
 }
