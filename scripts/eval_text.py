@@ -11,9 +11,10 @@ Two sets, made from the image sets of ``scripts/eval_sets.py`` (``make eval-data
 
 Rankings:
 
-* ``words`` with the class words of ``tools/imagenet_words.py --words V`` for each V (``name``,
-  ``synonyms``, ``hypernyms``, ``both``): ``lookalike eval --model words-V`` in a models folder of
-  its own (links to the installed files, and a JSON manifest of ``words`` with that class file),
+* ``words`` with the class words of ``tools/imagenet_words.py --words V`` (``name``,
+  ``synonyms``, ``hypernyms``, ``both``) and the ``T`` most probable classes mixed (1, 3, 10, 30 for
+  the names; 10 for the others): ``lookalike eval --model words-V-T`` in a models folder of its own
+  (links to the installed files, and a JSON manifest of ``words`` with that class file and T),
   every query through ``search`` in words, as a user's;
 * ``literal``: the baseline the words model must beat: each image is described by its ten most
   probable ImageNet class names (EfficientNet-Lite0 here in Python, through the reference
@@ -80,12 +81,13 @@ def write(path: Path, lines: list[dict]) -> Path:
     return path
 
 
-VARIANTS = ["name", "synonyms", "hypernyms", "both"]
+# (class words, how many of the most probable classes are mixed): the shipped words is ("name", 10).
+VARIANTS = [("name", 1), ("name", 3), ("name", 10), ("name", 30), ("synonyms", 10), ("hypernyms", 10), ("both", 10)]
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def variant_models(models: Path, folder: Path, variant: str) -> Path:
-    """A models folder where `words-<variant>` is `words` with that variant's class words."""
+def variant_models(models: Path, folder: Path, variant: str, top: int) -> Path:
+    """A models folder where `words-<variant>-<top>` is `words` with that variant's class words, mixing `top` classes."""
     folder.mkdir(parents=True, exist_ok=True)
     for item in models.iterdir():
         link = folder / item.name
@@ -97,14 +99,14 @@ def variant_models(models: Path, folder: Path, variant: str) -> Path:
     builtin = subprocess.run([LOOKALIKE[0], "models", "--json"], capture_output=True, text=True, check=True)
     assert any(model["name"] == "words" for model in json.loads(builtin.stdout)["models"])
     manifest = {
-        "name": f"words-{variant}", "summary": f"words with class words: {variant}", "file": "efficientnet-lite0.onnx",
+        "name": f"words-{variant}-{top}", "summary": f"words with class words: {variant}, top {top}", "file": "efficientnet-lite0.onnx",
         "space": "minilm-l6", "input": {"name": "image", "layout": "NHWC", "dtype": "uint8"},
         "resize": {"shorterSide": {"size": 224, "maxLonger": 896}},
-        "concepts": {"classes": classes.name, "textModel": "minilm-l6", "top": 10},
+        "concepts": {"classes": classes.name, "textModel": "minilm-l6", "top": top},
         "normalization": "as words", "embeddingOutput": "logits", "dimension": 384, "batchable": True,
         "licence": "as words", "installHint": "make setup",
     }
-    (folder / f"words-{variant}.json").write_text(json.dumps(manifest))
+    (folder / f"words-{variant}-{top}.json").write_text(json.dumps(manifest))
     return folder
 
 
@@ -174,22 +176,22 @@ def main() -> int:
     outcomes: dict[str, dict[str, list[dict]]] = {}
     for name, manifest in sets.items():
         outcomes[name] = {"literal": literal_baseline(manifest, arguments.models)}
-        for variant in VARIANTS:
-            models = variant_models(arguments.models, arguments.data / "stores" / "text-models" / variant, variant)
-            result = run_words(arguments.lookalike, manifest, arguments.data / "stores" / f"words-{variant}-{name}",
-                               f"words-{variant}", models)
-            outcomes[name][f"words, {variant}"] = result["queries"]
+        for variant, top in VARIANTS:
+            models = variant_models(arguments.models, arguments.data / "stores" / "text-models" / variant, variant, top)
+            result = run_words(arguments.lookalike, manifest, arguments.data / "stores" / f"words-{variant}-{top}-{name}",
+                               f"words-{variant}-{top}", models)
+            outcomes[name][f"words, {variant}, top {top}"] = result["queries"]
     # The choice: best mAP on the even emoji queries; reported on the odd ones and on categories.
     fit = {ranking: measures(rows[0::2]) for ranking, rows in outcomes["emoji"].items()}
     chosen = max((r for r in fit if r.startswith("words")), key=lambda r: fit[r]["map"])
     report = {"emoji (fit half)": fit,
               "emoji (report half)": {r: measures(rows[1::2]) for r, rows in outcomes["emoji"].items()},
               "categories": {r: measures(rows) for r, rows in outcomes["categories"].items()}}
-    print(f"{'part':<22}{'ranking':<22}{'queries':>8}{'R@1':>8}{'R@10':>8}{'mAP':>8}")
+    print(f"{'part':<22}{'ranking':<30}{'queries':>8}{'R@1':>8}{'R@10':>8}{'mAP':>8}")
     for part, rows in report.items():
         for ranking, row in rows.items():
             mark = " *" if ranking == chosen else ""
-            print(f"{part:<22}{ranking + mark:<22}{row['queries']:>8}{row['recall_at_1']:>8.3f}{row['recall_at_10']:>8.3f}{row['map']:>8.3f}")
+            print(f"{part:<22}{ranking + mark:<30}{row['queries']:>8}{row['recall_at_1']:>8.3f}{row['recall_at_10']:>8.3f}{row['map']:>8.3f}")
     print(f"chosen on the fit half: {chosen}")
     if arguments.json:
         arguments.json.write_text(json.dumps({"chosen": chosen, "report": report}, indent=2) + "\n")
