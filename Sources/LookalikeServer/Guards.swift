@@ -45,19 +45,22 @@ final class Gate: @unchecked Sendable {
 
 /// What a browser elsewhere must not do to a server on this machine:
 /// - a page of another site posting to it (a "simple" cross-origin request needs no preflight):
-///   a write whose `Origin` is not the server's own is refused;
-/// - DNS rebinding (a name of the attacker's that resolves to 127.0.0.1): a server without an
-///   admin key answers only requests whose `Host` is a loopback name or address.
+///   a write whose `Origin` is not the server's own is refused, and so is `Origin: null` (a
+///   sandboxed frame, a `file:` page, a data URL: never the server's own page);
+/// - DNS rebinding (a name of the attacker's that resolves to 127.0.0.1): a server listening on
+///   a loopback address answers only requests whose `Host` is a loopback name or address, keys or
+///   no keys (a key stops writes, but without a read key a rebound page could still read).
 struct BrowserGuard<Context: RequestContext>: RouterMiddleware {
-    let openServer: Bool
+    /// Whether the server listens on a loopback address only.
+    let loopbackServer: Bool
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let host = request.head.authority
-        if openServer, let host, !Self.isLoopback(authority: host) {
-            throw APIError(.forbidden, "forbidden", "a server without an admin key answers only on loopback addresses (Host was \(host))")
+        if loopbackServer, let host, !Self.isLoopback(authority: host) {
+            throw APIError(.forbidden, "forbidden", "a server on a loopback address answers only requests to loopback names (Host was \(host))")
         }
-        if request.method != .get && request.method != .head, let origin = request.headers[.origin], origin != "null" {
-            let originHost = URL(string: origin).map { ($0.host ?? "") + ($0.port.map { ":\($0)" } ?? "") }
+        if request.method != .get && request.method != .head, let origin = request.headers[.origin] {
+            let originHost = origin == "null" ? nil : URL(string: origin).map { ($0.host ?? "") + ($0.port.map { ":\($0)" } ?? "") }
             guard let host, let originHost, originHost.lowercased() == host.lowercased() else {
                 throw APIError(.forbidden, "forbidden", "cross-site requests may not change anything")
             }

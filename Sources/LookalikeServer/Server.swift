@@ -85,7 +85,7 @@ public final class LookalikeServer: Sendable {
         let router = Router(options: .autoGenerateHeadEndpoints)
         router.middlewares.add(MetricsMiddleware())
         router.middlewares.add(ErrorMiddleware())
-        router.middlewares.add(BrowserGuard(openServer: configuration.adminKey == nil))
+        router.middlewares.add(BrowserGuard(loopbackServer: ServerConfiguration.isLoopback(configuration.host)))
         let routes = Routes(router: router)
         let root = routes.group("")
         addSystemRoutes(to: root)

@@ -77,6 +77,12 @@ struct ServerGuardTests {
                                                   headers: [.origin: "https://evil.example", .contentType: "image/jpeg"],
                                                   body: ByteBuffer(bytes: [1, 2, 3])) { Int($0.status.code) }
             #expect(search == 403)
+            // A sandboxed frame or a file: page says "null": not the server's own page either.
+            let sandboxed = try await client.execute(uri: "/v1/collections", method: .post,
+                                                     headers: [.origin: "null", .contentType: "application/json"],
+                                                     body: ByteBuffer(bytes: body)) { Int($0.status.code) }
+            #expect(sandboxed == 403)
+            #expect(try await client.call(.get, "/v1/collections/evil").status == 404)
         }
         for host in ["localhost", "localhost:8080", "127.0.0.1:8080", "127.1.2.3", "[::1]:8080"] {
             #expect(BrowserGuard<BasicRequestContext>.isLoopback(authority: host), "\(host)")

@@ -66,3 +66,46 @@ def test_without_expect_there_is_no_interim_answer(server):
         sock.sendall(f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode())
         answer = read_until(sock, b"\r\n\r\n", timeout=5)
         assert answer.startswith(b"HTTP/1.1 200 "), answer
+
+
+def raw_request(server, method: str, path: str, headers: dict[str, str], body: bytes = b"") -> int:
+    """The status of one request whose Host and Origin headers are exactly `headers` say."""
+    lines = [f"{method} {path} HTTP/1.1"] + [f"{name}: {value}" for name, value in headers.items()]
+    lines += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall("\r\n".join(lines).encode() + body)
+        answer = read_until(sock, b"\r\n\r\n", timeout=10)
+    return int(answer.split(b" ", 2)[1])
+
+
+@pytest.fixture(scope="module")
+def keyed_server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("http-keyed-server")
+    process = server_process.ServerProcess(store=tmp / "store", index_root=server_process.photos_dir(), log_dir=tmp,
+                                           admin_key=server_process.new_key())
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.mark.parametrize("which", ["keyless", "keyed"])
+def test_browser_guards_hold_on_a_real_socket_with_and_without_keys(server, keyed_server, which):
+    """DNS rebinding (a foreign Host) and pages that are not the server's own (Origin null or
+    elsewhere) get nothing from a server on a loopback address, keys or no keys."""
+    target = server if which == "keyless" else keyed_server
+    host = f"127.0.0.1:{target.port}"
+    key = {"Authorization": f"Bearer {target.admin_key}"} if target.admin_key else {}
+    body = b'{"name": "guarded"}'
+    assert raw_request(target, "GET", "/v1/collections", {"Host": host}) == 200
+    assert raw_request(target, "GET", "/v1/collections", {"Host": f"evil.example:{target.port}"}) == 403
+    for origin in ["null", "https://evil.example"]:
+        status = raw_request(target, "POST", "/v1/collections",
+                             {"Host": host, "Origin": origin, "Content-Type": "application/json", **key}, body)
+        assert status == 403, f"Origin {origin}: {status}"
+    status, collections = target.get_json("/v1/collections")
+    assert status == 200 and "guarded" not in [c["name"] for c in collections["collections"]], "the store changed"
+    # The server's own page may write (with the key when one is set).
+    own = raw_request(target, "POST", "/v1/collections",
+                      {"Host": host, "Origin": f"http://{host}", "Content-Type": "application/json", **key}, body)
+    assert own == 201
+    assert raw_request(target, "DELETE", "/v1/collections/guarded", {"Host": host, **key}) in (200, 204)
