@@ -48,6 +48,10 @@ public struct MetadataFile: Sendable {
             else {
                 throw ParseError(path: path, line: line, reason: "record cannot be stored as JSON")
             }
+            guard data.count <= Metadata.maxBytes else {
+                throw ParseError(path: path, line: line,
+                                 reason: "record has \(data.count) bytes of metadata; an item takes at most \(Metadata.maxBytes)")
+            }
             records[resolved] = String(decoding: data, as: UTF8.self)
         }
         self.records = records

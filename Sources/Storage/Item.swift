@@ -38,6 +38,10 @@ public struct Item: Codable, Sendable, Equatable {
 
 /// Metadata as it is stored: the text of a JSON object.
 public enum Metadata {
+    /// The most metadata one item may have, as JSON text: enough for any description, far too
+    /// little to turn the catalog into a file store.
+    public static let maxBytes = 64 * 1024
+
     /// The object a metadata text holds, or nil when there is none or it is not a JSON object.
     public static func object(_ text: String?) -> [String: Any]? {
         guard let text else { return nil }

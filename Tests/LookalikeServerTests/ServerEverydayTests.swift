@@ -115,4 +115,23 @@ struct ServerEverydayTests {
             #expect(names.contains("words") && !names.contains("minilm-l6"), "text encoders are not offered as models to search images with: \(names)")
         }
     }
+
+    @Test("a megabyte of metadata is refused with its size, and nothing is stored")
+    func metadataCeiling() async throws {
+        let store = try TestData.temporaryDirectory("server-metadata-cap")
+        defer { try? FileManager.default.removeItem(at: store) }
+        let app = try makeServer(store: store).application()
+        try await app.test(.router) { client in
+            let huge = Array(#"{"note": ""#.utf8) + [UInt8](repeating: UInt8(ascii: "x"), count: 1 << 20) + Array(#""}"#.utf8)
+            let reply = try await client.postImage(
+                "/v1/collections/default/items",
+                multipart([("image", "c.png", "image/png", try ServerTestData.bytes("skimage-chelsea.png")),
+                           ("metadata", nil, "application/json", huge)]),
+                contentType: "multipart/form-data; boundary=lookalike-test-boundary")
+            #expect(reply.status == 400)
+            #expect(reply.errorCode == "bad_metadata")
+            #expect(reply.errorMessage.contains("at most 65536"), "\(reply.errorMessage)")
+            #expect((try await client.call(.get, "/v1/collections/default").json["items"] as? Int) == 0)
+        }
+    }
 }

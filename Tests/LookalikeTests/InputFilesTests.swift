@@ -63,6 +63,8 @@ struct InputFilesTests {
         ("open.csv", "path,title\na.jpg,\"never closed\n", "open.csv:2: a quoted field is never closed"),
         ("inner.csv", "path,title\na.jpg,x\"y\"z\n", "inner.csv:2: a quote inside an unquoted field (quote the whole field)"),
         ("twice.csv", "path,path\na.jpg,b.jpg\n", "twice.csv:1: the header row names the column \"path\" twice"),
+        ("huge.jsonl", "{\"path\": \"a.jpg\"}\n{\"path\": \"b.jpg\", \"note\": \"\(String(repeating: "x", count: 70_000))\"}\n",
+         "huge.jsonl:2: record has 70011 bytes of metadata; an item takes at most 65536"),
     ])
     func badMetadata(name: String, content: String, message: String) throws {
         let root = try TestData.temporaryDirectory("bad-metadata")

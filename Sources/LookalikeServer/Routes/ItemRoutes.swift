@@ -79,6 +79,9 @@ extension LookalikeServer {
         case .json:
             throw APIError(.unsupportedMediaType, "unsupported_media_type", "send the image itself (image/* or multipart/form-data)")
         }
+        if let metadata, metadata.utf8.count > Metadata.maxBytes {
+            throw APIError(.badRequest, "bad_metadata", "metadata is \(metadata.utf8.count) bytes; an item takes at most \(Metadata.maxBytes)")
+        }
         if let metadata, Metadata.object(metadata) == nil {
             throw APIError(.badRequest, "bad_metadata", "metadata must be a JSON object, like {\"color\": \"red\", \"price\": 45}")
         }
