@@ -16,7 +16,9 @@ public final class Embedder: Sendable {
     /// row per class, in the text encoder's space.
     let classVectors: Tensor<Float>?
 
-    public init(manifest: ModelManifest, registry: ModelRegistry, threads: Int = 0) throws {
+    /// `textEncoder`, for a model made of words: its text model, when the caller has it loaded
+    /// already (else it is loaded here, for the class names).
+    public init(manifest: ModelManifest, registry: ModelRegistry, threads: Int = 0, textEncoder: TextEncoder? = nil) throws {
         if let problem = manifest.problem { throw ModelError.unsupportedInput(name: manifest.name, reason: problem) }
         guard manifest.modality == .image else {
             // A text encoder embeds words (`TextEncoder`), for the image models of its space.
@@ -26,7 +28,9 @@ public final class Embedder: Sendable {
         let modelPath = try registry.installedPath(of: manifest)
         var fingerprint = try Self.fingerprint(modelPath: modelPath, manifest: manifest)
         if let concepts = manifest.concepts {
-            let (vectors, encoderFingerprint) = try Self.classVectors(concepts, registry: registry, threads: threads)
+            let encoder = try textEncoder.flatMap { $0.manifest.name == concepts.textModel ? $0 : nil }
+                ?? TextEncoder(manifest: try registry.manifest(named: concepts.textModel), registry: registry, threads: threads)
+            let (vectors, encoderFingerprint) = try Self.classVectors(concepts, encoder: encoder, registry: registry)
             guard vectors.shape[1] == manifest.dimension else {
                 throw ModelError.unsupportedInput(name: manifest.name, reason: "its text model \(concepts.textModel) makes "
                     + "\(vectors.shape[1])-d vectors, the manifest says \(manifest.dimension)")
@@ -56,9 +60,8 @@ public final class Embedder: Sendable {
 
     /// The class names of `concepts` embedded by its text encoder.
     private static func classVectors(
-        _ concepts: ModelManifest.Concepts, registry: ModelRegistry, threads: Int
+        _ concepts: ModelManifest.Concepts, encoder: TextEncoder, registry: ModelRegistry
     ) throws -> (Tensor<Float>, String) {
-        let encoder = try TextEncoder(manifest: try registry.manifest(named: concepts.textModel), registry: registry, threads: threads)
         let file = registry.directory.appendingPathComponent(concepts.classes)
         let names: [String]
         do {

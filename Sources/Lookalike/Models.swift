@@ -34,22 +34,31 @@ final class Models: @unchecked Sendable {
     func embedder(_ name: String) throws -> Embedder {
         if let embedder = lock.withLock({ embedders[name] }) { return embedder }
         let registry = try registry()
-        let embedder = try Embedder(manifest: try registry.manifest(named: name), registry: registry, threads: threads)
+        let manifest = try registry.manifest(named: name)
+        // A model made of words shares its text model with the queries in words of its space.
+        let encoder = try manifest.concepts.map { try textEncoder(named: $0.textModel) }
+        let embedder = try Embedder(manifest: manifest, registry: registry, threads: threads, textEncoder: encoder)
         lock.withLock { embedders[name] = embedder }
         return embedder
     }
 
     private var textEncoders: [String: TextEncoder] = [:]
 
-    /// The text encoder of an embedding space (an installed text model naming that space), loaded
-    /// on first use and kept; nil when none is installed.
+    /// The text encoder of an embedding space (an installed text model naming that space); nil
+    /// when none is installed.
     func textEncoder(space: String) throws -> TextEncoder? {
-        if let encoder = lock.withLock({ textEncoders[space] }) { return encoder }
         let registry = try registry()
         guard let manifest = registry.manifests.first(where: { $0.modality == .text && $0.embeddingSpace == space && registry.isInstalled($0) })
         else { return nil }
-        let encoder = try TextEncoder(manifest: manifest, registry: registry, threads: threads)
-        lock.withLock { textEncoders[space] = encoder }
+        return try textEncoder(named: manifest.name)
+    }
+
+    /// A text model, loaded on first use and kept.
+    func textEncoder(named name: String) throws -> TextEncoder {
+        if let encoder = lock.withLock({ textEncoders[name] }) { return encoder }
+        let registry = try registry()
+        let encoder = try TextEncoder(manifest: try registry.manifest(named: name), registry: registry, threads: threads)
+        lock.withLock { textEncoders[name] = encoder }
         return encoder
     }
 
