@@ -15,6 +15,11 @@ extension Engine {
         try store.items(after: after, limit: limit)
     }
 
+    /// Every item in id order, starting after the id `after`, a page at a time; `body` returns false to stop.
+    public func forEachItemPage(after: String? = nil, _ body: ([Item]) throws -> Bool) throws {
+        try store.forEachItemPage(after: after, body)
+    }
+
     /// The ids of the items whose metadata passes `filter`.
     public func itemIDs(matching filter: MetadataFilter) throws -> Set<String> {
         try store.itemIDs(matching: filter)
@@ -48,13 +53,12 @@ extension Engine {
             return .item(item.id)
         }
         // The file is gone or changed: the item added from that path, if any.
-        var after: String?
-        while true {
-            let page = try store.items(after: after, limit: 1000)
-            if let item = page.first(where: { $0.sourcePath == path }) { return .item(item.id) }
-            guard page.count == 1000, let last = page.last else { break }
-            after = last.id
+        var added: String?
+        try store.forEachItemPage { page in
+            added = page.first { $0.sourcePath == path }?.id
+            return added == nil
         }
+        if let added { return .item(added) }
         if isHex { return .notFound("no item has an id starting with \(lowered), and no image at \(path) is stored") }
         return .notFound("no stored image is \(path) (neither its bytes nor its path)")
     }

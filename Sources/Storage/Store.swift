@@ -127,6 +127,17 @@ public protocol Store: AnyObject, Sendable {
 }
 
 extension Store {
+    /// Every item in id order, starting after the id `after`, `pageSize` at a time; `body` returns
+    /// false to stop.
+    public func forEachItemPage(after: String? = nil, pageSize: Int = 1000, _ body: ([Item]) throws -> Bool) throws {
+        var cursor = after
+        while true {
+            let page = try items(after: cursor, limit: pageSize)
+            guard !page.isEmpty, try body(page), page.count == pageSize, let last = page.last else { return }
+            cursor = last.id
+        }
+    }
+
     /// As `checkModel(_:fingerprint:dimension:space:record:)`, for a model that is its own space.
     @discardableResult
     public func checkModel(_ model: String, fingerprint: String, dimension: Int, record: Bool) throws -> Bool {

@@ -129,19 +129,16 @@ struct List: ParsableCommand {
         do {
             let engine = try storeOptions.engine(createStore: false)
             let passing = try filter.map { try engine.itemIDs(matching: try MetadataFilter(json: $0)) }
-            var cursor = after
             let wanted = limit == 0 ? Int.max : limit
-            pages: while listed.count < wanted {
-                let page = try engine.items(after: cursor, limit: 1000)
+            try engine.forEachItemPage(after: after) { page in
                 for item in page where passing?.contains(item.id) ?? true {
                     if listed.count == wanted {
-                        next = listed.last?.id
-                        break pages
+                        next = listed.last?.id  // one more passes: the page ends here
+                        return false
                     }
                     listed.append(item)
                 }
-                guard page.count == 1000, let last = page.last else { break }
-                cursor = last.id
+                return true
             }
         } catch {
             throw fail(error)

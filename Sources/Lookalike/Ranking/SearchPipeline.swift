@@ -126,16 +126,13 @@ struct SearchPipeline {
                 if depth < 3, let nested = value as? [String: Any] { collect(nested, prefix: prefix + key + ".", depth: depth + 1) }
             }
         }
-        var after: String?
         var read = 0
-        while read < sample {
-            let page = try store.items(after: after, limit: 500)
+        try store.forEachItemPage(pageSize: 500) { page in
             for item in page {
                 if let object = Metadata.object(item.metadata) { collect(object, prefix: "", depth: 0) }
             }
             read += page.count
-            guard page.count == 500, let last = page.last else { break }
-            after = last.id
+            return read < sample
         }
         return fields
     }
