@@ -52,10 +52,9 @@ public final class Embedder: Sendable {
     }
 
     private static func fingerprint(modelPath: String, manifest: ModelManifest) throws -> String {
-        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: modelPath), options: .mappedIfSafe))
         // The text stays as it was when the resize policy was not optional, so stores keep matching.
         let sizing = manifest.resize.map { "\($0)" } ?? "text"
-        return "\(ContentHash.sha256(bytes)) \(sizing) \(manifest.embeddingOutput)"
+        return "\(try ContentHash.sha256(fileAt: modelPath)) \(sizing) \(manifest.embeddingOutput)"
     }
 
     /// The class names of `concepts` embedded by its text encoder.

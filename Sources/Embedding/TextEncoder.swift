@@ -30,9 +30,8 @@ public final class TextEncoder: Sendable {
         let modelPath = try registry.installedPath(of: manifest)
         let vocabulary = registry.directory.appendingPathComponent(text.vocabulary)
         tokenizer = try WordPieceTokenizer(vocabularyFile: vocabulary, maxTokens: text.maxTokens, lowercase: text.lowercase)
-        let modelBytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: modelPath), options: .mappedIfSafe))
-        let vocabularyBytes = [UInt8](try Data(contentsOf: vocabulary))
-        fingerprint = "\(ContentHash.sha256(modelBytes)) \(ContentHash.sha256(vocabularyBytes)) \(text.maxTokens) \(manifest.embeddingOutput)"
+        fingerprint = "\(try ContentHash.sha256(fileAt: modelPath)) \(try ContentHash.sha256(fileAt: vocabulary.path)) "
+            + "\(text.maxTokens) \(manifest.embeddingOutput)"
         let runtime = try OnnxRuntime.shared(libraryPath: registry.runtimeLibraryPath())
         session = try InferenceSession(runtime: runtime, modelPath: modelPath, threads: threads)
         self.manifest = manifest
