@@ -44,6 +44,14 @@ extension LookalikeServer {
         throw APIError(.unsupportedMediaType, "unsupported_media_type", "cannot read a \(mediaType) body here; send \(accepted)")
     }
 
+    /// A multipart body's part `name`, which must hold something.
+    static func part(_ name: String, of parts: [String: Multipart.Part]) throws -> Multipart.Part {
+        guard let part = parts[name], !part.bytes.isEmpty else {
+            throw APIError.badRequest("the multipart body has no \"\(name)\" part")
+        }
+        return part
+    }
+
     func readJSONBody(_ request: Request) async throws -> [UInt8] {
         let type = request.headers[.contentType]?.lowercased() ?? ""
         guard type.hasPrefix("application/json") else {

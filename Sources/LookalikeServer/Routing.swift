@@ -24,22 +24,26 @@ final class Routes: @unchecked Sendable {
         func get<Output: ResponseGenerator>(
             _ path: String, use handler: @escaping @Sendable (Request, BasicRequestContext) async throws -> Output
         ) {
-            group.get(RouterPath(path), use: handler)
-            routes.record(full(path), .get)
+            on(path, .get, handler)
         }
 
         func post<Output: ResponseGenerator>(
             _ path: String, use handler: @escaping @Sendable (Request, BasicRequestContext) async throws -> Output
         ) {
-            group.post(RouterPath(path), use: handler)
-            routes.record(full(path), .post)
+            on(path, .post, handler)
         }
 
         func delete<Output: ResponseGenerator>(
             _ path: String, use handler: @escaping @Sendable (Request, BasicRequestContext) async throws -> Output
         ) {
-            group.delete(RouterPath(path), use: handler)
-            routes.record(full(path), .delete)
+            on(path, .delete, handler)
+        }
+
+        private func on<Output: ResponseGenerator>(
+            _ path: String, _ method: HTTPRequest.Method, _ handler: @escaping @Sendable (Request, BasicRequestContext) async throws -> Output
+        ) {
+            group.on(RouterPath(path), method: method, use: handler)
+            routes.record(full(path), method)
         }
 
         private func full(_ path: String) -> String {

@@ -46,10 +46,8 @@ extension LookalikeServer {
             guard let id = body.id else { throw APIError.badRequest("name the search's query: \"id\" of a stored item, or send the image as multipart") }
             query = .item(id)
         case .multipart(let parts):
-            guard let image = parts["image"]?.bytes, !image.isEmpty else { throw APIError.badRequest("the multipart body has no \"image\" part") }
-            guard let text = parts["feedback"]?.bytes else { throw APIError.badRequest("the multipart body has no \"feedback\" part") }
-            body = try decodeJSON(text)
-            query = .image(bytes: image)
+            body = try decodeJSON(try Self.part("feedback", of: parts).bytes)
+            query = .image(bytes: try Self.part("image", of: parts).bytes)
         case .image:
             throw APIError.badRequest("send the marks as JSON, or the query image and the marks as multipart")
         }

@@ -72,7 +72,7 @@ extension LookalikeServer {
         case .image(let body):
             bytes = body
         case .multipart(let parts):
-            guard let image = parts["image"], !image.bytes.isEmpty else { throw APIError.badRequest("the multipart body has no \"image\" part") }
+            let image = try Self.part("image", of: parts)
             bytes = image.bytes
             if givenName == nil { givenName = image.filename }
             if let text = parts["metadata"]?.bytes { metadata = String(decoding: text, as: UTF8.self) }

@@ -23,7 +23,7 @@ extension LookalikeServer {
         let image: [UInt8]
         switch try await readBody(request, allowJSON: false) {
         case .image(let bytes): image = bytes
-        case .multipart(let parts): image = parts["image"]?.bytes ?? []
+        case .multipart(let parts): image = try Self.part("image", of: parts).bytes
         case .json: throw APIError.badRequest("send the query image as the body")
         }
         guard !image.isEmpty else { throw APIError(.unprocessableContent, "bad_image", "the body is empty: send an image") }
@@ -131,7 +131,7 @@ extension LookalikeServer {
                     + "items in \"like\"; to search with an image, send it as the body")
             }
         case .multipart(let parts):
-            guard let image = parts["image"]?.bytes, !image.isEmpty else { throw APIError.badRequest("the multipart body has no \"image\" part") }
+            let image = try Self.part("image", of: parts).bytes
             if let text = parts["options"]?.bytes {
                 let body: SearchBody = try decodeJSON(text)
                 try apply(body, to: &options)
