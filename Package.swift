@@ -28,6 +28,12 @@ let package = Package(
             pkgConfig: "vips",
             providers: [.apt(["libvips-dev"])]
         ),
+        // PostgreSQL's client library, libpq.
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
         // Our own minimal declarations of the ONNX Runtime C API; the library is loaded with dlopen.
         .target(
             name: "COnnxRuntime",
@@ -44,10 +50,12 @@ let package = Package(
         .target(name: "Storage"),
         // The SQLite store (GRDB), with its rendering of filters.
         .target(name: "Catalog", dependencies: ["Storage", .product(name: "GRDB", package: "GRDB.swift")]),
+        // The PostgreSQL store (libpq, pgvector), with its rendering of filters.
+        .target(name: "PostgresStore", dependencies: ["Storage", "CLibPQ"]),
         .target(
             name: "Lookalike",
             dependencies: [
-                "Imaging", "Embedding", "VectorIndex", "Storage", "Catalog",
+                "Imaging", "Embedding", "VectorIndex", "Storage", "Catalog", "PostgresStore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
@@ -85,7 +93,7 @@ let package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TestSupport"]),
         .testTarget(name: "EmbeddingTests", dependencies: ["Embedding", "Imaging", "TestSupport"]),
         .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex"]),
-        .testTarget(name: "CatalogTests", dependencies: ["Catalog"]),
+        .testTarget(name: "CatalogTests", dependencies: ["Catalog", "PostgresStore"]),
         .testTarget(name: "LookalikeTests", dependencies: ["Lookalike", "Imaging", "Embedding", "Catalog", "lookalike", "TestSupport"]),
         .testTarget(
             name: "LookalikeServerTests",

@@ -4,46 +4,61 @@ import Storage
 
 /// The SQLite rendering of a metadata filter.
 extension MetadataFilter {
-    /// The SQL condition over `item.metadata`, with its arguments. An item without metadata (or
-    /// with text that is not JSON) has no field: it passes `$ne` and `$exists: false`, and fails
-    /// every other condition.
+    /// The SQL condition over `item.metadata`, with its arguments. Values compare like with like:
+    /// a number with numbers, text with text (byte order), a boolean with booleans, so `true` never
+    /// equals `1` and "cheap" is neither above nor below 50 (the PostgreSQL store answers the same).
+    /// `$in` is any of its values' `$eq`. An item without metadata (or with text that is not JSON)
+    /// has no field: it passes `$ne` and `$exists: false`, and fails every other condition.
     func sql() -> (String, StatementArguments) {
         var clauses: [String] = []
         var arguments = StatementArguments()
         for condition in conditions {
             let path = "$" + condition.path.map { ".\"\($0)\"" }.joined()
-            let value = "json_extract(metadata, ?)"
             let type = "json_type(metadata, ?)"
+            let value = "json_extract(metadata, ?)"
+            /// The field holds exactly `operand`.
+            func equality(_ operand: JSONValue) -> String {
+                switch operand {
+                case .null:
+                    arguments += [path]
+                    return "\(type) = 'null'"
+                case .bool(let flag):
+                    arguments += [path]
+                    return "\(type) = '\(flag ? "true" : "false")'"
+                case .integer, .number:
+                    arguments += [path, path, operand.databaseValue]
+                    return "(\(type) IN ('integer', 'real') AND \(value) = ?)"
+                case .string:
+                    arguments += [path, path, operand.databaseValue]
+                    return "(\(type) = 'text' AND \(value) = ?)"
+                case .array, .object:
+                    return "0"
+                }
+            }
             var clause: String
             var passesWithoutField = false
             switch condition.operation {
-            case .equal(.null):
-                clause = "\(type) = 'null'"
-                arguments += [path]
-            case .notEqual(.null):
-                clause = "(\(type) IS NULL OR \(type) != 'null')"
-                arguments += [path, path]
+            case .equal(let operand):
+                clause = equality(operand)
+            case .notEqual(let operand):
+                clause = "NOT coalesce(\(equality(operand)), 0)"
                 passesWithoutField = true
-            case .equal(let operand), .notEqual(let operand), .less(let operand), .lessOrEqual(let operand),
-                 .greater(let operand), .greaterOrEqual(let operand):
-                clause = "\(value) \(condition.operation.sqlComparison) ?"
-                arguments += [path, operand.databaseValue]
-                if case .notEqual = condition.operation { passesWithoutField = true }
-            case .oneOf(let values):
-                if values.isEmpty {
-                    clause = "0"
+            case .less(let operand), .lessOrEqual(let operand), .greater(let operand), .greaterOrEqual(let operand):
+                if case .string = operand {
+                    clause = "(\(type) = 'text' AND \(value) \(condition.operation.sqlComparison) ?)"
                 } else {
-                    clause = "\(value) IN (\(Array(repeating: "?", count: values.count).joined(separator: ", ")))"
-                    arguments += [path]
-                    for operand in values { arguments += [operand.databaseValue] }
+                    clause = "(\(type) IN ('integer', 'real') AND \(value) \(condition.operation.sqlComparison) ?)"
                 }
+                arguments += [path, path, operand.databaseValue]
+            case .oneOf(let values):
+                clause = values.isEmpty ? "0" : "(" + values.map(equality).joined(separator: " OR ") + ")"
             case .exists(let flag):
                 clause = flag ? "\(type) IS NOT NULL" : "\(type) IS NULL"
                 arguments += [path]
                 passesWithoutField = !flag
             }
             // json_extract fails on text that is not JSON, so it is only reached for valid JSON.
-            clauses.append("(CASE WHEN json_valid(metadata) THEN \(clause) ELSE \(passesWithoutField ? 1 : 0) END)")
+            clauses.append("(CASE WHEN json_valid(metadata) THEN coalesce(\(clause), 0) ELSE \(passesWithoutField ? 1 : 0) END)")
         }
         if clauses.isEmpty { return ("1", arguments) }
         return (clauses.joined(separator: " AND "), arguments)
@@ -54,20 +69,17 @@ extension MetadataFilter.Operation {
     /// The SQL comparison of a field with one operand.
     var sqlComparison: String {
         switch self {
-        case .equal: return "="
-        case .notEqual: return "IS NOT"
         case .less: return "<"
         case .lessOrEqual: return "<="
         case .greater: return ">"
         case .greaterOrEqual: return ">="
-        case .oneOf, .exists: return ""
+        case .equal, .notEqual, .oneOf, .exists: return ""
         }
     }
 }
 
 extension JSONValue {
-
-    /// How SQLite's json_extract reports this value: booleans as 1 and 0.
+    /// How SQLite's json_extract reports this value.
     var databaseValue: DatabaseValue {
         switch self {
         case .null: return .null

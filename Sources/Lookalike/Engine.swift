@@ -3,6 +3,7 @@ import Embedding
 import Foundation
 import Imaging
 import Logging
+import PostgresStore
 import Storage
 import VectorIndex
 
@@ -28,7 +29,13 @@ public final class Engine: @unchecked Sendable {
     /// Opens the store; with `createStore` false, a store that does not exist yet is an error
     /// (a search in a mistyped folder must not answer "no hits").
     public convenience init(configuration: EngineConfiguration = EngineConfiguration(), createStore: Bool = true) throws {
-        try self.init(configuration: configuration, store: try Catalog(directory: configuration.store, create: createStore))
+        let store: any Store
+        if let database = configuration.database {
+            store = try PostgresStore(address: database, directory: configuration.store, create: createStore)
+        } else {
+            store = try Catalog(directory: configuration.store, create: createStore)
+        }
+        try self.init(configuration: configuration, store: store)
     }
 
     /// An engine over a store of the caller's choosing.
@@ -38,6 +45,11 @@ public final class Engine: @unchecked Sendable {
         models = Models(directory: configuration.models, store: store, threads: configuration.inferenceThreads)
         indexes = ModelIndexes(store: store, configuration: configuration)
         decoder = ImageDecoder(limits: configuration.limits)
+    }
+
+    /// The store as a person names it: its folder, or its PostgreSQL address without the password.
+    public var storeDescription: String {
+        (store as? PostgresStore).map { "\($0.displayAddress) (schema \($0.schema))" } ?? configuration.store.path
     }
 
     /// The models; a broken manifest in the models folder fails only the commands that need a model.
@@ -120,7 +132,7 @@ public final class Engine: @unchecked Sendable {
     /// How a model's vectors are searched, for `stats`.
     public struct IndexStatus: Sendable {
         public let model: String
-        /// `exact` or `hnsw`.
+        /// `exact` or `hnsw` (the engine's own), or `store` (the store's own index, pgvector's).
         public let kind: String
         public let vectors: Int
         public let memoryBytes: Int

@@ -5,8 +5,11 @@ import VectorIndex
 
 /// How an `Engine` is set up. Every field has a working default.
 public struct EngineConfiguration: Sendable {
-    /// The store folder (catalog and, later, index snapshots).
+    /// The store folder: the SQLite catalog and index snapshots, or, with `database`, only the
+    /// files kept beside the records (uploads, thumbnails).
     public var store: URL
+    /// A PostgreSQL store's address (`postgres://…`); nil for the SQLite store in `store`.
+    public var database: String?
     /// The models folder (ONNX files, manifests, the ONNX Runtime library).
     public var models: URL
     /// Threads one model run may use (0: ONNX Runtime decides, one per core).
@@ -31,6 +34,7 @@ public struct EngineConfiguration: Sendable {
 
     public init(
         store: URL = StoreLocation.resolve(nil),
+        database: String? = nil,
         models: URL = ModelRegistry.defaultDirectory(),
         inferenceThreads: Int = 0,
         decodeWorkers: Int = ProcessInfo.processInfo.activeProcessorCount,
@@ -41,6 +45,7 @@ public struct EngineConfiguration: Sendable {
             .flatMap(IndexEncoding.init(rawValue:)) ?? .int8
     ) {
         self.store = store
+        self.database = database
         self.models = models
         self.inferenceThreads = inferenceThreads
         self.decodeWorkers = max(1, decodeWorkers)

@@ -99,6 +99,7 @@ final class ModelIndexes: @unchecked Sendable {
     /// threshold, HNSW from it on), and an HNSW index's snapshot is saved, so the next process
     /// opens it ready.
     func settled(_ manifest: ModelManifest) throws {
+        guard !store.searchesVectors else { return }  // the store's own index searches
         let approximate = try store.vectorCount(model: manifest.name) >= configuration.approximateSearchThreshold
         switch lock.withLock({ loaded[manifest.name] }) {
         case .graph(let graph, _)?:
@@ -279,6 +280,10 @@ extension ModelIndexes {
 
     /// How a model's vectors are searched, for `stats`.
     func status(of manifest: ModelManifest) throws -> Engine.IndexStatus {
+        if store.searchesVectors {
+            return Engine.IndexStatus(model: manifest.name, kind: "store", vectors: try store.vectorCount(model: manifest.name),
+                                      memoryBytes: 0, encoding: nil, snapshotSaved: nil)
+        }
         let index = try load(manifest)
         if let graph = index.graph {
             let attributes = try? FileManager.default.attributesOfItem(atPath: snapshotURL(model: manifest.name).path)

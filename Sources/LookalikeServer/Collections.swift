@@ -30,7 +30,7 @@ final class Collections: @unchecked Sendable {
 
     private func exists(_ name: String) -> Bool {
         name == Self.defaultName
-            || FileManager.default.fileExists(atPath: directory(name).appendingPathComponent("catalog.sqlite").path)
+            || base.database == nil && FileManager.default.fileExists(atPath: directory(name).appendingPathComponent("catalog.sqlite").path)
     }
 
     /// The names of all collections, the default first.
@@ -64,6 +64,10 @@ final class Collections: @unchecked Sendable {
     func create(_ name: String) throws -> Engine {
         guard Self.isValidName(name) else {
             throw APIError(.badRequest, "bad_collection_name", "collection names are 1 to 64 of a-z, 0-9, - and _, starting with a letter or digit")
+        }
+        guard base.database == nil else {
+            throw APIError(.notImplemented, "collections_not_supported",
+                           "a server on a PostgreSQL store serves its default collection only; give each collection its own schema (?schema=name) and server")
         }
         return try lock.withLock {
             if exists(name) { throw APIError(.conflict, "collection_exists", "a collection named \(name) exists already") }

@@ -35,7 +35,8 @@ public final class LookalikeServer: Sendable {
         try configuration.validate()
         self.configuration = configuration
         self.logger = logger
-        var engineConfiguration = EngineConfiguration(store: configuration.store, models: configuration.models,
+        var engineConfiguration = EngineConfiguration(store: configuration.store, database: configuration.database,
+                                                      models: configuration.models,
                                                       inferenceThreads: configuration.inferenceThreads
                                                           ?? max(1, ProcessInfo.processInfo.activeProcessorCount / configuration.maxConcurrentInference),
                                                       limits: configuration.imageLimits)

@@ -8,6 +8,8 @@ public struct ServerConfiguration: Sendable {
     public var port: Int
     /// The default collection's store; other collections live in `<store>/collections/<name>`.
     public var store: URL
+    /// A PostgreSQL store's address, when the default collection is one (`store` then holds its files).
+    public var database: String?
     public var models: URL
     /// Folders the server may index on request (with everything below them).
     public var indexRoots: [String]

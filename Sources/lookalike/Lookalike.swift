@@ -43,9 +43,9 @@ struct LookalikeCommand: AsyncParsableCommand {
 /// Options every command that opens a store shares.
 struct StoreOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp(
-        "The store folder.",
+        "The store: a folder, or a PostgreSQL address (postgres://user@host:port/db[?schema=name]).",
         discussion: "Default: $LOOKALIKE_STORE, else $XDG_DATA_HOME/lookalike/store (~/.local/share/lookalike/store).",
-        valueName: "dir"))
+        valueName: "store"))
     var store: String?
 
     @Option(name: .long, help: "Threads for one model run (0: one per core).")
@@ -57,8 +57,9 @@ struct StoreOptions: ParsableArguments {
 
     /// The engine over the chosen store; only `add` creates a store that does not exist yet.
     func engine(createStore: Bool) throws -> Engine {
-        try Engine(configuration: EngineConfiguration(store: StoreLocation.resolve(store), inferenceThreads: threads),
-                   createStore: createStore)
+        let location = StoreLocation.resolveStore(store)
+        return try Engine(configuration: EngineConfiguration(store: location.folder, database: location.database, inferenceThreads: threads),
+                          createStore: createStore)
     }
 }
 

@@ -22,7 +22,7 @@ struct Stats: ParsableCommand {
             throw fail(error)
         }
         if json {
-            try printJSON(["store": engine.configuration.store.path, "items": stats.items, "vectors": stats.vectors,
+            try printJSON(["store": engine.storeDescription, "items": stats.items, "vectors": stats.vectors,
                            "bytes_on_disk": stats.bytesOnDisk,
                            "indexes": indexes.map { status in
                                [
@@ -33,7 +33,7 @@ struct Stats: ParsableCommand {
                            }])
             return
         }
-        print("store: \(engine.configuration.store.path)")
+        print("store: \(engine.storeDescription)")
         print("items: \(stats.items)")
         for (model, count) in stats.vectors.sorted(by: { $0.key < $1.key }) {
             print("vectors (\(model)): \(count)")

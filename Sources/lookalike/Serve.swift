@@ -35,7 +35,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-inference"), help: "Requests embedding images at once (default: one per core).")
     var maxInference: Int?
 
-    @Option(name: .long, help: ArgumentHelp("The store folder of the default collection.", valueName: "dir"))
+    @Option(name: .long, help: ArgumentHelp("The store of the default collection: a folder, or a PostgreSQL address (postgres://…).", valueName: "store"))
     var store: String?
 
     @Option(name: .long, help: "Threads for one model run (0: one per core; default: cores / --max-inference, so concurrent requests share the cores).")
@@ -47,7 +47,9 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
-        var configuration = ServerConfiguration(host: host, port: port, store: StoreLocation.resolve(store))
+        let location = StoreLocation.resolveStore(store)
+        var configuration = ServerConfiguration(host: host, port: port, store: location.folder)
+        configuration.database = location.database
         let server: LookalikeServer
         do {
             try configuration.load(configFile: config)
@@ -63,7 +65,7 @@ struct Serve: AsyncParsableCommand {
             throw fail(error)
         }
         let host = configuration.host.contains(":") ? "[\(configuration.host)]" : configuration.host
-        let store = configuration.store.path
+        let store = configuration.database == nil ? configuration.store.path : location.display
         do {
             try await server.run { port in
                 let line = "Lookalike is serving on http://\(host):\(port)/ (store \(store)); Ctrl-C stops it\n"

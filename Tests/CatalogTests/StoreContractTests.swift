@@ -1,16 +1,23 @@
 import Catalog
 import Foundation
+import PostgresStore
 import Testing
 
 /// What every `Store` must do, whatever holds the data: the engine relies on exactly this. Each
-/// test runs on every implementation in `StoreContractTests.stores` (the SQLite catalog today; a
-/// new store joins the list and must pass unchanged).
+/// test runs on every implementation in `StoreContractTests.stores`: the SQLite catalog, and the
+/// PostgreSQL store on the database `LOOKALIKE_TEST_POSTGRES` names (`make test` starts one).
 @Suite("The store contract")
 struct StoreContractTests {
-    /// Makes an empty store in a fresh folder.
-    static let stores: [(name: String, make: @Sendable (URL) throws -> any Store)] = [
-        ("sqlite", { folder in try Catalog(directory: folder) }),
-    ]
+    /// Makes an empty store in a fresh folder (for PostgreSQL, in a fresh schema of its own).
+    static let stores: [(name: String, make: @Sendable (URL) throws -> any Store)] = {
+        var stores: [(name: String, make: @Sendable (URL) throws -> any Store)] = [
+            ("sqlite", { folder in try Catalog(directory: folder) }),
+        ]
+        if let address = TestDatabase.address {
+            stores.append(("postgres", { folder in try TestDatabase.store(address, folder: folder) }))
+        }
+        return stores
+    }()
 
     static var names: [String] { stores.map(\.name) }
 
@@ -18,7 +25,15 @@ struct StoreContractTests {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("store-contract-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: folder) }
         let make = try #require(Self.stores.first { $0.name == name }?.make)
-        try body(try make(folder))
+        let store = try make(folder)
+        defer { try? (store as? PostgresStore)?.destroy() }
+        try body(store)
+    }
+
+    @Test("PostgreSQL is there to test against (make test starts a throwaway one)")
+    func postgresIsTested() {
+        #expect(Self.names.contains("postgres"),
+                "LOOKALIKE_TEST_POSTGRES is not set: run `make test`, or `scripts/postgres.sh run -- swift test`")
     }
 
     private func item(_ number: Int, metadata: String? = nil) -> Item {
@@ -165,6 +180,56 @@ struct StoreContractTests {
             #expect(abs(all[1].score - 0.8) < 1e-5)
             let kept = try store.nearest(model: "m", to: [1, 0], k: 3, filter: MetadataFilter(json: #"{"keep": true}"#))
             #expect(kept.map(\.id) == [item(1).id, item(2).id])
+        }
+    }
+
+    @Test("each filter operator selects exactly the items it should, across types, nesting and missing metadata",
+          arguments: names)
+    func filterOperators(_ name: String) throws {
+        try withStore(name) { store in
+            // Typed values, a nested object, no metadata, and metadata that is not JSON.
+            let records: [(String, String?)] = [
+                ("red45", #"{"color": "red", "price": 45, "sale": true, "size": {"eu": 42}}"#),
+                ("red80", #"{"color": "red", "price": 80.5, "sale": false}"#),
+                ("blue20", #"{"color": "blue", "price": 20, "tag": null}"#),
+                ("white", #"{"color": "white", "price": "ask", "sale": 1}"#),
+                ("none", nil),
+                ("broken", "not json"),
+            ]
+            var ids: [String: String] = [:]
+            for (index, (label, metadata)) in records.enumerated() {
+                let entry = item(index + 1, metadata: metadata)
+                try store.insert([(item: entry, vector: [1, 0])], model: "m")
+                ids[label] = entry.id
+            }
+            func names(_ json: String) throws -> Set<String> {
+                let matched = try store.itemIDs(matching: MetadataFilter(json: json))
+                return Set(ids.filter { matched.contains($0.value) }.keys)
+            }
+            #expect(try names(#"{"color": "red"}"#) == ["red45", "red80"])
+            #expect(try names(#"{"color": "red", "price": {"$lt": 50}}"#) == ["red45"])
+            #expect(try names(#"{"price": {"$gte": 45, "$lte": 80.5}}"#) == ["red45", "red80"])
+            #expect(try names(#"{"price": {"$gt": 80}}"#) == ["red80"])
+            #expect(try names(#"{"price": 45.0}"#) == ["red45"])
+            // Like with like: text is neither above nor below a number, and true is not 1.
+            #expect(try names(#"{"price": {"$gt": 0}}"#) == ["red45", "red80", "blue20"])
+            #expect(try names(#"{"price": {"$gte": "a"}}"#) == ["white"])
+            #expect(try names(#"{"sale": true}"#) == ["red45"])
+            #expect(try names(#"{"sale": 1}"#) == ["white"])
+            #expect(try names(#"{"sale": false}"#) == ["red80"])
+            #expect(try names(#"{"sale": {"$ne": true}}"#) == ["red80", "blue20", "white", "none", "broken"])
+            #expect(try names(#"{"size.eu": 42}"#) == ["red45"])
+            #expect(try names(#"{"color": {"$in": ["blue", "white"]}}"#) == ["blue20", "white"])
+            #expect(try names(#"{"tag": {"$in": [null, "x"]}}"#) == ["blue20"])
+            #expect(try names(#"{"color": {"$in": []}}"#).isEmpty)
+            #expect(try names(#"{"tag": null}"#) == ["blue20"])
+            #expect(try names(#"{"price": {"$exists": true}}"#) == ["red45", "red80", "blue20", "white"])
+            // Items without a field (no metadata, or text that is not JSON) pass $ne and $exists: false.
+            #expect(try names(#"{"price": {"$exists": false}}"#) == ["none", "broken"])
+            #expect(try names(#"{"color": {"$ne": "red"}}"#) == ["blue20", "white", "none", "broken"])
+            #expect(try names(#"{"tag": {"$ne": null}}"#) == ["red45", "red80", "white", "none", "broken"])
+            #expect(try names(#"{"color": "it's \"quoted\""}"#).isEmpty)
+            #expect(try names("{}").count == 6)
         }
     }
 }

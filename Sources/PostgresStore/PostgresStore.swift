@@ -1,0 +1,494 @@
+import Foundation
+import Storage
+
+/// A store in PostgreSQL with pgvector: items, metadata (`jsonb`), vectors (`vector`), change
+/// generations and feedback in one schema of a database that many Lookalike processes can share.
+/// Searches are pushed down to pgvector's HNSW index, one partial index per model, with the
+/// metadata filter in the same statement (iterative index scans, so a narrow filter still fills
+/// the page), and re-scored exactly by cosine similarity.
+///
+/// The address is a libpq connection URL, `postgres://user@host:port/database`, with one
+/// parameter of Lookalike's own: `schema` (default `lookalike`), so several stores can share a
+/// database. Files kept beside the records (uploads, thumbnails) go to `directory`.
+public final class PostgresStore: Store {
+    public let directory: URL
+    /// The schema holding this store's tables.
+    public let schema: String
+    /// The address given, without its password.
+    public let displayAddress: String
+    /// The HNSW beam width of a search (`hnsw.ef_search`), at least the number of hits asked for.
+    public let efSearch: Int
+    let pool: ConnectionPool
+
+    public static let defaultSchema = "lookalike"
+
+    /// Whether `text` names a PostgreSQL store rather than a folder.
+    public static func isAddress(_ text: String) -> Bool {
+        text.hasPrefix("postgres://") || text.hasPrefix("postgresql://")
+    }
+
+    /// Connects to the database at `address` and opens the store in its schema, applying pending
+    /// migrations; with `create` false, a schema without a store is an error. At most
+    /// `connections` connections are open at once.
+    public init(address: String, directory: URL, create: Bool = true, connections: Int = 8, efSearch: Int = 100) throws {
+        self.efSearch = max(1, efSearch)
+        let (libpqAddress, schema, display) = try Self.parse(address)
+        self.schema = schema
+        self.displayAddress = display
+        self.directory = directory
+        let quoted = Self.identifier(schema)
+        pool = ConnectionPool(address: libpqAddress, limit: connections) { connection in
+            try connection.execute("SET search_path TO \(quoted), public")
+        }
+        try pool.with(retry: true) { connection in
+            let exists = try connection.execute(
+                "SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = 'schema_migration'", [.text(schema)]).count > 0
+            if !exists && !create { throw PostgresStoreError.noStore(schema: schema) }
+            try Self.migrate(connection, schema: schema)
+        }
+        try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    /// Splits Lookalike's `schema` parameter off the URL (libpq refuses parameters it does not know).
+    public static func parse(_ address: String) throws -> (libpq: String, schema: String, display: String) {
+        guard isAddress(address), var components = URLComponents(string: address) else {
+            throw PostgresStoreError.badAddress(address, reason: "expected postgres://user@host:port/database[?schema=name]")
+        }
+        var schema = defaultSchema
+        var kept: [URLQueryItem] = []
+        for item in components.queryItems ?? [] {
+            if item.name == "schema" { schema = item.value ?? "" } else { kept.append(item) }
+        }
+        guard schema.range(of: "^[a-z_][a-z0-9_]{0,62}$", options: .regularExpression) != nil else {
+            throw PostgresStoreError.badAddress(address, reason: "schema must be 1 to 63 lower-case letters, digits or _, not starting with a digit")
+        }
+        components.queryItems = kept.isEmpty ? nil : kept
+        guard let libpq = components.string else { throw PostgresStoreError.badAddress(address, reason: "not a URL") }
+        components.password = nil
+        return (libpq, schema, components.string ?? address)
+    }
+
+    // MARK: Schema
+
+    /// Migrations, applied in order, each once, under a lock so that servers starting together
+    /// do not race. Names are versioned like the SQLite catalog's.
+    static func migrations(schema: String) -> [(name: String, sql: String)] {
+        let quoted = identifier(schema)
+        return [
+            ("v1: items, models, vectors, generations, feedback", """
+            CREATE TABLE item (
+                id text COLLATE "C" PRIMARY KEY,
+                content_hash text NOT NULL UNIQUE,
+                source_path text NOT NULL,
+                width integer NOT NULL,
+                height integer NOT NULL,
+                metadata text,
+                metadata_json jsonb GENERATED ALWAYS AS (CASE WHEN metadata IS JSON OBJECT THEN metadata::jsonb END) STORED,
+                added_at timestamptz NOT NULL
+            );
+            CREATE INDEX item_metadata ON item USING gin (metadata_json jsonb_path_ops);
+            CREATE TABLE model (
+                name text PRIMARY KEY,
+                fingerprint text NOT NULL,
+                dimension integer NOT NULL,
+                space text,
+                first_used_at timestamptz NOT NULL DEFAULT now()
+            );
+            CREATE TABLE embedding (
+                item_id text COLLATE "C" NOT NULL REFERENCES item (id) ON DELETE CASCADE,
+                model text NOT NULL,
+                seq bigserial NOT NULL,
+                vec vector NOT NULL,
+                PRIMARY KEY (item_id, model)
+            );
+            CREATE INDEX embedding_in_order ON embedding (model, seq);
+            -- A counter per model that every statement changing its vectors bumps, in the same
+            -- transaction, so no write path can forget it.
+            CREATE TABLE vector_generation (model text PRIMARY KEY, generation bigint NOT NULL);
+            CREATE FUNCTION bump_vector_generation() RETURNS trigger LANGUAGE plpgsql
+                SET search_path = \(quoted), public AS $$
+            BEGIN
+                INSERT INTO vector_generation (model, generation) SELECT DISTINCT model, 1 FROM changed
+                    ON CONFLICT (model) DO UPDATE SET generation = vector_generation.generation + 1;
+                RETURN NULL;
+            END $$;
+            CREATE TRIGGER embedding_inserted AFTER INSERT ON embedding REFERENCING NEW TABLE AS changed
+                FOR EACH STATEMENT EXECUTE FUNCTION bump_vector_generation();
+            CREATE TRIGGER embedding_updated AFTER UPDATE ON embedding REFERENCING NEW TABLE AS changed
+                FOR EACH STATEMENT EXECUTE FUNCTION bump_vector_generation();
+            CREATE TRIGGER embedding_deleted AFTER DELETE ON embedding REFERENCING OLD TABLE AS changed
+                FOR EACH STATEMENT EXECUTE FUNCTION bump_vector_generation();
+            CREATE TABLE feedback (
+                id bigserial PRIMARY KEY,
+                model text NOT NULL,
+                query vector NOT NULL,
+                item_id text COLLATE "C" NOT NULL REFERENCES item (id) ON DELETE CASCADE,
+                mark text NOT NULL,
+                created_at timestamptz NOT NULL
+            );
+            CREATE INDEX feedback_by_model ON feedback (model, id);
+            """),
+        ]
+    }
+
+    private static func migrate(_ connection: Connection, schema: String) throws {
+        let quoted = identifier(schema)
+        let names = migrations(schema: schema)
+        // Nothing to do (the common case) is found without taking the lock.
+        if let applied = try? connection.execute("SELECT count(*) FROM \(quoted).schema_migration").int(0, 0),
+           applied == names.count { return }
+        try connection.transaction {
+            try connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", [.text("lookalike migrations " + schema)])
+            do {
+                try connection.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            } catch let error as PostgresStoreError {
+                throw PostgresStoreError.unavailable(reason: "the pgvector extension is missing and cannot be created here "
+                    + "(a superuser can run CREATE EXTENSION vector): \(error)")
+            }
+            try connection.execute("""
+                CREATE SCHEMA IF NOT EXISTS \(quoted);
+                CREATE TABLE IF NOT EXISTS \(quoted).schema_migration (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())
+                """)
+            let applied = try connection.execute("SELECT name FROM \(quoted).schema_migration")
+            let done = Set((0..<applied.count).compactMap { applied.string($0, 0) })
+            for migration in names where !done.contains(migration.name) {
+                try connection.execute(migration.sql)
+                try connection.execute("INSERT INTO \(quoted).schema_migration (name) VALUES ($1)", [.text(migration.name)])
+            }
+        }
+    }
+
+    /// Drops the store's schema and everything in it (tests and `migrate` back).
+    public func destroy() throws {
+        try pool.with { connection in _ = try connection.execute("DROP SCHEMA IF EXISTS \(Self.identifier(schema)) CASCADE") }
+    }
+
+    // MARK: Items
+
+    private static let itemColumns = "id, content_hash, source_path, width, height, metadata, extract(epoch FROM added_at)::float8"
+
+    private static func items(_ rows: ResultSet) -> [Item] {
+        (0..<rows.count).compactMap { row in
+            guard let id = rows.string(row, 0), let hash = rows.string(row, 1), let path = rows.string(row, 2),
+                  let width = rows.int(row, 3), let height = rows.int(row, 4), let added = rows.double(row, 6) else { return nil }
+            return Item(id: id, contentHash: hash, sourcePath: path, width: width, height: height,
+                        metadata: rows.string(row, 5), addedAt: Date(timeIntervalSince1970: added))
+        }
+    }
+
+    public func item(contentHash: String) throws -> Item? {
+        try pool.with(retry: true) { connection in
+            Self.items(try connection.execute("SELECT \(Self.itemColumns) FROM item WHERE content_hash = $1", [.text(contentHash)])).first
+        }
+    }
+
+    public func items(ids: [String]) throws -> [String: Item] {
+        guard !ids.isEmpty else { return [:] }
+        return try pool.with(retry: true) { connection in
+            let rows = try connection.execute("SELECT \(Self.itemColumns) FROM item WHERE id = ANY($1::text[])", [.text(Self.array(ids))])
+            return Dictionary(Self.items(rows).map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        }
+    }
+
+    public func items(after: String?, limit: Int) throws -> [Item] {
+        try pool.with(retry: true) { connection in
+            Self.items(try connection.execute(
+                "SELECT \(Self.itemColumns) FROM item WHERE $1::text IS NULL OR id > $1 ORDER BY id LIMIT $2",
+                [.optional(after), .int(max(0, limit))]))
+        }
+    }
+
+    public func itemCount() throws -> Int {
+        try pool.with(retry: true) { connection in try connection.execute("SELECT count(*) FROM item").int(0, 0) ?? 0 }
+    }
+
+    public func itemIDs(matching filter: MetadataFilter) throws -> Set<String> {
+        let (condition, parameters) = filter.postgresSQL(column: "metadata_json", firstParameter: 1)
+        return try pool.with(retry: true) { connection in
+            let rows = try connection.execute("SELECT id FROM item WHERE \(condition)", parameters)
+            return Set((0..<rows.count).compactMap { rows.string($0, 0) })
+        }
+    }
+
+    public func insert(_ entries: [(item: Item, vector: [Float])], model: String,
+                       metadataUpdates: [(id: String, metadata: String)]) throws {
+        guard !entries.isEmpty || !metadataUpdates.isEmpty else { return }
+        try pool.with { connection in
+            try connection.transaction {
+                for (item, vector) in entries {
+                    try connection.execute("""
+                        INSERT INTO item (id, content_hash, source_path, width, height, metadata, added_at)
+                        VALUES ($1, $2, $3, $4, $5, $6, to_timestamp($7::float8)) ON CONFLICT (id) DO NOTHING
+                        """, [.text(item.id), .text(item.contentHash), .text(item.sourcePath), .int(item.width), .int(item.height),
+                              .optional(item.metadata), .text(String(item.addedAt.timeIntervalSince1970))])
+                    try connection.execute("""
+                        INSERT INTO embedding (item_id, model, vec) VALUES ($1, $2, $3)
+                        ON CONFLICT (item_id, model) DO UPDATE SET vec = EXCLUDED.vec
+                        """, [.text(item.id), .text(model), .vector(vector)])
+                }
+                for update in metadataUpdates {
+                    try connection.execute("UPDATE item SET metadata = $1 WHERE id = $2", [.text(update.metadata), .text(update.id)])
+                }
+            }
+        }
+    }
+
+    @discardableResult
+    public func remove(ids: [String]) throws -> [String] {
+        guard !ids.isEmpty else { return [] }
+        let removed = try pool.with { connection in
+            let rows = try connection.execute("DELETE FROM item WHERE id = ANY($1::text[]) RETURNING id", [.text(Self.array(ids))])
+            return Set((0..<rows.count).compactMap { rows.string($0, 0) })
+        }
+        var seen = Set<String>()
+        return ids.filter { removed.contains($0) && seen.insert($0).inserted }
+    }
+
+    // MARK: Models
+
+    @discardableResult
+    public func checkModel(_ model: String, fingerprint: String, dimension: Int, space: String?, record: Bool) throws -> Bool {
+        func matches(_ connection: Connection) throws -> Bool? {
+            let rows = try connection.execute("SELECT fingerprint, dimension FROM model WHERE name = $1", [.text(model)])
+            guard rows.count > 0 else { return nil }
+            guard rows.string(0, 0) == fingerprint, rows.int(0, 1) == dimension else {
+                throw PostgresStoreError.modelChanged(model: model)
+            }
+            return true
+        }
+        if try pool.with(retry: true, matches) != nil { return true }
+        guard record else { return false }
+        return try pool.with { connection in
+            try connection.transaction {
+                try connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", [.text("lookalike model " + schema + " " + model)])
+                if try matches(connection) != nil { return true }  // recorded meanwhile by another writer
+                try connection.execute("INSERT INTO model (name, fingerprint, dimension, space) VALUES ($1, $2, $3, $4)",
+                                       [.text(model), .text(fingerprint), .int(dimension), .optional(space == model ? nil : space)])
+                if let cast = Self.indexCast(dimension) {
+                    try connection.execute("""
+                        CREATE INDEX IF NOT EXISTS \(Self.indexName(model)) ON embedding
+                        USING hnsw ((vec::\(cast.type)(\(dimension))) \(cast.operators)) WHERE model = \(Self.literal(model))
+                        """)
+                }
+                return true
+            }
+        }
+    }
+
+    public func vectorSpaces() throws -> [VectorSpace] {
+        try pool.with(retry: true) { connection in
+            let rows = try connection.execute("""
+                SELECT used.model, model.space FROM (SELECT DISTINCT model FROM embedding) AS used
+                LEFT JOIN model ON model.name = used.model ORDER BY used.model COLLATE "C"
+                """)
+            return (0..<rows.count).compactMap { row in
+                rows.string(row, 0).map { VectorSpace(model: $0, space: rows.string(row, 1)) }
+            }
+        }
+    }
+
+    // MARK: Vectors
+
+    public func hasVector(itemId: String, model: String) throws -> Bool {
+        try pool.with(retry: true) { connection in
+            try connection.execute("SELECT 1 FROM embedding WHERE item_id = $1 AND model = $2", [.text(itemId), .text(model)]).count > 0
+        }
+    }
+
+    public func vectorCount(model: String) throws -> Int {
+        try pool.with(retry: true) { connection in
+            try connection.execute("SELECT count(*) FROM embedding WHERE model = $1", [.text(model)]).int(0, 0) ?? 0
+        }
+    }
+
+    /// Rows of (item id, vector), read in binary.
+    private func embeddings(_ rows: ResultSet, model: String, idColumn: Int = 0, vectorColumn: Int = 1) throws -> [StoredEmbedding] {
+        try (0..<rows.count).map { row in
+            let id = rows.string(row, idColumn) ?? ""
+            guard let vector = rows.vector(row, vectorColumn) else { throw PostgresStoreError.corruptVector(itemId: id, model: model) }
+            return (id, vector)
+        }
+    }
+
+    public func vectors(model: String, ids: [String]) throws -> [StoredEmbedding] {
+        guard !ids.isEmpty else { return [] }
+        return try pool.with(retry: true) { connection in
+            try embeddings(try connection.execute(
+                "SELECT item_id, vec FROM embedding WHERE model = $1 AND item_id = ANY($2::text[]) ORDER BY seq",
+                [.text(model), .text(Self.array(ids))], binary: true), model: model)
+        }
+    }
+
+    public func forEachVectorPage(model: String, pageSize: Int, _ body: ([StoredEmbedding]) throws -> Bool) throws {
+        var after: Int64 = 0
+        let size = max(1, pageSize)
+        while true {
+            let (page, last) = try pool.with(retry: true) { connection -> ([StoredEmbedding], Int64?) in
+                let rows = try connection.execute(
+                    "SELECT item_id, vec, seq FROM embedding WHERE model = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                    [.text(model), .text(String(after)), .int(size)], binary: true)
+                return (try embeddings(rows, model: model), rows.count > 0 ? rows.binaryInt64(rows.count - 1, 2) : nil)
+            }
+            guard let last, !page.isEmpty else { return }
+            after = last
+            if try !body(page) || page.count < size { return }
+        }
+    }
+
+    public func vectorIDs(model: String) throws -> [String] {
+        try pool.with(retry: true) { connection in
+            let rows = try connection.execute("SELECT item_id FROM embedding WHERE model = $1 ORDER BY seq", [.text(model)])
+            return (0..<rows.count).compactMap { rows.string($0, 0) }
+        }
+    }
+
+    public func vectorIDsAndGeneration(model: String) throws -> (ids: [String], generation: Int64) {
+        try pool.with(retry: true) { connection in
+            try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            defer { _ = try? connection.execute("COMMIT") }
+            let rows = try connection.execute("SELECT item_id FROM embedding WHERE model = $1 ORDER BY seq", [.text(model)])
+            let ids = (0..<rows.count).compactMap { rows.string($0, 0) }
+            return (ids, try Self.generation(connection, model: model))
+        }
+    }
+
+    public func vectorGeneration(model: String) throws -> Int64 {
+        try pool.with(retry: true) { connection in try Self.generation(connection, model: model) }
+    }
+
+    private static func generation(_ connection: Connection, model: String) throws -> Int64 {
+        Int64(try connection.execute("SELECT generation FROM vector_generation WHERE model = $1", [.text(model)]).string(0, 0) ?? "0") ?? 0
+    }
+
+    // MARK: Search pushed down
+
+    public var searchesVectors: Bool { true }
+
+    public func nearest(model: String, to query: [Float], k: Int, filter: MetadataFilter?) throws -> [(id: String, score: Float)] {
+        guard k > 0, !query.isEmpty else { return [] }
+        let dimension = query.count
+        // The order expression is the one the model's partial index was built on, so the planner
+        // can use it; the score is the exact cosine similarity of the stored vector either way.
+        let order = Self.indexCast(dimension).map { "e.vec::\($0.type)(\(dimension)) <=> $1::\($0.type)(\(dimension))" }
+            ?? "e.vec <=> $1::vector"
+        var sql = "SELECT e.item_id, (1 - (e.vec <=> $1::vector))::float8 FROM embedding e"
+        var parameters: [Parameter] = [.vector(query)]
+        var conditions = ["e.model = \(Self.literal(model))"]
+        if let filter, !filter.conditions.isEmpty {
+            sql += " JOIN item i ON i.id = e.item_id"
+            let (condition, filterParameters) = filter.postgresSQL(column: "i.metadata_json", firstParameter: 2)
+            conditions.append(condition)
+            parameters += filterParameters
+        }
+        sql += " WHERE " + conditions.joined(separator: " AND ") + " ORDER BY \(order) LIMIT \(k)"
+        let beam = min(1_000, max(efSearch, k))
+        let hits: [(id: String, score: Float)] = try pool.with(retry: true) { connection in
+            try connection.transaction {
+                try connection.execute("SET LOCAL hnsw.ef_search = \(beam); SET LOCAL hnsw.iterative_scan = relaxed_order")
+                let rows = try connection.execute(sql, parameters)
+                return (0..<rows.count).compactMap { row in
+                    guard let id = rows.string(row, 0), let score = rows.double(row, 1), score.isFinite else { return nil }
+                    return (id, Float(score))
+                }
+            }
+        }
+        // A relaxed-order scan may return neighbours slightly out of order.
+        return hits.sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }
+    }
+
+    /// The type a model's vectors are indexed as: `vector` up to pgvector's 2,000 dimensions,
+    /// `halfvec` up to 4,000; beyond, no index (exact search).
+    static func indexCast(_ dimension: Int) -> (type: String, operators: String)? {
+        if dimension <= 2_000 { return ("vector", "vector_cosine_ops") }
+        if dimension <= 4_000 { return ("halfvec", "halfvec_cosine_ops") }
+        return nil
+    }
+
+    /// The name of a model's HNSW index: derived from the name, so any model name gives a valid one.
+    static func indexName(_ model: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a
+        for byte in model.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x100_0000_01b3
+        }
+        let safe = model.lowercased().map { $0.isLetter && $0.isASCII || $0.isNumber && $0.isASCII ? $0 : "_" }
+        return "embedding_hnsw_" + String(safe.prefix(30)) + "_" + String(hash, radix: 16)
+    }
+
+    // MARK: Feedback
+
+    public func recordFeedback(_ feedback: [Feedback]) throws {
+        guard !feedback.isEmpty else { return }
+        try pool.with { connection in
+            try connection.transaction {
+                for mark in feedback {
+                    try connection.execute(
+                        "INSERT INTO feedback (model, query, item_id, mark, created_at) VALUES ($1, $2, $3, $4, to_timestamp($5::float8))",
+                        [.text(mark.model), .vector(mark.query), .text(mark.itemID), .text(mark.mark.rawValue),
+                         .text(String(mark.at.timeIntervalSince1970))])
+                }
+            }
+        }
+    }
+
+    public func feedback(model: String, limit: Int) throws -> [Feedback] {
+        try pool.with(retry: true) { connection in
+            let rows = try connection.execute("""
+                SELECT query, item_id, mark, extract(epoch FROM created_at)::text FROM feedback
+                WHERE model = $1 ORDER BY id DESC LIMIT $2
+                """, [.text(model), .int(max(0, limit))], binary: true)
+            return (0..<rows.count).compactMap { row in
+                // A mark this version does not know, or a damaged vector, is left out rather than failing searches.
+                guard let query = rows.vector(row, 0), !query.isEmpty, let id = rows.string(row, 1),
+                      let mark = rows.string(row, 2).flatMap(Feedback.Mark.init(rawValue:)),
+                      let at = rows.string(row, 3).flatMap(Double.init) else { return nil }
+                return Feedback(model: model, query: query, itemID: id, mark: mark, at: Date(timeIntervalSince1970: at))
+            }
+        }
+    }
+
+    @discardableResult
+    public func removeFeedback(model: String?) throws -> Int {
+        try pool.with { connection in
+            if let model {
+                return try connection.execute("DELETE FROM feedback WHERE model = $1", [.text(model)]).affected
+            }
+            return try connection.execute("DELETE FROM feedback").affected
+        }
+    }
+
+    public func stats() throws -> CatalogStats {
+        try pool.with(retry: true) { connection in
+            let items = try connection.execute("SELECT count(*) FROM item").int(0, 0) ?? 0
+            let rows = try connection.execute("SELECT model, count(*) FROM embedding GROUP BY model")
+            var vectors: [String: Int] = [:]
+            for row in 0..<rows.count {
+                if let model = rows.string(row, 0) { vectors[model] = rows.int(row, 1) ?? 0 }
+            }
+            let bytes = try connection.execute("""
+                SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint FROM pg_class c
+                JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'
+                """, [.text(schema)]).int(0, 0) ?? 0
+            return CatalogStats(items: items, vectors: vectors, bytesOnDisk: bytes)
+        }
+    }
+
+    // MARK: Quoting
+
+    /// A quoted SQL identifier.
+    static func identifier(_ name: String) -> String {
+        "\"" + name.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+
+    /// A quoted SQL string literal (standard-conforming strings, PostgreSQL's default since 9.1).
+    static func literal(_ text: String) -> String {
+        "'" + text.replacingOccurrences(of: "\0", with: "").replacingOccurrences(of: "'", with: "''") + "'"
+    }
+
+    /// A text[] literal: every element quoted, quotes and backslashes escaped.
+    static func array(_ values: [String]) -> String {
+        "{" + values.map { value in
+            "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        }.joined(separator: ",") + "}"
+    }
+}
