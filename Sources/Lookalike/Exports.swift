@@ -1,6 +1,6 @@
 // The types of other modules that the engine's own API is spoken in, so a front door imports
 // `Lookalike` alone: the store seam's vocabulary (items, metadata filters), the image limits,
-// regions and errors of a query image, and the model manifests and registry.
+// regions and errors of a query image, the model manifests and registry, and the PostgreSQL store.
 @_exported import Storage
 @_exported import struct Imaging.ImageLimits
 @_exported import struct Imaging.ImageRegion
@@ -8,3 +8,5 @@
 @_exported import struct Embedding.ModelManifest
 @_exported import struct Embedding.ModelRegistry
 @_exported import enum Embedding.ModelError
+@_exported import class PostgresStore.PostgresStore
+@_exported import enum PostgresStore.PostgresStoreError

@@ -54,6 +54,10 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
             return APIError(.badRequest, "bad_region", error.reason)
         case is NIOTooManyBytesError:
             return .tooLarge("the request body is over the server's limit")
+        case let error as PostgresStoreError where error.isUnavailable:
+            var answer = APIError(.serviceUnavailable, "store_unavailable", error.description)
+            answer.headers = [.retryAfter: "5"]
+            return answer
         case let error as HTTPError:
             switch error.status {
             case .contentTooLarge: return .tooLarge("the request body is over the server's limit")

@@ -247,14 +247,14 @@ struct ServerAPITests {
         }
     }
 
-    @Test("uploads with metadata, filtered search, item pages, image and thumbnail, delete")
-    func itemsAndFilters() async throws {
+    @Test("uploads with metadata, filtered search, item pages, image and thumbnail, delete", arguments: TestStores.kinds)
+    func itemsAndFilters(_ kind: String) async throws {
         let store = try TestData.temporaryDirectory("server-items")
         defer { try? FileManager.default.removeItem(at: store) }
         let photos = ["skimage-chelsea.png", "skimage-coffee.png", "skimage-astronaut.png", "skimage-rocket.jpg"]
         let metadata = [#"{"color": "red", "price": 45}"#, #"{"color": "red", "price": 80}"#, #"{"color": "blue", "price": 20}"#,
                         #"{"color": "white"}"#]
-        let app = try makeServer(store: store).application()
+        let app = try makeServer(store: store, database: TestStores.database(kind)).application()
         try await app.test(.router) { client in
             var ids: [String] = []
             for (name, text) in zip(photos, metadata) {

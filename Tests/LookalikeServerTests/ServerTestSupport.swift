@@ -46,9 +46,10 @@ enum ServerTestData {
 }
 
 /// A server over the shared store (or `store`), with the photo folder as its index root.
-func makeServer(store: URL? = nil, _ change: (inout ServerConfiguration) -> Void = { _ in }) throws -> LookalikeServer {
+func makeServer(store: URL? = nil, database: String? = nil, _ change: (inout ServerConfiguration) -> Void = { _ in }) throws -> LookalikeServer {
     var configuration = ServerConfiguration(store: try store ?? ServerTestData.sharedStore.get(),
                                             indexRoots: [TestData.photos.path], snapshotInterval: 3600)
+    configuration.database = database
     change(&configuration)
     return try LookalikeServer(configuration: configuration)
 }

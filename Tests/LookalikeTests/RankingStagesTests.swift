@@ -20,9 +20,10 @@ struct RankingStagesTests {
         let family: [String: String]
         let idOfPath: [String: String]
 
-        init() throws {
+        init(_ kind: String) throws {
             folder = try TestData.temporaryDirectory("ranking")
-            engine = try Engine(configuration: EngineConfiguration(store: folder.appendingPathComponent("store")))
+            engine = try Engine(configuration: EngineConfiguration(store: folder.appendingPathComponent("store"),
+                                                                   database: TestStores.database(kind)))
             var family: [String: String] = [:]
             var ids: [String: String] = [:]
             let photos = try TestData.photoPaths()
@@ -48,13 +49,19 @@ struct RankingStagesTests {
         deinit { try? FileManager.default.removeItem(at: folder) }
     }
 
-    static let shared = Result { try Collection() }
+    /// One collection per kind of store, made on first use.
+    static let shared: [String: Result<Collection, Error>] = Dictionary(uniqueKeysWithValues: TestStores.kinds.map { kind in
+        (kind, Result { try Collection(kind) })
+    })
 
-    private func collection() throws -> Collection { try Self.shared.get() }
+    private func collection(_ kind: String) throws -> Collection {
+        guard let collection = Self.shared[kind] else { throw TestData.Missing(what: "a \(kind) store") }
+        return try collection.get()
+    }
 
-    @Test("collapse: one rank per copy group, the copies listed with the hit that kept them")
-    func collapse() throws {
-        let store = try collection()
+    @Test("collapse: one rank per copy group, the copies listed with the hit that kept them", arguments: TestStores.kinds)
+    func collapse(_ kind: String) throws {
+        let store = try collection(kind)
         let photo = try #require(try TestData.photoPaths().first)
         let id = try #require(store.idOfPath[photo])
         let plain = try store.engine.search(.item(id), options: SearchOptions(top: 5))
@@ -80,9 +87,9 @@ struct RankingStagesTests {
         #expect(own(collapsed.hits) < own(plain.hits))
     }
 
-    @Test("diversity: a low λ trades the photo's copies for other photos; λ = 1 is the plain ranking")
-    func diversity() throws {
-        let store = try collection()
+    @Test("diversity: a low λ trades the photo's copies for other photos; λ = 1 is the plain ranking", arguments: TestStores.kinds)
+    func diversity(_ kind: String) throws {
+        let store = try collection(kind)
         let photo = try #require(try TestData.photoPaths().dropFirst(3).first)
         let id = try #require(store.idOfPath[photo])
         let plain = try store.engine.search(.item(id), options: SearchOptions(top: 8))
@@ -98,9 +105,9 @@ struct RankingStagesTests {
         #expect(throws: EngineError.self) { try store.engine.search(.item(id), options: SearchOptions(diversity: 1.5)) }
     }
 
-    @Test("query expansion searches with the query plus its neighbours weighted by similarity cubed")
-    func expansion() throws {
-        let store = try collection()
+    @Test("query expansion searches with the query plus its neighbours weighted by similarity cubed", arguments: TestStores.kinds)
+    func expansion(_ kind: String) throws {
+        let store = try collection(kind)
         let photos = try TestData.photoPaths()
         let id = try #require(store.idOfPath[photos[5]])
         let first = try store.engine.search(.item(id), options: SearchOptions(top: 3))
@@ -121,9 +128,9 @@ struct RankingStagesTests {
         #expect(throws: EngineError.self) { try store.engine.search(.item(id), options: SearchOptions(expansion: 0)) }
     }
 
-    @Test("duplicate groups: each photo with its copies, never two photos in one group")
-    func duplicateGroups() throws {
-        let store = try collection()
+    @Test("duplicate groups: each photo with its copies, never two photos in one group", arguments: TestStores.kinds)
+    func duplicateGroups(_ kind: String) throws {
+        let store = try collection(kind)
         let report = try store.engine.duplicateGroups(DuplicateOptions())
         #expect(report.searched == store.family.count)
         var right = 0, wrong = 0
@@ -149,9 +156,9 @@ struct RankingStagesTests {
         #expect(throws: EngineError.self) { try store.engine.duplicateGroups(DuplicateOptions(threshold: 2)) }
     }
 
-    @Test("labels: an edited copy is labelled copy and the answer says so; a minimum score drops the rest")
-    func labels() throws {
-        let store = try collection()
+    @Test("labels: an edited copy is labelled copy and the answer says so; a minimum score drops the rest", arguments: TestStores.kinds)
+    func labels(_ kind: String) throws {
+        let store = try collection(kind)
         let photos = try TestData.photoPaths()
         let stem = URL(fileURLWithPath: photos[2]).deletingPathExtension().lastPathComponent
         let edit = TestData.edits.appendingPathComponent("\(stem)__q30.jpg").path
@@ -171,9 +178,9 @@ struct RankingStagesTests {
         #expect(none.hits.isEmpty && none.match == SearchResponse.Match.none)
     }
 
-    @Test("no close match: a checkerboard and a flat grey picture find only weak hits among photos; a photo's copy does not")
-    func noCloseMatch() throws {
-        let store = try collection()
+    @Test("no close match: a checkerboard and a flat grey picture find only weak hits among photos; a photo's copy does not", arguments: TestStores.kinds)
+    func noCloseMatch(_ kind: String) throws {
+        let store = try collection(kind)
         var checker = [UInt8](repeating: 255, count: 400 * 300 * 3)
         for y in 0..<300 {
             for x in 0..<400 where (x / 50 + y / 50) % 2 == 1 {
@@ -198,9 +205,9 @@ struct RankingStagesTests {
         #expect(answer.match != SearchResponse.Match.none && answer.match != nil)
     }
 
-    @Test("feedback: marks move later searches near the same query, and only those; forgetting them restores the ranking")
-    func feedback() throws {
-        let store = try collection()
+    @Test("feedback: marks move later searches near the same query, and only those; forgetting them restores the ranking", arguments: TestStores.kinds)
+    func feedback(_ kind: String) throws {
+        let store = try collection(kind)
         defer { _ = try? store.engine.forgetFeedback() }
         let photos = try TestData.photoPaths()
         let id = try #require(store.idOfPath[photos[10]])

@@ -9,12 +9,13 @@ import Testing
 /// The promise of the product on real photos: an edited copy finds its original at rank 1.
 @Suite("Retrieval of edited copies", .serialized)
 struct RetrievalTests {
-    @Test("every edit (50% resize, 80% crop, JPEG q30, EXIF rotation, +30% brightness) finds its original at rank 1")
-    func editsFindOriginals() throws {
+    @Test("every edit (50% resize, 80% crop, JPEG q30, EXIF rotation, +30% brightness) finds its original at rank 1",
+          arguments: TestStores.kinds)
+    func editsFindOriginals(_ kind: String) throws {
         let photos = try TestData.photoPaths()
         let store = try TestData.temporaryDirectory("retrieval")
         defer { try? FileManager.default.removeItem(at: store) }
-        let engine = try Engine(configuration: EngineConfiguration(store: store))
+        let engine = try Engine(configuration: EngineConfiguration(store: store, database: TestStores.database(kind)))
         let report = try engine.add(photos)
         #expect(report.failures.isEmpty, "\(report.failures)")
         #expect(report.added.count == photos.count)
@@ -40,14 +41,15 @@ struct RetrievalTests {
         print("retrieval: \(queries - misses.count)/\(queries) edits at rank 1; smallest margin over rank 2: \(margins.min() ?? 0)")
     }
 
-    @Test("adding the same bytes again is a duplicate, and remove deletes the item from search")
-    func duplicatesAndRemoval() throws {
+    @Test("adding the same bytes again is a duplicate, and remove deletes the item from search", arguments: TestStores.kinds)
+    func duplicatesAndRemoval(_ kind: String) throws {
         let photos = Array(try TestData.photoPaths().prefix(3))
         let store = try TestData.temporaryDirectory("duplicates")
         defer { try? FileManager.default.removeItem(at: store) }
         let copy = store.appendingPathComponent("copy-of-first.png")
         try FileManager.default.copyItem(atPath: photos[0], toPath: copy.path)
-        let engine = try Engine(configuration: EngineConfiguration(store: store.appendingPathComponent("store")))
+        let engine = try Engine(configuration: EngineConfiguration(store: store.appendingPathComponent("store"),
+                                                                   database: TestStores.database(kind)))
         let first = try engine.add(photos)
         #expect(first.added.count == 3)
         let second = try engine.add(photos + [copy.path])
@@ -63,14 +65,16 @@ struct RetrievalTests {
         #expect(try engine.stats().items == 2)
     }
 
-    @Test("the same bytes twice in one batch are stored once; metadata given later updates a stored item")
-    func duplicatesInOneBatch() throws {
+    @Test("the same bytes twice in one batch are stored once; metadata given later updates a stored item",
+          arguments: TestStores.kinds)
+    func duplicatesInOneBatch(_ kind: String) throws {
         let photo = try TestData.photoPaths()[0]
         let folder = try TestData.temporaryDirectory("same-batch")
         defer { try? FileManager.default.removeItem(at: folder) }
         let copy = folder.appendingPathComponent("copy.png").path
         try FileManager.default.copyItem(atPath: photo, toPath: copy)
-        let engine = try Engine(configuration: EngineConfiguration(store: folder.appendingPathComponent("store")))
+        let engine = try Engine(configuration: EngineConfiguration(store: folder.appendingPathComponent("store"),
+                                                                   database: TestStores.database(kind)))
         let report = try engine.add([photo, copy])
         #expect(report.added.map(\.path) == [photo])
         #expect(report.duplicates.map(\.path) == [copy])

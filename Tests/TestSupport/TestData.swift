@@ -80,3 +80,18 @@ public func runCommand(_ executable: String, _ arguments: [String], environment:
                          stdout: String(decoding: try Data(contentsOf: outURL), as: UTF8.self),
                          stderr: String(decoding: try Data(contentsOf: errURL), as: UTF8.self))
 }
+
+/// The stores the engine and server tests run on: the SQLite store always, and a PostgreSQL store
+/// when `LOOKALIKE_TEST_POSTGRES` names a database (`make test` starts a throwaway one).
+public enum TestStores {
+    public static let postgres = ProcessInfo.processInfo.environment["LOOKALIKE_TEST_POSTGRES"].flatMap { $0.isEmpty ? nil : $0 }
+
+    public static var kinds: [String] { postgres == nil ? ["sqlite"] : ["sqlite", "postgres"] }
+
+    /// The database address of a new, empty store of `kind` (a schema of its own); nil for SQLite.
+    public static func database(_ kind: String) -> String? {
+        guard kind == "postgres", let postgres else { return nil }
+        let schema = "test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        return postgres + (postgres.contains("?") ? "&" : "?") + "schema=" + schema
+    }
+}
