@@ -8,6 +8,7 @@
 #   postgres.sh start DIR [PORT]        a new cluster in DIR (which must not exist), started on
 #                                       127.0.0.1:PORT (default: a free port); prints its URL
 #   postgres.sh stop DIR                stop it (DIR is kept)
+#   postgres.sh resume DIR              start a stopped one again, on the same port
 #   postgres.sh run -- COMMAND...       start one in a temporary folder, run COMMAND with
 #                                       LOOKALIKE_TEST_POSTGRES set to its URL, then stop and
 #                                       remove it, whatever COMMAND did; exits with COMMAND's status
@@ -85,12 +86,20 @@ start() {
     chmod 700 "$dir"
     as_server "$BIN/initdb" -D "$dir/data" -U lookalike --auth=trust --locale=C.UTF-8 --encoding=UTF8 >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
-    as_server "$BIN/pg_ctl" -D "$dir/data" -l "$dir/data/server.log" -w -t 60 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=200 -c fsync=off -c full_page_writes=off" start >/dev/null \
-        || { cat "$dir/data/server.log" >&2; die "the server did not start"; }
+    echo "$port" > "$dir/port"
+    launch "$dir"
     as_server "$BIN/createdb" -h 127.0.0.1 -p "$port" -U lookalike lookalike
     as_server "$BIN/psql" -q -h 127.0.0.1 -p "$port" -U lookalike -d lookalike -c "CREATE EXTENSION IF NOT EXISTS vector" >/dev/null
     echo "postgres://lookalike@127.0.0.1:$port/lookalike"
+}
+
+# launch DIR: starts the cluster in DIR on the port it was made with.
+launch() {
+    local dir="$1" port
+    port="$(cat "$dir/port")"
+    as_server "$BIN/pg_ctl" -D "$dir/data" -l "$dir/data/server.log" -w -t 60 \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=200 -c fsync=off -c full_page_writes=off" start >/dev/null \
+        || { cat "$dir/data/server.log" >&2; die "the server did not start"; }
 }
 
 stop() {
@@ -117,6 +126,7 @@ case "${1:-}" in
     install) install ;;
     start) [ $# -ge 2 ] || die "start DIR [PORT]"; start "$2" "${3:-}" ;;
     stop) [ $# -ge 2 ] || die "stop DIR"; stop "$2" ;;
+    resume) [ $# -ge 2 ] || die "resume DIR"; launch "$2" ;;
     run) shift; run "$@" ;;
-    *) sed -n '2,14p' "$0" >&2; exit 64 ;;
+    *) sed -n '2,15p' "$0" >&2; exit 64 ;;
 esac

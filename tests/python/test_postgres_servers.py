@@ -1,0 +1,145 @@
+"""Several Lookalike processes on one PostgreSQL store, and the database going away under them.
+
+Each test module gets a PostgreSQL cluster of its own (``scripts/postgres.sh``), so it can stop
+and restart the database without disturbing other tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import server_process  # noqa: E402
+
+POSTGRES = server_process.REPO / "scripts" / "postgres.sh"
+
+
+class Cluster:
+    """A throwaway PostgreSQL in ``folder``: started, stopped and resumed with scripts/postgres.sh."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.url = ""
+
+    def _run(self, *arguments: str) -> str:
+        result = subprocess.run(["bash", str(POSTGRES), *arguments], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, f"postgres.sh {' '.join(arguments)} failed: {result.stderr}"
+        return result.stdout.strip()
+
+    def start(self) -> None:
+        self.url = self._run("start", str(self.folder)).splitlines()[-1]
+
+    def stop(self) -> None:
+        self._run("stop", str(self.folder))
+
+    def resume(self) -> None:
+        self._run("resume", str(self.folder))
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    # As root the server runs as a user of its own, which must reach the cluster's folder: a
+    # folder of its own in the system's temporary folder, not in pytest's (private to root).
+    base = Path(tempfile.mkdtemp(prefix="lookalike-postgres-test."))
+    os.chmod(base, 0o755)
+    cluster = Cluster(base / "cluster")
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        subprocess.run(["bash", str(POSTGRES), "stop", str(cluster.folder)], capture_output=True, timeout=120)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def lookalike(*arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(server_process.lookalike_binary()), *arguments], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, **(env or {})})
+
+
+def stats(url: str) -> dict:
+    result = lookalike("stats", "--store", url, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_two_processes_adding_one_folder_at_once_store_each_image_once(cluster, tmp_path):
+    photos = server_process.photos_dir()
+    expected = len(server_process.image_files(photos))
+    url = cluster.url + "?schema=together"
+    with ThreadPoolExecutor(2) as pool:
+        runs = list(pool.map(lambda files: lookalike("add", str(photos), "-r", "--json", "--store", url,
+                                                     env={"LOOKALIKE_FILES": str(tmp_path / files)}),
+                             ["a", "b"]))
+    for run in runs:
+        assert run.returncode == 0, run.stderr
+        report = json.loads(run.stdout)
+        assert not report["failed"], report["failed"]
+        assert len(report["added"]) + len(report["duplicates"]) == expected
+    counts = stats(url)
+    assert counts["items"] == expected, counts
+    assert list(counts["vectors"].values()) == [expected], counts
+
+
+def test_servers_share_one_database_and_ride_out_a_restart(cluster, tmp_path):
+    photos = server_process.photos_dir()
+    url = cluster.url + "?schema=shared"
+    key = server_process.new_key()
+    first = server_process.ServerProcess(store=tmp_path / "files-a", index_root=photos, admin_key=key,
+                                         log_dir=tmp_path / "a", database=url)
+    second = server_process.ServerProcess(store=tmp_path / "files-b", index_root=photos, admin_key=key,
+                                          log_dir=tmp_path / "b", database=url)
+    with first, second:
+        # Indexed through one server, searched through the other.
+        job = first.index_folder(photos)
+        assert job["state"] == "finished", job
+        photo = server_process.image_files(photos)[3]
+        status, headers, body = second.request("POST", "/v1/collections/default/search?top=3", photo.read_bytes(),
+                                               content_type="application/octet-stream")
+        assert status == 200, body
+        answer = json.loads(body)
+        assert answer["hits"][0]["id"] == server_process.item_id(photo), answer
+        assert answer["searched"] == len(server_process.image_files(photos))
+
+        # An upload with metadata through the second is found, filtered, through the first.
+        extra = tmp_path / "extra.png"
+        extra.write_bytes(photo.read_bytes() + b"\0")  # other bytes, the same picture
+        status, _, body = second.request("POST", "/v1/collections/default/items?metadata=%7B%22shelf%22%3A%22b%22%7D",
+                                         extra.read_bytes(), content_type="application/octet-stream")
+        assert status == 201, body
+        status, found = first.post_json("/v1/collections/default/search",
+                                        {"id": server_process.item_id(photo), "filter": {"shelf": "b"}})
+        assert status == 200, found
+        assert [hit["id"] for hit in found["hits"]] == [server_process.item_id(extra)]
+
+        # The database goes away: a clear 503 with Retry-After, not a hang or a 500.
+        cluster.stop()
+        status, headers, body = second.request("POST", "/v1/collections/default/search?top=3", photo.read_bytes(),
+                                               content_type="application/octet-stream", timeout=60)
+        assert status == 503, body
+        assert json.loads(body)["error"]["code"] == "store_unavailable"
+        assert "retry-after" in headers
+        # Back again: both servers answer without a restart of their own.
+        cluster.resume()
+        for server in (first, second):
+            deadline = time.monotonic() + 30
+            while True:
+                status, _, body = server.request("POST", "/v1/collections/default/search?top=3", photo.read_bytes(),
+                                                 content_type="application/octet-stream")
+                if status == 200 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            assert status == 200, body
+            # The photo and its copy with one byte more are the same picture: either may come first.
+            top = {hit["id"] for hit in json.loads(body)["hits"][:2]}
+            assert top == {server_process.item_id(photo), server_process.item_id(extra)}, body
