@@ -248,6 +248,14 @@ public final class Catalog: Store {
         }
     }
 
+    public func modelRecords() throws -> [ModelRecord] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT name, fingerprint, dimension, space FROM model ORDER BY name").map { row in
+                ModelRecord(name: row["name"], fingerprint: row["fingerprint"], dimension: row["dimension"], space: row["space"])
+            }
+        }
+    }
+
     /// A stored vector's values, refusing a blob whose length does not match its dimension.
     private static func decoded(_ stored: StoredVector) throws -> (id: String, vector: [Float]) {
         guard stored.data.count == stored.dimension * MemoryLayout<Float>.size else {

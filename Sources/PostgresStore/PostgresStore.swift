@@ -287,6 +287,16 @@ public final class PostgresStore: Store {
         }
     }
 
+    public func modelRecords() throws -> [ModelRecord] {
+        try pool.with(retry: true) { connection in
+            let rows = try connection.execute("SELECT name, fingerprint, dimension, space FROM model ORDER BY name COLLATE \"C\"")
+            return (0..<rows.count).compactMap { row in
+                guard let name = rows.string(row, 0), let fingerprint = rows.string(row, 1), let dimension = rows.int(row, 2) else { return nil }
+                return ModelRecord(name: name, fingerprint: fingerprint, dimension: dimension, space: rows.string(row, 3))
+            }
+        }
+    }
+
     // MARK: Vectors
 
     public func hasVector(itemId: String, model: String) throws -> Bool {

@@ -42,6 +42,22 @@ public struct VectorSpace: Sendable, Hashable, CustomStringConvertible {
     public var description: String { model == space ? model : "\(model) (space \(space))" }
 }
 
+/// A model as a store recorded it the first time its vectors were stored.
+public struct ModelRecord: Sendable, Equatable {
+    public let name: String
+    public let fingerprint: String
+    public let dimension: Int
+    /// The embedding space, nil when the model is its own.
+    public let space: String?
+
+    public init(name: String, fingerprint: String, dimension: Int, space: String?) {
+        self.name = name
+        self.fingerprint = fingerprint
+        self.dimension = dimension
+        self.space = space
+    }
+}
+
 /// A stored vector, as stores hand them out.
 public typealias StoredEmbedding = (id: String, vector: [Float])
 
@@ -84,6 +100,8 @@ public protocol Store: AnyObject, Sendable {
     func checkModel(_ model: String, fingerprint: String, dimension: Int, space: String?, record: Bool) throws -> Bool
     /// The models with vectors in the store and the spaces they were recorded with.
     func vectorSpaces() throws -> [VectorSpace]
+    /// Every recorded model with its fingerprint, dimension and space, by name.
+    func modelRecords() throws -> [ModelRecord]
 
     // MARK: Vectors
 

@@ -161,6 +161,8 @@ struct StoreContractTests {
             try store.insert([(item: item(1), vector: [1, 0])], model: "image")
             try store.insert([(item: item(1), vector: [0, 1])], model: "own")
             #expect(try store.vectorSpaces() == [VectorSpace(model: "image", space: "shared"), VectorSpace(model: "own")])
+            #expect(try store.modelRecords() == [ModelRecord(name: "image", fingerprint: "a", dimension: 2, space: "shared"),
+                                                 ModelRecord(name: "own", fingerprint: "c", dimension: 2, space: nil)])
         }
     }
 
