@@ -10,3 +10,4 @@
 @_exported import enum Embedding.ModelError
 @_exported import class PostgresStore.PostgresStore
 @_exported import enum PostgresStore.PostgresStoreError
+@_exported import struct PostgresStore.SharedJob

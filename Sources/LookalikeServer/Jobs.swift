@@ -1,9 +1,16 @@
 import Foundation
+import Logging
 import Lookalike
 
-/// Background indexing of server folders: one job at a time, in arrival order, on a thread of
-/// its own, so searches keep their inference threads. Progress is kept per job for polling and
-/// server-sent events; jobs are kept in memory for the server's lifetime.
+/// Background indexing of server folders: one job at a time per server, in arrival order, on a
+/// thread of its own, so searches keep their inference threads. Progress is kept per job for
+/// polling and server-sent events.
+///
+/// On a SQLite store, jobs live in this server's memory for its lifetime. On a PostgreSQL store
+/// they live in the database: any server of the store may claim a queued job, the running server
+/// renews its lease as it reports progress, and a job whose server died is claimed again by
+/// another once the lease runs out (adding a folder again skips what is already stored, so the
+/// job resumes rather than repeats).
 final class Jobs: @unchecked Sendable {
     struct Job: Sendable {
         enum State: String, Sendable { case queued, running, finished, failed }
@@ -22,6 +29,8 @@ final class Jobs: @unchecked Sendable {
         var error: String?
         let createdAt: Date
         var finishedAt: Date?
+        /// How many times a server started it (over 1: a server died while running it).
+        var attempts = 0
         /// Bumped on every change, so event streams send only news.
         var revision = 0
 
@@ -33,22 +42,104 @@ final class Jobs: @unchecked Sendable {
                 "added": added, "duplicates": duplicates, "failed": failed, "skipped": skipped,
                 "failures": failures.map { ["path": $0.path, "reason": $0.reason] },
                 "error": error ?? NSNull(), "created_at": Self.timestamp(createdAt),
-                "finished_at": finishedAt.map(Self.timestamp) ?? NSNull(),
+                "finished_at": finishedAt.map(Self.timestamp) ?? NSNull(), "attempts": attempts,
             ]
         }
 
         static func timestamp(_ date: Date) -> String {
             date.formatted(.iso8601)
         }
+
+        /// How far it got, as the database keeps it.
+        var progress: String {
+            let object: [String: Any] = [
+                "total": total, "done": done, "added": added, "duplicates": duplicates, "failed": failed, "skipped": skipped,
+                "failures": failures.map { ["path": $0.path, "reason": $0.reason] },
+            ]
+            return String(decoding: (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8),
+                          as: UTF8.self)
+        }
+
+        init(id: String, collection: String, path: String, createdAt: Date) {
+            self.id = id
+            self.collection = collection
+            self.path = path
+            self.createdAt = createdAt
+        }
+
+        init(_ shared: SharedJob) {
+            self.init(id: shared.id, collection: shared.collection, path: shared.path, createdAt: shared.createdAt)
+            state = State(rawValue: shared.state.rawValue) ?? .failed
+            error = shared.error
+            finishedAt = shared.finishedAt
+            attempts = shared.attempts
+            revision = Int(truncatingIfNeeded: shared.revision)
+            let progress = (try? JSONSerialization.jsonObject(with: Data(shared.progress.utf8))) as? [String: Any] ?? [:]
+            total = progress["total"] as? Int ?? 0
+            done = progress["done"] as? Int ?? 0
+            added = progress["added"] as? Int ?? 0
+            duplicates = progress["duplicates"] as? Int ?? 0
+            failed = progress["failed"] as? Int ?? 0
+            skipped = progress["skipped"] as? Int ?? 0
+            failures = (progress["failures"] as? [[String: String]] ?? []).compactMap { entry in
+                guard let path = entry["path"], let reason = entry["reason"] else { return nil }
+                return (path, reason)
+            }
+        }
+    }
+
+    /// What a job does, as the database keeps it for the server that claims it.
+    private struct Options: Codable {
+        var recursive: Bool
+        var model: String
     }
 
     private let lock = NSLock()
     private var jobs: [String: Job] = [:]
     private var order: [String] = []
     private let queue = DispatchQueue(label: "lookalike.indexing", qos: .utility)
+    private let logger = Logger(label: "lookalike.jobs")
 
-    func submit(collection: String, engine: Engine, path: String, options: AddOptions) -> Job {
+    /// The database the jobs live in (a PostgreSQL store), nil to keep them in memory.
+    private let shared: PostgresStore?
+    /// This server, as it signs the jobs it claims.
+    let owner = "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier):\(UUID().uuidString.prefix(8))"
+    /// How long a claimed job stays this server's without news from it.
+    let lease: TimeInterval
+    private let engine: (String) throws -> Engine
+    private let roots: [String]
+    private let wake = DispatchSemaphore(value: 0)
+    private var stopped = false
+
+    /// Jobs kept in memory, or, with `shared`, in that store's database; `engine` opens a
+    /// collection's engine, `roots` are the folders this server may index.
+    init(shared: PostgresStore? = nil, lease: TimeInterval = 30, roots: [String] = [], engine: @escaping (String) throws -> Engine = { _ in
+        throw APIError.notFound("no such collection")
+    }) {
+        self.shared = shared
+        self.lease = max(1, lease)
+        self.roots = roots
+        self.engine = engine
+        if shared != nil {
+            Thread.detachNewThread { [self] in work() }
+        }
+    }
+
+    /// Stops claiming shared jobs (a job already running finishes).
+    func stop() {
+        lock.withLock { stopped = true }
+        wake.signal()
+    }
+
+    func submit(collection: String, engine: Engine, path: String, options: AddOptions) throws -> Job {
         let id = String(UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(12))
+        if let shared {
+            let document = Options(recursive: options.recursive, model: options.model)
+            let text = String(decoding: try JSONEncoder().encode(document), as: UTF8.self)
+            let job = Job(try shared.enqueueJob(id: id, collection: collection, path: path, options: text))
+            wake.signal()
+            return job
+        }
         let job = Job(id: id, collection: collection, path: path, createdAt: Date())
         lock.withLock {
             jobs[id] = job
@@ -58,11 +149,90 @@ final class Jobs: @unchecked Sendable {
         return job
     }
 
-    private func run(_ id: String, engine: Engine, path: String, options: AddOptions) {
-        update(id) { $0.state = .running }
-        let indexed = job(id).map { ServerMetrics.imagesIndexed($0.collection) }
+    /// The shared worker: claims a job whenever one is waiting (checking every second, at once
+    /// when this server queued one), runs it, and claims the next.
+    private func work() {
+        while !lock.withLock({ stopped }) {
+            do {
+                if let shared, let claimed = try shared.claimJob(owner: owner, lease: lease) {
+                    runShared(claimed, shared: shared)
+                    continue
+                }
+            } catch {
+                logger.warning("cannot claim jobs: \(error)")
+            }
+            _ = wake.wait(timeout: .now() + 1)
+        }
+    }
+
+    private func runShared(_ claimed: SharedJob, shared: PostgresStore) {
+        var job = Job(claimed)
+        job.state = .running
+        lock.withLock {
+            jobs[job.id] = job
+            if !order.contains(job.id) { order.append(job.id) }
+        }
+        let id = job.id
+        let options = try? JSONDecoder().decode(Options.self, from: Data(claimed.options.utf8))
+        let confinement = PathConfinement(roots: roots)
+        @Sendable func finish(_ state: Job.State, error: String?) {
+            update(id) { job in
+                job.state = state
+                job.error = error
+                job.finishedAt = Date()
+            }
+            guard let final = self.job(id, local: true) else { return }
+            do {
+                try shared.updateJob(id: id, owner: owner, progress: final.progress, state: SharedJob.State(rawValue: state.rawValue) ?? .failed,
+                                     error: error, lease: lease)
+            } catch {
+                logger.error("job \(id) ended but the database did not hear of it: \(error)")
+            }
+        }
+        guard let options else { return finish(.failed, error: "the job's options cannot be read by this version") }
+        guard confinement.allows(claimed.path) else {
+            return finish(.failed, error: "\(claimed.path) is outside the folders this server may index")
+        }
+        let engine: Engine
         do {
-            let report = try engine.add([path], options: options) { [self] progress in
+            engine = try self.engine(claimed.collection)
+        } catch {
+            return finish(.failed, error: "\(error)")
+        }
+        let reporter = Reporter()
+        run(id, engine: engine, path: claimed.path,
+            options: AddOptions(recursive: options.recursive, model: options.model, allowedRoots: confinement.roots)) { [self] job, over in
+            // Progress reaches the database at most twice a second (which renews the lease); the end always does.
+            reporter.lock.withLock {
+                guard reporter.held else { return }
+                if over {
+                    finish(job.state, error: job.error)
+                } else if Date().timeIntervalSince(reporter.last) >= 0.5 {
+                    reporter.last = Date()
+                    do {
+                        reporter.held = try shared.updateJob(id: id, owner: owner, progress: job.progress, lease: lease)
+                        if !reporter.held { logger.warning("job \(id) was taken over by another server; this one stops reporting it") }
+                    } catch {
+                        logger.warning("cannot report the progress of job \(id): \(error)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// When a shared job last reported, and whether this server still holds it.
+    private final class Reporter: @unchecked Sendable {
+        let lock = NSLock()
+        var last = Date.distantPast
+        var held = true
+    }
+
+    private func run(_ id: String, engine: Engine, path: String, options: AddOptions,
+                     report: (@Sendable (Job, _ over: Bool) -> Void)? = nil) {
+        update(id) { $0.state = .running }
+        let indexed = job(id, local: true).map { ServerMetrics.imagesIndexed($0.collection) }
+        do {
+            let result = try engine.add([path], options: options) { [self] progress in
                 update(id) { job in
                     job.total = progress.total
                     job.done = progress.done
@@ -76,11 +246,12 @@ final class Jobs: @unchecked Sendable {
                         if job.failures.count < 100 { job.failures.append((progress.path, reason)) }
                     }
                 }
+                if let report, let job = job(id, local: true) { report(job, false) }
             }
             update(id) { job in
-                job.state = report.storeError == nil ? .finished : .failed
-                job.skipped = report.skipped
-                job.error = report.storeError.map { "the store refused a write: \($0)" }
+                job.state = result.storeError == nil ? .finished : .failed
+                job.skipped = result.skipped
+                job.error = result.storeError.map { "the store refused a write: \($0)" }
                 job.finishedAt = Date()
             }
         } catch {
@@ -90,6 +261,7 @@ final class Jobs: @unchecked Sendable {
                 job.finishedAt = Date()
             }
         }
+        if let report, let job = job(id, local: true) { report(job, true) }
     }
 
     private func update(_ id: String, _ change: (inout Job) -> Void) {
@@ -101,16 +273,26 @@ final class Jobs: @unchecked Sendable {
         }
     }
 
-    func job(_ id: String) -> Job? {
+    /// A job by id; on a shared store, as the database has it (whichever server runs it).
+    func job(_ id: String) throws -> Job? {
+        if let shared { return try shared.job(id: id).map(Job.init) }
+        return job(id, local: true)
+    }
+
+    private func job(_ id: String, local: Bool) -> Job? {
         lock.withLock { jobs[id] }
     }
 
     /// Newest first.
-    func all() -> [Job] {
-        lock.withLock { order.reversed().compactMap { jobs[$0] } }
+    func all() throws -> [Job] {
+        if let shared { return try shared.jobs(limit: 1_000).map(Job.init) }
+        return lock.withLock { order.reversed().compactMap { jobs[$0] } }
     }
 
     func isBusy(collection: String) -> Bool {
-        lock.withLock { jobs.values.contains { $0.collection == collection && !$0.isOver } }
+        if let shared {
+            return (try? shared.jobs(limit: 1_000).contains { $0.collection == collection && ($0.state == .queued || $0.state == .running) }) ?? true
+        }
+        return lock.withLock { jobs.values.contains { $0.collection == collection && !$0.isOver } }
     }
 }

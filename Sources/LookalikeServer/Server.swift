@@ -18,7 +18,7 @@ public final class LookalikeServer: Sendable {
 
     public let configuration: ServerConfiguration
     let collections: Collections
-    let jobs = Jobs()
+    let jobs: Jobs
     let pool: InferencePool
     let fetcher: URLFetcher
     let keys: KeyCheck
@@ -53,7 +53,11 @@ public final class LookalikeServer: Sendable {
         fetches = Gate(limit: 16)
         queryImages = QueryImages(budget: max(64 << 20, 2 * configuration.maxBodyBytes))
         // The default collection's store is opened (and made) at once, so a bad store path fails at start.
-        _ = try collections.engine(Collections.defaultName)
+        let defaultEngine = try collections.engine(Collections.defaultName)
+        // On a PostgreSQL store, jobs live in its database, for every server of the store.
+        let collections = self.collections
+        jobs = Jobs(shared: defaultEngine.store as? PostgresStore, lease: configuration.jobLease, roots: configuration.indexRoots,
+                    engine: { try collections.engine($0) })
     }
 
     /// The Hummingbird application (tests drive it with HummingbirdTesting).
@@ -71,6 +75,7 @@ public final class LookalikeServer: Sendable {
     /// Serves until SIGINT or SIGTERM (the `SnapshotSaver` service saves changed indexes on its way out).
     public func run(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) async throws {
         try await application(onServerRunning: onServerRunning).runService()
+        jobs.stop()
         await pool.shutdown()
     }
 

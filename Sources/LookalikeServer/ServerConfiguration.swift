@@ -37,6 +37,9 @@ public struct ServerConfiguration: Sendable {
     public var urlAllowedNetworks: [String]
     /// How often changed HNSW snapshots are written, in seconds.
     public var snapshotInterval: Double
+    /// On a PostgreSQL store: how long a job stays a server's without news from it before another
+    /// server takes it over, in seconds (`LOOKALIKE_JOB_LEASE`, default 30).
+    public var jobLease: Double = 30
 
     public init(
         host: String = "127.0.0.1",
@@ -79,11 +82,12 @@ public struct ServerConfiguration: Sendable {
     }
 
     /// Reads a config file (JSON) and the environment: `LOOKALIKE_ADMIN_KEY`, `LOOKALIKE_READ_KEY`,
-    /// `LOOKALIKE_INDEX_ROOTS` (colon-separated). The file wins over the environment; the command
+    /// `LOOKALIKE_INDEX_ROOTS` (colon-separated), `LOOKALIKE_JOB_LEASE`. The file wins over the environment; the command
     /// line applies its own values after this, so it wins over both.
     public mutating func load(configFile: String?, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
         if adminKey == nil { adminKey = environment["LOOKALIKE_ADMIN_KEY"].flatMap { $0.isEmpty ? nil : $0 } }
         if readKey == nil { readKey = environment["LOOKALIKE_READ_KEY"].flatMap { $0.isEmpty ? nil : $0 } }
+        if let lease = environment["LOOKALIKE_JOB_LEASE"].flatMap(Double.init), lease >= 1 { jobLease = lease }
         if indexRoots.isEmpty, let roots = environment["LOOKALIKE_INDEX_ROOTS"] {
             indexRoots = roots.split(separator: ":").map(String.init)
         }

@@ -128,6 +128,26 @@ public final class PostgresStore: Store {
             );
             CREATE INDEX feedback_by_model ON feedback (model, id);
             """),
+            ("v2: shared jobs", """
+            -- Background jobs any server of the store may run: claimed with a lease that the
+            -- running server renews; a job whose lease ran out (its server died) is claimed again.
+            CREATE TABLE job (
+                id text PRIMARY KEY,
+                collection text NOT NULL,
+                path text NOT NULL,
+                options jsonb NOT NULL,
+                state text NOT NULL,
+                progress jsonb NOT NULL DEFAULT '{}',
+                error text,
+                owner text,
+                lease_until timestamptz,
+                attempts integer NOT NULL DEFAULT 0,
+                revision bigint NOT NULL DEFAULT 0,
+                created_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+                finished_at timestamptz
+            );
+            CREATE INDEX job_open ON job (created_at) WHERE state IN ('queued', 'running');
+            """),
         ]
     }
 

@@ -106,10 +106,12 @@ class ServerProcess:
     """
 
     def __init__(self, *, store: Path, index_root: Path, admin_key: str | None = None,
-                 read_key: str | None = None, log_dir: Path | None = None, database: str | None = None) -> None:
+                 read_key: str | None = None, log_dir: Path | None = None, database: str | None = None,
+                 environment: dict[str, str] | None = None) -> None:
         self.store = Path(store)
         # With a PostgreSQL address, the store is that database and ``store`` the folder of its files.
         self.database = database
+        self.environment = dict(environment or {})
         self.index_root = Path(index_root)
         self.admin_key = admin_key
         self.read_key = read_key
@@ -140,6 +142,7 @@ class ServerProcess:
         # The free port could be taken between the probe and the server's bind: then try another.
         for _ in range(3):
             self.port = free_port()
+            env.update(self.environment)
             if self.database:
                 env["LOOKALIKE_FILES"] = str(self.store)
             command = [str(binary), "serve", "--store", self.database or str(self.store), "--host", "127.0.0.1",

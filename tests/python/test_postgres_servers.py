@@ -143,3 +143,47 @@ def test_servers_share_one_database_and_ride_out_a_restart(cluster, tmp_path):
             # The photo and its copy with one byte more are the same picture: either may come first.
             top = {hit["id"] for hit in json.loads(body)["hits"][:2]}
             assert top == {server_process.item_id(photo), server_process.item_id(extra)}, body
+
+
+def test_a_job_outlives_the_server_running_it(cluster, tmp_path):
+    """A server killed while it indexes a folder: another server of the store takes the job over
+    once its lease runs out, and finishes it, with every image stored once."""
+    edits = server_process.data_dir() / "edits"
+    images = server_process.image_files(edits)
+    assert len(images) >= 100, f"{edits} holds {len(images)} images: run `make test-data`"
+    url = cluster.url + "?schema=jobs"
+    key = server_process.new_key()
+    lease = {"LOOKALIKE_JOB_LEASE": "3"}
+    first = server_process.ServerProcess(store=tmp_path / "files-a", index_root=edits, admin_key=key,
+                                         log_dir=tmp_path / "a", database=url, environment=lease)
+    second = server_process.ServerProcess(store=tmp_path / "files-b", index_root=edits, admin_key=key,
+                                          log_dir=tmp_path / "b", database=url, environment=lease)
+    with first:
+        status, job = first.post_json("/v1/collections/default/jobs", {"path": str(edits)})
+        assert status == 202, job
+        deadline = time.monotonic() + 120
+        while True:
+            status, job = first.get_json(f"/v1/jobs/{job['id']}")
+            assert status == 200, job
+            if job["state"] == "running" and job["done"] >= 10:
+                break
+            assert job["state"] in ("queued", "running") and time.monotonic() < deadline, job
+            time.sleep(0.2)
+        first.process.kill()
+        first.process.wait(timeout=10)
+    stored_before = stats(url)["items"]
+    assert stored_before < len(images), "the job finished before the server was killed: nothing to take over"
+    with second:
+        deadline = time.monotonic() + 300
+        while True:
+            status, job = second.get_json(f"/v1/jobs/{job['id']}")
+            assert status == 200, job
+            if job["state"] in ("finished", "failed") or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert job["state"] == "finished", job
+        assert job["attempts"] == 2, job
+    counts = stats(url)
+    unique = len({server_process.item_id(path) for path in images})
+    assert counts["items"] == unique, counts
+    assert list(counts["vectors"].values()) == [unique], counts

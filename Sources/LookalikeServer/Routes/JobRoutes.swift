@@ -9,7 +9,7 @@ extension LookalikeServer {
         v1.post("collections/:collection/jobs") { request, context in
             try await self.startJob(request, collection: try context.parameters.require("collection"))
         }
-        v1.get("jobs") { _, _ in JSON.response(["jobs": self.jobs.all().map(\.json)]) }
+        v1.get("jobs") { _, _ in JSON.response(["jobs": try self.jobs.all().map(\.json)]) }
         v1.get("jobs/:job") { _, context in
             JSON.response(try self.job(context).json)
         }
@@ -43,14 +43,14 @@ extension LookalikeServer {
             throw APIError(.forbidden, "path_not_allowed",
                            "\(body.path) is outside the folders this server may index (\(confinement.roots.joined(separator: ", ")))")
         }
-        let job = jobs.submit(collection: collection, engine: engine, path: resolved,
+        let job = try jobs.submit(collection: collection, engine: engine, path: resolved,
                               options: AddOptions(recursive: body.recursive ?? true, model: model, allowedRoots: confinement.roots))
         return JSON.response(job.json, status: .accepted)
     }
 
     func job(_ context: BasicRequestContext) throws -> Jobs.Job {
         let id = try context.parameters.require("job")
-        guard let job = jobs.job(id) else { throw APIError.notFound("no job with id \(id)") }
+        guard let job = try jobs.job(id) else { throw APIError.notFound("no job with id \(id)") }
         return job
     }
 
@@ -60,7 +60,7 @@ extension LookalikeServer {
         let body = ResponseBody { writer in
             var sent = -1
             var quiet = 0
-            while let job = jobs.job(id), !Task.isCancelled, !Task.isShuttingDownGracefully {
+            while let job = try jobs.job(id), !Task.isCancelled, !Task.isShuttingDownGracefully {
                 if job.revision != sent || job.isOver {
                     sent = job.revision
                     quiet = 0
