@@ -9,6 +9,9 @@
 #                                       127.0.0.1:PORT (default: a free port); prints its URL
 #   postgres.sh stop DIR                stop it (DIR is kept)
 #   postgres.sh resume DIR              start a stopped one again, on the same port
+#   postgres.sh replica PRIMARY DIR     a streaming replica of the cluster in PRIMARY, in DIR (a
+#                                       new folder), started on a free port; prints its URL
+#   postgres.sh promote DIR             make a replica a primary
 #   postgres.sh run -- COMMAND...       start one in a temporary folder, run COMMAND with
 #                                       LOOKALIKE_TEST_POSTGRES set to its URL, then stop and
 #                                       remove it, whatever COMMAND did; exits with COMMAND's status
@@ -102,6 +105,24 @@ launch() {
         || { cat "$dir/data/server.log" >&2; die "the server did not start"; }
 }
 
+replica() {
+    local primary="$1" dir="$2" port
+    [ -e "$dir" ] && die "$dir exists: replica makes a new cluster in a new folder"
+    [ -f "$primary/port" ] || die "$primary holds no cluster of this script"
+    install
+    ensure_user
+    port="$(free_port)"
+    mkdir -p "$dir"
+    [ "$(id -u)" -eq 0 ] && chown "$PG_USER" "$dir"
+    chmod 700 "$dir"
+    # A copy of the primary that follows it (-R writes the standby settings).
+    as_server "$BIN/pg_basebackup" -h 127.0.0.1 -p "$(cat "$primary/port")" -U lookalike -D "$dir/data" -R -X stream -c fast >/dev/null \
+        || die "pg_basebackup from $primary failed"
+    echo "$port" > "$dir/port"
+    launch "$dir"
+    echo "postgres://lookalike@127.0.0.1:$port/lookalike"
+}
+
 stop() {
     local dir="$1"
     [ -f "$dir/data/postmaster.pid" ] || return 0
@@ -127,6 +148,8 @@ case "${1:-}" in
     start) [ $# -ge 2 ] || die "start DIR [PORT]"; start "$2" "${3:-}" ;;
     stop) [ $# -ge 2 ] || die "stop DIR"; stop "$2" ;;
     resume) [ $# -ge 2 ] || die "resume DIR"; launch "$2" ;;
+    replica) [ $# -ge 3 ] || die "replica PRIMARY DIR"; replica "$2" "$3" ;;
+    promote) [ $# -ge 2 ] || die "promote DIR"; as_server "$BIN/pg_ctl" -D "$2/data" -w promote >/dev/null ;;
     run) shift; run "$@" ;;
-    *) sed -n '2,15p' "$0" >&2; exit 64 ;;
+    *) sed -n '2,18p' "$0" >&2; exit 64 ;;
 esac

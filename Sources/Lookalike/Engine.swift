@@ -31,7 +31,8 @@ public final class Engine: @unchecked Sendable {
     public convenience init(configuration: EngineConfiguration = EngineConfiguration(), createStore: Bool = true) throws {
         let store: any Store
         if let database = configuration.database {
-            store = try PostgresStore(address: database, directory: configuration.store, create: createStore)
+            store = try PostgresStore(address: database, directory: configuration.store, create: createStore,
+                                      replicas: configuration.readReplicas)
         } else {
             store = try Catalog(directory: configuration.store, create: createStore)
         }

@@ -10,6 +10,8 @@ public struct EngineConfiguration: Sendable {
     public var store: URL
     /// A PostgreSQL store's address (`postgres://…`); nil for the SQLite store in `store`.
     public var database: String?
+    /// Streaming replicas of `database` that searches may read from.
+    public var readReplicas: [String] = []
     /// The models folder (ONNX files, manifests, the ONNX Runtime library).
     public var models: URL
     /// Threads one model run may use (0: ONNX Runtime decides, one per core).

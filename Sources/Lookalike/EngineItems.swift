@@ -92,10 +92,12 @@ extension Engine {
         case badImage(String)
         /// The store refused the write (busy with another writer, or full).
         case storeRefused(String)
+        /// The store cannot be reached (a database that is away).
+        case storeUnavailable(String)
 
         public var description: String {
             switch self {
-            case .badImage(let reason), .storeRefused(let reason): return reason
+            case .badImage(let reason), .storeRefused(let reason), .storeUnavailable(let reason): return reason
             }
         }
     }
@@ -126,7 +128,9 @@ extension Engine {
         let report = try add([path], options: AddOptions(metadata: MetadataFile(records: metadata.map { [path: $0] } ?? [:])))
         if let failure = report.failures.first {
             if (try? store.item(contentHash: hash)) == nil { removeOwnFile() }
-            if let storeError = report.storeError { throw UploadError.storeRefused(storeError) }
+            if let storeError = report.storeError {
+                throw report.storeUnavailable ? UploadError.storeUnavailable(storeError) : UploadError.storeRefused(storeError)
+            }
             throw UploadError.badImage(failure.reason)
         }
         if let added = report.added.first, let item = try item(id: added.id) { return .added(item) }

@@ -57,6 +57,9 @@ extension Engine {
                 switch outcome {
                 case .failure(let reason):
                     record(path, .failed(reason: reason))
+                case .storeFailure(let error):
+                    if report.storeError == nil { report.noteStoreError(error) }
+                    record(path, .failed(reason: "not stored, the store cannot be read: \(error)"))
                 case .stored(let item):
                     if let metadata = options.metadata?.records[path], metadata != item.metadata {
                         metadataUpdates.append((item.id, metadata))
@@ -81,6 +84,13 @@ extension Engine {
                     }
                 }
             }
+            if report.storeError != nil {
+                // Earlier chunks stay; nothing more is tried while the store cannot be read.
+                for entry in toEmbed { record(entry.path, .failed(reason: "not stored: the store cannot be read")) }
+                for copy in laterCopies { record(copy.path, .failed(reason: "not stored: the store cannot be read")) }
+                for path in discovered.files[start...] { record(path, .failed(reason: "not attempted: the store cannot be read")) }
+                break
+            }
             var entries: [(item: Item, vector: [Float])] = []
             var failedReasons: [String: String] = [:]  // content hash -> reason
             for (entry, vector) in zip(toEmbed, embedEach(toEmbed.map(\.pixels), embedder: embedder)) {
@@ -100,7 +110,7 @@ extension Engine {
                     record(path, .failed(reason: hashReason))
                 }
                 for path in discovered.files[start...] { record(path, .failed(reason: "not attempted: an earlier write to the store failed")) }
-                report.storeError = "\(error)"
+                report.noteStoreError(error)
                 break
             }
             indexes.added(entries.map { ($0.item.id, $0.vector) }, model: embedder.manifest.name)
@@ -130,6 +140,8 @@ extension Engine {
 
     enum Prepared: Sendable {
         case failure(String)
+        /// The store could not be read (a database that is away): the batch stops.
+        case storeFailure(any Error)
         case stored(Item)
         case decoded(hash: String, info: ImageInfo, pixels: Pixels)
     }
@@ -139,12 +151,18 @@ extension Engine {
         do {
             let bytes = try FileReader.read(path, maxBytes: configuration.limits.maxBytes, confinement: confinement)
             let hash = ContentHash.sha256(bytes)
-            if let existing = try store.item(contentHash: hash) {
-                if try store.hasVector(itemId: existing.id, model: manifest.name) { return .stored(existing) }
-            } else {
+            let existing: Item?
+            do {
+                existing = try store.item(contentHash: hash)
+                if let existing, try store.hasVector(itemId: existing.id, model: manifest.name) { return .stored(existing) }
                 // New bytes: their id must not already belong to other bytes.
-                let id = Item.id(forContentHash: hash)
-                if try !store.items(ids: [id]).isEmpty { throw IngestError.idCollision(id: id) }
+                if existing == nil, try !store.items(ids: [Item.id(forContentHash: hash)]).isEmpty {
+                    throw IngestError.idCollision(id: Item.id(forContentHash: hash))
+                }
+            } catch let error as IngestError {
+                throw error
+            } catch {
+                return .storeFailure(error)
             }
             let (info, pixels) = try decoder.load(bytes, policy: try manifest.imagePolicy())
             return .decoded(hash: hash, info: info, pixels: pixels)

@@ -55,10 +55,19 @@ public struct IngestReport: Sendable {
     /// Metadata records whose path names none of the inputs (absolute paths, sorted): nothing was stored for them.
     public var unmatchedMetadata: [String] = []
     public var seconds: Double = 0
-    /// Set when the store refused a write: the batch stopped there (earlier chunks stay stored).
+    /// Set when the store refused a write or could not be read: the batch stopped there (earlier
+    /// chunks stay stored).
     public var storeError: String?
+    /// The store's error was that it could not be reached (a database that is away): repeating
+    /// the add later will do.
+    public var storeUnavailable = false
 
     public var processed: Int { added.count + duplicates.count + failures.count }
+
+    mutating func noteStoreError(_ error: any Error) {
+        storeError = "\(error)"
+        storeUnavailable = (error as? PostgresStoreError)?.isUnavailable ?? false
+    }
 }
 
 /// Progress of an `add`, reported once per input.

@@ -41,6 +41,7 @@ public final class LookalikeServer: Sendable {
                                                           ?? max(1, ProcessInfo.processInfo.activeProcessorCount / configuration.maxConcurrentInference),
                                                       limits: configuration.imageLimits)
         engineConfiguration.deferSnapshotSaves = true
+        engineConfiguration.readReplicas = configuration.readReplicas
         collections = Collections(store: configuration.store, engineConfiguration: engineConfiguration)
         pool = InferencePool(threads: configuration.maxConcurrentInference, maxQueued: configuration.maxQueuedInference)
         fetcher = URLFetcher(policy: AddressPolicy(allowing: configuration.urlAllowedNetworks), maxBytes: configuration.maxBodyBytes,

@@ -10,6 +10,8 @@ public struct ServerConfiguration: Sendable {
     public var store: URL
     /// A PostgreSQL store's address, when the default collection is one (`store` then holds its files).
     public var database: String?
+    /// Streaming replicas of `database` that searches may read from (`--read-replica`).
+    public var readReplicas: [String] = []
     public var models: URL
     /// Folders the server may index on request (with everything below them).
     public var indexRoots: [String]
@@ -138,6 +140,12 @@ public struct ServerConfiguration: Sendable {
         }
         if readKey != nil && adminKey == nil {
             throw Invalid(description: "a read key without an admin key would leave writes open: set LOOKALIKE_ADMIN_KEY too")
+        }
+        if !readReplicas.isEmpty && database == nil {
+            throw Invalid(description: "--read-replica needs a PostgreSQL store (--store postgres://…)")
+        }
+        for replica in readReplicas where !PostgresStore.isAddress(replica) {
+            throw Invalid(description: "read replica \(replica) is not a postgres:// address")
         }
         if let adminKey, let readKey, adminKey == readKey {
             throw Invalid(description: "the read key and the admin key must differ")

@@ -19,6 +19,8 @@ public final class PostgresStore: Store {
     /// The HNSW beam width of a search (`hnsw.ef_search`), at least the number of hits asked for.
     public let efSearch: Int
     let pool: ConnectionPool
+    /// Streaming replicas that searches may read from.
+    let replicas: ReplicaSet
 
     public static let defaultSchema = "lookalike"
 
@@ -30,16 +32,28 @@ public final class PostgresStore: Store {
     /// Connects to the database at `address` and opens the store in its schema, applying pending
     /// migrations; with `create` false, a schema without a store is an error. At most
     /// `connections` connections are open at once.
-    public init(address: String, directory: URL, create: Bool = true, connections: Int = 8, efSearch: Int = 100) throws {
+    ///
+    /// Searches may go to streaming `replicas` (their addresses, without a schema: the primary's
+    /// is used); writes and everything an add decides on go to the primary. A replica that is
+    /// unreachable or more than `maxReplicaLag` seconds behind is skipped until it catches up.
+    /// For a primary that may fail over, give every candidate host in one address with
+    /// `target_session_attrs=read-write` (libpq connects to whichever accepts writes).
+    public init(address: String, directory: URL, create: Bool = true, connections: Int = 8, efSearch: Int = 100,
+                replicas: [String] = [], maxReplicaLag: TimeInterval = 10) throws {
         self.efSearch = max(1, efSearch)
         let (libpqAddress, schema, display) = try Self.parse(address)
         self.schema = schema
         self.displayAddress = display
         self.directory = directory
         let quoted = Self.identifier(schema)
-        pool = ConnectionPool(address: libpqAddress, limit: connections) { connection in
+        let setup: (Connection) throws -> Void = { connection in
             try connection.execute("SET search_path TO \(quoted), public")
         }
+        pool = ConnectionPool(address: libpqAddress, limit: connections, setup: setup)
+        self.replicas = try ReplicaSet(replicas.map { replica in
+            let parsed = try Self.parse(replica)
+            return (ConnectionPool(address: parsed.libpq, limit: connections, wait: 5, setup: setup), parsed.display)
+        }, maxLag: maxReplicaLag)
         try pool.with(retry: true) { connection in
             let exists = try connection.execute(
                 "SELECT 1 FROM pg_tables WHERE schemaname = $1 AND tablename = 'schema_migration'", [.text(schema)]).count > 0
@@ -49,23 +63,41 @@ public final class PostgresStore: Store {
         try? FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
     }
 
-    /// Splits Lookalike's `schema` parameter off the URL (libpq refuses parameters it does not know).
+    /// Splits Lookalike's `schema` parameter off the URL (libpq refuses parameters it does not
+    /// know), and gives the address without its password for messages. Read by hand rather than
+    /// as a URL: libpq's addresses may list several hosts (`postgres://h1:5432,h2:5432/db`).
     public static func parse(_ address: String) throws -> (libpq: String, schema: String, display: String) {
-        guard isAddress(address), var components = URLComponents(string: address) else {
+        guard isAddress(address), !address.contains(where: { $0.isWhitespace || $0 == "\0" }) else {
             throw PostgresStoreError.badAddress(address, reason: "expected postgres://user@host:port/database[?schema=name]")
         }
+        let parts = address.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        let base = String(parts[0])
         var schema = defaultSchema
-        var kept: [URLQueryItem] = []
-        for item in components.queryItems ?? [] {
-            if item.name == "schema" { schema = item.value ?? "" } else { kept.append(item) }
+        var kept: [String] = []
+        for parameter in parts.count > 1 ? parts[1].split(separator: "&") : [] {
+            let pair = parameter.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            if pair[0] == "schema" {
+                schema = pair.count > 1 ? String(pair[1]) : ""
+            } else {
+                kept.append(String(parameter))
+            }
         }
         guard schema.range(of: "^[a-z_][a-z0-9_]{0,62}$", options: .regularExpression) != nil else {
             throw PostgresStoreError.badAddress(address, reason: "schema must be 1 to 63 lower-case letters, digits or _, not starting with a digit")
         }
-        components.queryItems = kept.isEmpty ? nil : kept
-        guard let libpq = components.string else { throw PostgresStoreError.badAddress(address, reason: "not a URL") }
-        components.password = nil
-        return (libpq, schema, components.string ?? address)
+        // A database that does not answer must not hold a request for minutes.
+        if !kept.contains(where: { $0.hasPrefix("connect_timeout=") }) { kept.append("connect_timeout=10") }
+        let query = "?" + kept.joined(separator: "&")
+        // The password is the part of user:password@ after the colon, before the hosts.
+        var display = base
+        if let scheme = base.range(of: "://") {
+            let rest = base[scheme.upperBound...]
+            let authority = rest.prefix { $0 != "/" }
+            if let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") {
+                display = String(base[..<colon]) + String(base[at...])
+            }
+        }
+        return (base + query, schema, display + query)
     }
 
     // MARK: Schema
@@ -204,7 +236,7 @@ public final class PostgresStore: Store {
 
     public func items(ids: [String]) throws -> [String: Item] {
         guard !ids.isEmpty else { return [:] }
-        return try pool.with(retry: true) { connection in
+        return try reading { connection in
             let rows = try connection.execute("SELECT \(Self.itemColumns) FROM item WHERE id = ANY($1::text[])", [.text(Self.array(ids))])
             return Dictionary(Self.items(rows).map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
         }
@@ -219,12 +251,12 @@ public final class PostgresStore: Store {
     }
 
     public func itemCount() throws -> Int {
-        try pool.with(retry: true) { connection in try connection.execute("SELECT count(*) FROM item").int(0, 0) ?? 0 }
+        try reading { connection in try connection.execute("SELECT count(*) FROM item").int(0, 0) ?? 0 }
     }
 
     public func itemIDs(matching filter: MetadataFilter) throws -> Set<String> {
         let (condition, parameters) = filter.postgresSQL(column: "metadata_json", firstParameter: 1)
-        return try pool.with(retry: true) { connection in
+        return try reading { connection in
             let rows = try connection.execute("SELECT id FROM item WHERE \(condition)", parameters)
             return Set((0..<rows.count).compactMap { rows.string($0, 0) })
         }
@@ -276,7 +308,7 @@ public final class PostgresStore: Store {
             }
             return true
         }
-        if try pool.with(retry: true, matches) != nil { return true }
+        if try reading(matches) != nil { return true }
         guard record else { return false }
         return try pool.with { connection in
             try connection.transaction {
@@ -296,7 +328,7 @@ public final class PostgresStore: Store {
     }
 
     public func vectorSpaces() throws -> [VectorSpace] {
-        try pool.with(retry: true) { connection in
+        try reading { connection in
             let rows = try connection.execute("""
                 SELECT used.model, model.space FROM (SELECT DISTINCT model FROM embedding) AS used
                 LEFT JOIN model ON model.name = used.model ORDER BY used.model COLLATE "C"
@@ -326,7 +358,7 @@ public final class PostgresStore: Store {
     }
 
     public func vectorCount(model: String) throws -> Int {
-        try pool.with(retry: true) { connection in
+        try reading { connection in
             try connection.execute("SELECT count(*) FROM embedding WHERE model = $1", [.text(model)]).int(0, 0) ?? 0
         }
     }
@@ -342,7 +374,7 @@ public final class PostgresStore: Store {
 
     public func vectors(model: String, ids: [String]) throws -> [StoredEmbedding] {
         guard !ids.isEmpty else { return [] }
-        return try pool.with(retry: true) { connection in
+        return try reading { connection in
             try embeddings(try connection.execute(
                 "SELECT item_id, vec FROM embedding WHERE model = $1 AND item_id = ANY($2::text[]) ORDER BY seq",
                 [.text(model), .text(Self.array(ids))], binary: true), model: model)
@@ -392,6 +424,19 @@ public final class PostgresStore: Store {
 
     // MARK: Search pushed down
 
+    /// Runs a read of the search path on a replica that is up and current, else on the primary.
+    /// (What an add decides on, such as whether an image is stored already, is read from the primary.)
+    func reading<T>(_ body: (Connection) throws -> T) throws -> T {
+        for replica in replicas.usable() {
+            do {
+                return try replica.pool.with(retry: true, body)
+            } catch let error as PostgresStoreError where error.isUnavailable {
+                replicas.markDown(replica)
+            }
+        }
+        return try pool.with(retry: true, body)
+    }
+
     public var searchesVectors: Bool { true }
 
     public func nearest(model: String, to query: [Float], k: Int, filter: MetadataFilter?) throws -> [(id: String, score: Float)] {
@@ -412,7 +457,7 @@ public final class PostgresStore: Store {
         }
         sql += " WHERE " + conditions.joined(separator: " AND ") + " ORDER BY \(order) LIMIT \(k)"
         let beam = min(1_000, max(efSearch, k))
-        let hits: [(id: String, score: Float)] = try pool.with(retry: true) { connection in
+        let hits: [(id: String, score: Float)] = try reading { connection in
             try connection.transaction {
                 try connection.execute("SET LOCAL hnsw.ef_search = \(beam); SET LOCAL hnsw.iterative_scan = relaxed_order")
                 let rows = try connection.execute(sql, parameters)
@@ -462,7 +507,7 @@ public final class PostgresStore: Store {
     }
 
     public func feedback(model: String, limit: Int) throws -> [Feedback] {
-        try pool.with(retry: true) { connection in
+        try reading { connection in
             let rows = try connection.execute("""
                 SELECT query, item_id, mark, extract(epoch FROM created_at)::text FROM feedback
                 WHERE model = $1 ORDER BY id DESC LIMIT $2

@@ -38,6 +38,11 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .long, help: ArgumentHelp("The store of the default collection: a folder, or a PostgreSQL address (postgres://…).", valueName: "store"))
     var store: String?
 
+    @Option(name: .customLong("read-replica"), help: ArgumentHelp(
+        "A streaming replica of the PostgreSQL store that searches may read from (repeatable); one that is down or over 10 s behind is skipped.",
+        valueName: "address"))
+    var readReplicas: [String] = []
+
     @Option(name: .long, help: "Threads for one model run (0: one per core; default: cores / --max-inference, so concurrent requests share the cores).")
     var threads: Int?
 
@@ -50,6 +55,7 @@ struct Serve: AsyncParsableCommand {
         let location = StoreLocation.resolveStore(store)
         var configuration = ServerConfiguration(host: host, port: port, store: location.folder)
         configuration.database = location.database
+        configuration.readReplicas = readReplicas
         let server: LookalikeServer
         do {
             try configuration.load(configFile: config)

@@ -78,8 +78,11 @@ struct PostgresStoreTests {
     func addresses() throws {
         let parsed = try PostgresStore.parse("postgres://me:secret@db.example:5433/photos?schema=shop&sslmode=disable")
         #expect(parsed.schema == "shop")
-        #expect(parsed.libpq == "postgres://me:secret@db.example:5433/photos?sslmode=disable")
-        #expect(!parsed.display.contains("secret"))
+        #expect(parsed.libpq == "postgres://me:secret@db.example:5433/photos?sslmode=disable&connect_timeout=10")
+        #expect(parsed.display == "postgres://me@db.example:5433/photos?sslmode=disable&connect_timeout=10")
+        let hosts = try PostgresStore.parse("postgresql://u:p@a:1,b:2/db?target_session_attrs=read-write&connect_timeout=3")
+        #expect(hosts.libpq == "postgresql://u:p@a:1,b:2/db?target_session_attrs=read-write&connect_timeout=3")
+        #expect(hosts.schema == PostgresStore.defaultSchema && hosts.display == "postgresql://u@a:1,b:2/db?target_session_attrs=read-write&connect_timeout=3")
         #expect(throws: PostgresStoreError.self) { try PostgresStore.parse("postgres://db/photos?schema=Shop-1") }
         #expect(throws: PostgresStoreError.self) { try PostgresStore.parse("mysql://db/photos") }
         do {

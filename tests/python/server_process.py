@@ -107,11 +107,12 @@ class ServerProcess:
 
     def __init__(self, *, store: Path, index_root: Path, admin_key: str | None = None,
                  read_key: str | None = None, log_dir: Path | None = None, database: str | None = None,
-                 environment: dict[str, str] | None = None) -> None:
+                 environment: dict[str, str] | None = None, arguments: list[str] | None = None) -> None:
         self.store = Path(store)
         # With a PostgreSQL address, the store is that database and ``store`` the folder of its files.
         self.database = database
         self.environment = dict(environment or {})
+        self.arguments = list(arguments or [])
         self.index_root = Path(index_root)
         self.admin_key = admin_key
         self.read_key = read_key
@@ -146,7 +147,7 @@ class ServerProcess:
             if self.database:
                 env["LOOKALIKE_FILES"] = str(self.store)
             command = [str(binary), "serve", "--store", self.database or str(self.store), "--host", "127.0.0.1",
-                       "--port", str(self.port), "--index-root", str(self.index_root)]
+                       "--port", str(self.port), "--index-root", str(self.index_root), *self.arguments]
             with open(self.stdout_path, "wb") as stdout, open(self.stderr_path, "wb") as stderr:
                 self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
                                                 env=env, cwd=self.log_dir)

@@ -46,6 +46,19 @@ class Cluster:
     def resume(self) -> None:
         self._run("resume", str(self.folder))
 
+    def replica(self, folder: Path) -> Cluster:
+        """A streaming replica of this cluster, started."""
+        replica = Cluster(folder)
+        replica.url = replica._run("replica", str(self.folder), str(folder)).splitlines()[-1]
+        return replica
+
+    def promote(self) -> None:
+        self._run("promote", str(self.folder))
+
+    @property
+    def port(self) -> int:
+        return int((self.folder / "port").read_text())
+
 
 @pytest.fixture(scope="module")
 def cluster():
@@ -187,3 +200,61 @@ def test_a_job_outlives_the_server_running_it(cluster, tmp_path):
     unique = len({server_process.item_id(path) for path in images})
     assert counts["items"] == unique, counts
     assert list(counts["vectors"].values()) == [unique], counts
+
+
+def test_searches_go_to_a_replica_and_writes_follow_a_promotion(cluster, tmp_path):
+    """With the primary gone, searches still answer from the replica while writes wait (503);
+    once the replica is promoted, writes reach it through the same address."""
+    photos = server_process.photos_dir()
+    replica = cluster.replica(cluster.folder.parent / "replica")
+    try:
+        # Every host in one address; libpq connects to whichever accepts writes.
+        primary = (f"postgres://lookalike@127.0.0.1:{cluster.port},127.0.0.1:{replica.port}/lookalike"
+                   "?target_session_attrs=read-write&schema=replicated")
+        key = server_process.new_key()
+        with server_process.ServerProcess(store=tmp_path / "files", index_root=photos, admin_key=key, log_dir=tmp_path,
+                                          database=primary, arguments=["--read-replica", replica.url]) as server:
+            job = server.index_folder(photos)
+            assert job["state"] == "finished", job
+            photo = server_process.image_files(photos)[5]
+
+            def search() -> tuple[int, bytes]:
+                status, _, body = server.request("POST", "/v1/collections/default/search?top=3", photo.read_bytes(),
+                                                 content_type="application/octet-stream")
+                return status, body
+
+            def upload(extra: bytes) -> tuple[int, bytes]:
+                status, _, body = server.request("POST", "/v1/collections/default/items", photo.read_bytes() + extra,
+                                                 content_type="application/octet-stream")
+                return status, body
+
+            # The replica has caught up when a search finds everything.
+            deadline = time.monotonic() + 30
+            while True:
+                status, body = search()
+                if status == 200 and json.loads(body)["searched"] == len(server_process.image_files(photos)):
+                    break
+                assert time.monotonic() < deadline, body
+                time.sleep(0.5)
+
+            cluster.stop()
+            status, body = search()
+            assert status == 200, body
+            assert json.loads(body)["hits"][0]["id"] == server_process.item_id(photo)
+            status, body = upload(b"\0")
+            assert status == 503, body
+
+            replica.promote()
+            deadline = time.monotonic() + 30
+            while True:
+                status, body = upload(b"\0\0")
+                if status == 201 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            assert status == 201, body
+            status, body = search()
+            assert status == 200, body
+            assert json.loads(body)["searched"] == len(server_process.image_files(photos)) + 1
+    finally:
+        subprocess.run(["bash", str(POSTGRES), "stop", str(replica.folder)], capture_output=True, timeout=120)
+        cluster.resume()
