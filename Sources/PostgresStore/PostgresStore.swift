@@ -446,7 +446,7 @@ public final class PostgresStore: Store {
         // can use it; the score is the exact cosine similarity of the stored vector either way.
         let order = Self.indexCast(dimension).map { "e.vec::\($0.type)(\(dimension)) <=> $1::\($0.type)(\(dimension))" }
             ?? "e.vec <=> $1::vector"
-        var sql = "SELECT e.item_id, (1 - (e.vec <=> $1::vector))::float8 FROM embedding e"
+        var sql = "SELECT e.item_id, (e.vec <=> $1::vector)::float8 AS distance FROM embedding e"
         var parameters: [Parameter] = [.vector(query)]
         var conditions = ["e.model = \(Self.literal(model))"]
         if let filter, !filter.conditions.isEmpty {
@@ -455,8 +455,11 @@ public final class PostgresStore: Store {
             conditions.append(condition)
             parameters += filterParameters
         }
-        sql += " WHERE " + conditions.joined(separator: " AND ") + " ORDER BY \(order) LIMIT \(k)"
         let beam = min(1_000, max(efSearch, k))
+        // A relaxed-order iterative scan returns neighbours roughly in order: the beam's worth of
+        // them are taken, and the k nearest of those by exact distance.
+        sql = "WITH candidates AS MATERIALIZED (" + sql + " WHERE " + conditions.joined(separator: " AND ")
+            + " ORDER BY \(order) LIMIT \(beam)) SELECT item_id, 1 - distance FROM candidates ORDER BY distance LIMIT \(k)"
         let hits: [(id: String, score: Float)] = try reading { connection in
             try connection.transaction {
                 try connection.execute("SET LOCAL hnsw.ef_search = \(beam); SET LOCAL hnsw.iterative_scan = relaxed_order")

@@ -7,7 +7,10 @@ import VectorIndex
 /// `.f32` (int32 rows, int32 columns, float32 values) and `.i32` ground truth (same header, int32).
 ///
 ///     lookalike-bench BASE.f32 QUERIES.f32 TRUTH.i32 --m 16 --ef-construction 200 --ef 16,32,64,128 --repeats 3
-///         [--encoding float32|float16|int8]
+///         [--encoding float32|float16|int8] [--filtered N=TRUTH.i32,...]
+///
+/// Each `--filtered N=FILE` adds a sweep where searches pass only the rows whose index is a
+/// multiple of N (a filter of 1/N selectivity), FILE holding the exact neighbours among those rows.
 ///
 /// With float16 or int8 the graph holds compressed vectors and every query's candidates are
 /// re-scored from the full-precision base vectors (which this process keeps in memory, as FAISS's
@@ -122,6 +125,16 @@ func run() throws {
 
     let queryVectors = (0..<queries.rows).map { Array(queries.row($0)) }
     let repeats = max(1, Int(option("--repeats", default: "3")) ?? 3)
+    var sweeps: [(every: Int, truth: Matrix<Int32>)] = [(1, truth)]
+    for spec in option("--filtered", default: "").split(separator: ",") {
+        let parts = spec.split(separator: "=", maxSplits: 1)
+        guard parts.count == 2, let every = Int(parts[0]), every > 1 else { throw BenchError("--filtered takes N=TRUTH.i32,...") }
+        sweeps.append((every, try readMatrix(String(parts[1]), as: Int32.self)))
+    }
+    for (every, truth) in sweeps {
+    let filter = every == 1 ? nil : SearchFilter(matchingCount: (base.rows + every - 1) / every) { id in
+        (Int(id) ?? 1) % every == 0
+    }
     for ef in efs {
         // Each setting runs `repeats` times; the median run is reported (single runs vary by up to 30%).
         var runs: [(qps: Double, p50: Double, p99: Double, recall: Double)] = []
@@ -131,7 +144,7 @@ func run() throws {
             let start = now()
             for (row, query) in queryVectors.enumerated() {
                 let before = now()
-                let hits = try index.search(query, k: k, efSearch: ef, filter: nil, rescoringFrom: exact)
+                let hits = try index.search(query, k: k, efSearch: ef, filter: filter, rescoringFrom: exact)
                 latencies.append(now() - before)
                 let expected = Set(truth.row(row).prefix(k).map { String($0) })
                 found += hits.filter { expected.contains($0.id) }.count
@@ -143,8 +156,9 @@ func run() throws {
                          Double(found) / Double(queries.rows * k)))
         }
         let median = runs.sorted { $0.qps < $1.qps }[runs.count / 2]
-        emit(["engine": engine, "event": "search", "ef": ef, "recall": median.recall, "qps": median.qps,
+        emit(["engine": engine, "event": "search", "ef": ef, "filter_every": every, "recall": median.recall, "qps": median.qps,
               "p50_ms": median.p50, "p99_ms": median.p99, "repeats": repeats])
+    }
     }
 }
 
