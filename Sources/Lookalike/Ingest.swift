@@ -151,9 +151,8 @@ extension Engine {
         do {
             let bytes = try FileReader.read(path, maxBytes: configuration.limits.maxBytes, confinement: confinement)
             let hash = ContentHash.sha256(bytes)
-            let existing: Item?
             do {
-                existing = try store.item(contentHash: hash)
+                let existing = try store.item(contentHash: hash)
                 if let existing, try store.hasVector(itemId: existing.id, model: manifest.name) { return .stored(existing) }
                 // New bytes: their id must not already belong to other bytes.
                 if existing == nil, try !store.items(ids: [Item.id(forContentHash: hash)]).isEmpty {

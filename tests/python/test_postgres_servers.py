@@ -238,6 +238,14 @@ def test_searches_go_to_a_replica_and_writes_follow_a_promotion(cluster, tmp_pat
                 assert time.monotonic() < deadline, body
                 time.sleep(0.5)
 
+            # A replica that goes away is skipped: the primary answers.
+            replica.stop()
+            status, body = search()
+            assert status == 200, body
+            assert json.loads(body)["hits"][0]["id"] == server_process.item_id(photo)
+            replica.resume()
+            time.sleep(6)  # a replica found down is looked at again after 5 s
+
             cluster.stop()
             status, body = search()
             assert status == 200, body
