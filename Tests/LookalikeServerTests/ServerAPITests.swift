@@ -57,11 +57,11 @@ struct ServerAPITests {
         }
     }
 
-    @Test("search by upload (raw body and multipart) finds the original of an edited copy first")
-    func searchByUpload() async throws {
+    @Test("search by upload (raw body and multipart) finds the original of an edited copy first", arguments: TestStores.kinds)
+    func searchByUpload(_ kind: String) async throws {
         let query = try ServerTestData.editedCopy(chelsea)
         let original = ServerTestData.id(try ServerTestData.bytes(chelsea))
-        let app = try makeServer().application()
+        let app = try makeServer(kind: kind).application()
         try await app.test(.router) { client in
             let raw = try await client.postImage("/v1/collections/default/search?top=5", query)
             #expect(raw.status == 200, "\(raw.text)")
@@ -197,10 +197,10 @@ struct ServerAPITests {
         }
     }
 
-    @Test("more like this: a search by item id answers the item itself first, with score 1")
-    func searchByID() async throws {
+    @Test("more like this: a search by item id answers the item itself first, with score 1", arguments: TestStores.kinds)
+    func searchByID(_ kind: String) async throws {
         let id = ServerTestData.id(try ServerTestData.bytes(coffee))
-        let app = try makeServer().application()
+        let app = try makeServer(kind: kind).application()
         try await app.test(.router) { client in
             let reply = try await client.postJSON("/v1/collections/default/search", ["id": id, "top": 4])
             #expect(reply.status == 200, "\(reply.text)")
@@ -391,8 +391,9 @@ struct ServerAPITests {
         }
     }
 
-    @Test("indexing a server folder: a job with progress events; paths outside the roots are refused")
-    func indexingJobs() async throws {
+    @Test("indexing a server folder: a job with progress events; paths outside the roots are refused", arguments: TestStores.kinds)
+    func indexingJobs(_ kind: String) async throws {
+        let database = TestStores.database(kind)
         let store = try TestData.temporaryDirectory("server-jobs")
         let root = try TestData.temporaryDirectory("server-root")
         let outside = try TestData.temporaryDirectory("server-outside")
@@ -406,7 +407,7 @@ struct ServerAPITests {
                                                    withDestinationURL: outside.appendingPathComponent("rocket.jpg"))
         // ... and a link to a folder outside it, which must not be entered.
         try FileManager.default.createSymbolicLink(at: root.appendingPathComponent("elsewhere"), withDestinationURL: outside)
-        let app = try makeServer(store: store) { $0.indexRoots = [root.path] }.application()
+        let app = try makeServer(store: store, database: database) { $0.indexRoots = [root.path] }.application()
         try await app.test(.router) { client in
             let started = try await client.postJSON("/v1/collections/default/jobs", ["path": root.path])
             #expect(started.status == 202, "\(started.text)")
@@ -437,7 +438,7 @@ struct ServerAPITests {
             #expect(try await client.call(.get, "/v1/jobs/0123456789ab/events").status == 404)
         }
         // A server with no roots indexes nothing.
-        let closed = try makeServer(store: store) { $0.indexRoots = [] }.application()
+        let closed = try makeServer(store: store, database: database) { $0.indexRoots = [] }.application()
         try await closed.test(.router) { client in
             let refused = try await client.postJSON("/v1/collections/default/jobs", ["path": root.path])
             #expect(refused.status == 403)

@@ -24,15 +24,25 @@ enum ServerTestData {
         String(ContentHash.sha256(bytes).prefix(16))
     }
 
-    /// A store with every photo of the set, made once per test process.
-    static let sharedStore: Result<URL, Error> = Result {
-        let store = try TestData.temporaryDirectory("server-store")
-        let engine = try Engine(configuration: EngineConfiguration(store: store))
-        let report = try engine.add([TestData.photos.path], options: AddOptions(recursive: true))
-        guard report.added.count >= 20, report.failures.isEmpty else {
-            throw TestData.Missing(what: "the photo set (\(TestData.photos.path), at least 20 photos that index cleanly)")
-        }
-        return store
+    /// A store with every photo of the set, made once per test process and kind of store
+    /// (`TestStores.kinds`): its folder, and its database address for PostgreSQL.
+    static let sharedStores: [String: Result<(folder: URL, database: String?), Error>] = Dictionary(
+        uniqueKeysWithValues: TestStores.kinds.map { kind in
+            (kind, Result {
+                let store = try TestData.temporaryDirectory("server-store")
+                let database = TestStores.database(kind)
+                let engine = try Engine(configuration: EngineConfiguration(store: store, database: database))
+                let report = try engine.add([TestData.photos.path], options: AddOptions(recursive: true))
+                guard report.added.count >= 20, report.failures.isEmpty else {
+                    throw TestData.Missing(what: "the photo set (\(TestData.photos.path), at least 20 photos that index cleanly)")
+                }
+                return (store, database)
+            })
+        })
+
+    static func sharedStore(_ kind: String = "sqlite") throws -> (folder: URL, database: String?) {
+        guard let store = sharedStores[kind] else { throw TestData.Missing(what: "a \(kind) store") }
+        return try store.get()
     }
 
     /// A cropped, shrunk, recompressed copy of a photo: what a user would search with.
@@ -45,11 +55,14 @@ enum ServerTestData {
     }
 }
 
-/// A server over the shared store (or `store`), with the photo folder as its index root.
-func makeServer(store: URL? = nil, database: String? = nil, _ change: (inout ServerConfiguration) -> Void = { _ in }) throws -> LookalikeServer {
-    var configuration = ServerConfiguration(store: try store ?? ServerTestData.sharedStore.get(),
+/// A server over the shared store of a kind (or `store`, on `database` when given), with the photo
+/// folder as its index root.
+func makeServer(kind: String = "sqlite", store: URL? = nil, database: String? = nil,
+                _ change: (inout ServerConfiguration) -> Void = { _ in }) throws -> LookalikeServer {
+    let shared = store == nil ? try ServerTestData.sharedStore(kind) : nil
+    var configuration = ServerConfiguration(store: store ?? shared?.folder ?? TestData.photos,
                                             indexRoots: [TestData.photos.path], snapshotInterval: 3600)
-    configuration.database = database
+    configuration.database = store == nil ? shared?.database : database
     change(&configuration)
     return try LookalikeServer(configuration: configuration)
 }
