@@ -43,6 +43,8 @@ enum Parameter {
     case text(String)
     case null
     case vector([Float])
+    /// A `vector[]`, in binary.
+    case vectors([[Float]])
 
     static func int(_ value: Int) -> Parameter { .text(String(value)) }
     static func optional(_ value: String?) -> Parameter { value.map(Parameter.text) ?? .null }
@@ -51,6 +53,8 @@ enum Parameter {
 /// One connection to the database, used by one thread at a time (the pool sees to that).
 final class Connection {
     private let handle: OpaquePointer
+    /// The type id of pgvector's `vector` in this database, looked up on first use.
+    private var vectorType: UInt32?
 
     /// Connects, or throws `unavailable` with the library's reason.
     init(address: String) throws {
@@ -86,6 +90,9 @@ final class Connection {
                 formats.append(0)
             case .vector(let vector):
                 storage.append(Self.encode(vector))
+                formats.append(1)
+            case .vectors(let vectors):
+                storage.append(try encodeArray(vectors))
                 formats.append(1)
             }
         }
@@ -133,6 +140,23 @@ final class Connection {
     private static func name(_ sql: String) -> String {
         let words = sql.split(whereSeparator: { $0.isWhitespace }).prefix(4).joined(separator: " ")
         return "\"\(words)…\""
+    }
+
+    /// A one-dimensional `vector[]` in PostgreSQL's binary array form: dimensions, a null flag and
+    /// the element type, the length and lower bound, then each element with its length.
+    private func encodeArray(_ vectors: [[Float]]) throws -> [UInt8] {
+        if vectorType == nil {
+            vectorType = try execute("SELECT 'vector'::regtype::oid").int(0, 0).map { UInt32($0) }
+        }
+        func int32(_ value: UInt32) -> [UInt8] {
+            [UInt8(value >> 24), UInt8((value >> 16) & 0xFF), UInt8((value >> 8) & 0xFF), UInt8(value & 0xFF)]
+        }
+        var bytes = int32(1) + int32(0) + int32(vectorType ?? 0) + int32(UInt32(vectors.count)) + int32(1)
+        for vector in vectors {
+            let element = Self.encode(vector)
+            bytes += int32(UInt32(element.count)) + element
+        }
+        return bytes
     }
 
     /// pgvector's binary form: dimension and a reserved field (16 bits each), then the values as

@@ -265,18 +265,28 @@ public final class PostgresStore: Store {
     public func insert(_ entries: [(item: Item, vector: [Float])], model: String,
                        metadataUpdates: [(id: String, metadata: String)]) throws {
         guard !entries.isEmpty || !metadataUpdates.isEmpty else { return }
+        // One statement per table and 500 entries (arrays unnested), the last entry of an id winning.
+        var seen = Set<String>()
+        let unique = entries.reversed().filter { seen.insert($0.item.id).inserted }.reversed()
+        let chunks = stride(from: 0, to: unique.count, by: 500).map { Array(unique.dropFirst($0).prefix(500)) }
         try pool.with { connection in
             try connection.transaction {
-                for (item, vector) in entries {
+                for chunk in chunks {
+                    let items = chunk.map(\.item)
                     try connection.execute("""
                         INSERT INTO item (id, content_hash, source_path, width, height, metadata, added_at)
-                        VALUES ($1, $2, $3, $4, $5, $6, to_timestamp($7::float8)) ON CONFLICT (id) DO NOTHING
-                        """, [.text(item.id), .text(item.contentHash), .text(item.sourcePath), .int(item.width), .int(item.height),
-                              .optional(item.metadata), .text(String(item.addedAt.timeIntervalSince1970))])
+                        SELECT u.id, u.hash, u.path, u.width, u.height, u.metadata, to_timestamp(u.added)
+                        FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::integer[], $6::text[], $7::float8[])
+                            AS u(id, hash, path, width, height, metadata, added)
+                        ON CONFLICT (id) DO NOTHING
+                        """, [.text(Self.array(items.map(\.id))), .text(Self.array(items.map(\.contentHash))),
+                              .text(Self.array(items.map(\.sourcePath))), .text(Self.array(items.map { String($0.width) })),
+                              .text(Self.array(items.map { String($0.height) })), .text(Self.array(items.map(\.metadata))),
+                              .text(Self.array(items.map { String($0.addedAt.timeIntervalSince1970) }))])
                     try connection.execute("""
-                        INSERT INTO embedding (item_id, model, vec) VALUES ($1, $2, $3)
+                        INSERT INTO embedding (item_id, model, vec) SELECT u.id, $2, u.vec FROM unnest($1::text[], $3::vector[]) AS u(id, vec)
                         ON CONFLICT (item_id, model) DO UPDATE SET vec = EXCLUDED.vec
-                        """, [.text(item.id), .text(model), .vector(vector)])
+                        """, [.text(Self.array(items.map(\.id))), .text(model), .vectors(chunk.map(\.vector))])
                 }
                 for update in metadataUpdates {
                     try connection.execute("UPDATE item SET metadata = $1 WHERE id = $2", [.text(update.metadata), .text(update.id)])
@@ -563,10 +573,11 @@ public final class PostgresStore: Store {
         "'" + text.replacingOccurrences(of: "\0", with: "").replacingOccurrences(of: "'", with: "''") + "'"
     }
 
-    /// A text[] literal: every element quoted, quotes and backslashes escaped.
-    static func array(_ values: [String]) -> String {
+    /// An array literal: every element quoted, quotes and backslashes escaped; nil is NULL.
+    static func array(_ values: [String?]) -> String {
         "{" + values.map { value in
-            "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+            guard let value else { return "NULL" }
+            return "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
         }.joined(separator: ",") + "}"
     }
 }
