@@ -73,10 +73,10 @@ wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" --latency --timeout 30s -s "$WORK/
 say "two servers (cores 0 and 1), wrk -c$CONNECTIONS on each for ${SECONDS_EACH}s"
 wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" --latency --timeout 30s -s "$WORK/post.lua" \
     "http://127.0.0.1:18291/v1/collections/default/search" > "$WORK/two-a.txt" &
+first_wrk=$!
 wrk -t1 -c"$CONNECTIONS" -d"${SECONDS_EACH}s" --latency --timeout 30s -s "$WORK/post.lua" \
     "http://127.0.0.1:18292/v1/collections/default/search" > "$WORK/two-b.txt"
-wait %1 2>/dev/null || true
-sleep 1
+wait "$first_wrk"
 
 one="$(rps "$WORK/one.txt")"
 a="$(rps "$WORK/two-a.txt")"

@@ -5,8 +5,11 @@ Lookalike's index runs in-process (`lookalike-bench`, one thread, the float32 an
 pgvector runs in a throwaway PostgreSQL 18 started by scripts/postgres.sh, built on one thread
 (max_parallel_maintenance_workers 0) and queried by one client over loopback, one query at a time,
 so its figures include a round trip and the statement's planning: what the PostgreSQL store pays.
-Filters: rows whose index is a multiple of 10 (10%) or 100 (1%); pgvector applies them in the same
-statement with iterative index scans (relaxed order, re-sorted), our index with its filtered
+Filters pass 10% or 1% of the rows: by default those whose index hashes below 2^32/10 or 2^32/100
+(Knuth's multiplicative hash), spread over the data; with `--filter modulo`, the rows whose index is
+a multiple of 10 or 100, which on the clustered sets (row i in cluster i mod C) keeps whole clusters
+and drops the others: a filter correlated with where the query lies. pgvector applies them in the
+same statement with iterative index scans (relaxed order, re-sorted), our index with its filtered
 search. Recall@10 is against exact search among the rows that pass.
 
     python scripts/bench_pgvector.py --rows 1000000 --dimension 128 --swift .build/release/lookalike-bench
@@ -35,11 +38,20 @@ ROOT = Path(__file__).resolve().parent.parent
 POSTGRES = ROOT / "scripts" / "postgres.sh"
 
 
-def filtered_truth(base: np.ndarray, queries: np.ndarray, k: int, every: int) -> np.ndarray:
-    """Exact neighbours among the rows whose index is a multiple of `every`, as row indices."""
+def passing(count: int, every: int, kind: str) -> np.ndarray:
+    """Whether each row passes a filter keeping one row in `every` (see the module's text)."""
+    rows = np.arange(count, dtype=np.uint64)
+    if kind == "modulo":
+        return rows % every == 0
+    hashed = (rows * np.uint64(2_654_435_761)) & np.uint64(0xFFFFFFFF)
+    return hashed < np.uint64(0xFFFFFFFF // every)
+
+
+def filtered_truth(base: np.ndarray, queries: np.ndarray, k: int, every: int, kind: str) -> np.ndarray:
+    """Exact neighbours among the rows that pass, as row indices."""
     import faiss
 
-    rows = np.arange(0, len(base), every)
+    rows = np.nonzero(passing(len(base), every, kind))[0]
     index = faiss.IndexFlatIP(base.shape[1])
     index.add(bench_ann.normalised(base[rows]))
     _, labels = index.search(bench_ann.normalised(queries), k)
@@ -71,9 +83,10 @@ def run_pgvector(base, queries, truths, args) -> list[dict]:
             connection.execute(f"CREATE TABLE bench (id integer PRIMARY KEY, every10 boolean, every100 boolean, "
                                f"vec vector({dimension}))")
             start = time.perf_counter()
+            tenth, hundredth = passing(len(base), 10, args.filter), passing(len(base), 100, args.filter)
             with connection.cursor().copy("COPY bench (id, every10, every100, vec) FROM STDIN") as copy:
                 for row, vector in enumerate(base):
-                    copy.write_row((row, row % 10 == 0, row % 100 == 0, vector_text(vector)))
+                    copy.write_row((row, bool(tenth[row]), bool(hundredth[row]), vector_text(vector)))
             load = time.perf_counter() - start
             start = time.perf_counter()
             connection.execute(f"CREATE INDEX bench_hnsw ON bench USING hnsw (vec vector_cosine_ops) "
@@ -126,7 +139,7 @@ def run_ours(files: dict[str, Path], truth_files: dict[int, Path], args, encodin
     filtered = ",".join(f"{every}={path}" for every, path in truth_files.items() if every > 1)
     command = [args.swift, str(files["base"]), str(files["queries"]), str(truth_files[1]), "--m", str(args.m),
                "--ef-construction", str(args.ef_construction), "--ef", ",".join(map(str, args.ef)), "--k", str(args.k),
-               "--repeats", str(args.repeats), "--encoding", encoding, "--filtered", filtered]
+               "--repeats", str(args.repeats), "--encoding", encoding, "--filtered", filtered, "--filter", args.filter]
     started = time.perf_counter()
     output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     print(f"{encoding}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
@@ -164,9 +177,11 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--encodings", type=lambda s: s.split(","), default=["float32", "int8"])
+    parser.add_argument("--filter", choices=["hash", "modulo"], default="hash",
+                        help="which rows the 10%% and 1%% filters keep (see above)")
     parser.add_argument("--swift", required=True, help="the lookalike-bench executable")
     args = parser.parse_args()
-    args.description = f"{args.rows:,} x {args.dimension}-d clustered vectors"
+    args.description = f"{args.rows:,} x {args.dimension}-d clustered vectors, {args.filter} filters"
 
     work = Path(os.environ.get("LOOKALIKE_DATA", ROOT / ".data")) / "bench" / f"ann-{args.rows}x{args.dimension}-q{args.queries}"
     work.mkdir(parents=True, exist_ok=True)
@@ -180,9 +195,9 @@ def main() -> None:
     queries = np.fromfile(files["queries"], dtype="<f4", offset=8).reshape(args.queries, args.dimension)
     truth_files = {1: files["truth"]}
     for every in (10, 100):
-        path = work / f"truth-k{args.k}-every{every}.i32"
+        path = work / f"truth-k{args.k}-{args.filter}{every}.i32"
         if not path.exists():
-            bench_ann.write_matrix(path, filtered_truth(base, queries, args.k, every))
+            bench_ann.write_matrix(path, filtered_truth(base, queries, args.k, every, args.filter))
         truth_files[every] = path
     truths = {every: np.fromfile(path, dtype="<i4", offset=8).reshape(args.queries, args.k)
               for every, path in truth_files.items()}
@@ -193,7 +208,7 @@ def main() -> None:
     rows += run_pgvector(base, queries, truths, args)
 
     bench_ann.RESULTS.mkdir(exist_ok=True)
-    stem = f"pgvector-{args.rows}x{args.dimension}-{datetime.date.today().isoformat()}"
+    stem = f"pgvector-{args.rows}x{args.dimension}-{args.filter}-{datetime.date.today().isoformat()}"
     text = table(rows, args)
     (bench_ann.RESULTS / f"{stem}.md").write_text(text + "\n")
     (bench_ann.RESULTS / f"{stem}.json").write_text(json.dumps(rows, indent=1) + "\n")

@@ -7,10 +7,13 @@ import VectorIndex
 /// `.f32` (int32 rows, int32 columns, float32 values) and `.i32` ground truth (same header, int32).
 ///
 ///     lookalike-bench BASE.f32 QUERIES.f32 TRUTH.i32 --m 16 --ef-construction 200 --ef 16,32,64,128 --repeats 3
-///         [--encoding float32|float16|int8] [--filtered N=TRUTH.i32,...]
+///         [--encoding float32|float16|int8] [--filtered N=TRUTH.i32,...] [--filter hash|modulo]
 ///
-/// Each `--filtered N=FILE` adds a sweep where searches pass only the rows whose index is a
-/// multiple of N (a filter of 1/N selectivity), FILE holding the exact neighbours among those rows.
+/// Each `--filtered N=FILE` adds a sweep where searches pass one row in N, FILE holding the exact
+/// neighbours among those rows. Which rows: by default those whose index hashes (Knuth's
+/// multiplicative hash, 32 bits) below 2^32 / N, spread over the data; with `--filter modulo`,
+/// those whose index is a multiple of N (on the clustered sets, whose row i lies in cluster
+/// i mod C, such a filter keeps whole clusters: the hard, correlated case).
 ///
 /// With float16 or int8 the graph holds compressed vectors and every query's candidates are
 /// re-scored from the full-precision base vectors (which this process keeps in memory, as FAISS's
@@ -132,8 +135,11 @@ func run() throws {
         sweeps.append((every, try readMatrix(String(parts[1]), as: Int32.self)))
     }
     for (every, truth) in sweeps {
-    let filter = every == 1 ? nil : SearchFilter(matchingCount: (base.rows + every - 1) / every) { id in
-        (Int(id) ?? 1) % every == 0
+    let modulo = option("--filter", default: "hash") == "modulo"
+    let filter = every == 1 ? nil : SearchFilter(matchingCount: base.rows / every) { id in
+        guard let row = UInt64(id) else { return false }
+        if modulo { return row % UInt64(every) == 0 }
+        return UInt32(truncatingIfNeeded: row &* 2_654_435_761) < UInt32.max / UInt32(every)
     }
     for ef in efs {
         // Each setting runs `repeats` times; the median run is reported (single runs vary by up to 30%).
