@@ -93,7 +93,7 @@ let package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TestSupport"]),
         .testTarget(name: "EmbeddingTests", dependencies: ["Embedding", "Imaging", "TestSupport"]),
         .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex"]),
-        .testTarget(name: "CatalogTests", dependencies: ["Catalog", "PostgresStore", "Storage"]),
+        .testTarget(name: "CatalogTests", dependencies: ["Catalog", "PostgresStore", "Storage", "TestSupport"]),
         .testTarget(name: "LookalikeTests", dependencies: ["Lookalike", "Imaging", "Embedding", "Catalog", "lookalike", "TestSupport"]),
         .testTarget(
             name: "LookalikeServerTests",

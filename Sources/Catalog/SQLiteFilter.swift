@@ -45,9 +45,9 @@ extension MetadataFilter {
                 passesWithoutField = true
             case .less(let operand), .lessOrEqual(let operand), .greater(let operand), .greaterOrEqual(let operand):
                 if case .string = operand {
-                    clause = "(\(type) = 'text' AND \(value) \(condition.operation.sqlComparison) ?)"
+                    clause = "(\(type) = 'text' AND \(value) \(condition.operation.orderingOperator) ?)"
                 } else {
-                    clause = "(\(type) IN ('integer', 'real') AND \(value) \(condition.operation.sqlComparison) ?)"
+                    clause = "(\(type) IN ('integer', 'real') AND \(value) \(condition.operation.orderingOperator) ?)"
                 }
                 arguments += [path, path, operand.databaseValue]
             case .oneOf(let values):
@@ -62,19 +62,6 @@ extension MetadataFilter {
         }
         if clauses.isEmpty { return ("1", arguments) }
         return (clauses.joined(separator: " AND "), arguments)
-    }
-}
-
-extension MetadataFilter.Operation {
-    /// The SQL comparison of a field with one operand.
-    var sqlComparison: String {
-        switch self {
-        case .less: return "<"
-        case .lessOrEqual: return "<="
-        case .greater: return ">"
-        case .greaterOrEqual: return ">="
-        case .equal, .notEqual, .oneOf, .exists: return ""
-        }
     }
 }
 

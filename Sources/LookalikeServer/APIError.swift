@@ -29,6 +29,12 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
     static func badRequest(_ message: String) -> APIError { APIError(.badRequest, "bad_request", message) }
     static func notFound(_ message: String) -> APIError { APIError(.notFound, "not_found", message) }
     static func tooLarge(_ message: String) -> APIError { APIError(.contentTooLarge, "too_large", message) }
+    /// The PostgreSQL store cannot be reached: retry once it is back.
+    static func storeUnavailable(_ message: String) -> APIError {
+        var error = APIError(.serviceUnavailable, "store_unavailable", message)
+        error.headers = [.retryAfter: "5"]
+        return error
+    }
 
     /// The client-facing form of an error thrown while handling a request.
     static func from(_ error: Error) -> APIError? {
@@ -55,9 +61,7 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
         case is NIOTooManyBytesError:
             return .tooLarge("the request body is over the server's limit")
         case let error as PostgresStoreError where error.isUnavailable:
-            var answer = APIError(.serviceUnavailable, "store_unavailable", error.description)
-            answer.headers = [.retryAfter: "5"]
-            return answer
+            return .storeUnavailable(error.description)
         case let error as HTTPError:
             switch error.status {
             case .contentTooLarge: return .tooLarge("the request body is over the server's limit")

@@ -13,7 +13,8 @@ import Lookalike
 /// job resumes rather than repeats).
 final class Jobs: @unchecked Sendable {
     struct Job: Sendable {
-        enum State: String, Sendable { case queued, running, finished, failed }
+        /// queued, running, finished or failed: the same states whether kept in memory or in the database.
+        typealias State = SharedJob.State
         let id: String
         let collection: String
         let path: String
@@ -69,7 +70,7 @@ final class Jobs: @unchecked Sendable {
 
         init(_ shared: SharedJob) {
             self.init(id: shared.id, collection: shared.collection, path: shared.path, createdAt: shared.createdAt)
-            state = State(rawValue: shared.state.rawValue) ?? .failed
+            state = shared.state
             error = shared.error
             finishedAt = shared.finishedAt
             attempts = shared.attempts
@@ -183,7 +184,7 @@ final class Jobs: @unchecked Sendable {
             }
             guard let final = self.job(id, local: true) else { return }
             do {
-                try shared.updateJob(id: id, owner: owner, progress: final.progress, state: SharedJob.State(rawValue: state.rawValue) ?? .failed,
+                try shared.updateJob(id: id, owner: owner, progress: final.progress, state: state,
                                      error: error, lease: lease)
             } catch {
                 logger.error("job \(id) ended but the database did not hear of it: \(error)")

@@ -78,31 +78,39 @@ final class Connection {
     /// the rows in binary form (needed to read vectors).
     @discardableResult
     func execute(_ sql: String, _ parameters: [Parameter] = [], binary: Bool = false) throws -> ResultSet {
-        var storage: [[UInt8]] = []
+        // Every parameter's bytes in one buffer, each at its offset (nil for NULL).
+        var bytes: [UInt8] = []
+        var offsets: [Int?] = []
+        var lengths: [Int32] = []
         var formats: [Int32] = []
         for parameter in parameters {
+            let start = bytes.count
             switch parameter {
             case .text(let text):
-                storage.append(Array(text.utf8) + [0])
+                bytes += text.utf8
+                bytes.append(0)
                 formats.append(0)
             case .null:
-                storage.append([])
                 formats.append(0)
             case .vector(let vector):
-                storage.append(Self.encode(vector))
+                bytes += Self.encode(vector)
                 formats.append(1)
             case .vectors(let vectors):
-                storage.append(try encodeArray(vectors))
+                bytes += try encodeArray(vectors)
                 formats.append(1)
             }
+            if case .null = parameter { offsets.append(nil) } else { offsets.append(start) }
+            lengths.append(Int32(bytes.count - start))
         }
-        let lengths = storage.map { Int32($0.count) }
         let result: OpaquePointer?
         if parameters.isEmpty && !binary {
             result = PQexec(handle, sql)  // may hold several statements (migrations)
         } else {
-            result = withPointers(storage, nulls: parameters.map { if case .null = $0 { true } else { false } }) { values in
-                PQexecParams(handle, sql, Int32(parameters.count), nil, values, lengths, formats, binary ? 1 : 0)
+            result = bytes.withUnsafeBufferPointer { buffer in
+                let values = offsets.map { offset in
+                    offset.flatMap { offset in buffer.baseAddress.map { UnsafeRawPointer($0 + offset).assumingMemoryBound(to: CChar.self) } }
+                }
+                return PQexecParams(handle, sql, Int32(parameters.count), nil, values, lengths, formats, binary ? 1 : 0)
             }
         }
         guard let result else {
@@ -172,26 +180,6 @@ final class Connection {
         }
         return bytes
     }
-}
-
-/// Calls `body` with C pointers to each buffer (nil for a NULL parameter), valid for the call.
-private func withPointers<R>(_ buffers: [[UInt8]], nulls: [Bool], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
-    var pointers: [UnsafePointer<CChar>?] = []
-    var allocations: [UnsafeMutablePointer<CChar>] = []
-    defer { allocations.forEach { $0.deallocate() } }
-    for (buffer, isNull) in zip(buffers, nulls) {
-        if isNull {
-            pointers.append(nil)
-            continue
-        }
-        let copy = UnsafeMutablePointer<CChar>.allocate(capacity: max(1, buffer.count))
-        buffer.withUnsafeBytes { raw in
-            if let base = raw.baseAddress { UnsafeMutableRawPointer(copy).copyMemory(from: base, byteCount: buffer.count) }
-        }
-        allocations.append(copy)
-        pointers.append(UnsafePointer(copy))
-    }
-    return body(pointers)
 }
 
 /// The rows of one statement.

@@ -17,7 +17,7 @@ extension MetadataFilter {
             // The field's value (NULL when missing); a parameter only where it is used.
             func field() -> String { "(\(column) #> \(placeholder(.text(PostgresStore.array(condition.path)), cast: "text[]")))" }
             func equality(_ operand: JSONValue) -> String {
-                guard operand.isScalarValue else { return "false" }
+                guard operand.isScalar else { return "false" }
                 return "coalesce(\(column) @> \(placeholder(.text(Self.nested(condition.path, operand)), cast: "jsonb")), false)"
             }
             switch condition.operation {
@@ -26,7 +26,7 @@ extension MetadataFilter {
             case .notEqual(let operand):
                 clauses.append("NOT \(equality(operand))")
             case .less(let operand), .lessOrEqual(let operand), .greater(let operand), .greaterOrEqual(let operand):
-                let comparison = condition.operation.postgresComparison
+                let comparison = condition.operation.orderingOperator
                 let typed: (type: String, text: String, cast: String)?
                 switch operand {
                 case .string(let text): typed = ("string", text, "text")
@@ -62,26 +62,5 @@ extension MetadataFilter {
             json = "{\(quoted(key)): \(json)}"
         }
         return json
-    }
-}
-
-extension MetadataFilter.Operation {
-    var postgresComparison: String {
-        switch self {
-        case .less: return "<"
-        case .lessOrEqual: return "<="
-        case .greater: return ">"
-        case .greaterOrEqual: return ">="
-        case .equal, .notEqual, .oneOf, .exists: return ""
-        }
-    }
-}
-
-extension JSONValue {
-    var isScalarValue: Bool {
-        switch self {
-        case .array, .object: return false
-        default: return true
-        }
     }
 }

@@ -50,7 +50,7 @@ public final class PostgresStore: Store {
             try connection.execute("SET search_path TO \(quoted), public")
         }
         pool = ConnectionPool(address: libpqAddress, limit: connections, setup: setup)
-        self.replicas = try ReplicaSet(replicas.map { replica in
+        self.replicas = ReplicaSet(try replicas.map { replica in
             let parsed = try Self.parse(replica)
             return (ConnectionPool(address: parsed.libpq, limit: connections, wait: 5, setup: setup), parsed.display)
         }, maxLag: maxReplicaLag)
@@ -374,10 +374,10 @@ public final class PostgresStore: Store {
     }
 
     /// Rows of (item id, vector), read in binary.
-    private func embeddings(_ rows: ResultSet, model: String, idColumn: Int = 0, vectorColumn: Int = 1) throws -> [StoredEmbedding] {
+    private func embeddings(_ rows: ResultSet, model: String) throws -> [StoredEmbedding] {
         try (0..<rows.count).map { row in
-            let id = rows.string(row, idColumn) ?? ""
-            guard let vector = rows.vector(row, vectorColumn) else { throw PostgresStoreError.corruptVector(itemId: id, model: model) }
+            let id = rows.string(row, 0) ?? ""
+            guard let vector = rows.vector(row, 1) else { throw PostgresStoreError.corruptVector(itemId: id, model: model) }
             return (id, vector)
         }
     }
@@ -408,20 +408,20 @@ public final class PostgresStore: Store {
     }
 
     public func vectorIDs(model: String) throws -> [String] {
-        try pool.with(retry: true) { connection in
-            let rows = try connection.execute("SELECT item_id FROM embedding WHERE model = $1 ORDER BY seq", [.text(model)])
-            return (0..<rows.count).compactMap { rows.string($0, 0) }
-        }
+        try pool.with(retry: true) { connection in try Self.vectorIDs(connection, model: model) }
     }
 
     public func vectorIDsAndGeneration(model: String) throws -> (ids: [String], generation: Int64) {
         try pool.with(retry: true) { connection in
             try connection.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             defer { _ = try? connection.execute("COMMIT") }
-            let rows = try connection.execute("SELECT item_id FROM embedding WHERE model = $1 ORDER BY seq", [.text(model)])
-            let ids = (0..<rows.count).compactMap { rows.string($0, 0) }
-            return (ids, try Self.generation(connection, model: model))
+            return (try Self.vectorIDs(connection, model: model), try Self.generation(connection, model: model))
         }
+    }
+
+    private static func vectorIDs(_ connection: Connection, model: String) throws -> [String] {
+        let rows = try connection.execute("SELECT item_id FROM embedding WHERE model = $1 ORDER BY seq", [.text(model)])
+        return (0..<rows.count).compactMap { rows.string($0, 0) }
     }
 
     public func vectorGeneration(model: String) throws -> Int64 {
@@ -467,10 +467,10 @@ public final class PostgresStore: Store {
         }
         let beam = min(1_000, max(efSearch, k))
         // A relaxed-order iterative scan returns neighbours roughly in order: the beam's worth of
-        // them are taken, and the k nearest of those by exact distance.
+        // them are taken, and the k nearest of those by exact distance (ties by id), best first.
         sql = "WITH candidates AS MATERIALIZED (" + sql + " WHERE " + conditions.joined(separator: " AND ")
-            + " ORDER BY \(order) LIMIT \(beam)) SELECT item_id, 1 - distance FROM candidates ORDER BY distance LIMIT \(k)"
-        let hits: [(id: String, score: Float)] = try reading { connection in
+            + " ORDER BY \(order) LIMIT \(beam)) SELECT item_id, 1 - distance FROM candidates ORDER BY distance, item_id LIMIT \(k)"
+        return try reading { connection in
             try connection.transaction {
                 try connection.execute("SET LOCAL hnsw.ef_search = \(beam); SET LOCAL hnsw.iterative_scan = relaxed_order")
                 let rows = try connection.execute(sql, parameters)
@@ -480,8 +480,6 @@ public final class PostgresStore: Store {
                 }
             }
         }
-        // A relaxed-order scan may return neighbours slightly out of order.
-        return hits.sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }
     }
 
     /// The type a model's vectors are indexed as: `vector` up to pgvector's 2,000 dimensions,

@@ -24,12 +24,10 @@ final class ReplicaSet: @unchecked Sendable {
     private let lock = NSLock()
     private var next = 0
 
-    init(_ pools: [(ConnectionPool, String)], maxLag: TimeInterval) throws {
+    init(_ pools: [(ConnectionPool, String)], maxLag: TimeInterval) {
         replicas = pools.map { Replica(pool: $0.0, display: $0.1) }
         self.maxLag = max(0, maxLag)
     }
-
-    var isEmpty: Bool { replicas.isEmpty }
 
     /// The replicas to try for one read, the next in turn first (reads are spread over them).
     func usable() -> [Replica] {

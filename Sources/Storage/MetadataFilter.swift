@@ -173,8 +173,23 @@ public struct MetadataFilter: Sendable, Equatable {
     }
 }
 
+extension MetadataFilter.Operation {
+    /// The SQL operator of an ordering comparison (`<`, `<=`, `>`, `>=`); empty for the others.
+    /// Both stores' renderings use it.
+    public var orderingOperator: String {
+        switch self {
+        case .less: return "<"
+        case .lessOrEqual: return "<="
+        case .greater: return ">"
+        case .greaterOrEqual: return ">="
+        case .equal, .notEqual, .oneOf, .exists: return ""
+        }
+    }
+}
+
 extension JSONValue {
-    var isScalar: Bool {
+    /// Not an array or an object.
+    public var isScalar: Bool {
         switch self {
         case .array, .object: return false
         default: return true

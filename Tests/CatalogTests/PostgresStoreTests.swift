@@ -1,11 +1,12 @@
 import Foundation
 import PostgresStore
 import Storage
+import TestSupport
 import Testing
 
 /// What only the PostgreSQL store does: search pushed down to pgvector's HNSW index, with the
 /// filter in the same statement. (The store contract covers everything both stores do.)
-@Suite("PostgreSQL store", .enabled(if: TestDatabase.address != nil, "needs LOOKALIKE_TEST_POSTGRES; the store contract fails without it"))
+@Suite("PostgreSQL store", .enabled(if: TestStores.postgres != nil, "needs LOOKALIKE_TEST_POSTGRES; the store contract fails without it"))
 struct PostgresStoreTests {
     /// Clustered unit vectors, deterministic: `count` of them in `dimension` dimensions.
     static func vectors(_ count: Int, dimension: Int) -> [[Float]] {
@@ -29,10 +30,10 @@ struct PostgresStoreTests {
 
     @Test("the model's HNSW index answers with recall@10 ≥ 0.9, exact scores, and a narrow filter still fills the page")
     func indexedSearch() throws {
-        let address = try #require(TestDatabase.address)
+        let address = try #require(TestStores.database("postgres"))
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("pg-store-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: folder) }
-        let store = try TestDatabase.store(address, folder: folder)
+        let store = try PostgresStore(address: address, directory: folder)
         defer { try? store.destroy() }
         let dimension = 32
         try store.checkModel("m", fingerprint: "f", dimension: dimension, record: true)

@@ -1,6 +1,7 @@
 import Catalog
 import Foundation
 import PostgresStore
+import TestSupport
 import Testing
 
 /// What every `Store` must do, whatever holds the data: the engine relies on exactly this. Each
@@ -13,8 +14,9 @@ struct StoreContractTests {
         var stores: [(name: String, make: @Sendable (URL) throws -> any Store)] = [
             ("sqlite", { folder in try Catalog(directory: folder) }),
         ]
-        if let address = TestDatabase.address {
-            stores.append(("postgres", { folder in try TestDatabase.store(address, folder: folder) }))
+        if TestStores.postgres != nil {
+            // A schema of its own for every store made (an empty address fails as a bad one).
+            stores.append(("postgres", { folder in try PostgresStore(address: TestStores.database("postgres") ?? "", directory: folder) }))
         }
         return stores
     }()

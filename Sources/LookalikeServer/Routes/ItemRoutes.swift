@@ -92,9 +92,7 @@ extension LookalikeServer {
         do {
             outcome = try await pool.run { try engine.addUpload(bytes, name: name, metadata: given, limits: limits) }
         } catch Engine.UploadError.storeUnavailable(let reason) {
-            var error = APIError(.serviceUnavailable, "store_unavailable", reason)
-            error.headers = [.retryAfter: "5"]
-            throw error
+            throw APIError.storeUnavailable(reason)
         } catch Engine.UploadError.storeRefused {
             var error = APIError(.serviceUnavailable, "busy", "the store is busy with another write; retry shortly")
             error.headers = [.retryAfter: "2"]
