@@ -34,6 +34,12 @@ let package = Package(
             pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"])]
         ),
+        // BLAS (OpenBLAS), for the matrix products of metric learning.
+        .systemLibrary(
+            name: "CBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
         // Our own minimal declarations of the ONNX Runtime C API; the library is loaded with dlopen.
         .target(
             name: "COnnxRuntime",
@@ -46,6 +52,8 @@ let package = Package(
         // Distance kernels of the vector index, with AVX2 versions chosen at run time.
         .target(name: "CVectorKernels"),
         .target(name: "VectorIndex", dependencies: ["CVectorKernels", "LookalikeSupport"]),
+        // Metric learning: a linear projection trained on labelled vectors (`lookalike tune`).
+        .target(name: "Tuning", dependencies: ["CBLAS"]),
         // The store seam: the `Store` protocol, items, metadata filters as a parsed tree.
         .target(name: "Storage"),
         // The SQLite store (GRDB), with its rendering of filters.
@@ -55,7 +63,7 @@ let package = Package(
         .target(
             name: "Lookalike",
             dependencies: [
-                "Imaging", "Embedding", "VectorIndex", "Storage", "Catalog", "PostgresStore",
+                "Imaging", "Embedding", "VectorIndex", "Storage", "Catalog", "PostgresStore", "Tuning",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
@@ -93,6 +101,7 @@ let package = Package(
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TestSupport"]),
         .testTarget(name: "EmbeddingTests", dependencies: ["Embedding", "Imaging", "TestSupport"]),
         .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex"]),
+        .testTarget(name: "TuningTests", dependencies: ["Tuning", "TestSupport"]),
         .testTarget(name: "CatalogTests", dependencies: ["Catalog", "PostgresStore", "Storage", "TestSupport"]),
         .testTarget(name: "LookalikeTests", dependencies: ["Lookalike", "Imaging", "Embedding", "Catalog", "lookalike", "TestSupport"]),
         .testTarget(

@@ -123,6 +123,19 @@ public final class Catalog: Store {
             }
             try db.create(index: "feedback_by_model", on: "feedback", columns: ["model", "id"])
         }
+        migrator.registerMigration("v6: tuned models") { db in
+            // Projections learned by `lookalike tune`: a tuned model's vectors are its base's, projected.
+            try db.create(table: "tuned_model") { table in
+                table.primaryKey("name", .text)
+                table.column("base", .text).notNull()
+                table.column("fingerprint", .text).notNull()
+                table.column("input_dimension", .integer).notNull()
+                table.column("output_dimension", .integer).notNull()
+                table.column("weights", .blob).notNull()
+                table.column("report", .text).notNull()
+                table.column("created_at", .datetime).notNull()
+            }
+        }
         return migrator
     }
 
@@ -252,6 +265,45 @@ public final class Catalog: Store {
         try database.read { db in
             try Row.fetchAll(db, sql: "SELECT name, fingerprint, dimension, space FROM model ORDER BY name").map { row in
                 ModelRecord(name: row["name"], fingerprint: row["fingerprint"], dimension: row["dimension"], space: row["space"])
+            }
+        }
+    }
+
+    @discardableResult
+    public func removeModel(_ name: String) throws -> Int {
+        try database.write { db in
+            try db.execute(sql: "DELETE FROM vector WHERE model = ?", arguments: [name])
+            let removed = db.changesCount
+            try db.execute(sql: "DELETE FROM model WHERE name = ?", arguments: [name])
+            try db.execute(sql: "DELETE FROM feedback WHERE model = ?", arguments: [name])
+            try db.execute(sql: "DELETE FROM tuned_model WHERE name = ?", arguments: [name])
+            return removed
+        }
+    }
+
+    public func saveTunedModel(_ model: TunedModelRecord) throws {
+        try database.write { db in
+            guard try Row.fetchOne(db, sql: "SELECT 1 FROM tuned_model WHERE name = ?", arguments: [model.name]) == nil else {
+                throw TunedModelError.exists(model.name)
+            }
+            try db.execute(sql: """
+                INSERT INTO tuned_model (name, base, fingerprint, input_dimension, output_dimension, weights, report, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [model.name, model.base, model.fingerprint, model.inputDimension, model.outputDimension,
+                                 Data(model.weights), model.report, model.createdAt])
+        }
+    }
+
+    public func tunedModels() throws -> [TunedModelRecord] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT name, base, fingerprint, input_dimension, output_dimension, weights, report, created_at
+                FROM tuned_model ORDER BY name
+                """).map { row in
+                let weights: Data = row["weights"]
+                return TunedModelRecord(name: row["name"], base: row["base"], fingerprint: row["fingerprint"],
+                                        inputDimension: row["input_dimension"], outputDimension: row["output_dimension"],
+                                        weights: [UInt8](weights), report: row["report"], createdAt: row["created_at"])
             }
         }
     }

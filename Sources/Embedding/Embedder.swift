@@ -15,6 +15,9 @@ public final class Embedder: Sendable {
     /// For a model made of words (`ModelManifest.concepts`): each class name's text vector, one
     /// row per class, in the text encoder's space.
     let classVectors: Tensor<Float>?
+    /// For a derived model (a tuned one): the model whose vectors it maps, and the map.
+    private let base: Embedder?
+    private let projection: (any EmbeddingProjection)?
 
     /// `textEncoder`, for a model made of words: its text model, when the caller has it loaded
     /// already (else it is loaded here, for the class names).
@@ -41,6 +44,8 @@ public final class Embedder: Sendable {
             classVectors = nil
         }
         self.fingerprint = fingerprint
+        base = nil
+        projection = nil
         let runtime = try OnnxRuntime.shared(libraryPath: registry.runtimeLibraryPath())
         session = try InferenceSession(runtime: runtime, modelPath: modelPath, threads: threads)
         self.manifest = manifest
@@ -50,6 +55,26 @@ public final class Embedder: Sendable {
                 name: manifest.name, reason: "the ONNX file has no tensor named '\(name)' (it has \(list.joined(separator: ", ")))")
         }
     }
+
+    /// A derived model: `base`'s vectors mapped by `projection` (a tuned model). It shares the
+    /// base model's session, so images run through the network once for both. `manifest` is
+    /// the derived model's (its name, its dimension); `fingerprint` identifies the projection and
+    /// is joined to the base model's.
+    public init(deriving manifest: ModelManifest, from base: Embedder, projection: any EmbeddingProjection, fingerprint: String) throws {
+        guard projection.inputDimension == base.manifest.dimension, projection.outputDimension == manifest.dimension else {
+            throw ModelError.unsupportedInput(name: manifest.name, reason: "its projection maps \(projection.inputDimension) to "
+                + "\(projection.outputDimension) values; \(base.manifest.name) makes \(base.manifest.dimension)")
+        }
+        self.manifest = manifest
+        session = base.session
+        classVectors = nil
+        self.base = base
+        self.projection = projection
+        self.fingerprint = "\(base.fingerprint) projection \(fingerprint)"
+    }
+
+    /// The model a derived model's vectors come from (nil for a model of its own).
+    public var baseModel: Embedder? { base }
 
     private static func fingerprint(modelPath: String, manifest: ModelManifest) throws -> String {
         // The text stays as it was when the resize policy was not optional, so stores keep matching.
@@ -117,6 +142,7 @@ public final class Embedder: Sendable {
     /// Images of equal size run as one batch when the model allows it; the order of the result
     /// matches the order of `images`.
     public func embed(_ images: [Pixels]) throws -> [[Float]] {
+        if let base, let projection { return try project(try base.embed(images), by: projection) }
         var vectors = [[Float]](repeating: [], count: images.count)
         for group in batches(images) {
             let first = images[group[0]]
@@ -148,8 +174,24 @@ public final class Embedder: Sendable {
         return vectors
     }
 
+    /// A derived model's vectors made from its base model's.
+    public func project(fromBase vectors: [[Float]]) throws -> [[Float]] {
+        guard let projection else { return vectors }
+        return try project(vectors, by: projection)
+    }
+
+    private func project(_ vectors: [[Float]], by projection: any EmbeddingProjection) throws -> [[Float]] {
+        try projection.project(vectors).map { vector in
+            guard let vector else {
+                throw ModelError.unsupportedInput(name: manifest.name, reason: "the projection of an image's vector is zero or not finite")
+            }
+            return vector
+        }
+    }
+
     /// Runs the model's logits output (when it has one) for one image.
     public func logits(_ image: Pixels) throws -> [Float]? {
+        if let base { return try base.logits(image) }
         guard let name = manifest.logitsOutput else { return nil }
         let input = Tensor(shape: [1, image.height, image.width, 3], values: image.rgb)
         return try session.run(input: manifest.input.name, uint8: input, outputs: [name])[name]?.values
@@ -171,6 +213,14 @@ public final class Embedder: Sendable {
         }
         return order
     }
+}
+
+/// A map from one model's vectors to a derived model's (a tuned model's learned projection).
+public protocol EmbeddingProjection: Sendable {
+    var inputDimension: Int { get }
+    var outputDimension: Int { get }
+    /// Each vector mapped to a unit vector; nil where it cannot be (zero or not finite).
+    func project(_ vectors: [[Float]]) -> [[Float]?]
 }
 
 /// L2 normalisation, the one place it is done for stored and query vectors.

@@ -65,7 +65,11 @@ public final class Engine: @unchecked Sendable {
     /// the options turn on. `tookMs` covers reading, decoding, embedding and ranking; loading the
     /// model the first time is not counted.
     public func search(_ query: Query, options: SearchOptions) throws -> SearchResponse {
-        try pipeline.run(query, options: options)
+        // A tuned model's vectors are made from its base's: items added since are projected first.
+        if options.model.contains(TunedModels.separator), let embedder = try? models.embedder(options.model) {
+            try catchUpTuned(embedder)
+        }
+        return try pipeline.run(query, options: options)
     }
 
     private var pipeline: SearchPipeline {
@@ -119,8 +123,7 @@ public final class Engine: @unchecked Sendable {
         let items = try store.items(ids: ids)
         let removed = try store.remove(ids: ids)
         removeFiles(of: removed.compactMap { items[$0] })
-        let registry = try? models.registry()
-        indexes.removed(removed) { model in try? registry?.manifest(named: model) }
+        indexes.removed(removed) { model in try? self.models.manifest(named: model) }
         return removed
     }
 
@@ -145,9 +148,8 @@ public final class Engine: @unchecked Sendable {
 
     /// The index of every model that has vectors in the store (building or loading it if needed).
     public func indexStatuses() throws -> [IndexStatus] {
-        let registry = try registry()
         return try store.stats().vectors.keys.sorted().compactMap { name in
-            guard let manifest = try? registry.manifest(named: name) else { return nil }
+            guard let manifest = try? models.manifest(named: name) else { return nil }
             return try indexes.status(of: manifest)
         }
     }

@@ -1,6 +1,7 @@
 // The types of other modules that the engine's own API is spoken in, so a front door imports
 // `Lookalike` alone: the store seam's vocabulary (items, metadata filters), the image limits,
-// regions and errors of a query image, the model manifests and registry, and the PostgreSQL store.
+// regions and errors of a query image, the model manifests and registry, the PostgreSQL store, and
+// the options and epochs of a tuning.
 @_exported import Storage
 @_exported import struct Imaging.ImageLimits
 @_exported import struct Imaging.ImageRegion
@@ -11,3 +12,5 @@
 @_exported import class PostgresStore.PostgresStore
 @_exported import enum PostgresStore.PostgresStoreError
 @_exported import struct PostgresStore.SharedJob
+@_exported import struct Tuning.TuningOptions
+@_exported import struct Tuning.TuningEpoch

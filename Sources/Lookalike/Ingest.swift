@@ -132,6 +132,14 @@ extension Engine {
         }
         if !report.added.isEmpty {
             try indexes.settled(embedder.manifest)
+            // Tuned models of this model get the new items too: their vectors are these, projected.
+            for tuned in try models.tunedEmbedders(of: embedder.manifest.name) {
+                do {
+                    try projectMissing(tuned)
+                } catch {
+                    logger.warning("the vectors of \(tuned.manifest.name) were not made for the new items (a search with it makes them): \(error)")
+                }
+            }
         }
         report.seconds = Date().timeIntervalSince(started)
         logger.debug("added \(report.added.count), duplicates \(report.duplicates.count), failed \(report.failures.count)")

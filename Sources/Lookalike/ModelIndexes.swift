@@ -134,6 +134,12 @@ final class ModelIndexes: @unchecked Sendable {
         }
     }
 
+    /// Drops a model's loaded index and its snapshot file (the model was removed from the store).
+    func forgetModel(_ model: String) {
+        invalidate(model)
+        try? FileManager.default.removeItem(at: snapshotURL(model: model))
+    }
+
     private func invalidate(_ model: String) {
         lock.withLock {
             generation += 1

@@ -26,14 +26,44 @@ final class Models: @unchecked Sendable {
         try loadedRegistry.get()
     }
 
+    /// An installed model's manifest, or a tuned model's (made from its base's).
     func manifest(named name: String) throws -> ModelManifest {
-        try registry().manifest(named: name)
+        if let embedder = lock.withLock({ embedders[name] }) { return embedder.manifest }
+        let registry = try registry()
+        if registry.manifests.contains(where: { $0.name == name }) { return try registry.manifest(named: name) }
+        if let tuned = try tunedRecord(name) { return try TunedModels.manifest(of: tuned, base: registry.manifest(named: tuned.base)) }
+        return try registry.manifest(named: name)  // the unknown-model error, listing the known ones
     }
 
-    /// The model's embedder, loaded on first use and kept.
+    /// The tuned model of this name in the store, if any (nil for a name that cannot be one).
+    func tunedRecord(_ name: String) throws -> TunedModelRecord? {
+        guard name.contains(TunedModels.separator) else { return nil }
+        return try store.tunedModels().first { $0.name == name }
+    }
+
+    /// The tuned models derived from `base`, loaded.
+    func tunedEmbedders(of base: String) throws -> [Embedder] {
+        try store.tunedModels().filter { $0.base == base }.map { try embedder($0.name) }
+    }
+
+    /// Forgets a loaded tuned model (after it was removed or replaced).
+    func forget(_ name: String) {
+        lock.withLock {
+            _ = embedders.removeValue(forKey: name)
+            _ = checked.remove(name)
+        }
+    }
+
+    /// The model's embedder, loaded on first use and kept; a tuned model's is its base model's
+    /// embedder with the projection after it.
     func embedder(_ name: String) throws -> Embedder {
         if let embedder = lock.withLock({ embedders[name] }) { return embedder }
         let registry = try registry()
+        if !registry.manifests.contains(where: { $0.name == name }), let tuned = try tunedRecord(name) {
+            let embedder = try TunedModels.embedder(of: tuned, base: try self.embedder(tuned.base))
+            lock.withLock { embedders[name] = embedder }
+            return embedder
+        }
         let manifest = try registry.manifest(named: name)
         // A model made of words shares its text model with the queries in words of its space.
         let encoder = try manifest.concepts.map { try textEncoder(named: $0.textModel) }

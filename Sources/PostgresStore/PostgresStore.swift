@@ -180,6 +180,19 @@ public final class PostgresStore: Store {
             );
             CREATE INDEX job_open ON job (created_at) WHERE state IN ('queued', 'running');
             """),
+            ("v3: tuned models", """
+            -- Projections learned by `lookalike tune`: a tuned model's vectors are its base's, projected.
+            CREATE TABLE tuned_model (
+                name text PRIMARY KEY,
+                base text NOT NULL,
+                fingerprint text NOT NULL,
+                input_dimension integer NOT NULL,
+                output_dimension integer NOT NULL,
+                weights bytea NOT NULL,
+                report text NOT NULL,
+                created_at timestamptz NOT NULL
+            );
+            """),
         ]
     }
 
@@ -333,6 +346,54 @@ public final class PostgresStore: Store {
                         """)
                 }
                 return true
+            }
+        }
+    }
+
+    @discardableResult
+    public func removeModel(_ name: String) throws -> Int {
+        try pool.with { connection in
+            try connection.transaction {
+                try connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", [.text("lookalike model " + schema + " " + name)])
+                let removed = try connection.execute("DELETE FROM embedding WHERE model = $1", [.text(name)]).affected
+                try connection.execute("DELETE FROM model WHERE name = $1", [.text(name)])
+                try connection.execute("DELETE FROM feedback WHERE model = $1", [.text(name)])
+                try connection.execute("DELETE FROM tuned_model WHERE name = $1", [.text(name)])
+                try connection.execute("DROP INDEX IF EXISTS \(Self.indexName(name))")
+                return removed
+            }
+        }
+    }
+
+    public func saveTunedModel(_ model: TunedModelRecord) throws {
+        try pool.with { connection in
+            try connection.transaction {
+                let taken = try connection.execute("SELECT 1 FROM tuned_model WHERE name = $1 FOR UPDATE", [.text(model.name)])
+                guard taken.count == 0 else { throw TunedModelError.exists(model.name) }
+                try connection.execute("""
+                    INSERT INTO tuned_model (name, base, fingerprint, input_dimension, output_dimension, weights, report, created_at)
+                    VALUES ($1, $2, $3, $4, $5, decode($6, 'base64'), $7, to_timestamp($8::float8))
+                    """, [.text(model.name), .text(model.base), .text(model.fingerprint), .int(model.inputDimension),
+                          .int(model.outputDimension), .text(Data(model.weights).base64EncodedString()), .text(model.report),
+                          .text(String(model.createdAt.timeIntervalSince1970))])
+            }
+        }
+    }
+
+    public func tunedModels() throws -> [TunedModelRecord] {
+        try pool.with(retry: true) { connection in
+            let rows = try connection.execute("""
+                SELECT name, base, fingerprint, input_dimension, output_dimension, encode(weights, 'base64'), report,
+                       extract(epoch FROM created_at)::text
+                FROM tuned_model ORDER BY name COLLATE "C"
+                """)
+            return (0..<rows.count).compactMap { row in
+                guard let name = rows.string(row, 0), let base = rows.string(row, 1), let fingerprint = rows.string(row, 2),
+                      let input = rows.int(row, 3), let output = rows.int(row, 4),
+                      let weights = rows.string(row, 5).flatMap({ Data(base64Encoded: $0, options: .ignoreUnknownCharacters) }),
+                      let report = rows.string(row, 6), let created = rows.string(row, 7).flatMap(Double.init) else { return nil }
+                return TunedModelRecord(name: name, base: base, fingerprint: fingerprint, inputDimension: input, outputDimension: output,
+                                        weights: [UInt8](weights), report: report, createdAt: Date(timeIntervalSince1970: created))
             }
         }
     }

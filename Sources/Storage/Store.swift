@@ -103,6 +103,17 @@ public protocol Store: AnyObject, Sendable {
     /// Every recorded model with its fingerprint, dimension and space, by name.
     func modelRecords() throws -> [ModelRecord]
 
+    /// Forgets a model: its vectors, its record, the marks given to its searches, and its
+    /// projection if it is tuned, in one transaction. Returns how many vectors were deleted.
+    @discardableResult func removeModel(_ name: String) throws -> Int
+
+    // MARK: Tuned models
+
+    /// Records a tuned model's projection; a name already taken is `TunedModelError.exists`.
+    func saveTunedModel(_ model: TunedModelRecord) throws
+    /// Every tuned model, by name.
+    func tunedModels() throws -> [TunedModelRecord]
+
     // MARK: Vectors
 
     /// Whether `itemId` already has a vector from `model`.

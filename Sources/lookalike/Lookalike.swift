@@ -15,7 +15,7 @@ struct LookalikeCommand: AsyncParsableCommand {
             Exit status: 0 on success; 1 on an error that stopped the command; \
             2 when `add` could not add some inputs (the others were added); 64 on a usage error.
             """,
-        subcommands: [Add.self, Search.self, List.self, Duplicates.self, FeedbackCommand.self, Stats.self, Remove.self, Migrate.self, Models.self, Eval.self, Serve.self]
+        subcommands: [Add.self, Search.self, List.self, Duplicates.self, FeedbackCommand.self, Tune.self, Stats.self, Remove.self, Migrate.self, Models.self, Eval.self, Serve.self]
     )
 
     /// Log lines go to standard error at `LOOKALIKE_LOG_LEVEL` (default: warning), so they never mix with results.

@@ -1,0 +1,274 @@
+import Embedding
+import Foundation
+import Imaging
+import Storage
+import Tuning
+
+/// What `tune` learns from and how.
+public struct TuneOptions: Sendable {
+    /// The model whose vectors are projected.
+    public var base: String
+    /// The tuned model is `<base>+<name>`.
+    public var name: String
+    /// The metadata field whose values are the labels: items with equal values are alike.
+    public var labels: String
+    public var training: TuningOptions
+    /// Keep the projection even when it does not beat the base model on the held-out labels.
+    public var force: Bool
+    /// Replace a tuned model of the same name (its vectors are made again).
+    public var replace: Bool
+
+    public init(base: String = ModelManifest.defaultName, name: String, labels: String, training: TuningOptions = TuningOptions(),
+                force: Bool = false, replace: Bool = false) {
+        self.base = base
+        self.name = name
+        self.labels = labels
+        self.training = training
+        self.force = force
+        self.replace = replace
+    }
+}
+
+/// How far a tuning is.
+public enum TuneProgress: Sendable {
+    /// Labelled vectors read so far.
+    case reading(done: Int)
+    case epoch(TuningEpoch)
+    /// Vectors of the tuned model made so far.
+    case projecting(done: Int, total: Int)
+}
+
+/// What a tuning did: the labels it learned from, its validation curve, and whether the tuned
+/// model was made (only when it beat the base model on the held-out labels, unless forced).
+public struct TuneReport: Sendable, Codable {
+    public var model: String
+    public var base: String
+    public var labels: String
+    public var loss: String
+    public var seed: UInt64
+    /// Items with a vector from the base model and a label.
+    public var labelledItems: Int
+    /// Items with a vector from the base model and no usable label (they are projected too).
+    public var unlabelledItems: Int
+    public var classes: Int
+    public var trainingItems: Int
+    public var validationItems: Int
+    /// mAP@R of the held-out labelled items with the base model's vectors.
+    public var baseline: Double
+    /// mAP@R of the held-out labelled items with the best epoch's projection.
+    public var best: Double
+    public var bestEpoch: Int
+    public var epochs: [TuningEpoch]
+    public var created: Bool
+    /// Why the model was not made, when it was not.
+    public var reason: String?
+    public var vectorsProjected: Int
+    public var trainingSeconds: Double
+    public var projectionSeconds: Double
+
+    public var gain: Double { best - baseline }
+}
+
+/// Tuned models: names, manifests and embedders made from a store's projection records.
+enum TunedModels {
+    static let separator: Character = "+"
+
+    /// A name a tuning may take: letters, digits, `-`, `_` and `.`, at most 40.
+    static func validName(_ name: String) -> Bool {
+        !name.isEmpty && name.count <= 40 && name.allSatisfy { ($0.isASCII && ($0.isLetter || $0.isNumber)) || "-_.".contains($0) }
+    }
+
+    /// The tuned model's manifest: its base model's, renamed, with the projection's dimension and no
+    /// calibrated thresholds (scores on a tuned scale mean something else).
+    static func manifest(of record: TunedModelRecord, base: ModelManifest) -> ModelManifest {
+        var manifest = base
+        manifest.name = record.name
+        manifest.summary = "\(base.name) tuned by `lookalike tune` (a learned projection of its vectors)"
+        manifest.dimension = record.outputDimension
+        manifest.space = nil
+        manifest.concepts = nil
+        manifest.duplicateThreshold = nil
+        manifest.similarThreshold = nil
+        return manifest
+    }
+
+    static func embedder(of record: TunedModelRecord, base: Embedder) throws -> Embedder {
+        guard let projection = LinearProjection(bytes: record.weights, inputDimension: record.inputDimension,
+                                                outputDimension: record.outputDimension) else {
+            throw EngineError.incompatibleVectors(model: record.name, reason: "its stored projection is damaged (wrong size or values not finite)")
+        }
+        return try Embedder(deriving: manifest(of: record, base: base.manifest), from: base,
+                            projection: TunedProjection(linear: projection), fingerprint: record.fingerprint)
+    }
+}
+
+/// A learned projection as the embedder applies it.
+struct TunedProjection: EmbeddingProjection {
+    let linear: LinearProjection
+    var inputDimension: Int { linear.inputDimension }
+    var outputDimension: Int { linear.outputDimension }
+    func project(_ vectors: [[Float]]) -> [[Float]?] { linear.project(vectors) }
+}
+
+extension Engine {
+    /// Learns a projection of `options.base`'s vectors from the labels in a metadata field, and,
+    /// when it helps the held-out labelled items (or `force`), records it as the model
+    /// `<base>+<name>` and gives every item with a base vector a vector of the tuned model. No
+    /// image is decoded: the stored vectors are the input.
+    public func tune(_ options: TuneOptions, progress: (@Sendable (TuneProgress) -> Void)? = nil) throws -> TuneReport {
+        guard TunedModels.validName(options.name) else {
+            throw EngineError.badOption("a tuned model's name takes letters, digits, '-', '_' and '.' (at most 40): \"\(options.name)\" is not one")
+        }
+        guard !options.base.contains(TunedModels.separator) else {
+            throw EngineError.badOption("tune a model of its own, not a tuned one (\(options.base))")
+        }
+        let labelsField = options.labels.trimmingCharacters(in: .whitespaces)
+        guard !labelsField.isEmpty else { throw EngineError.badOption("--labels names a metadata field; it is empty") }
+        let name = options.base + String(TunedModels.separator) + options.name
+        let base = try models.embedder(options.base)
+        try models.check(base, record: false)
+        if !options.replace, try models.tunedRecord(name) != nil { throw TunedModelError.exists(name) }
+
+        // Labels: every item with a base vector and a scalar value in the field.
+        var labels: [String: String] = [:]
+        var unlabelled = 0
+        var fieldSeen = false
+        let decoder = JSONDecoder()
+        try store.forEachItemPage { page in
+            for item in page {
+                guard let text = item.metadata, case .object(let object)? = try? decoder.decode(JSONValue.self, from: Data(text.utf8)),
+                      let value = object[labelsField] else { continue }
+                fieldSeen = true
+                if let label = Self.label(value) { labels[item.id] = label }
+            }
+            return true
+        }
+        guard fieldSeen else {
+            throw EngineError.badOption("no item has the metadata field \"\(labelsField)\"; give labels with `add --metadata`")
+        }
+        let started = Date()
+        var vectors: [[Float]] = []
+        var vectorLabels: [String] = []
+        try store.forEachVectorPage(model: options.base, pageSize: 1_000) { page in
+            for entry in page {
+                if let label = labels[entry.id] {
+                    vectors.append(entry.vector)
+                    vectorLabels.append(label)
+                } else {
+                    unlabelled += 1
+                }
+            }
+            progress?(.reading(done: vectors.count))
+            return true
+        }
+        guard !vectors.isEmpty else {
+            throw EngineError.badOption("no item with a label in \"\(labelsField)\" has a vector of \(options.base); add them with --model \(options.base)")
+        }
+        let result: TuningResult
+        do {
+            result = try MetricTrainer.train(vectors: vectors, labels: vectorLabels, options: options.training) { epoch in
+                progress?(.epoch(epoch))
+            }
+        } catch let error as TuningError {
+            throw EngineError.badOption("\(error)")
+        }
+        var report = TuneReport(
+            model: name, base: options.base, labels: labelsField, loss: options.training.loss.rawValue, seed: options.training.seed,
+            labelledItems: vectors.count, unlabelledItems: unlabelled, classes: result.classes, trainingItems: result.trainingItems,
+            validationItems: result.validationItems, baseline: result.baseline, best: result.best, bestEpoch: result.bestEpoch,
+            epochs: result.epochs, created: false, reason: nil, vectorsProjected: 0,
+            trainingSeconds: Date().timeIntervalSince(started), projectionSeconds: 0)
+        if result.bestEpoch == 0 && !options.force {
+            report.reason = "no epoch did better than \(options.base) itself on the held-out labelled items "
+                + "(mAP@R \(String(format: "%.3f", result.baseline))); nothing was made (--force makes it anyway)"
+            return report
+        }
+
+        // Recorded, then projected: a tuning interrupted while projecting is completed by the next
+        // add or search with the tuned model.
+        let weights = result.projection.bytes
+        let fingerprint = "labels \(labelsField) loss \(options.training.loss.rawValue) seed \(options.training.seed) "
+            + "weights \(ContentHash.sha256(weights))"
+        report.created = true
+        let reportJSON = String(decoding: (try? JSONEncoder().encode(report)) ?? Data("{}".utf8), as: UTF8.self)
+        if options.replace { try removeTunedModel(name, mustExist: false) }
+        try store.saveTunedModel(TunedModelRecord(
+            name: name, base: options.base, fingerprint: fingerprint, inputDimension: result.projection.inputDimension,
+            outputDimension: result.projection.outputDimension, weights: weights, report: reportJSON, createdAt: Date()))
+        models.forget(name)
+        let projecting = Date()
+        report.vectorsProjected = try projectMissing(try models.embedder(name), progress: progress)
+        report.projectionSeconds = Date().timeIntervalSince(projecting)
+        return report
+    }
+
+    /// Forgets a tuned model: its projection, its vectors, its index; its base model is untouched.
+    /// Returns how many vectors were removed.
+    @discardableResult
+    public func removeTunedModel(_ name: String) throws -> Int {
+        try removeTunedModel(name, mustExist: true)
+    }
+
+    private func removeTunedModel(_ name: String, mustExist: Bool) throws -> Int {
+        guard try models.tunedRecord(name) != nil else {
+            if !mustExist { return 0 }
+            let known = try store.tunedModels().map(\.name)
+            throw EngineError.badOption("no tuned model named \(name)" + (known.isEmpty ? " (there are none)" : " (tuned: \(known.joined(separator: ", ")))"))
+        }
+        let removed = try store.removeModel(name)
+        models.forget(name)
+        indexes.forgetModel(name)
+        return removed
+    }
+
+    /// The store's tuned models, with their reports.
+    public func tunedModels() throws -> [TunedModelRecord] {
+        try store.tunedModels()
+    }
+
+    /// Gives every item with a vector of the tuned model's base a vector of the tuned model
+    /// (projected, nothing decoded); returns how many were made.
+    @discardableResult
+    func projectMissing(_ tuned: Embedder, progress: (@Sendable (TuneProgress) -> Void)? = nil) throws -> Int {
+        guard let base = tuned.baseModel else { return 0 }
+        try models.check(tuned, record: true)
+        let have = Set(try store.vectorIDs(model: tuned.manifest.name))
+        let missing = try store.vectorIDs(model: base.manifest.name).filter { !have.contains($0) }
+        var made = 0
+        for start in stride(from: 0, to: missing.count, by: 1_000) {
+            let chunk = Array(missing[start..<min(start + 1_000, missing.count)])
+            let stored = try store.vectors(model: base.manifest.name, ids: chunk)
+            let items = try store.items(ids: stored.map(\.id))
+            let projected = try tuned.project(fromBase: stored.map(\.vector))
+            let entries = zip(stored, projected).compactMap { entry, vector in items[entry.id].map { (item: $0, vector: vector) } }
+            try store.insert(entries, model: tuned.manifest.name)
+            indexes.added(entries.map { ($0.item.id, $0.vector) }, model: tuned.manifest.name)
+            made += entries.count
+            progress?(.projecting(done: made, total: missing.count))
+        }
+        if made > 0 { try indexes.settled(tuned.manifest) }
+        return made
+    }
+
+    /// Brings a tuned model's vectors level with its base model's when they differ in number
+    /// (items added since, or a projection cut short); nothing for a model of its own.
+    func catchUpTuned(_ embedder: Embedder) throws {
+        guard let base = embedder.baseModel,
+              try store.vectorCount(model: embedder.manifest.name) != store.vectorCount(model: base.manifest.name) else { return }
+        try projectMissing(embedder)
+    }
+
+    /// A label from a metadata value: text as it is (trimmed), numbers and booleans as written;
+    /// nil for null, empty text, lists and objects.
+    static func label(_ value: JSONValue) -> String? {
+        switch value {
+        case .string(let text):
+            let trimmed = text.trimmingCharacters(in: .whitespaces)
+            return trimmed.isEmpty ? nil : trimmed
+        case .integer(let number): return String(number)
+        case .number(let number): return String(number)
+        case .bool(let flag): return flag ? "true" : "false"
+        case .null, .array, .object: return nil
+        }
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+
+/// A learned linear map from a model's embedding space to a tuned one: `y = W x`, then L2
+/// normalisation, so cosine similarity keeps its meaning. `weights` holds W row by row
+/// (`outputDimension` rows of `inputDimension` values).
+public struct LinearProjection: Sendable, Equatable {
+    public let inputDimension: Int
+    public let outputDimension: Int
+    public let weights: [Float]
+
+    /// Nil when the weights do not fill the shape or are not all finite.
+    public init?(inputDimension: Int, outputDimension: Int, weights: [Float]) {
+        guard inputDimension > 0, outputDimension > 0, weights.count == inputDimension * outputDimension,
+              weights.allSatisfy(\.isFinite) else { return nil }
+        self.inputDimension = inputDimension
+        self.outputDimension = outputDimension
+        self.weights = weights
+    }
+
+    init(matrix: Matrix) {
+        inputDimension = matrix.columns
+        outputDimension = matrix.rows
+        weights = matrix.values
+    }
+
+    var matrix: Matrix { Matrix(rows: outputDimension, columns: inputDimension, values: weights) }
+
+    /// The map that changes nothing.
+    public static func identity(dimension: Int) -> LinearProjection {
+        LinearProjection(matrix: .identity(dimension))
+    }
+
+    /// Each vector projected and scaled to length 1, in one matrix product per 4,096 vectors; nil
+    /// for a vector of the wrong dimension, or one that projects to zero or to something not finite.
+    public func project(_ vectors: [[Float]]) -> [[Float]?] {
+        var out: [[Float]?] = []
+        out.reserveCapacity(vectors.count)
+        var start = 0
+        while start < vectors.count {
+            let batch = vectors[start..<min(start + 4_096, vectors.count)]
+            start += batch.count
+            var values = [Float]()
+            values.reserveCapacity(batch.count * inputDimension)
+            for vector in batch {
+                if vector.count == inputDimension { values += vector } else { values += repeatElement(0, count: inputDimension) }
+            }
+            let projected = Matrix.product(Matrix(rows: batch.count, columns: inputDimension, values: values), matrix, transposeB: true)
+            let (unit, norms) = projected.rowNormalized()
+            for (row, vector) in batch.enumerated() {
+                let slice = Array(unit.values[row * outputDimension..<(row + 1) * outputDimension])
+                let usable = vector.count == inputDimension && norms[row] > 1e-12 && norms[row].isFinite && slice.allSatisfy { $0.isFinite }
+                out.append(usable ? slice : nil)
+            }
+        }
+        return out
+    }
+
+    /// The weights as little-endian float32 bytes, row by row (how stores keep them).
+    public var bytes: [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(weights.count * 4)
+        for value in weights {
+            let bits = value.bitPattern.littleEndian
+            withUnsafeBytes(of: bits) { out += $0 }
+        }
+        return out
+    }
+
+    /// Reads `bytes` written by `bytes`; nil when they do not fill the shape or are not finite.
+    public init?(bytes: [UInt8], inputDimension: Int, outputDimension: Int) {
+        guard inputDimension > 0, outputDimension > 0, bytes.count == inputDimension * outputDimension * 4 else { return nil }
+        var weights = [Float](repeating: 0, count: inputDimension * outputDimension)
+        for index in weights.indices {
+            let offset = index * 4
+            let bits = UInt32(bytes[offset]) | UInt32(bytes[offset + 1]) << 8 | UInt32(bytes[offset + 2]) << 16
+                | UInt32(bytes[offset + 3]) << 24
+            weights[index] = Float(bitPattern: bits)
+        }
+        self.init(inputDimension: inputDimension, outputDimension: outputDimension, weights: weights)
+    }
+}

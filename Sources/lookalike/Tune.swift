@@ -1,0 +1,162 @@
+import ArgumentParser
+import Foundation
+import Lookalike
+
+extension TuningOptions.Loss: ExpressibleByArgument {}
+
+struct Tune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Teach a model what \"similar\" means here: learn a projection of its vectors from labels.",
+        discussion: """
+            Items whose metadata field (--labels) holds the same value are taught to come closer than \
+            items with different values. A linear projection of the base model's stored vectors is \
+            learned on the CPU (no image is decoded), part of each label's items is held out, and the \
+            epoch with the best mAP@R on them is kept. The result is reported before anything is \
+            switched on: only when it beats the base model on the held-out items is the tuned model \
+            made, named <model>+<name>, with a vector for every item of the base model. Search with it \
+            with `--model <model>+<name>`; items added later get its vectors too. Same labels and \
+            seed, same projection.
+
+            --list shows the tuned models and their reports; --remove NAME forgets one (its base model \
+            is untouched).
+            """
+    )
+
+    @Option(help: ArgumentHelp("The metadata field whose values are the labels.", valueName: "field"))
+    var labels: String?
+
+    @Option(help: ArgumentHelp("The tuned model is <model>+<name>.", valueName: "name"))
+    var name: String?
+
+    @Option(help: ArgumentHelp("The base model whose vectors are projected.", valueName: "name"))
+    var model = ModelManifest.defaultName
+
+    @Option(help: ArgumentHelp("The loss: proxy (a learned proxy per label) or multi-similarity (pairs, hard ones mined).",
+                               valueName: "proxy|multi-similarity"))
+    var loss: TuningOptions.Loss = TuningOptions().loss
+
+    @Option(help: "Seeds the held-out split and the batches.")
+    var seed: UInt64 = TuningOptions().seed
+
+    @Option(help: ArgumentHelp("Epochs at most (training stops earlier when the held-out items stop improving).", valueName: "n"))
+    var epochs = TuningOptions().maxEpochs
+
+    @Option(name: .customLong("learning-rate"), help: ArgumentHelp("Adam's step size.", valueName: "rate"))
+    var learningRate = TuningOptions().learningRate
+
+    @Flag(help: "Make the tuned model even when it does not beat the base model on the held-out items.")
+    var force = false
+
+    @Flag(help: "Replace a tuned model of the same name.")
+    var replace = false
+
+    @Flag(help: "List the tuned models.")
+    var list = false
+
+    @Option(help: ArgumentHelp("Forget a tuned model (<model>+<name>).", valueName: "model"))
+    var remove: String?
+
+    @Flag(help: "Print the report as JSON.")
+    var json = false
+
+    @OptionGroup var storeOptions: StoreOptions
+
+    func validate() throws {
+        if list || remove != nil {
+            guard labels == nil, name == nil else { throw ValidationError("--list and --remove take no --labels or --name") }
+            guard !(list && remove != nil) else { throw ValidationError("give --list or --remove, not both") }
+            return
+        }
+        guard labels != nil else { throw ValidationError("--labels names the metadata field to learn from") }
+        guard name != nil else { throw ValidationError("--name names the tuned model (<model>+<name>)") }
+        guard (1...1_000).contains(epochs) else { throw ValidationError("--epochs must be between 1 and 1000") }
+        guard learningRate > 0, learningRate <= 1 else { throw ValidationError("--learning-rate must be above 0 and at most 1") }
+    }
+
+    func run() throws {
+        do {
+            let engine = try storeOptions.engine(createStore: false)
+            if list { return try printList(engine) }
+            if let remove {
+                let removed = try engine.removeTunedModel(remove)
+                print("removed \(remove) and its \(removed) vector\(removed == 1 ? "" : "s")")
+                return
+            }
+            var training = TuningOptions()
+            training.loss = loss
+            training.seed = seed
+            training.maxEpochs = epochs
+            training.learningRate = learningRate
+            let options = TuneOptions(base: model, name: name ?? "", labels: labels ?? "", training: training, force: force, replace: replace)
+            let quiet = json
+            let report = try engine.tune(options) { progress in
+                guard !quiet else { return }
+                switch progress {
+                case .reading: break
+                case .epoch(let epoch):
+                    let line = epoch.epoch == 0
+                        ? String(format: "epoch  0  held-out mAP@R %.4f (%@ as it is)", epoch.validation, model)
+                        : String(format: "epoch %2d  loss %.4f  held-out mAP@R %.4f", epoch.epoch, epoch.loss, epoch.validation)
+                    FileHandle.standardError.write(Data((line + "\n").utf8))
+                case .projecting(let done, let total):
+                    FileHandle.standardError.write(Data("\rprojecting \(done)/\(total) vectors".utf8))
+                    if done == total { FileHandle.standardError.write(Data("\n".utf8)) }
+                }
+            }
+            if json {
+                let data = try JSONEncoder.sorted.encode(report)
+                print(String(decoding: data, as: UTF8.self))
+            } else {
+                print(Self.summary(report))
+            }
+            if !report.created { throw ExitCode(2) }
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            throw fail(error)
+        }
+    }
+
+    static func summary(_ report: TuneReport) -> String {
+        var lines = [String(format: "learned from %d labelled items in %d classes (%d trained on, %d held out; %d without a label)",
+                            report.labelledItems, report.classes, report.trainingItems, report.validationItems, report.unlabelledItems)]
+        lines.append(String(format: "held-out mAP@R: %.4f with %@, %.4f tuned (%+.4f, epoch %d of %d), %.1f s",
+                            report.baseline, report.base, report.best, report.gain, report.bestEpoch, report.epochs.count - 1,
+                            report.trainingSeconds))
+        if report.created {
+            lines.append(String(format: "made %@: %d vectors projected in %.1f s; search with --model %@",
+                                report.model, report.vectorsProjected, report.projectionSeconds, report.model))
+        } else {
+            lines.append("not made: \(report.reason ?? "no gain")")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    private func printList(_ engine: Engine) throws {
+        let tuned = try engine.tunedModels()
+        if json {
+            let objects: [Any] = tuned.map { record in
+                var object: [String: Any] = ["model": record.name, "base": record.base, "dimension": record.outputDimension,
+                                             "created_at": ISO8601DateFormatter().string(from: record.createdAt)]
+                object["report"] = (try? JSONSerialization.jsonObject(with: Data(record.report.utf8))) ?? NSNull()
+                return object
+            }
+            return try printJSON(objects)
+        }
+        if tuned.isEmpty { return print("no tuned models") }
+        for record in tuned {
+            let report = try? JSONDecoder().decode(TuneReport.self, from: Data(record.report.utf8))
+            let gain = report.map { String(format: "held-out mAP@R %.4f -> %.4f, labels %@", $0.baseline, $0.best, $0.labels) } ?? ""
+            print("\(record.name)  (\(record.base), \(record.outputDimension)-d)  \(gain)")
+        }
+    }
+}
+
+extension JSONEncoder {
+    /// Keys sorted, for output people and scripts read.
+    static var sorted: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }
+}
