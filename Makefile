@@ -21,8 +21,9 @@ setup:
 build: setup
 	swift build -c release --product lookalike
 
-## test-data: edited copies and format fixtures made from the photo set
-test-data: setup $(LOOKALIKE_DATA)/edits/.complete $(LOOKALIKE_DATA)/fixtures/formats/.complete-v3
+## test-data: edited copies and format fixtures made from the photo set, labelled product photos
+test-data: setup $(LOOKALIKE_DATA)/edits/.complete $(LOOKALIKE_DATA)/fixtures/formats/.complete-v3 \
+	$(LOOKALIKE_DATA)/fixtures/categories/.complete-v1
 
 $(LOOKALIKE_DATA)/edits/.complete: | setup
 	$(PYTHON) scripts/make_edits.py $(LOOKALIKE_DATA)/photos $(LOOKALIKE_DATA)/edits
@@ -30,6 +31,9 @@ $(LOOKALIKE_DATA)/edits/.complete: | setup
 
 $(LOOKALIKE_DATA)/fixtures/formats/.complete-v3: | setup
 	$(PYTHON) scripts/make_format_fixtures.py
+
+$(LOOKALIKE_DATA)/fixtures/categories/.complete-v1: | setup
+	$(PYTHON) scripts/make_tune_fixtures.py
 
 # Tests run optimised (the index tests build graphs of 20k vectors), in their own build folder so
 # they never force a rebuild of the release binary; -enable-testing keeps @testable imports working.

@@ -95,7 +95,7 @@ let package = Package(
             ]
         ),
         // The Swift side of `make bench-ann` (not a product: a tool of this repository).
-        .executableTarget(name: "lookalike-bench", dependencies: ["VectorIndex"]),
+        .executableTarget(name: "lookalike-bench", dependencies: ["VectorIndex", "Tuning"]),
         // Paths of the test data and small helpers, shared by the test targets.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TestSupport"]),
@@ -103,7 +103,7 @@ let package = Package(
         .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex"]),
         .testTarget(name: "TuningTests", dependencies: ["Tuning", "TestSupport"]),
         .testTarget(name: "CatalogTests", dependencies: ["Catalog", "PostgresStore", "Storage", "TestSupport"]),
-        .testTarget(name: "LookalikeTests", dependencies: ["Lookalike", "Imaging", "Embedding", "Catalog", "lookalike", "TestSupport"]),
+        .testTarget(name: "LookalikeTests", dependencies: ["Lookalike", "Imaging", "Embedding", "Catalog", "Tuning", "lookalike", "TestSupport"]),
         .testTarget(
             name: "LookalikeServerTests",
             dependencies: [

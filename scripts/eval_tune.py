@@ -12,8 +12,8 @@ Two protocols on every set (Fashion-MNIST product categories, emoji concepts in 
   measure is taken on the classes never seen in training, as in the metric-learning literature.
 
 Rows: the base model's vectors as stored; linear discriminant analysis fitted on the same labels
-(scikit-learn, eigen solver with Ledoit-Wolf shrinkage, the closed-form baseline a learned metric
-must beat); ``tune`` with each of its losses. The tuned vectors are read from the store, as
+(scikit-learn, eigen solver with Ledoit-Wolf shrinkage, or the SVD solver where that one fails; the
+closed-form baseline a learned metric must beat); ``tune`` with each of its losses. The tuned vectors are read from the store, as
 ``tune`` made them; the splits are seeded, and repeated over ``--seeds``.
 
 Usage::
@@ -37,7 +37,8 @@ from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
 SETS = {"categories": "categories/manifest.jsonl", "emoji": "emoji/manifest.jsonl"}
 BASE = "efficientnet-lite0-gem"
-LOSSES = ["proxy", "multi-similarity"]
+# Each tuning as LOSS or LOSS@LEARNING_RATE (no rate: tune's default).
+TUNINGS = ["proxy", "multi-similarity"]
 
 
 def load_set(data: str, name: str) -> list[tuple[str, str]]:
@@ -125,7 +126,7 @@ def measures(matrix: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     return {"map_at_r": float(np.mean(aps)), "p1": float(np.mean(p1)), "p10": float(np.mean(p10)), "queries": len(aps)}
 
 
-def evaluate(lookalike: str, data: str, work: str, set_name: str, protocol: str, seed: int) -> dict:
+def evaluate(lookalike: str, data: str, work: str, set_name: str, protocol: str, seed: int, tunings: list[str]) -> dict:
     items = load_set(data, set_name)
     labels = dict(items)
     labelled, test = split(items, protocol, seed)
@@ -138,23 +139,33 @@ def evaluate(lookalike: str, data: str, work: str, set_name: str, protocol: str,
 
     train_paths = sorted(path for path in labelled if path in base)
     started = time.time()
-    lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto")
-    lda.fit(np.stack([base[path] for path in train_paths]), [labels[path] for path in train_paths])
+    train_x = np.stack([base[path] for path in train_paths])
+    train_y = [labels[path] for path in train_paths]
+    solver = "eigen"
+    try:
+        lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto").fit(train_x, train_y)
+    except np.linalg.LinAlgError:
+        # Many classes of few items (emoji: two labelled drawings per concept) leave the shrunk
+        # within-class scatter singular for the eigen solver; the SVD solver copes.
+        solver = "svd"
+        lda = LinearDiscriminantAnalysis(solver="svd").fit(train_x, train_y)
     rows["lda"] = measures(lda.transform(np.stack([base[path] for path in test_paths])), test_labels)
-    rows["lda"]["seconds"] = round(time.time() - started, 1)
+    rows["lda"].update({"seconds": round(time.time() - started, 1), "solver": solver})
 
-    for loss in LOSSES:
+    for setting in tunings:
+        loss, _, rate = setting.partition("@")
         name = f"{protocol.lower()}-{loss}"
         started = time.time()
+        extra = ["--learning-rate", rate] if rate else []
         result = run([lookalike, "tune", "--labels", "category", "--name", name, "--model", BASE, "--loss", loss,
-                      "--seed", str(seed), "--replace", "--force", "--json", "--store", store])
+                      "--seed", str(seed), "--replace", "--force", "--json", "--store", store, *extra])
         report = json.loads(result.stdout)
         tuned = vectors(store, f"{BASE}+{name}")
         row = measures(np.stack([tuned[path] for path in test_paths]), test_labels)
         row.update({"seconds": round(time.time() - started, 1), "held_out_base": report["baseline"],
                     "held_out_tuned": report["best"], "best_epoch": report["bestEpoch"], "epochs": len(report["epochs"]) - 1,
                     "labelled": report["labelledItems"]})
-        rows[f"tune {loss}"] = row
+        rows[f"tune {setting}"] = row
     return {"set": set_name, "protocol": protocol, "seed": seed, "labelled": len(train_paths), "test": len(test_paths),
             "classes_in_test": len(set(test_labels)), "rows": rows}
 
@@ -167,6 +178,7 @@ def main() -> None:
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--protocols", default="A,B")
     parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--tunings", default=",".join(TUNINGS), help="LOSS[@LEARNING_RATE],...")
     parser.add_argument("--json")
     args = parser.parse_args()
     os.makedirs(args.work, exist_ok=True)
@@ -174,13 +186,14 @@ def main() -> None:
     for set_name in args.sets.split(","):
         for protocol in args.protocols.split(","):
             for seed in [int(s) for s in args.seeds.split(",")]:
-                result = evaluate(os.path.abspath(args.lookalike), args.data, args.work, set_name, protocol, seed)
+                result = evaluate(os.path.abspath(args.lookalike), args.data, args.work, set_name, protocol, seed,
+                                  args.tunings.split(","))
                 results.append(result)
                 print(f"{set_name} {protocol} seed {seed}: " + ", ".join(
                     f"{row} {values['map_at_r']:.3f}" for row, values in result["rows"].items()), flush=True)
     print()
-    print("| set | protocol | ranking | mAP@R | P@1 | P@10 | tuning s |")
-    print("|---|---|---|---|---|---|---|")
+    print("| set | protocol | ranking | mAP@R | P@1 | P@10 | held-out mAP@R (labelled part) | tuning s |")
+    print("|---|---|---|---|---|---|---|---|")
     for set_name in args.sets.split(","):
         for protocol in args.protocols.split(","):
             runs = [r for r in results if r["set"] == set_name and r["protocol"] == protocol]
@@ -189,8 +202,10 @@ def main() -> None:
                 mean = {key: np.mean([v[key] for v in values]) for key in ("map_at_r", "p1", "p10")}
                 spread = np.std([v["map_at_r"] for v in values])
                 seconds = np.mean([v.get("seconds", 0) for v in values])
+                held = (f"{np.mean([v['held_out_base'] for v in values]):.3f} → {np.mean([v['held_out_tuned'] for v in values]):.3f}"
+                        if "held_out_tuned" in values[0] else "")
                 print(f"| {set_name} | {protocol} | {row} | {mean['map_at_r']:.3f} ± {spread:.3f} | {mean['p1']:.3f} | "
-                      f"{mean['p10']:.3f} | {seconds:.1f} |")
+                      f"{mean['p10']:.3f} | {held} | {seconds:.1f} |")
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w", encoding="utf-8") as handle:

@@ -19,6 +19,10 @@ extension Engine {
     ) throws -> IngestReport {
         let started = Date()
         let embedder = try models.embedder(options.model)
+        if let base = embedder.baseModel {
+            throw EngineError.badOption("\(options.model) is a tuned model: add with its base model, \(base.manifest.name), "
+                + "and the tuned model gets the new items' vectors by projection")
+        }
         try models.check(embedder, record: true)
         // Confined: the walk does not enter folders outside the roots, and each file is checked
         // on the descriptor it is read through (so a link swapped in meanwhile cannot escape).

@@ -191,7 +191,7 @@ extension Engine {
             + "weights \(ContentHash.sha256(weights))"
         report.created = true
         let reportJSON = String(decoding: (try? JSONEncoder().encode(report)) ?? Data("{}".utf8), as: UTF8.self)
-        if options.replace { try removeTunedModel(name, mustExist: false) }
+        if options.replace { _ = try removeTunedModel(name, mustExist: false) }
         try store.saveTunedModel(TunedModelRecord(
             name: name, base: options.base, fingerprint: fingerprint, inputDimension: result.projection.inputDimension,
             outputDimension: result.projection.outputDimension, weights: weights, report: reportJSON, createdAt: Date()))

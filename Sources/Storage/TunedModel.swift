@@ -37,7 +37,7 @@ public enum TunedModelError: Error, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .exists(let name):
-            return "a tuned model named \(name) exists already; remove it first (`lookalike tune --remove \(name)`) or choose another --name"
+            return "a tuned model named \(name) exists already; make it again with --replace, remove it (`lookalike tune --remove \(name)`), or choose another --name"
         }
     }
 }

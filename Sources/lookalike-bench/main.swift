@@ -169,7 +169,7 @@ func run() throws {
 }
 
 do {
-    try run()
+    if CommandLine.arguments.dropFirst().first == "tune" { try runTuneBench() } else { try run() }
 } catch {
     FileHandle.standardError.write(Data("lookalike-bench: \(error)\n".utf8))
     exit(1)

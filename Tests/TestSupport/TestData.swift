@@ -29,6 +29,20 @@ public enum TestData {
         return paths
     }
 
+    /// Labelled product photos (Fashion-MNIST's training split, 40 of each of 10 classes), sorted by
+    /// path, with their class (`scripts/make_tune_fixtures.py`).
+    public static func categoryImages() throws -> [(path: String, category: String)] {
+        let file = data.appendingPathComponent("fixtures/categories/labels.jsonl")
+        guard let text = try? String(contentsOf: file, encoding: .utf8) else { throw Missing(what: file.path) }
+        let entries: [(path: String, category: String)] = text.split(separator: "\n").compactMap { line in
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: String],
+                  let path = object["path"], let category = object["category"] else { return nil }
+            return (path, category)
+        }
+        guard entries.count >= 200 else { throw Missing(what: "the labelled images of \(file.path) (at least 200)") }
+        return entries.sorted { $0.path < $1.path }
+    }
+
     /// The `lookalike` executable built beside the test bundle (or `LOOKALIKE_BIN`).
     public static func executable() throws -> String {
         if let path = ProcessInfo.processInfo.environment["LOOKALIKE_BIN"] { return path }

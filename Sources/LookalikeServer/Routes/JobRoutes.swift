@@ -28,7 +28,8 @@ extension LookalikeServer {
         let engine = try collections.engine(collection)
         let body: Body = try decodeJSON(try await readJSONBody(request))
         let model = body.model ?? ModelManifest.defaultName
-        try checkModel(model, engine: engine)
+        // Images are added with a model of their own; the tuned models over it follow by projection.
+        try checkModel(model, engine: engine, tuned: false)
         let confinement = PathConfinement(roots: configuration.indexRoots)
         guard !confinement.roots.isEmpty else {
             throw APIError(.forbidden, "path_not_allowed", "this server indexes no folders (start it with --index-root)")

@@ -241,11 +241,14 @@ extension LookalikeServer {
         }
     }
 
-    func checkModel(_ name: String, engine: Engine) throws {
+    /// An installed model, or (where `tuned`) one of the collection's tuned models over one.
+    func checkModel(_ name: String, engine: Engine, tuned: Bool = true) throws {
         let registry = try engine.registry()
-        guard let manifest = try? registry.manifest(named: name), registry.isInstalled(manifest) else {
-            let installed = registry.manifests.filter { registry.isInstalled($0) }.map(\.name)
-            throw APIError(.badRequest, "unknown_model", "no installed model named \(name) (installed: \(installed.joined(separator: ", ")))")
-        }
+        if let manifest = try? registry.manifest(named: name), registry.isInstalled(manifest) { return }
+        let tunedModels = tuned ? try engine.tunedModels() : []
+        if let record = tunedModels.first(where: { $0.name == name }),
+           let base = try? registry.manifest(named: record.base), registry.isInstalled(base) { return }
+        let installed = registry.manifests.filter { registry.isInstalled($0) }.map(\.name) + tunedModels.map(\.name)
+        throw APIError(.badRequest, "unknown_model", "no installed model named \(name) (installed: \(installed.joined(separator: ", ")))")
     }
 }

@@ -1,0 +1,246 @@
+import Foundation
+import Embedding
+import Lookalike
+import TestSupport
+import Testing
+import Tuning
+
+/// `tune`: a projection learned from a metadata field, kept as a derived model, on real product
+/// photos (Fashion-MNIST) and on both stores.
+@Suite("Tuned models", .serialized)
+struct TuneTests {
+    static let base = ModelManifest.defaultName
+
+    /// A collection of the labelled photos, all but the last; the first half of each class carries
+    /// its `category`, the second half carries none (the queries the measure is taken on).
+    struct Collection {
+        let engine: Engine
+        let folder: URL
+        let ids: [String: String]
+        let category: [String: String]
+        let unlabelled: Set<String>
+        let spare: String
+    }
+
+    func collection(_ kind: String, label: String) throws -> Collection {
+        let images = try TestData.categoryImages()
+        let folder = try TestData.temporaryDirectory(label)
+        let engine = try Engine(configuration: EngineConfiguration(store: folder.appendingPathComponent("store"),
+                                                                   database: TestStores.database(kind)))
+        var seen: [String: Int] = [:]
+        var records: [String: String] = [:]
+        var unlabelledPaths: Set<String> = []
+        for (path, category) in images {
+            let position = seen[category, default: 0]
+            seen[category] = position + 1
+            if position % 2 == 0 {
+                records[path] = "{\"category\": \"\(category)\", \"shop\": \"demo\"}"
+            } else {
+                records[path] = "{\"shop\": \"demo\"}"
+                unlabelledPaths.insert(path)
+            }
+        }
+        let spare = try #require(images.last?.path)
+        let report = try engine.add(images.map(\.path).filter { $0 != spare },
+                                    options: AddOptions(metadata: MetadataFile(records: records)))
+        #expect(report.failures.isEmpty, "\(report.failures)")
+        let ids = Dictionary(uniqueKeysWithValues: report.added.map { ($0.id, $0.path) })
+        let category = Dictionary(uniqueKeysWithValues: images.map { ($0.path, $0.category) })
+        return Collection(engine: engine, folder: folder, ids: ids, category: category,
+                          unlabelled: Set(ids.filter { unlabelledPaths.contains($0.value) }.keys), spare: spare)
+    }
+
+    /// Mean precision of the ten nearest unlabelled items of each unlabelled item: items the
+    /// tuning never saw a label of, answered from the model's index.
+    func unlabelledPrecision(_ c: Collection, model: String) throws -> Double {
+        var total = 0.0
+        for id in c.unlabelled.sorted() {
+            let hits = try c.engine.search(.item(id), options: SearchOptions(top: 60, model: model)).hits
+            let others = hits.filter { $0.id != id && c.unlabelled.contains($0.id) }.prefix(10)
+            let query = c.category[c.ids[id] ?? ""]
+            total += Double(others.filter { c.category[c.ids[$0.id] ?? ""] == query }.count) / 10
+        }
+        return total / Double(c.unlabelled.count)
+    }
+
+    @Test("a tuning on half of each class's labels brings same-class items closer for the other half", arguments: TestStores.kinds)
+    func tuningHelpsUnlabelledItems(_ kind: String) throws {
+        let c = try collection(kind, label: "tune-gain")
+        defer { try? FileManager.default.removeItem(at: c.folder) }
+        let report = try c.engine.tune(TuneOptions(name: "shop", labels: "category"))
+        let tuned = "\(Self.base)+shop"
+        #expect(report.created)
+        #expect(report.model == tuned)
+        #expect(report.classes == 10)
+        #expect(report.labelledItems == 200 && report.unlabelledItems == c.ids.count - 200)
+        #expect(report.best > report.baseline + 0.02, "held-out mAP@R \(report.baseline) -> \(report.best)")
+        #expect(report.vectorsProjected == c.ids.count)
+        #expect(try c.engine.stats().vectors[tuned] == c.ids.count)
+
+        let before = try unlabelledPrecision(c, model: Self.base)
+        let after = try unlabelledPrecision(c, model: tuned)
+        #expect(after > before + 0.03, "P@10 of the unlabelled half: \(before) with the base model, \(after) tuned")
+
+        // The record carries what it was made from and its report.
+        let record = try #require(try c.engine.tunedModels().first)
+        #expect(record.base == Self.base && record.name == tuned)
+        #expect(record.fingerprint.contains("labels category") && record.fingerprint.contains("seed 1"))
+        #expect(record.inputDimension == record.outputDimension)
+    }
+
+    @Test("equal seeds learn equal projections, other seeds other ones", arguments: TestStores.kinds)
+    func deterministicUnderSeed(_ kind: String) throws {
+        let c = try collection(kind, label: "tune-seed")
+        defer { try? FileManager.default.removeItem(at: c.folder) }
+        var options = TuneOptions(name: "a", labels: "category", force: true)
+        options.training.maxEpochs = 3
+        let first = try c.engine.tune(options)
+        options.name = "b"
+        let second = try c.engine.tune(options)
+        options.name = "c"
+        options.training.seed = 7
+        let third = try c.engine.tune(options)
+        #expect(first.epochs == second.epochs)
+        let records = Dictionary(uniqueKeysWithValues: try c.engine.tunedModels().map { ($0.name, $0) })
+        let a = try #require(records["\(Self.base)+a"])
+        let b = try #require(records["\(Self.base)+b"])
+        let other = try #require(records["\(Self.base)+c"])
+        #expect(a.weights == b.weights && a.fingerprint == b.fingerprint)
+        #expect(a.weights != other.weights && a.fingerprint != other.fingerprint)
+        #expect(third.seed == 7)
+    }
+
+    @Test("a tuned model follows adds and removals, is replaced only when asked, and its removal leaves the base", arguments: TestStores.kinds)
+    func lifeCycle(_ kind: String) throws {
+        let c = try collection(kind, label: "tune-life")
+        defer { try? FileManager.default.removeItem(at: c.folder) }
+        let tuned = "\(Self.base)+shop"
+        var options = TuneOptions(name: "shop", labels: "category", force: true)
+        options.training.maxEpochs = 2
+        _ = try c.engine.tune(options)
+
+        // A new image gets the tuned model's vector with its base vector, and a search finds it.
+        let added = try c.engine.add([c.spare])
+        let spareID = try #require(added.added.first?.id)
+        let stats = try c.engine.stats()
+        #expect(stats.vectors[tuned] == c.ids.count + 1 && stats.vectors[Self.base] == c.ids.count + 1)
+        let hits = try c.engine.search(.image(path: c.spare), options: SearchOptions(top: 3, model: tuned)).hits
+        #expect(hits.first?.id == spareID)
+        #expect(hits.first.map { $0.score > 0.999 } == true)
+
+        // Adding with the tuned model itself is refused: it has no images of its own.
+        #expect(throws: EngineError.self) { try c.engine.add([c.spare], options: AddOptions(model: tuned)) }
+
+        // A removed item leaves both models.
+        _ = try c.engine.remove(ids: [spareID])
+        #expect(try c.engine.stats().vectors[tuned] == c.ids.count)
+
+        // The same name again: refused, unless replaced.
+        #expect(throws: (any Error).self) { try c.engine.tune(options) }
+        options.replace = true
+        options.training.seed = 2
+        let replaced = try c.engine.tune(options)
+        #expect(replaced.created && replaced.vectorsProjected == c.ids.count)
+        #expect(try c.engine.tunedModels().count == 1)
+        #expect(try c.engine.tunedModels().first?.fingerprint.contains("seed 2") == true)
+
+        // Removed: its vectors go, the base model's stay and still answer.
+        let baseHits = try c.engine.search(.item(try #require(c.unlabelled.first)), options: SearchOptions(top: 5)).hits
+        #expect(try c.engine.removeTunedModel(tuned) == c.ids.count)
+        #expect(try c.engine.tunedModels().isEmpty)
+        #expect(try c.engine.stats().vectors[tuned, default: 0] == 0)
+        #expect(try c.engine.stats().vectors[Self.base] == c.ids.count)
+        #expect(try c.engine.search(.item(try #require(c.unlabelled.first)), options: SearchOptions(top: 5)).hits == baseHits)
+        #expect(throws: (any Error).self) { try c.engine.search(.item(spareID), options: SearchOptions(model: tuned)) }
+        #expect(throws: EngineError.self) { try c.engine.removeTunedModel(tuned) }
+    }
+
+    @Test("a tuning that learns nothing better than the base model makes nothing, and says why")
+    func noGainNoModel() throws {
+        let c = try collection("sqlite", label: "tune-refuse")
+        defer { try? FileManager.default.removeItem(at: c.folder) }
+        var options = TuneOptions(name: "still", labels: "category")
+        options.training.learningRate = 0
+        options.training.maxEpochs = 2
+        let report = try c.engine.tune(options)
+        #expect(!report.created)
+        #expect(report.bestEpoch == 0 && report.best == report.baseline)
+        #expect(report.reason?.contains("--force") == true)
+        #expect(try c.engine.tunedModels().isEmpty)
+        #expect(try c.engine.stats().vectors["\(Self.base)+still"] == nil)
+    }
+
+    @Test("bad requests are refused with the field or name and the reason; nothing is made")
+    func badRequests() throws {
+        let c = try collection("sqlite", label: "tune-bad")
+        defer { try? FileManager.default.removeItem(at: c.folder) }
+        func message(_ options: TuneOptions) -> String {
+            do {
+                _ = try c.engine.tune(options)
+                return "made"
+            } catch {
+                return "\(error)"
+            }
+        }
+        #expect(message(TuneOptions(name: "shop", labels: "colour")).contains("\"colour\""))
+        #expect(message(TuneOptions(name: "shop", labels: "shop")).contains("same label"))
+        #expect(message(TuneOptions(name: "no spaces", labels: "category")).contains("no spaces"))
+        #expect(message(TuneOptions(base: "no-such-model", name: "shop", labels: "category")).contains("no-such-model"))
+        #expect(message(TuneOptions(base: "\(Self.base)+x", name: "shop", labels: "category")).contains("tuned"))
+        #expect(try c.engine.tunedModels().isEmpty)
+    }
+}
+
+/// `lookalike tune` as a person types it: the report, the exit status, --list and --remove.
+@Suite("tune command", .serialized)
+struct TuneCommandTests {
+    func lookalike(_ arguments: [String]) throws -> CommandResult {
+        try runCommand(try TestData.executable(), arguments)
+    }
+
+    @Test("tune makes BASE+NAME and says what it gained; a tuning without gain exits 2 and makes nothing")
+    func tuneCommand() throws {
+        let root = try TestData.temporaryDirectory("cli-tune")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let images = try TestData.categoryImages()
+        let metadata = root.appendingPathComponent("labels.jsonl")
+        // Every other item labelled; the rest carry no category.
+        let lines = images.enumerated().map { index, image in
+            index % 2 == 0 ? "{\"path\": \"\(image.path)\", \"category\": \"\(image.category)\"}" : "{\"path\": \"\(image.path)\"}"
+        }
+        try Data(lines.joined(separator: "\n").utf8).write(to: metadata)
+        let store = root.appendingPathComponent("store").path
+        let added = try lookalike(["add"] + images.map(\.path) + ["--metadata", metadata.path, "--store", store, "--json"])
+        #expect(added.status == 0, "\(added.stderr)")
+
+        let base = "efficientnet-lite0-gem"
+        let tuned = try lookalike(["tune", "--labels", "category", "--name", "shop", "--store", store])
+        #expect(tuned.status == 0, "\(tuned.stderr)")
+        #expect(tuned.stdout.contains("made \(base)+shop: \(images.count) vectors projected"), "\(tuned.stdout)")
+        #expect(tuned.stderr.contains("epoch  0  held-out mAP@R"), "the progress goes to stderr: \(tuned.stderr)")
+
+        let search = try lookalike(["search", images[1].path, "--model", "\(base)+shop", "--top", "3", "--store", store, "--json"])
+        #expect(search.status == 0, "\(search.stderr)")
+        #expect(search.stdout.contains(images[1].path))
+
+        let list = try lookalike(["tune", "--list", "--store", store])
+        #expect(list.stdout.contains("\(base)+shop") && list.stdout.contains("labels category"), "\(list.stdout)")
+
+        // Learning nothing (a step size of 1e-9) beats nothing: exit 2, the reason, no model.
+        let still = try lookalike(["tune", "--labels", "category", "--name", "still", "--learning-rate", "1e-9", "--epochs", "1",
+                                   "--store", store, "--json"])
+        #expect(still.status == 2, "\(still.stdout) \(still.stderr)")
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(still.stdout.utf8)) as? [String: Any])
+        #expect(report["created"] as? Bool == false)
+        #expect((report["reason"] as? String)?.contains("--force") == true)
+
+        // The same name again needs --replace; removal names what went.
+        let again = try lookalike(["tune", "--labels", "category", "--name", "shop", "--store", store])
+        #expect(again.status == 1 && again.stderr.contains("\(base)+shop"), "\(again.stderr)")
+        let removed = try lookalike(["tune", "--remove", "\(base)+shop", "--store", store])
+        #expect(removed.status == 0 && removed.stdout.contains("\(images.count) vectors"), "\(removed.stdout) \(removed.stderr)")
+        #expect(try lookalike(["tune", "--list", "--store", store]).stdout.contains("no tuned models"))
+        let missing = try lookalike(["tune", "--labels", "colour", "--name", "x", "--store", store])
+        #expect(missing.status == 1 && missing.stderr.contains("\"colour\""), "\(missing.stderr)")
+    }
+}
