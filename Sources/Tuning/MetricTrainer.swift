@@ -24,17 +24,35 @@ public struct TuningOptions: Sendable, Equatable {
     public var batchSize = 128
     /// Adam's step size (the proxies take ten times this), chosen on held-out labelled items.
     public var learningRate: Float = 1e-3
+
+    public enum Head: String, CaseIterable, Sendable, Codable {
+        /// `y = W x`, starting from the identity (epoch 0 is the base model).
+        case linear
+        /// `y = W2 relu(W1 x)`, from a seeded random start.
+        case twoLayer = "two-layer"
+    }
+
+    /// The heads trained, each in turn; the one with the better held-out score is kept.
+    public var heads: [Head] = [.linear, .twoLayer]
+    public var hiddenDimension = 512
+    /// The two-layer head's output dimension (a linear head keeps the base model's).
+    public var twoLayerOutputDimension = 256
     /// The share of each class's labelled items held out to choose the epoch (early stopping) and
     /// to report the gain; classes of one item stay in training.
     public var validationShare = 0.2
     /// Validation queries at most (chosen by the seed): scoring an epoch stays cheap on large sets.
     public var maxValidationQueries = 2_000
+    /// Held-out items are ranked among themselves when at least this many have another held-out
+    /// item of their label (the unlabelled items' situation); otherwise among all labelled items.
+    public var minimumHeldOutQueries = 50
 
     public init() {}
 }
 
 /// One epoch of a tuning, as progress reports it.
 public struct TuningEpoch: Sendable, Equatable, Codable {
+    /// The head being trained (nil for epoch 0, the base model).
+    public var head: String? = nil
     public let epoch: Int
     /// The mean training loss over the epoch's batches (0 for epoch 0, the base model).
     public let loss: Double
@@ -44,19 +62,33 @@ public struct TuningEpoch: Sendable, Equatable, Codable {
 
 /// What a tuning learned, and how much it helped the held-out items.
 public struct TuningResult: Sendable {
-    /// The best epoch's projection (the identity when no epoch beat the base model).
-    public let projection: LinearProjection
+    /// The best epoch's head (the identity when no epoch beat the base model).
+    public let head: TunedHead
+    /// Each head trained, with its best held-out score and epoch.
+    public let candidates: [HeadOutcome]
     /// Validation mAP@R of the base model's vectors.
     public let baseline: Double
     /// Validation mAP@R of the best epoch.
     public let best: Double
     /// 0 when no epoch beat the base model.
     public let bestEpoch: Int
+    /// Epoch 0 (the base model), then every epoch of every head trained.
     public let epochs: [TuningEpoch]
     public let trainingItems: Int
     public let validationItems: Int
+    /// True when the held-out items were ranked among themselves, false when among all labelled items.
+    public let heldOutAmongThemselves: Bool
     public let classes: Int
     public var gain: Double { best - baseline }
+}
+
+/// How one head did on the held-out items.
+public struct HeadOutcome: Sendable, Equatable, Codable {
+    public let head: String
+    public let best: Double
+    /// 0 when no epoch beat the base model.
+    public let bestEpoch: Int
+    public let epochs: Int
 }
 
 public enum TuningError: Error, Sendable, CustomStringConvertible {
@@ -121,50 +153,146 @@ public enum MetricTrainer {
         let queries = Array(validation.shuffled(using: &generator).prefix(options.maxValidationQueries)).sorted()
 
         let all = Matrix(rows: vectors.count, columns: dimension, values: vectors.flatMap { $0 })
-        let scorer = Validation(vectors: all, classes: classes, queries: queries)
-        var weights = Matrix.identity(dimension)
-        let baseline = scorer.score(weights)
+        // Held-out items are ranked among one another, as unlabelled items will be, when enough of
+        // them have a held-out item of their class to find; otherwise among every labelled item.
+        let heldOutAmongThemselves = Validation.answerable(queries, gallery: validation, classes: classes) >= options.minimumHeldOutQueries
+        let scorer = Validation(vectors: all, classes: classes, queries: queries, gallery: heldOutAmongThemselves ? validation : nil)
+        let baseline = scorer.score(all)
         progress(TuningEpoch(epoch: 0, loss: 0, validation: baseline))
         var epochs = [TuningEpoch(epoch: 0, loss: 0, validation: baseline)]
-        var best = (score: baseline, epoch: 0, weights: weights)
-
         let inputs = all.gathering(training)
         let trainingClasses = training.map { classes[$0] }
+
+        var best: (score: Double, epoch: Int, head: TunedHead) = (baseline, 0, .linear(.identity(dimension: dimension)))
+        var candidates: [HeadOutcome] = []
+        for kind in options.heads {
+            // Each kind of head from its own stream of the seed: training one alone or both, it learns the same.
+            let stream = UInt64((TuningOptions.Head.allCases.firstIndex(of: kind) ?? 0) + 1)
+            var headGenerator = SeededGenerator(seed: options.seed &+ 0x5EED &* stream)
+            var head: any TrainableHead = switch kind {
+            case .linear: LinearHead(dimension: dimension, learningRate: options.learningRate)
+            case .twoLayer: TwoLayerTrainable(inputDimension: dimension, hiddenDimension: options.hiddenDimension,
+                                              outputDimension: options.twoLayerOutputDimension, learningRate: options.learningRate,
+                                              generator: &headGenerator)
+            }
+            let outcome = fit(&head, kind: kind, inputs: inputs, classes: trainingClasses, classCount: names.count, scorer: scorer,
+                              all: all, baseline: baseline, options: options, generator: &headGenerator) { epoch in
+                epochs.append(epoch)
+                progress(epoch)
+            }
+            candidates.append(HeadOutcome(head: kind.rawValue, best: outcome.score, bestEpoch: outcome.epoch, epochs: outcome.epochs))
+            if let learned = outcome.head, outcome.score > best.score + 1e-4 { best = (outcome.score, outcome.epoch, learned) }
+        }
+        return TuningResult(head: best.head, candidates: candidates, baseline: baseline, best: best.score,
+                            bestEpoch: best.epoch, epochs: epochs, trainingItems: training.count,
+                            validationItems: validation.count, heldOutAmongThemselves: heldOutAmongThemselves, classes: names.count)
+    }
+
+    /// Trains one head until the held-out score stops improving; its best epoch (nil head when
+    /// none beat `baseline`).
+    static func fit(
+        _ head: inout any TrainableHead, kind: TuningOptions.Head, inputs: Matrix, classes: [Int], classCount: Int,
+        scorer: Validation, all: Matrix, baseline: Double, options: TuningOptions, generator: inout SeededGenerator,
+        report: (TuningEpoch) -> Void
+    ) -> (score: Double, epoch: Int, head: TunedHead?, epochs: Int) {
         var loss: any BatchLoss = switch options.loss {
-        case .proxy: ProxyLoss(inputs: inputs, classes: trainingClasses, classCount: names.count, learningRate: options.learningRate)
+        case .proxy: ProxyLoss(embeddings: head.apply(inputs), classes: classes, classCount: classCount, learningRate: options.learningRate)
         case .multiSimilarity: MultiSimilarityLoss()
         }
-        var adam = AdamState(count: weights.values.count, learningRate: options.learningRate)
+        var best: (score: Double, epoch: Int, head: TunedHead?) = (baseline, 0, nil)
         var stale = 0
+        var ran = 0
         for epoch in 1...max(1, options.maxEpochs) {
+            ran = epoch
             var total = 0.0
-            let batches = loss.batches(classes: trainingClasses, size: options.batchSize, generator: &generator)
+            let batches = loss.batches(classes: classes, size: options.batchSize, generator: &generator)
             for batch in batches {
                 let x = inputs.gathering(batch)
-                let y = Matrix.product(x, weights, transposeB: true)
+                let (y, hidden) = head.forward(x)
                 let (z, norms) = y.rowNormalized()
-                let (value, gradientZ) = loss.step(z, classes: batch.map { trainingClasses[$0] })
+                let (value, gradientZ) = loss.step(z, classes: batch.map { classes[$0] })
                 total += value
-                let gradientY = Matrix.throughNormalization(gradientZ, unit: z, norms: norms)
-                let gradientW = Matrix.product(gradientY, x, transposeA: true)
-                adam.update(&weights.values, gradient: gradientW.values)
+                head.learn(x, hidden: hidden, gradient: Matrix.throughNormalization(gradientZ, unit: z, norms: norms))
             }
-            let score = scorer.score(weights)
-            let record = TuningEpoch(epoch: epoch, loss: batches.isEmpty ? 0 : total / Double(batches.count), validation: score)
-            epochs.append(record)
-            progress(record)
+            let score = scorer.score(head.apply(all))
+            report(TuningEpoch(head: kind.rawValue, epoch: epoch, loss: batches.isEmpty ? 0 : total / Double(batches.count), validation: score))
             if score > best.score + 1e-4 {
-                best = (score, epoch, weights)
+                best = (score, epoch, head.snapshot)
                 stale = 0
             } else {
                 stale += 1
                 if stale >= options.patience { break }
             }
         }
-        return TuningResult(projection: LinearProjection(matrix: best.weights), baseline: baseline, best: best.score,
-                            bestEpoch: best.epoch, epochs: epochs, trainingItems: training.count,
-                            validationItems: validation.count, classes: names.count)
+        return (best.score, best.epoch, best.head, ran)
     }
+}
+
+/// A head being trained: its output for a batch, a step of Adam from the gradient of that output.
+protocol TrainableHead {
+    /// The rows of `x` through the head (before normalisation), and what `learn` needs besides.
+    func forward(_ x: Matrix) -> (Matrix, hidden: Matrix?)
+    mutating func learn(_ x: Matrix, hidden: Matrix?, gradient: Matrix)
+    func apply(_ x: Matrix) -> Matrix
+    var snapshot: TunedHead { get }
+}
+
+struct LinearHead: TrainableHead {
+    var weights: Matrix
+    var adam: AdamState
+
+    init(dimension: Int, learningRate: Float) {
+        weights = .identity(dimension)
+        adam = AdamState(count: dimension * dimension, learningRate: learningRate)
+    }
+
+    func forward(_ x: Matrix) -> (Matrix, hidden: Matrix?) { (apply(x), nil) }
+
+    mutating func learn(_ x: Matrix, hidden: Matrix?, gradient: Matrix) {
+        adam.update(&weights.values, gradient: Matrix.product(gradient, x, transposeA: true).values)
+    }
+
+    func apply(_ x: Matrix) -> Matrix { Matrix.product(x, weights, transposeB: true) }
+
+    var snapshot: TunedHead { .linear(LinearProjection(matrix: weights)) }
+}
+
+/// `W2 relu(W1 x)`: W1 from He's normal start, W2 from a normal of variance 1 / hidden.
+struct TwoLayerTrainable: TrainableHead {
+    var first: Matrix
+    var second: Matrix
+    var firstAdam: AdamState
+    var secondAdam: AdamState
+
+    init(inputDimension: Int, hiddenDimension: Int, outputDimension: Int, learningRate: Float, generator: inout SeededGenerator) {
+        first = Matrix(rows: hiddenDimension, columns: inputDimension,
+                       values: generator.normals(hiddenDimension * inputDimension, deviation: (2 / Float(inputDimension)).squareRoot()))
+        second = Matrix(rows: outputDimension, columns: hiddenDimension,
+                        values: generator.normals(outputDimension * hiddenDimension, deviation: (1 / Float(hiddenDimension)).squareRoot()))
+        firstAdam = AdamState(count: first.values.count, learningRate: learningRate)
+        secondAdam = AdamState(count: second.values.count, learningRate: learningRate)
+    }
+
+    func forward(_ x: Matrix) -> (Matrix, hidden: Matrix?) {
+        var hidden = Matrix.product(x, first, transposeB: true)
+        for index in hidden.values.indices where hidden.values[index] < 0 { hidden.values[index] = 0 }
+        return (Matrix.product(hidden, second, transposeB: true), hidden)
+    }
+
+    mutating func learn(_ x: Matrix, hidden: Matrix?, gradient: Matrix) {
+        guard let hidden else { return }
+        let gradientSecond = Matrix.product(gradient, hidden, transposeA: true)
+        var gradientHidden = Matrix.product(gradient, second)
+        // Through the ReLU: no gradient where the unit was off.
+        for index in gradientHidden.values.indices where hidden.values[index] <= 0 { gradientHidden.values[index] = 0 }
+        let gradientFirst = Matrix.product(gradientHidden, x, transposeA: true)
+        secondAdam.update(&second.values, gradient: gradientSecond.values)
+        firstAdam.update(&first.values, gradient: gradientFirst.values)
+    }
+
+    func apply(_ x: Matrix) -> Matrix { forward(x).0 }
+
+    var snapshot: TunedHead { .twoLayer(TwoLayerHead(first: first, second: second)) }
 }
 
 /// A loss over a batch of normalised embeddings: its value and its gradient with respect to them.
@@ -175,16 +303,19 @@ protocol BatchLoss {
 }
 
 /// Normalised softmax with a learned proxy per class, scale 16 (temperature 1/16). Proxies start
-/// at their class's mean base vector, so the first epochs refine a sensible arrangement.
+/// at their class's mean vector through the starting head, so the first epochs refine a sensible
+/// arrangement.
 struct ProxyLoss: BatchLoss {
     private var proxies: Matrix
     private var adam: AdamState
     private let scale: Float = 16
 
-    init(inputs: Matrix, classes: [Int], classCount: Int, learningRate: Float) {
-        var means = Matrix(zeros: classCount, inputs.columns)
+    /// `embeddings`: the training items through the head as it starts.
+    init(embeddings: Matrix, classes: [Int], classCount: Int, learningRate: Float) {
+        let unit = embeddings.rowNormalized().0
+        var means = Matrix(zeros: classCount, unit.columns)
         for (row, label) in classes.enumerated() {
-            for column in 0..<inputs.columns { means[label, column] += inputs[row, column] }
+            for column in 0..<unit.columns { means[label, column] += unit[row, column] }
         }
         proxies = means.rowNormalized().0
         // Proxies move faster than the projection (as in the proxy-loss literature): they are few.
@@ -303,31 +434,46 @@ struct Validation {
     let vectors: Matrix
     let classes: [Int]
     let queries: [Int]
+    /// The items each query is ranked among (itself left out).
+    let gallery: [Int]
     private let relevantCounts: [Int]
 
-    init(vectors: Matrix, classes: [Int], queries: [Int]) {
+    /// `gallery` nil: every vector.
+    init(vectors: Matrix, classes: [Int], queries: [Int], gallery: [Int]? = nil) {
         self.vectors = vectors
         self.classes = classes
         self.queries = queries
+        self.gallery = gallery ?? Array(0..<vectors.rows)
         var sizes: [Int: Int] = [:]
-        for label in classes { sizes[label, default: 0] += 1 }
-        relevantCounts = queries.map { (sizes[classes[$0]] ?? 1) - 1 }
+        for index in self.gallery { sizes[classes[index], default: 0] += 1 }
+        let inGallery = Set(self.gallery)
+        relevantCounts = queries.map { (sizes[classes[$0]] ?? 0) - (inGallery.contains($0) ? 1 : 0) }
     }
 
-    func score(_ weights: Matrix) -> Double {
-        let projected = Matrix.product(vectors, weights, transposeB: true).rowNormalized().0
+    /// Queries with at least one other item of their class in `gallery`.
+    static func answerable(_ queries: [Int], gallery: [Int], classes: [Int]) -> Int {
+        var sizes: [Int: Int] = [:]
+        for index in gallery { sizes[classes[index], default: 0] += 1 }
+        return queries.filter { (sizes[classes[$0]] ?? 0) >= 2 }.count
+    }
+
+    /// `outputs`: every vector through the head being scored (row for row), before normalisation.
+    func score(_ outputs: Matrix) -> Double {
+        let candidates = outputs.gathering(gallery).rowNormalized().0
+        let projectedQueries = outputs.gathering(queries).rowNormalized().0
         var total = 0.0
         var counted = 0
         for start in stride(from: 0, to: queries.count, by: 256) {
-            let chunk = Array(queries[start..<min(start + 256, queries.count)])
-            let similarities = Matrix.product(projected.gathering(chunk), projected, transposeB: true)
-            for (row, query) in chunk.enumerated() {
-                let relevant = relevantCounts[start + row]
+            let rows = Array(start..<min(start + 256, queries.count))
+            let similarities = Matrix.product(projectedQueries.gathering(rows), candidates, transposeB: true)
+            for (row, position) in rows.enumerated() {
+                let query = queries[position]
+                let relevant = relevantCounts[position]
                 guard relevant > 0 else { continue }
                 var scored: [(score: Float, index: Int)] = []
-                scored.reserveCapacity(vectors.rows - 1)
-                for index in 0..<vectors.rows where index != query {
-                    scored.append((similarities[row, index], index))
+                scored.reserveCapacity(gallery.count)
+                for (column, index) in gallery.enumerated() where index != query {
+                    scored.append((similarities[row, column], index))
                 }
                 let top = Self.largest(&scored, count: relevant)
                 var hits = 0

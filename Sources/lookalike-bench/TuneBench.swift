@@ -20,10 +20,10 @@ func runTuneBench() throws {
     let result = try MetricTrainer.train(vectors: rows, labels: labels.values.map { String($0) }, options: options)
     let trainSeconds = now() - started
     emit(["engine": "lookalike", "event": "tune", "rows": vectors.rows, "dimension": vectors.columns, "loss": options.loss.rawValue,
-          "classes": result.classes, "epochs": result.epochs.count - 1, "best_epoch": result.bestEpoch,
+          "classes": result.classes, "epochs": result.epochs.count - 1, "best_epoch": result.bestEpoch, "head": result.head.kind,
           "held_out_base": result.baseline, "held_out_best": result.best, "seconds": trainSeconds,
           "seconds_per_epoch": trainSeconds / Double(max(1, result.epochs.count - 1))])
     let projecting = now()
-    let projected = result.projection.project(rows)
+    let projected = result.head.project(rows)
     emit(["engine": "lookalike", "event": "project", "rows": projected.count, "seconds": now() - projecting])
 }

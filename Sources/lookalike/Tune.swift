@@ -9,9 +9,9 @@ struct Tune: ParsableCommand {
         abstract: "Teach a model what \"similar\" means here: learn a projection of its vectors from labels.",
         discussion: """
             Items whose metadata field (--labels) holds the same value are taught to come closer than \
-            items with different values. A linear projection of the base model's stored vectors is \
-            learned on the CPU (no image is decoded), part of each label's items is held out, and the \
-            epoch with the best mAP@R on them is kept. The result is reported before anything is \
+            items with different values. A linear projection of the base model's stored vectors, and a \
+            small two-layer head over them, are learned on the CPU (no image is decoded); part of each \
+            label's items is held out, and the head and epoch with the best mAP@R on them are kept. The result is reported before anything is \
             switched on: only when it beats the base model on the held-out items is the tuned model \
             made, named <model>+<name>, with a vector for every item of the base model. Search with it \
             with `--model <model>+<name>`; items added later get its vectors too. Same labels and \
@@ -34,6 +34,10 @@ struct Tune: ParsableCommand {
     @Option(help: ArgumentHelp("The loss: proxy (a learned proxy per label) or multi-similarity (pairs, hard ones mined).",
                                valueName: "proxy|multi-similarity"))
     var loss: TuningOptions.Loss = TuningOptions().loss
+
+    @Option(help: ArgumentHelp("The head learned: linear, two-layer, or both, keeping the better on the held-out items.",
+                               valueName: "linear|two-layer|both"))
+    var head = "both"
 
     @Option(help: "Seeds the held-out split and the batches.")
     var seed: UInt64 = TuningOptions().seed
@@ -69,6 +73,7 @@ struct Tune: ParsableCommand {
         }
         guard labels != nil else { throw ValidationError("--labels names the metadata field to learn from") }
         guard name != nil else { throw ValidationError("--name names the tuned model (<model>+<name>)") }
+        guard ["linear", "two-layer", "both"].contains(head) else { throw ValidationError("--head is linear, two-layer or both") }
         guard (1...1_000).contains(epochs) else { throw ValidationError("--epochs must be between 1 and 1000") }
         guard learningRate > 0, learningRate <= 1 else { throw ValidationError("--learning-rate must be above 0 and at most 1") }
     }
@@ -87,6 +92,7 @@ struct Tune: ParsableCommand {
             training.seed = seed
             training.maxEpochs = epochs
             training.learningRate = learningRate
+            training.heads = TuningOptions.Head(rawValue: head).map { [$0] } ?? TuningOptions.Head.allCases
             let options = TuneOptions(base: model, name: name ?? "", labels: labels ?? "", training: training, force: force, replace: replace)
             let quiet = json
             let report = try engine.tune(options) { progress in
@@ -96,7 +102,8 @@ struct Tune: ParsableCommand {
                 case .epoch(let epoch):
                     let line = epoch.epoch == 0
                         ? String(format: "epoch  0  held-out mAP@R %.4f (%@ as it is)", epoch.validation, model)
-                        : String(format: "epoch %2d  loss %.4f  held-out mAP@R %.4f", epoch.epoch, epoch.loss, epoch.validation)
+                        : String(format: "%@ epoch %2d  loss %.4f  held-out mAP@R %.4f", epoch.head ?? "", epoch.epoch, epoch.loss,
+                                 epoch.validation)
                     FileHandle.standardError.write(Data((line + "\n").utf8))
                 case .projecting(let done, let total):
                     FileHandle.standardError.write(Data("\rprojecting \(done)/\(total) vectors".utf8))
@@ -120,8 +127,12 @@ struct Tune: ParsableCommand {
     static func summary(_ report: TuneReport) -> String {
         var lines = [String(format: "learned from %d labelled items in %d classes (%d trained on, %d held out; %d without a label)",
                             report.labelledItems, report.classes, report.trainingItems, report.validationItems, report.unlabelledItems)]
-        lines.append(String(format: "held-out mAP@R: %.4f with %@, %.4f tuned (%+.4f, epoch %d of %d), %.1f s",
-                            report.baseline, report.base, report.best, report.gain, report.bestEpoch, report.epochs.count - 1,
+        for candidate in report.candidates ?? [] {
+            lines.append(String(format: "  %@ head: held-out mAP@R %.4f (best epoch %d of %d)", candidate.head, candidate.best,
+                                candidate.bestEpoch, candidate.epochs))
+        }
+        lines.append(String(format: "held-out mAP@R: %.4f with %@, %.4f tuned (%+.4f, %@), %.1f s",
+                            report.baseline, report.base, report.best, report.gain, report.head ?? "no head kept",
                             report.trainingSeconds))
         if report.created {
             lines.append(String(format: "made %@: %d vectors projected in %.1f s; search with --model %@",

@@ -85,7 +85,9 @@ struct TuneTests {
         let record = try #require(try c.engine.tunedModels().first)
         #expect(record.base == Self.base && record.name == tuned)
         #expect(record.fingerprint.contains("labels category") && record.fingerprint.contains("seed 1"))
-        #expect(record.inputDimension == record.outputDimension)
+        #expect(record.inputDimension == 1280)
+        #expect(record.outputDimension == (report.head == "linear" ? 1280 : 256), "\(report.head ?? "no head")")
+        #expect(record.fingerprint.contains("head \(report.head ?? "")"))
     }
 
     @Test("equal seeds learn equal projections, other seeds other ones", arguments: TestStores.kinds)
@@ -160,6 +162,8 @@ struct TuneTests {
         let c = try collection("sqlite", label: "tune-refuse")
         defer { try? FileManager.default.removeItem(at: c.folder) }
         var options = TuneOptions(name: "still", labels: "category")
+        // A linear head that never moves stays the identity: the base model, exactly.
+        options.training.heads = [.linear]
         options.training.learningRate = 0
         options.training.maxEpochs = 2
         let report = try c.engine.tune(options)
@@ -226,8 +230,8 @@ struct TuneCommandTests {
         let list = try lookalike(["tune", "--list", "--store", store])
         #expect(list.stdout.contains("\(base)+shop") && list.stdout.contains("labels category"), "\(list.stdout)")
 
-        // Learning nothing (a step size of 1e-9) beats nothing: exit 2, the reason, no model.
-        let still = try lookalike(["tune", "--labels", "category", "--name", "still", "--learning-rate", "1e-9", "--epochs", "1",
+        // Learning nothing (a linear head and a step size of 1e-9) beats nothing: exit 2, the reason, no model.
+        let still = try lookalike(["tune", "--labels", "category", "--name", "still", "--learning-rate", "1e-9", "--epochs", "1", "--head", "linear",
                                    "--store", store, "--json"])
         #expect(still.status == 2, "\(still.stdout) \(still.stderr)")
         let report = try #require(try JSONSerialization.jsonObject(with: Data(still.stdout.utf8)) as? [String: Any])
