@@ -87,7 +87,7 @@ def main() -> None:
             results.append(row)
             print(json.dumps(row), flush=True)
     print()
-    print(f"| labelled vectors | tune: {args.epochs} epochs | per epoch | project all | LDA fit (scikit-learn) | LDA transform all |")
+    print(f"| labelled vectors | tune: {args.epochs} epochs of each head | per epoch of one head | project all | LDA fit (scikit-learn) | LDA transform all |")
     print("|---|---|---|---|---|---|")
     for row in results:
         print(f"| {row['rows']:,} x {row['dimension']} | {row['tune_seconds']:.1f} s | {row['tune_seconds_per_epoch']:.2f} s | "
