@@ -57,7 +57,7 @@ public struct MetadataFile: Sendable {
         self.records = records
     }
 
-    private static func jsonLinesObjects(_ text: String, file: String) throws -> [(Int, [String: Any])] {
+    static func jsonLinesObjects(_ text: String, file: String) throws -> [(Int, [String: Any])] {
         var objects: [(Int, [String: Any])] = []
         for (offset, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -70,7 +70,10 @@ public struct MetadataFile: Sendable {
         return objects
     }
 
-    private static func csvObjects(_ text: String, file: String) throws -> [(Int, [String: Any])] {
+    /// The rows of a CSV file with a header row as objects; `required` columns must be in the
+    /// header, `text` columns stay text (others are numbers when written as plain numbers).
+    static func csvObjects(_ text: String, file: String, required: [String] = ["path"], text textColumns: Set<String> = ["path"]) throws
+        -> [(Int, [String: Any])] {
         let rows: [CSVRows.Row]
         do {
             rows = try CSVRows.parse(text)
@@ -78,8 +81,8 @@ public struct MetadataFile: Sendable {
             throw ParseError(path: file, line: error.line, reason: error.reason)
         }
         guard let header = rows.first else { return [] }
-        guard header.fields.contains("path") else {
-            throw ParseError(path: file, line: 1, reason: "the header row has no \"path\" column")
+        if let missing = required.first(where: { !header.fields.contains($0) }) {
+            throw ParseError(path: file, line: 1, reason: "the header row has no \"\(missing)\" column")
         }
         if let repeated = header.fields.first(where: { name in header.fields.filter { $0 == name }.count > 1 }) {
             throw ParseError(path: file, line: 1, reason: "the header row names the column \"\(repeated)\" twice")
@@ -92,7 +95,7 @@ public struct MetadataFile: Sendable {
             }
             var object: [String: Any] = [:]
             for (name, value) in zip(header.fields, row.fields) {
-                object[name] = name == "path" ? value : (Self.number(value) ?? value)
+                object[name] = textColumns.contains(name) ? value : (Self.number(value) ?? value)
             }
             return (row.line, object)
         }

@@ -12,17 +12,21 @@ public struct TuneOptions: Sendable {
     public var name: String
     /// The metadata field whose values are the labels: items with equal values are alike.
     public var labels: String
+    /// Pairs judged alike or not, instead of a metadata field: items joined by similar pairs
+    /// share a label (`labels` is then ignored).
+    public var pairs: PairsFile?
     public var training: TuningOptions
     /// Keep the projection even when it does not beat the base model on the held-out labels.
     public var force: Bool
     /// Replace a tuned model of the same name (its vectors are made again).
     public var replace: Bool
 
-    public init(base: String = ModelManifest.defaultName, name: String, labels: String, training: TuningOptions = TuningOptions(),
-                force: Bool = false, replace: Bool = false) {
+    public init(base: String = ModelManifest.defaultName, name: String, labels: String = "", pairs: PairsFile? = nil,
+                training: TuningOptions = TuningOptions(), force: Bool = false, replace: Bool = false) {
         self.base = base
         self.name = name
         self.labels = labels
+        self.pairs = pairs
         self.training = training
         self.force = force
         self.replace = replace
@@ -43,7 +47,10 @@ public enum TuneProgress: Sendable {
 public struct TuneReport: Sendable, Codable {
     public var model: String
     public var base: String
+    /// The metadata field learned from, or `pairs FILE`.
     public var labels: String
+    /// What the pairs file came to, when the labels were pairs.
+    public var pairs: PairsSummary?
     public var loss: String
     public var seed: UInt64
     /// Items with a vector from the base model and a label.
@@ -130,19 +137,29 @@ extension Engine {
             throw EngineError.badOption("tune a model of its own, not a tuned one (\(options.base))")
         }
         let labelsField = options.labels.trimmingCharacters(in: .whitespaces)
-        guard !labelsField.isEmpty else { throw EngineError.badOption("--labels names a metadata field; it is empty") }
+        guard options.pairs != nil || !labelsField.isEmpty else {
+            throw EngineError.badOption("--labels names a metadata field; it is empty")
+        }
         let name = options.base + String(TunedModels.separator) + options.name
         let base = try models.embedder(options.base)
         try models.check(base, record: false)
         if !options.replace, try models.tunedRecord(name) != nil { throw TunedModelError.exists(name) }
 
-        // Labels: every item with a base vector and a scalar value in the field.
+        // Labels: every item with a base vector and a scalar value in the field, or the groups
+        // that the similar pairs join.
         var labels: [String: String] = [:]
         var unlabelled = 0
         var fieldSeen = false
+        var idByPath: [String: String] = [:]
+        var ids: Set<String> = []
         let decoder = JSONDecoder()
         try store.forEachItemPage { page in
             for item in page {
+                if options.pairs != nil {
+                    idByPath[item.sourcePath] = item.id
+                    ids.insert(item.id)
+                    continue
+                }
                 guard let text = item.metadata, case .object(let object)? = try? decoder.decode(JSONValue.self, from: Data(text.utf8)),
                       let value = object[labelsField] else { continue }
                 fieldSeen = true
@@ -150,9 +167,19 @@ extension Engine {
             }
             return true
         }
-        guard fieldSeen else {
+        var pairsSummary: PairsSummary?
+        if let pairs = options.pairs {
+            let (pairLabels, summary) = PairLabels.labels(pairs) { end in ids.contains(end) ? end : idByPath[end] }
+            guard summary.unmatched < summary.pairs else {
+                throw EngineError.badOption(
+                    "no pair of \(pairs.path) names two stored items (for example \(summary.unmatchedExamples.first ?? "?"))")
+            }
+            labels = pairLabels
+            pairsSummary = summary
+        } else if !fieldSeen {
             throw EngineError.badOption("no item has the metadata field \"\(labelsField)\"; give labels with `add --metadata`")
         }
+        let labelsName = options.pairs.map { "pairs \($0.path)" } ?? labelsField
         let started = Date()
         var vectors: [[Float]] = []
         var vectorLabels: [String] = []
@@ -169,7 +196,7 @@ extension Engine {
             return true
         }
         guard !vectors.isEmpty else {
-            throw EngineError.badOption("no item with a label in \"\(labelsField)\" has a vector of \(options.base); add them with --model \(options.base)")
+            throw EngineError.badOption("no item labelled by \(labelsName) has a vector of \(options.base); add them with --model \(options.base)")
         }
         let result: TuningResult
         do {
@@ -180,7 +207,8 @@ extension Engine {
             throw EngineError.badOption("\(error)")
         }
         var report = TuneReport(
-            model: name, base: options.base, labels: labelsField, loss: options.training.loss.rawValue, seed: options.training.seed,
+            model: name, base: options.base, labels: labelsName, pairs: pairsSummary, loss: options.training.loss.rawValue,
+            seed: options.training.seed,
             labelledItems: vectors.count, unlabelledItems: unlabelled, classes: result.classes, trainingItems: result.trainingItems,
             validationItems: result.validationItems, rankedAmong: result.heldOutAmongThemselves ? "held-out" : "labelled",
             baseline: result.baseline, best: result.best, bestEpoch: result.bestEpoch,
@@ -196,8 +224,8 @@ extension Engine {
         // Recorded, then projected: a tuning interrupted while projecting is completed by the next
         // add or search with the tuned model.
         let weights = result.head.bytes
-        let fingerprint = "labels \(labelsField) loss \(options.training.loss.rawValue) seed \(options.training.seed) head \(result.head.kind) "
-            + "weights \(ContentHash.sha256(weights))"
+        let fingerprint = "labels \(labelsName) loss \(options.training.loss.rawValue) seed \(options.training.seed) "
+            + "head \(result.head.kind) weights \(ContentHash.sha256(weights))"
         report.created = true
         let reportJSON = String(decoding: (try? JSONEncoder().encode(report)) ?? Data("{}".utf8), as: UTF8.self)
         if options.replace { _ = try removeTunedModel(name, mustExist: false) }

@@ -25,6 +25,10 @@ struct Tune: ParsableCommand {
     @Option(help: ArgumentHelp("The metadata field whose values are the labels.", valueName: "field"))
     var labels: String?
 
+    @Option(help: ArgumentHelp("Pairs judged alike or not instead of a field: JSON lines {\"a\", \"b\", \"similar\"} or CSV a,b,similar; "
+                               + "a and b are item ids or image paths.", valueName: "file"))
+    var pairs: String?
+
     @Option(help: ArgumentHelp("The tuned model is <model>+<name>.", valueName: "name"))
     var name: String?
 
@@ -67,11 +71,13 @@ struct Tune: ParsableCommand {
 
     func validate() throws {
         if list || remove != nil {
-            guard labels == nil, name == nil else { throw ValidationError("--list and --remove take no --labels or --name") }
+            guard labels == nil, pairs == nil, name == nil else { throw ValidationError("--list and --remove take no --labels, --pairs or --name") }
             guard !(list && remove != nil) else { throw ValidationError("give --list or --remove, not both") }
             return
         }
-        guard labels != nil else { throw ValidationError("--labels names the metadata field to learn from") }
+        guard (labels == nil) != (pairs == nil) else {
+            throw ValidationError("give --labels (the metadata field to learn from) or --pairs (a file of pairs), one of them")
+        }
         guard name != nil else { throw ValidationError("--name names the tuned model (<model>+<name>)") }
         guard ["linear", "two-layer", "both"].contains(head) else { throw ValidationError("--head is linear, two-layer or both") }
         guard (1...1_000).contains(epochs) else { throw ValidationError("--epochs must be between 1 and 1000") }
@@ -93,7 +99,9 @@ struct Tune: ParsableCommand {
             training.maxEpochs = epochs
             training.learningRate = learningRate
             training.heads = TuningOptions.Head(rawValue: head).map { [$0] } ?? TuningOptions.Head.allCases
-            let options = TuneOptions(base: model, name: name ?? "", labels: labels ?? "", training: training, force: force, replace: replace)
+            let pairsFile = try pairs.map { try PairsFile(path: $0) }
+            let options = TuneOptions(base: model, name: name ?? "", labels: labels ?? "", pairs: pairsFile, training: training,
+                                      force: force, replace: replace)
             let quiet = json
             let report = try engine.tune(options) { progress in
                 guard !quiet else { return }
@@ -127,6 +135,14 @@ struct Tune: ParsableCommand {
     static func summary(_ report: TuneReport) -> String {
         var lines = [String(format: "learned from %d labelled items in %d classes (%d trained on, %d held out; %d without a label)",
                             report.labelledItems, report.classes, report.trainingItems, report.validationItems, report.unlabelledItems)]
+        if let pairs = report.pairs {
+            var line = "pairs: \(pairs.similar) similar, \(pairs.notSimilar) not similar, \(pairs.groups) groups of two items or more"
+            if pairs.unmatched > 0 {
+                line += "; \(pairs.unmatched) naming no stored item (\(pairs.unmatchedExamples.joined(separator: ", ")))"
+            }
+            if pairs.conflicts > 0 { line += "; \(pairs.conflicts) marked not similar but joined by similar pairs" }
+            lines.append(line)
+        }
         for candidate in report.candidates ?? [] {
             lines.append(String(format: "  %@ head: held-out mAP@R %.4f (best epoch %d of %d)", candidate.head, candidate.best,
                                 candidate.bestEpoch, candidate.epochs))

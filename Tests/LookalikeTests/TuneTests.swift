@@ -157,6 +157,54 @@ struct TuneTests {
         #expect(throws: EngineError.self) { try c.engine.removeTunedModel(tuned) }
     }
 
+    @Test("similar pairs teach as labels do; unmatched and contradicting pairs are counted, not fatal", arguments: TestStores.kinds)
+    func pairsTeach(_ kind: String) throws {
+        let c = try collection(kind, label: "tune-pairs")
+        defer { try? FileManager.default.removeItem(at: c.folder) }
+        // Each class's labelled items chained by similar pairs (by path, the first by item id);
+        // one not-similar pair between neighbouring classes, one inside a class (a contradiction),
+        // and one naming an image that is not stored.
+        let labelled = c.ids.filter { !c.unlabelled.contains($0.key) }
+        var byClass: [String: [(id: String, path: String)]] = [:]
+        for (id, path) in labelled { byClass[c.category[path] ?? "", default: []].append((id, path)) }
+        var lines: [String] = []
+        for members in byClass.values.map({ $0.sorted { $0.path < $1.path } }) {
+            for (first, second) in zip(members, members.dropFirst()) {
+                let a = first.path == members[0].path ? first.id : first.path
+                lines.append("{\"a\": \"\(a)\", \"b\": \"\(second.path)\", \"similar\": true}")
+            }
+        }
+        let classes = byClass.keys.sorted()
+        let one = try #require(byClass[classes[0]]?.sorted { $0.path < $1.path })
+        let two = try #require(byClass[classes[1]]?.first)
+        lines.append("{\"a\": \"\(one[0].path)\", \"b\": \"\(two.path)\", \"similar\": false}")
+        lines.append("{\"a\": \"\(one[0].path)\", \"b\": \"\(one[3].path)\", \"similar\": \"no\"}")
+        lines.append("{\"a\": \"/nowhere/missing.png\", \"b\": \"\(two.path)\", \"similar\": 1}")
+        let file = c.folder.appendingPathComponent("pairs.jsonl")
+        try Data(lines.joined(separator: "\n").utf8).write(to: file)
+
+        let report = try c.engine.tune(TuneOptions(name: "pairs", pairs: try PairsFile(path: file.path)))
+        let summary = try #require(report.pairs)
+        #expect(summary.groups == 10 && summary.notSimilar == 2 && summary.similar == lines.count - 2)
+        #expect(summary.unmatched == 1 && summary.unmatchedExamples == ["/nowhere/missing.png"])
+        #expect(summary.conflicts == 1)
+        #expect(report.labelledItems == 200 && report.classes == 10)
+        #expect(report.created, "\(report.reason ?? "")")
+        let before = try unlabelledPrecision(c, model: Self.base)
+        let after = try unlabelledPrecision(c, model: "\(Self.base)+pairs")
+        #expect(after > before + 0.03, "P@10 of the unlabelled half: \(before) with the base model, \(after) tuned from pairs")
+
+        // A malformed pairs file is refused with its line and the reason.
+        let bad = c.folder.appendingPathComponent("bad.csv")
+        try Data("a,b,similar\n\(one[0].path),\(two.path),maybe\n".utf8).write(to: bad)
+        do {
+            _ = try PairsFile(path: bad.path)
+            Issue.record("a pair marked \"maybe\" was read")
+        } catch {
+            #expect("\(error)".contains("bad.csv:2") && "\(error)".contains("similar"), "\(error)")
+        }
+    }
+
     @Test("a tuning that learns nothing better than the base model makes nothing, and says why")
     func noGainNoModel() throws {
         let c = try collection("sqlite", label: "tune-refuse")
@@ -246,5 +294,15 @@ struct TuneCommandTests {
         #expect(try lookalike(["tune", "--list", "--store", store]).stdout.contains("no tuned models"))
         let missing = try lookalike(["tune", "--labels", "colour", "--name", "x", "--store", store])
         #expect(missing.status == 1 && missing.stderr.contains("\"colour\""), "\(missing.stderr)")
+
+        // Labels from a field or from pairs, one of them; a pairs file's mistakes name the line.
+        let pairs = root.appendingPathComponent("pairs.jsonl")
+        try Data("{\"a\": \"\(images[0].path)\", \"b\": \"\(images[2].path)\", \"similar\": true}\n{\"a\": \"\(images[0].path)\"}\n".utf8)
+            .write(to: pairs)
+        let both = try lookalike(["tune", "--labels", "category", "--pairs", pairs.path, "--name", "x", "--store", store])
+        #expect(both.status == 64 && both.stderr.contains("one of them"), "\(both.stderr)")
+        #expect(try lookalike(["tune", "--name", "x", "--store", store]).status == 64)
+        let broken = try lookalike(["tune", "--pairs", pairs.path, "--name", "x", "--store", store])
+        #expect(broken.status == 1 && broken.stderr.contains("pairs.jsonl:2") && broken.stderr.contains("\"b\""), "\(broken.stderr)")
     }
 }
