@@ -15,6 +15,9 @@ public struct TuneOptions: Sendable {
     /// Pairs judged alike or not, instead of a metadata field: items joined by similar pairs
     /// share a label (`labels` is then ignored).
     public var pairs: PairsFile?
+    /// Learn from the marks of the collection's feedback log instead (`labels` is then ignored):
+    /// a search's query and the hits marked relevant or clicked share a label.
+    public var feedback: Bool
     public var training: TuningOptions
     /// Keep the projection even when it does not beat the base model on the held-out labels.
     public var force: Bool
@@ -22,11 +25,12 @@ public struct TuneOptions: Sendable {
     public var replace: Bool
 
     public init(base: String = ModelManifest.defaultName, name: String, labels: String = "", pairs: PairsFile? = nil,
-                training: TuningOptions = TuningOptions(), force: Bool = false, replace: Bool = false) {
+                feedback: Bool = false, training: TuningOptions = TuningOptions(), force: Bool = false, replace: Bool = false) {
         self.base = base
         self.name = name
         self.labels = labels
         self.pairs = pairs
+        self.feedback = feedback
         self.training = training
         self.force = force
         self.replace = replace
@@ -51,6 +55,8 @@ public struct TuneReport: Sendable, Codable {
     public var labels: String
     /// What the pairs file came to, when the labels were pairs.
     public var pairs: PairsSummary?
+    /// What the feedback log came to, when the labels were its marks.
+    public var feedback: FeedbackSummary?
     public var loss: String
     public var seed: UInt64
     /// Items with a vector from the base model and a label.
@@ -137,7 +143,7 @@ extension Engine {
             throw EngineError.badOption("tune a model of its own, not a tuned one (\(options.base))")
         }
         let labelsField = options.labels.trimmingCharacters(in: .whitespaces)
-        guard options.pairs != nil || !labelsField.isEmpty else {
+        guard options.pairs != nil || options.feedback || !labelsField.isEmpty else {
             throw EngineError.badOption("--labels names a metadata field; it is empty")
         }
         let name = options.base + String(TunedModels.separator) + options.name
@@ -155,6 +161,7 @@ extension Engine {
         let decoder = JSONDecoder()
         try store.forEachItemPage { page in
             for item in page {
+                if options.feedback { continue }
                 if options.pairs != nil {
                     idByPath[item.sourcePath] = item.id
                     ids.insert(item.id)
@@ -176,10 +183,25 @@ extension Engine {
             }
             labels = pairLabels
             pairsSummary = summary
+        } else if options.feedback {
+            // The query vectors learn too: a query is alike to what was marked relevant for it.
         } else if !fieldSeen {
             throw EngineError.badOption("no item has the metadata field \"\(labelsField)\"; give labels with `add --metadata`")
         }
-        let labelsName = options.pairs.map { "pairs \($0.path)" } ?? labelsField
+        var extra: [(vector: [Float], label: String)] = []
+        var feedbackSummary: FeedbackSummary?
+        if options.feedback {
+            let marks = try store.feedback(model: options.base, limit: Self.maxFeedbackMarks)
+            let learned = FeedbackLabels.labels(marks)
+            guard learned.summary.queries > 0 else {
+                throw EngineError.badOption("the feedback log holds no search of \(options.base) with a hit marked relevant or clicked; "
+                    + "mark hits with `lookalike feedback` or on the page first")
+            }
+            labels = learned.labels
+            extra = learned.queries
+            feedbackSummary = learned.summary
+        }
+        let labelsName = options.feedback ? "feedback" : options.pairs.map { "pairs \($0.path)" } ?? labelsField
         let started = Date()
         var vectors: [[Float]] = []
         var vectorLabels: [String] = []
@@ -195,6 +217,10 @@ extension Engine {
             progress?(.reading(done: vectors.count))
             return true
         }
+        for entry in extra where entry.vector.count == base.manifest.dimension {
+            vectors.append(entry.vector)
+            vectorLabels.append(entry.label)
+        }
         guard !vectors.isEmpty else {
             throw EngineError.badOption("no item labelled by \(labelsName) has a vector of \(options.base); add them with --model \(options.base)")
         }
@@ -207,7 +233,7 @@ extension Engine {
             throw EngineError.badOption("\(error)")
         }
         var report = TuneReport(
-            model: name, base: options.base, labels: labelsName, pairs: pairsSummary, loss: options.training.loss.rawValue,
+            model: name, base: options.base, labels: labelsName, pairs: pairsSummary, feedback: feedbackSummary, loss: options.training.loss.rawValue,
             seed: options.training.seed,
             labelledItems: vectors.count, unlabelledItems: unlabelled, classes: result.classes, trainingItems: result.trainingItems,
             validationItems: result.validationItems, rankedAmong: result.heldOutAmongThemselves ? "held-out" : "labelled",
@@ -262,6 +288,9 @@ extension Engine {
     public func tunedModels() throws -> [TunedModelRecord] {
         try store.tunedModels()
     }
+
+    /// Marks read from the feedback log at most (the newest first).
+    static let maxFeedbackMarks = 200_000
 
     /// Gives every item with a vector of the tuned model's base a vector of the tuned model
     /// (projected, nothing decoded); returns how many were made.

@@ -29,6 +29,9 @@ struct Tune: ParsableCommand {
                                + "a and b are item ids or image paths.", valueName: "file"))
     var pairs: String?
 
+    @Flag(help: "Learn from the feedback log instead: a search's query and the hits marked relevant or clicked are alike.")
+    var feedback = false
+
     @Option(help: ArgumentHelp("The tuned model is <model>+<name>.", valueName: "name"))
     var name: String?
 
@@ -71,12 +74,14 @@ struct Tune: ParsableCommand {
 
     func validate() throws {
         if list || remove != nil {
-            guard labels == nil, pairs == nil, name == nil else { throw ValidationError("--list and --remove take no --labels, --pairs or --name") }
+            guard labels == nil, pairs == nil, !feedback, name == nil else {
+                throw ValidationError("--list and --remove take no --labels, --pairs, --feedback or --name")
+            }
             guard !(list && remove != nil) else { throw ValidationError("give --list or --remove, not both") }
             return
         }
-        guard (labels == nil) != (pairs == nil) else {
-            throw ValidationError("give --labels (the metadata field to learn from) or --pairs (a file of pairs), one of them")
+        guard [labels != nil, pairs != nil, feedback].filter({ $0 }).count == 1 else {
+            throw ValidationError("give --labels (the metadata field to learn from), --pairs (a file of pairs) or --feedback, one of them")
         }
         guard name != nil else { throw ValidationError("--name names the tuned model (<model>+<name>)") }
         guard ["linear", "two-layer", "both"].contains(head) else { throw ValidationError("--head is linear, two-layer or both") }
@@ -100,7 +105,8 @@ struct Tune: ParsableCommand {
             training.learningRate = learningRate
             training.heads = TuningOptions.Head(rawValue: head).map { [$0] } ?? TuningOptions.Head.allCases
             let pairsFile = try pairs.map { try PairsFile(path: $0) }
-            let options = TuneOptions(base: model, name: name ?? "", labels: labels ?? "", pairs: pairsFile, training: training,
+            let options = TuneOptions(base: model, name: name ?? "", labels: labels ?? "", pairs: pairsFile, feedback: feedback,
+                                      training: training,
                                       force: force, replace: replace)
             let quiet = json
             let report = try engine.tune(options) { progress in
@@ -142,6 +148,10 @@ struct Tune: ParsableCommand {
             }
             if pairs.conflicts > 0 { line += "; \(pairs.conflicts) marked not similar but joined by similar pairs" }
             lines.append(line)
+        }
+        if let marks = report.feedback {
+            lines.append("feedback: \(marks.queries) searches with \(marks.relevant) hits marked relevant or clicked and "
+                         + "\(marks.notRelevant) marked not relevant, in \(marks.groups) groups")
         }
         for candidate in report.candidates ?? [] {
             lines.append(String(format: "  %@ head: held-out mAP@R %.4f (best epoch %d of %d)", candidate.head, candidate.best,

@@ -205,6 +205,44 @@ struct TuneTests {
         }
     }
 
+    @Test("the feedback log teaches too: a query and the hits marked relevant are alike", arguments: TestStores.kinds)
+    func feedbackTeaches(_ kind: String) throws {
+        let c = try collection(kind, label: "tune-feedback")
+        defer { try? FileManager.default.removeItem(at: c.folder) }
+        #expect(throws: EngineError.self) { try c.engine.tune(TuneOptions(name: "marks", feedback: true)) }
+
+        // Four searches per class by a labelled item, each marking five items of its class
+        // relevant (the last as a click) and two of other classes not relevant; one search by the
+        // image that is not stored.
+        let labelled = c.ids.filter { !c.unlabelled.contains($0.key) }
+        var byClass: [String: [String]] = [:]
+        for (id, path) in labelled { byClass[c.category[path] ?? "", default: []].append(id) }
+        let classes = byClass.keys.sorted()
+        for (position, name) in classes.enumerated() {
+            let members = (byClass[name] ?? []).sorted()
+            let others = (byClass[classes[(position + 1) % classes.count]] ?? []).sorted()
+            for query in 0..<4 {
+                let start = query * 5 % members.count
+                let relevant = (1...5).map { members[(start + $0) % members.count] }
+                let marks: [(id: String, mark: Feedback.Mark)] = relevant.enumerated().map { ($1, $0 == 4 ? .click : .relevant) }
+                    + others.prefix(2 + query).suffix(2).map { ($0, .notRelevant) }
+                _ = try c.engine.recordFeedback(.item(members[start]), marks: marks)
+            }
+        }
+        let spareClass = c.category[c.spare] ?? ""
+        _ = try c.engine.recordFeedback(.image(path: c.spare), marks: (byClass[spareClass] ?? []).sorted().prefix(3).map { ($0, .relevant) })
+
+        let report = try c.engine.tune(TuneOptions(name: "marks", feedback: true))
+        let summary = try #require(report.feedback)
+        #expect(summary.queries == 41 && summary.relevant == 203 && summary.notRelevant == 80, "\(summary)")
+        #expect(summary.groups >= 10 && summary.groups <= 41, "\(summary)")
+        #expect(report.labels == "feedback")
+        #expect(report.created, "\(report.reason ?? "")")
+        let before = try unlabelledPrecision(c, model: Self.base)
+        let after = try unlabelledPrecision(c, model: "\(Self.base)+marks")
+        #expect(after > before + 0.02, "P@10 of the unlabelled half: \(before) with the base model, \(after) tuned from feedback")
+    }
+
     @Test("a tuning that learns nothing better than the base model makes nothing, and says why")
     func noGainNoModel() throws {
         let c = try collection("sqlite", label: "tune-refuse")
