@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -666,3 +667,36 @@ def test_words_find_the_picture_they_describe_and_the_address_names_them(browser
     motorcycle = server_process.item_id(server_process.photos_dir() / "skimage-motorcycle_left.png")
     assert hits[0]["id"] == motorcycle, f"'a motorcycle' ranked {ranking(hits)}"
     assert_no_console_errors(browser)
+
+
+def test_a_collections_tuned_model_is_offered_and_searches(browser, tmp_path):
+    """A store tuned with `lookalike tune` before the server starts: its tuned model is in the
+    menu, and choosing it searches with it (the upload finds its own image first)."""
+    labels = server_process.data_dir() / "fixtures" / "categories" / "labels.jsonl"
+    assert labels.is_file(), f"{labels} is missing: run `make test`, which builds the test data first"
+    entries = [json.loads(line) for line in labels.read_text().splitlines() if line.strip()]
+    metadata = tmp_path / "metadata.jsonl"
+    metadata.write_text("".join(json.dumps({"path": e["path"], "category": e["category"]}) + "\n" for e in entries[::2]))
+    store = tmp_path / "store"
+    binary = str(server_process.lookalike_binary())
+    subprocess.run([binary, "add", *[e["path"] for e in entries], "--metadata", str(metadata), "--store", str(store)],
+                   check=True, capture_output=True)
+    tuned = subprocess.run([binary, "tune", "--labels", "category", "--name", "shop", "--force", "--epochs", "2",
+                            "--store", str(store)], capture_output=True, text=True)
+    assert tuned.returncode == 0, tuned.stderr
+    server = server_process.ServerProcess(store=store, index_root=tmp_path).start()
+    try:
+        browser.get(server.base_url + "/")
+        name = "efficientnet-lite0-gem+shop"
+        # (The menu is filled again when the collections arrive: read it in one step.)
+        WebDriverWait(browser, 10).until(lambda d: name in d.execute_script(
+            "return [...document.querySelectorAll('#model-select option')].map((o) => o.value)"))
+        assert browser.find_element(By.CSS_SELECTOR, "#model-field").is_displayed()
+        Select(browser.find_element(By.CSS_SELECTOR, "#model-select")).select_by_value(name)
+        query = Path(entries[1]["path"])
+        hits = upload(browser, query)
+        assert hits[0]["id"] == server_process.item_id(query), f"the tuned model ranked {ranking(hits)}"
+        assert f"model={name.replace('+', '%2B')}" in browser.current_url, browser.current_url
+        assert_no_console_errors(browser)
+    finally:
+        server.stop()

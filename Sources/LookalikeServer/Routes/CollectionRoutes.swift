@@ -18,8 +18,18 @@ extension LookalikeServer {
     }
 
     func collectionJSON(_ name: String) throws -> [String: Any] {
-        let stats = try collections.engine(name).stats()
-        return ["name": name, "items": stats.items, "vectors": stats.vectors, "deletable": name != Collections.defaultName]
+        let engine = try collections.engine(name)
+        let stats = try engine.stats()
+        // The collection's tuned models (`lookalike tune`), searchable by name like any model.
+        let tuned: [[String: Any]] = try engine.tunedModels().map { record in
+            let report = try? JSONDecoder().decode(TuneReport.self, from: Data(record.report.utf8))
+            return ["name": record.name, "base": record.base, "dimension": record.outputDimension,
+                    "labels": report?.labels ?? NSNull(), "head": report?.head ?? NSNull(),
+                    "held_out_base": report?.baseline ?? NSNull(), "held_out_tuned": report?.best ?? NSNull(),
+                    "created_at": ISO8601DateFormatter().string(from: record.createdAt)]
+        }
+        return ["name": name, "items": stats.items, "vectors": stats.vectors, "deletable": name != Collections.defaultName,
+                "tuned_models": tuned]
     }
 
     func listCollections() async throws -> Response {

@@ -7,7 +7,7 @@ import { $, h } from './dom.js';
 import { plural } from './format.js';
 import { notify, showError } from './notice.js';
 import { clearDuplicates } from './duplicates.js';
-import { clearQuery, runSearch } from './search.js';
+import { clearQuery, runSearch, showModels } from './search.js';
 import { COLLECTION_STORE, state, store } from './state.js';
 
 /** Reads the collections; falls back to "default" (or the first) when the chosen one is gone. */
@@ -29,6 +29,7 @@ function renderCollections() {
   remove.textContent = `Delete “${state.collection}”`;
   remove.disabled = !current?.deletable;
   remove.title = current?.deletable ? '' : 'This collection cannot be deleted.';
+  showModels(state.server); // the collection's tuned models join the choice
 }
 
 /** Makes `name` the chosen collection; the shown query is searched there too (unless `search`

@@ -121,12 +121,19 @@ function onQueryImageError() {
 
 // ---- The options ----
 
-/** Offers the server's models to choose from when it has more than one. */
+/** Offers the server's models, and the chosen collection's tuned ones, to choose from when
+ *  there is more than one; a choice still on offer is kept. */
 export function showModels(info) {
+  if (!info) return;
   const models = $('#model-select');
-  models.replaceChildren(...info.models.map((m) => h('option', { value: m.name, title: m.description }, `${m.name} (${m.dimension})`)));
-  models.value = info.default_model;
-  $('#model-field').hidden = info.models.length < 2;
+  const chosen = models.value;
+  const tuned = state.collections?.find((c) => c.name === state.collection)?.tuned_models ?? [];
+  const options = info.models.map((m) => h('option', { value: m.name, title: m.description }, `${m.name} (${m.dimension})`))
+    .concat(tuned.map((m) => h('option', { value: m.name, title: `${m.base} tuned on ${m.labels ?? 'labels'}` },
+      `${m.name} (${m.dimension}, tuned)`)));
+  models.replaceChildren(...options);
+  models.value = options.some((o) => o.value === chosen) ? chosen : info.default_model;
+  $('#model-field').hidden = options.length < 2;
 }
 
 function readTop() {
