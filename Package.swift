@@ -53,7 +53,7 @@ let package = Package(
         .target(name: "CVectorKernels"),
         .target(name: "VectorIndex", dependencies: ["CVectorKernels", "LookalikeSupport"]),
         // Metric learning: a linear projection trained on labelled vectors (`lookalike tune`).
-        .target(name: "Tuning", dependencies: ["CBLAS"]),
+        .target(name: "Tuning", dependencies: ["CBLAS", "LookalikeSupport"]),
         // The store seam: the `Store` protocol, items, metadata filters as a parsed tree.
         .target(name: "Storage"),
         // The SQLite store (GRDB), with its rendering of filters.
@@ -100,7 +100,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TestSupport"]),
         .testTarget(name: "EmbeddingTests", dependencies: ["Embedding", "Imaging", "TestSupport"]),
-        .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex"]),
+        .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex", "LookalikeSupport"]),
         .testTarget(name: "TuningTests", dependencies: ["Tuning", "TestSupport"]),
         .testTarget(name: "CatalogTests", dependencies: ["Catalog", "PostgresStore", "Storage", "TestSupport"]),
         .testTarget(name: "LookalikeTests", dependencies: ["Lookalike", "Imaging", "Embedding", "Catalog", "Tuning", "lookalike", "TestSupport"]),

@@ -38,28 +38,13 @@ enum FeedbackLabels {
             if mark.mark == .notRelevant { negative.append((query, mark.itemID)) } else { positive.append((query, mark.itemID)) }
         }
 
-        var parent: [String: String] = [:]
-        func root(_ node: String) -> String {
-            var top = node
-            while let up = parent[top], up != top { top = up }
-            var walk = node
-            while let up = parent[walk], up != top {
-                parent[walk] = top
-                walk = up
-            }
-            return top
-        }
-        func join(_ a: String, _ b: String) {
-            for node in [a, b] where parent[node] == nil { parent[node] = node }
-            let (ra, rb) = (root(a), root(b))
-            if ra != rb { parent[max(ra, rb)] = min(ra, rb) }
-        }
-        for (query, item) in positive { join("q\(query)", "i" + item) }
+        var groups = UnionFind()
+        for (query, item) in positive { groups.join("q\(query)", "i" + item) }
 
         var labels: [String: String] = [:]
         var sizes: [String: Int] = [:]
-        for node in parent.keys {
-            let group = root(node)
+        for node in Array(groups.members) {
+            let group = groups.root(node)
             sizes[group, default: 0] += 1
             if node.hasPrefix("i") { labels[String(node.dropFirst())] = "feedback-" + group }
         }
@@ -67,7 +52,7 @@ enum FeedbackLabels {
         for (query, item) in negative where labels[item] == nil && answered.contains(query) {
             labels[item] = "feedback-apart-" + item
         }
-        let queries = answered.sorted().map { (vector: queryVectors[$0], label: "feedback-" + root("q\($0)")) }
+        let queries = answered.sorted().map { (vector: queryVectors[$0], label: "feedback-" + groups.root("q\($0)")) }
         let summary = FeedbackSummary(marks: positive.count + negative.count, queries: answered.count, relevant: positive.count,
                                       notRelevant: negative.count, groups: sizes.count)
         return (labels, queries, summary)

@@ -88,17 +88,7 @@ enum PairLabels {
     /// A label per item named by a pair: items joined by similar pairs share one; an item only in
     /// pairs marked not similar has one of its own (it teaches what differs).
     static func labels(_ file: PairsFile, resolve: (String) -> String?) -> (labels: [String: String], summary: PairsSummary) {
-        var parent: [String: String] = [:]
-        func root(_ id: String) -> String {
-            var node = id
-            while let up = parent[node], up != node { node = up }
-            var walk = id
-            while let up = parent[walk], up != node {
-                parent[walk] = node
-                walk = up
-            }
-            return node
-        }
+        var groups = UnionFind()
         var summary = PairsSummary(pairs: file.pairs.count, similar: 0, notSimilar: 0, unmatched: 0, unmatchedExamples: [],
                                    conflicts: 0, groups: 0)
         var apart: [(String, String)] = []
@@ -111,19 +101,19 @@ enum PairLabels {
                 }
                 continue
             }
-            for id in [a, b] where parent[id] == nil { parent[id] = id }
             if pair.similar {
-                let (ra, rb) = (root(a), root(b))
-                if ra != rb { parent[max(ra, rb)] = min(ra, rb) }
+                groups.join(a, b)
             } else {
+                groups.add(a)
+                groups.add(b)
                 apart.append((a, b))
             }
         }
-        summary.conflicts = apart.filter { root($0.0) == root($0.1) }.count
+        summary.conflicts = apart.filter { groups.root($0.0) == groups.root($0.1) }.count
         var labels: [String: String] = [:]
         var sizes: [String: Int] = [:]
-        for id in parent.keys {
-            let group = root(id)
+        for id in Array(groups.members) {
+            let group = groups.root(id)
             labels[id] = "group-" + group
             sizes[group, default: 0] += 1
         }

@@ -33,26 +33,10 @@ public struct LinearProjection: Sendable, Equatable {
     /// Each vector projected and scaled to length 1, in one matrix product per 4,096 vectors; nil
     /// for a vector of the wrong dimension, or one that projects to zero or to something not finite.
     public func project(_ vectors: [[Float]]) -> [[Float]?] {
-        var out: [[Float]?] = []
-        out.reserveCapacity(vectors.count)
-        var start = 0
-        while start < vectors.count {
-            let batch = vectors[start..<min(start + 4_096, vectors.count)]
-            start += batch.count
-            var values = [Float]()
-            values.reserveCapacity(batch.count * inputDimension)
-            for vector in batch {
-                if vector.count == inputDimension { values += vector } else { values += repeatElement(0, count: inputDimension) }
-            }
-            let projected = Matrix.product(Matrix(rows: batch.count, columns: inputDimension, values: values), matrix, transposeB: true)
-            let (unit, norms) = projected.rowNormalized()
-            for (row, vector) in batch.enumerated() {
-                let slice = Array(unit.values[row * outputDimension..<(row + 1) * outputDimension])
-                let usable = vector.count == inputDimension && norms[row] > 1e-12 && norms[row].isFinite && slice.allSatisfy { $0.isFinite }
-                out.append(usable ? slice : nil)
-            }
+        let map = matrix
+        return TunedHead.project(vectors, inputDimension: inputDimension, outputDimension: outputDimension) {
+            Matrix.product($0, map, transposeB: true)
         }
-        return out
     }
 
     /// The weights as little-endian float32 bytes, row by row (how stores keep them).

@@ -1,5 +1,6 @@
 import CBLAS
 import Foundation
+import LookalikeSupport
 
 /// A dense row-major matrix of floats, with the few BLAS products training needs.
 struct Matrix: Sendable {
@@ -125,20 +126,8 @@ struct AdamState: Sendable {
     }
 }
 
-/// SplitMix64: a small seeded generator, so a tuning is repeatable under its seed.
-struct SeededGenerator: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// The tuning's generator: equal seeds, equal splits, batches and starting weights.
+typealias SeededGenerator = SplitMix64
 
 extension SeededGenerator {
     /// `count` draws from a normal distribution of mean 0 (Box and Muller's transform).

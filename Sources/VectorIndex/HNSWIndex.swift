@@ -623,18 +623,3 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
         return min(Int(-log(uniform) * levelScale), 32)
     }
 }
-
-/// A small, fast, seedable generator (SplitMix64), so index builds are reproducible.
-struct SplitMix64 {
-    private(set) var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}

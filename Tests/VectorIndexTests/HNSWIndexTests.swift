@@ -1,4 +1,5 @@
 import Foundation
+import LookalikeSupport
 import Testing
 @testable import VectorIndex
 

@@ -1,5 +1,6 @@
 import CVectorKernels
 import Foundation
+import LookalikeSupport
 import Testing
 @testable import VectorIndex
 
