@@ -103,9 +103,10 @@ public enum TuningError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// Learns a linear projection on top of frozen embeddings so that items with the same label come
-/// closer than items with different labels (deep metric learning on the CPU, BLAS for the products).
-/// The projection starts as the identity, so epoch 0 is the base model, and the epoch kept is the one
+/// Learns a head on top of frozen embeddings so that items with the same label come closer than
+/// items with different labels (deep metric learning on the CPU, BLAS for the products). Epoch 0
+/// is the base model; each head of `options.heads` is trained in turn (the linear one from the
+/// identity, the two-layer one from a seeded random start), and the head and epoch kept are those
 /// with the best mAP@R on a held-out part of the labels.
 public enum MetricTrainer {
     public static func train(
