@@ -127,6 +127,8 @@ eval: build eval-data
 		--out bench-results/duplicates-$$(date +%F).json
 	$(PYTHON) scripts/eval_text.py --lookalike $(RELEASE_BIN) --data $(LOOKALIKE_DATA)/eval \
 		--json bench-results/text-$$(date +%F).json
+	$(PYTHON) scripts/eval_tune.py --lookalike $(RELEASE_BIN) --data $(LOOKALIKE_DATA)/eval \
+		--json bench-results/tune-$$(date +%F).json
 
 clean:
 	rm -rf .build .build-test .build-tsan $(LOOKALIKE_DATA)/edits $(LOOKALIKE_DATA)/fixtures $(LOOKALIKE_DATA)/demo $(LOOKALIKE_DATA)/bench

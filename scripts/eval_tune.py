@@ -38,7 +38,7 @@ from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 SETS = {"categories": "categories/manifest.jsonl", "emoji": "emoji/manifest.jsonl"}
 BASE = "efficientnet-lite0-gem"
 # Each tuning as LOSS[@LEARNING_RATE][:HEAD] (no rate: tune's default; no head: both, the better kept).
-TUNINGS = ["proxy", "multi-similarity"]
+TUNINGS = ["multi-similarity", "multi-similarity:linear", "multi-similarity:two-layer", "proxy"]
 
 
 def load_set(data: str, name: str) -> list[tuple[str, str]]:
