@@ -42,10 +42,10 @@ enum FeedbackLabels {
         for (query, item) in positive { groups.join("q\(query)", "i" + item) }
 
         var labels: [String: String] = [:]
-        var sizes: [String: Int] = [:]
+        var roots: Set<String> = []
         for node in Array(groups.members) {
             let group = groups.root(node)
-            sizes[group, default: 0] += 1
+            roots.insert(group)
             if node.hasPrefix("i") { labels[String(node.dropFirst())] = "feedback-" + group }
         }
         let answered = Set(positive.map(\.query))
@@ -54,7 +54,7 @@ enum FeedbackLabels {
         }
         let queries = answered.sorted().map { (vector: queryVectors[$0], label: "feedback-" + groups.root("q\($0)")) }
         let summary = FeedbackSummary(marks: positive.count + negative.count, queries: answered.count, relevant: positive.count,
-                                      notRelevant: negative.count, groups: sizes.count)
+                                      notRelevant: negative.count, groups: roots.count)
         return (labels, queries, summary)
     }
 }

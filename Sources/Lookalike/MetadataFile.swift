@@ -25,12 +25,7 @@ public struct MetadataFile: Sendable {
 
     public init(path: String) throws {
         let url = URL(fileURLWithPath: path)
-        let text: String
-        do {
-            text = try String(contentsOf: url, encoding: .utf8)
-        } catch {
-            throw ParseError(path: path, line: 0, reason: "cannot read the metadata file: \(error.localizedDescription)")
-        }
+        let text = try Self.text(of: url, path: path, what: "metadata file")
         let base = url.deletingLastPathComponent()
         let objects = url.pathExtension.lowercased() == "csv"
             ? try Self.csvObjects(text, file: path)
@@ -55,6 +50,15 @@ public struct MetadataFile: Sendable {
             records[resolved] = String(decoding: data, as: UTF8.self)
         }
         self.records = records
+    }
+
+    /// A file's text as UTF-8, or a ParseError naming `what` could not be read and why.
+    static func text(of url: URL, path: String, what: String) throws -> String {
+        do {
+            return try String(contentsOf: url, encoding: .utf8)
+        } catch {
+            throw ParseError(path: path, line: 0, reason: "cannot read the \(what): \(error.localizedDescription)")
+        }
     }
 
     static func jsonLinesObjects(_ text: String, file: String) throws -> [(Int, [String: Any])] {

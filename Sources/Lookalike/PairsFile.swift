@@ -18,12 +18,7 @@ public struct PairsFile: Sendable {
 
     public init(path: String) throws {
         let url = URL(fileURLWithPath: path)
-        let text: String
-        do {
-            text = try String(contentsOf: url, encoding: .utf8)
-        } catch {
-            throw MetadataFile.ParseError(path: path, line: 0, reason: "cannot read the pairs file: \(error.localizedDescription)")
-        }
+        let text = try MetadataFile.text(of: url, path: path, what: "pairs file")
         let folder = url.deletingLastPathComponent()
         let objects = url.pathExtension.lowercased() == "csv"
             ? try MetadataFile.csvObjects(text, file: path, required: ["a", "b", "similar"], text: ["a", "b", "similar"])

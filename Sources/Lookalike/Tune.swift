@@ -122,6 +122,16 @@ enum TunedModels {
     }
 }
 
+/// What a tuning learns from: a label for each item that has one, labelled vectors that are no
+/// item's (the queries of the feedback log), how the source is named, and what it came to.
+struct TuneLabelSet {
+    var byItem: [String: String]
+    var extra: [(vector: [Float], label: String)] = []
+    var name: String
+    var pairs: PairsSummary?
+    var feedback: FeedbackSummary?
+}
+
 /// A learned head as the embedder applies it.
 struct TunedProjection: EmbeddingProjection {
     let head: TunedHead
@@ -142,66 +152,14 @@ extension Engine {
         guard !options.base.contains(TunedModels.separator) else {
             throw EngineError.badOption("tune a model of its own, not a tuned one (\(options.base))")
         }
-        let labelsField = options.labels.trimmingCharacters(in: .whitespaces)
-        guard options.pairs != nil || options.feedback || !labelsField.isEmpty else {
-            throw EngineError.badOption("--labels names a metadata field; it is empty")
-        }
         let name = options.base + String(TunedModels.separator) + options.name
         let base = try models.embedder(options.base)
         try models.check(base, record: false)
         if !options.replace, try models.tunedRecord(name) != nil { throw TunedModelError.exists(name) }
-
-        // Labels: every item with a base vector and a scalar value in the field, or the groups
-        // that the similar pairs join.
-        var labels: [String: String] = [:]
+        let taught = try tuneLabels(options)
+        let labels = taught.byItem
+        let labelsName = taught.name
         var unlabelled = 0
-        var fieldSeen = false
-        var idByPath: [String: String] = [:]
-        var ids: Set<String> = []
-        let decoder = JSONDecoder()
-        try store.forEachItemPage { page in
-            for item in page {
-                if options.feedback { continue }
-                if options.pairs != nil {
-                    idByPath[item.sourcePath] = item.id
-                    ids.insert(item.id)
-                    continue
-                }
-                guard let text = item.metadata, case .object(let object)? = try? decoder.decode(JSONValue.self, from: Data(text.utf8)),
-                      let value = object[labelsField] else { continue }
-                fieldSeen = true
-                if let label = Self.label(value) { labels[item.id] = label }
-            }
-            return true
-        }
-        var pairsSummary: PairsSummary?
-        if let pairs = options.pairs {
-            let (pairLabels, summary) = PairLabels.labels(pairs) { end in ids.contains(end) ? end : idByPath[end] }
-            guard summary.unmatched < summary.pairs else {
-                throw EngineError.badOption(
-                    "no pair of \(pairs.path) names two stored items (for example \(summary.unmatchedExamples.first ?? "?"))")
-            }
-            labels = pairLabels
-            pairsSummary = summary
-        } else if options.feedback {
-            // The query vectors learn too: a query is alike to what was marked relevant for it.
-        } else if !fieldSeen {
-            throw EngineError.badOption("no item has the metadata field \"\(labelsField)\"; give labels with `add --metadata`")
-        }
-        var extra: [(vector: [Float], label: String)] = []
-        var feedbackSummary: FeedbackSummary?
-        if options.feedback {
-            let marks = try store.feedback(model: options.base, limit: Self.maxFeedbackMarks)
-            let learned = FeedbackLabels.labels(marks)
-            guard learned.summary.queries > 0 else {
-                throw EngineError.badOption("the feedback log holds no search of \(options.base) with a hit marked relevant or clicked; "
-                    + "mark hits with `lookalike feedback` or on the page first")
-            }
-            labels = learned.labels
-            extra = learned.queries
-            feedbackSummary = learned.summary
-        }
-        let labelsName = options.feedback ? "feedback" : options.pairs.map { "pairs \($0.path)" } ?? labelsField
         let started = Date()
         var vectors: [[Float]] = []
         var vectorLabels: [String] = []
@@ -217,7 +175,7 @@ extension Engine {
             progress?(.reading(done: vectors.count))
             return true
         }
-        for entry in extra where entry.vector.count == base.manifest.dimension {
+        for entry in taught.extra where entry.vector.count == base.manifest.dimension {
             vectors.append(entry.vector)
             vectorLabels.append(entry.label)
         }
@@ -233,7 +191,7 @@ extension Engine {
             throw EngineError.badOption("\(error)")
         }
         var report = TuneReport(
-            model: name, base: options.base, labels: labelsName, pairs: pairsSummary, feedback: feedbackSummary, loss: options.training.loss.rawValue,
+            model: name, base: options.base, labels: labelsName, pairs: taught.pairs, feedback: taught.feedback, loss: options.training.loss.rawValue,
             seed: options.training.seed,
             labelledItems: vectors.count, unlabelledItems: unlabelled, classes: result.classes, trainingItems: result.trainingItems,
             validationItems: result.validationItems, rankedAmong: result.heldOutAmongThemselves ? "held-out" : "labelled",
@@ -263,6 +221,55 @@ extension Engine {
         report.vectorsProjected = try projectMissing(try models.embedder(name), progress: progress)
         report.projectionSeconds = Date().timeIntervalSince(projecting)
         return report
+    }
+
+    /// What a tuning learns from, by its source: the feedback log, a pairs file, or a metadata field.
+    private func tuneLabels(_ options: TuneOptions) throws -> TuneLabelSet {
+        if options.feedback {
+            let learned = FeedbackLabels.labels(try store.feedback(model: options.base, limit: Self.maxFeedbackMarks))
+            guard learned.summary.queries > 0 else {
+                throw EngineError.badOption("the feedback log holds no search of \(options.base) with a hit marked relevant or clicked; "
+                    + "mark hits with `lookalike feedback` or on the page first")
+            }
+            // The query vectors learn too: a query is alike to what was marked relevant for it.
+            return TuneLabelSet(byItem: learned.labels, extra: learned.queries, name: "feedback", feedback: learned.summary)
+        }
+        if let pairs = options.pairs {
+            var idByPath: [String: String] = [:]
+            var ids: Set<String> = []
+            try store.forEachItemPage { page in
+                for item in page {
+                    idByPath[item.sourcePath] = item.id
+                    ids.insert(item.id)
+                }
+                return true
+            }
+            let (labels, summary) = PairLabels.labels(pairs) { end in ids.contains(end) ? end : idByPath[end] }
+            guard summary.unmatched < summary.pairs else {
+                throw EngineError.badOption(
+                    "no pair of \(pairs.path) names two stored items (for example \(summary.unmatchedExamples.first ?? "?"))")
+            }
+            return TuneLabelSet(byItem: labels, name: "pairs \(pairs.path)", pairs: summary)
+        }
+        // Every item with a scalar value in the field.
+        let field = options.labels.trimmingCharacters(in: .whitespaces)
+        guard !field.isEmpty else { throw EngineError.badOption("--labels names a metadata field; it is empty") }
+        var labels: [String: String] = [:]
+        var fieldSeen = false
+        let decoder = JSONDecoder()
+        try store.forEachItemPage { page in
+            for item in page {
+                guard let text = item.metadata, case .object(let object)? = try? decoder.decode(JSONValue.self, from: Data(text.utf8)),
+                      let value = object[field] else { continue }
+                fieldSeen = true
+                if let label = Self.label(value) { labels[item.id] = label }
+            }
+            return true
+        }
+        guard fieldSeen else {
+            throw EngineError.badOption("no item has the metadata field \"\(field)\"; give labels with `add --metadata`")
+        }
+        return TuneLabelSet(byItem: labels, name: field)
     }
 
     /// Forgets a tuned model: its projection, its vectors, its index; its base model is untouched.

@@ -437,6 +437,8 @@ struct Validation {
     let queries: [Int]
     /// The items each query is ranked among (itself left out).
     let gallery: [Int]
+    /// The gallery is every vector, in order (so scoring needs no copy of them).
+    private let everyVector: Bool
     private let relevantCounts: [Int]
 
     /// `gallery` nil: every vector.
@@ -445,6 +447,7 @@ struct Validation {
         self.classes = classes
         self.queries = queries
         self.gallery = gallery ?? Array(0..<vectors.rows)
+        everyVector = gallery == nil
         var sizes: [Int: Int] = [:]
         for index in self.gallery { sizes[classes[index], default: 0] += 1 }
         let inGallery = Set(self.gallery)
@@ -460,7 +463,7 @@ struct Validation {
 
     /// `outputs`: every vector through the head being scored (row for row), before normalisation.
     func score(_ outputs: Matrix) -> Double {
-        let candidates = outputs.gathering(gallery).rowNormalized().0
+        let candidates = (everyVector ? outputs : outputs.gathering(gallery)).rowNormalized().0
         let projectedQueries = outputs.gathering(queries).rowNormalized().0
         var total = 0.0
         var counted = 0

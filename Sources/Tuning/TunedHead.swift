@@ -42,10 +42,11 @@ public enum TunedHead: Sendable, Equatable {
     case linear(LinearProjection)
     case twoLayer(TwoLayerHead)
 
+    /// "linear" or "two-layer", as `TuningOptions.Head` names them.
     public var kind: String {
         switch self {
-        case .linear: return "linear"
-        case .twoLayer: return "two-layer"
+        case .linear: return TuningOptions.Head.linear.rawValue
+        case .twoLayer: return TuningOptions.Head.twoLayer.rawValue
         }
     }
 
