@@ -136,7 +136,21 @@ public final class Catalog: Store {
                 table.column("created_at", .datetime).notNull()
             }
         }
+        migrator.registerMigration("v7: store identity") { db in
+            // Who this catalog is: index snapshots record it beside the generation they reflect,
+            // so a catalog replaced by another whose counters agree is not served a stale graph.
+            try db.execute(sql: "CREATE TABLE store_identity (id TEXT NOT NULL)")
+            try db.execute(sql: "INSERT INTO store_identity (id) VALUES (?)", arguments: [UUID().uuidString])
+        }
         return migrator
+    }
+
+    public func identity() throws -> UUID {
+        let text = try database.read { db in try String.fetchOne(db, sql: "SELECT id FROM store_identity") }
+        guard let text, let identity = UUID(uuidString: text) else {
+            throw CatalogError.cannotOpen(path: databasePath, reason: "its store identity is missing or malformed")
+        }
+        return identity
     }
 
     /// How many times the vectors of `model` have changed (0 if never): equal generations mean

@@ -33,19 +33,27 @@ final class ModelIndexes: @unchecked Sendable {
     private let logger = Logger(label: "lookalike.index")
     private let lock = NSLock()
     private var loaded: [String: Loaded] = [:]
-    /// Bumped whenever stored vectors change, so an index built meanwhile is not cached stale.
-    private var generation = 0
+    /// The store generation each loaded index is known to reflect. A search that finds the store
+    /// at another (another process wrote, or an add of this one has not been compared yet) catches
+    /// the index up before it searches.
+    private var synced: [String: Int64] = [:]
+    /// One lock per model, held while its index is loaded, caught up or changed: concurrent first
+    /// searches make one build, and a catch-up never races an add.
+    private var modelLocks: [String: NSRecursiveLock] = [:]
     /// Models whose HNSW snapshot is behind the loaded graph (when saves are deferred).
     private var unsaved: Set<String> = []
+    /// How many indexes were loaded or built, and how many caught up with other writers (for tests).
+    private(set) var loads = 0
+    private(set) var catchUps = 0
 
     init(store: any Store, configuration: EngineConfiguration) {
         self.store = store
         self.configuration = configuration
     }
 
-    /// The model's index, ready to search (loading, building or catching it up if needed).
+    /// The model's index, ready to search: loaded, built or caught up with the store if needed.
     func index(for manifest: ModelManifest) throws -> any VectorIndex {
-        try load(manifest).searchable
+        try current(manifest).searchable
     }
 
     /// The model's index if one is loaded, as built (the graph itself for HNSW; for tests).
@@ -57,41 +65,106 @@ final class ModelIndexes: @unchecked Sendable {
         }
     }
 
+    private func modelLock(_ model: String) -> NSRecursiveLock {
+        lock.withLock {
+            if let existing = modelLocks[model] { return existing }
+            let created = NSRecursiveLock()
+            modelLocks[model] = created
+            return created
+        }
+    }
+
+    /// The loaded index when it reflects the store's current generation of the model's vectors
+    /// (one indexed read per search); else, under the model's lock, the index caught up with the
+    /// store, or loaded for the first time.
+    private func current(_ manifest: ModelManifest) throws -> Loaded {
+        let model = manifest.name
+        let now = try store.vectorGeneration(model: model)
+        if let cached = lock.withLock({ synced[model] == now ? loaded[model] : nil }) { return cached }
+        return try modelLock(model).withLock {
+            let (cached, known) = lock.withLock { (loaded[model], synced[model]) }
+            guard let cached else { return try load(manifest) }
+            if known == now { return cached }
+            lock.withLock { catchUps += 1 }
+            return try catchUp(cached, manifest: manifest)
+        }
+    }
+
+    /// Loads the model's index from the store (and its snapshot): exact below the threshold,
+    /// HNSW from it on. Runs under the model's lock.
     private func load(_ manifest: ModelManifest) throws -> Loaded {
-        let (cached, builtAt) = lock.withLock { (loaded[manifest.name], generation) }
-        if let cached { return cached }
+        let model = manifest.name
+        // Read before the vectors: the index holds at least this generation's vectors.
+        let generation = try store.vectorGeneration(model: model)
         let index: Loaded
-        if try store.vectorCount(model: manifest.name) >= configuration.approximateSearchThreshold {
-            let graph = try graphIndex(for: manifest)
-            index = .graph(graph, refined: RefineIndex(base: graph, exact: StoreVectors(store: store, model: manifest.name)))
+        let reflects: Int64
+        if try store.vectorCount(model: model) >= configuration.approximateSearchThreshold {
+            let (graph, graphGeneration) = try graphIndex(for: manifest)
+            index = .graph(graph, refined: RefineIndex(base: graph, exact: StoreVectors(store: store, model: model)))
+            reflects = graphGeneration
         } else {
             let flat = FlatIndex(dimension: manifest.dimension)
-            try store.forEachVectorPage(model: manifest.name, pageSize: 1_000) { page in
-                for (id, vector) in page { try Self.add(flat, id: id, vector: vector, model: manifest.name) }
+            try store.forEachVectorPage(model: model, pageSize: 1_000) { page in
+                for (id, vector) in page { try Self.add(flat, id: id, vector: vector, model: model) }
                 return true
             }
             index = .exact(flat)
+            reflects = generation
         }
-        lock.withLock { if generation == builtAt { loaded[manifest.name] = index } }
+        lock.withLock {
+            loaded[model] = index
+            synced[model] = reflects
+            loads += 1
+        }
         return index
+    }
+
+    /// Brings a loaded index in line with the store after writes it did not see (another
+    /// process, or adds of this one not yet compared): ids compared, what is missing added, what
+    /// is gone removed. An exact index that has grown past the threshold becomes a graph. Runs
+    /// under the model's lock.
+    private func catchUp(_ index: Loaded, manifest: ModelManifest) throws -> Loaded {
+        let model = manifest.name
+        switch index {
+        case .graph(let graph, _):
+            let (_, _, generation) = try catchUp(graph, manifest: manifest)
+            lock.withLock { synced[model] = generation }
+            return index
+        case .exact(let flat):
+            let (ids, generation) = try store.vectorIDsAndGeneration(model: model)
+            if ids.count >= configuration.approximateSearchThreshold {
+                lock.withLock { _ = loaded.removeValue(forKey: model) }
+                return try load(manifest)
+            }
+            let stored = Set(ids)
+            for id in flat.liveIDs() where !stored.contains(id) { flat.remove(id: id) }
+            let missing = ids.filter { !flat.contains(id: $0) }
+            for start in stride(from: 0, to: missing.count, by: 500) {
+                let page = Array(missing[start..<min(start + 500, missing.count)])
+                for (id, vector) in try store.vectors(model: model, ids: page) {
+                    try Self.add(flat, id: id, vector: vector, model: model)
+                }
+            }
+            lock.withLock { synced[model] = generation }
+            return index
+        }
     }
 
     // MARK: Keeping in step with the store
 
     /// Adds freshly stored vectors to the model's loaded index, if one is loaded, so a long-lived
     /// engine never reloads its index after an add. An index that refuses them is dropped and
-    /// rebuilt from the store when next needed.
+    /// rebuilt from the store when next needed. The index is compared with the store at the next
+    /// search or at `settled`, whichever comes first (other writers may have written meanwhile).
     func added(_ entries: [(id: String, vector: [Float])], model: String) {
-        let cached = lock.withLock {
-            generation += 1
-            return loaded[model]
-        }
-        guard let cached else { return }
-        do {
-            for (id, vector) in entries { try cached.searchable.add(id: id, vector: vector) }
-        } catch {
-            logger.warning("\(error); the index of \(model) will be rebuilt")
-            invalidate(model)
+        modelLock(model).withLock {
+            guard let cached = lock.withLock({ loaded[model] }) else { return }
+            do {
+                for (id, vector) in entries { try cached.searchable.add(id: id, vector: vector) }
+            } catch {
+                logger.warning("\(error); the index of \(model) will be rebuilt")
+                invalidate(model)
+            }
         }
     }
 
@@ -100,33 +173,39 @@ final class ModelIndexes: @unchecked Sendable {
     /// opens it ready.
     func settled(_ manifest: ModelManifest) throws {
         guard !store.searchesVectors else { return }  // the store's own index searches
-        let approximate = try store.vectorCount(model: manifest.name) >= configuration.approximateSearchThreshold
-        switch lock.withLock({ loaded[manifest.name] }) {
-        case .graph(let graph, _)?:
-            // The graph took this add's vectors as they were stored; comparing with the store
-            // also catches other writers, and records the generation the snapshot reflects.
-            if try catchUp(graph, manifest: manifest).changed { snapshotChanged(graph, model: manifest.name) }
-        case .exact? where approximate:
-            invalidate(manifest.name)
-            _ = try load(manifest)
-        case nil where approximate:
-            _ = try load(manifest)  // loads and catches up the graph, and saves its snapshot
-        default:
-            break
+        let model = manifest.name
+        try modelLock(model).withLock {
+            let approximate = try store.vectorCount(model: model) >= configuration.approximateSearchThreshold
+            switch lock.withLock({ loaded[model] }) {
+            case .graph(let graph, _)?:
+                // The graph took this add's vectors as they were stored; comparing with the store
+                // also catches other writers, and records the generation the snapshot reflects.
+                let (_, changed, generation) = try catchUp(graph, manifest: manifest)
+                lock.withLock { synced[model] = generation }
+                if changed { snapshotChanged(graph, model: model) }
+            case .exact? where approximate:
+                invalidate(model)
+                _ = try load(manifest)
+            case nil where approximate:
+                _ = try load(manifest)  // loads and catches up the graph, and saves its snapshot
+            default:
+                break
+            }
         }
     }
 
     /// Takes removed items out of every loaded index; graphs are compared with the store and
     /// their snapshots saved again.
     func removed(_ ids: [String], manifest: (String) -> ModelManifest?) {
-        let cached = lock.withLock {
-            generation += 1
-            return loaded
-        }
-        for (model, index) in cached {
-            for id in ids { index.searchable.remove(id: id) }
-            if let graph = index.graph, !ids.isEmpty {
-                if let manifest = manifest(model), (try? catchUp(graph, manifest: manifest)) == nil {
+        let models = lock.withLock { Array(loaded.keys) }
+        for model in models {
+            modelLock(model).withLock {
+                guard let index = lock.withLock({ loaded[model] }) else { return }
+                for id in ids { index.searchable.remove(id: id) }
+                guard let graph = index.graph, !ids.isEmpty else { return }
+                if let manifest = manifest(model), let (_, _, generation) = try? catchUp(graph, manifest: manifest) {
+                    lock.withLock { synced[model] = generation }
+                } else {
                     logger.warning("the index of \(model) could not be compared with the store after a removal")
                 }
                 snapshotChanged(graph, model: model)
@@ -136,14 +215,16 @@ final class ModelIndexes: @unchecked Sendable {
 
     /// Drops a model's loaded index and its snapshot file (the model was removed from the store).
     func forgetModel(_ model: String) {
-        invalidate(model)
-        try? FileManager.default.removeItem(at: snapshotURL(model: model))
+        modelLock(model).withLock {
+            invalidate(model)
+            try? FileManager.default.removeItem(at: snapshotURL(model: model))
+        }
     }
 
     private func invalidate(_ model: String) {
         lock.withLock {
-            generation += 1
             _ = loaded.removeValue(forKey: model)
+            _ = synced.removeValue(forKey: model)
         }
     }
 
@@ -164,12 +245,14 @@ extension ModelIndexes {
         store.directory.appendingPathComponent("index", isDirectory: true).appendingPathComponent("\(model).hnsw")
     }
 
-    /// The model's HNSW index: from its snapshot when that is readable and has the configured
-    /// encoding, else rebuilt from the store; then brought up to date with the store (items added
-    /// or removed since the snapshot) and saved again if anything changed. The store is the truth;
-    /// the snapshot only saves time.
-    private func graphIndex(for manifest: ModelManifest) throws -> HNSWIndex {
+    /// The model's HNSW index: from its snapshot when that is readable, has the configured
+    /// encoding and was made from this store (its identity), else rebuilt from the store; then
+    /// brought up to date with the store (items added or removed since the snapshot) and saved
+    /// again if anything changed. The store is the truth; the snapshot only saves time. Returns the
+    /// graph and the store generation it reflects.
+    private func graphIndex(for manifest: ModelManifest) throws -> (HNSWIndex, generation: Int64) {
         let url = snapshotURL(model: manifest.name)
+        let identity = try store.identity()
         var index: HNSWIndex?
         if FileManager.default.fileExists(atPath: url.path) {
             do {
@@ -178,7 +261,10 @@ extension ModelIndexes {
                     logger.warning("index snapshot \(url.path) does not fit model \(manifest.name); rebuilding it")
                 } else if loaded.encoding.name != configuration.indexEncoding.rawValue {
                     logger.info("index snapshot \(url.path) holds \(loaded.encoding.name) vectors, \(configuration.indexEncoding.rawValue) are configured; rebuilding it")
+                } else if let owner = loaded.externalIdentity, owner != identity {
+                    logger.warning("index snapshot \(url.path) was made from another store; rebuilding it")
                 } else {
+                    // A snapshot written before stores had identities is compared id by id.
                     index = loaded
                 }
             } catch {
@@ -187,21 +273,23 @@ extension ModelIndexes {
         }
         // The snapshot records the store generation it reflects: when that is still current, the
         // graph is up to date and no ids need comparing.
-        if let index, index.externalVersion != 0,
-           index.externalVersion == UInt64(clamping: try store.vectorGeneration(model: manifest.name)) {
-            return index
+        if let index, index.externalIdentity == identity, index.externalVersion != 0 {
+            let generation = try store.vectorGeneration(model: manifest.name)
+            if index.externalVersion == UInt64(clamping: generation) { return (index, generation) }
         }
-        let (graph, changed) = try catchUp(index, manifest: manifest)
+        let (graph, changed, generation) = try catchUp(index, manifest: manifest, identity: identity)
         if changed || index == nil || !FileManager.default.fileExists(atPath: url.path) {
             saveSnapshot(graph, model: manifest.name)
         }
-        return graph
+        return (graph, generation)
     }
 
     /// Brings `index` (or, when nil, a new graph trained on the store's vectors) in line with the
-    /// store: adds what is missing, removes what is gone, and records the store generation the
-    /// comparison was made at. Vectors are read a page at a time. Returns whether anything changed.
-    private func catchUp(_ index: HNSWIndex?, manifest: ModelManifest) throws -> (HNSWIndex, changed: Bool) {
+    /// store: adds what is missing, removes what is gone, and records the store's identity and the
+    /// generation the comparison was made at. Vectors are read a page at a time. Returns whether
+    /// anything changed, and the generation.
+    private func catchUp(_ index: HNSWIndex?, manifest: ModelManifest,
+                         identity: UUID? = nil) throws -> (HNSWIndex, changed: Bool, generation: Int64) {
         let (ids, generation) = try store.vectorIDsAndGeneration(model: manifest.name)
         let stored = Set(ids)
         let indexed = Set(index?.liveIDs() ?? [])
@@ -224,7 +312,12 @@ extension ModelIndexes {
             graph.externalVersion = version
             changed = true
         }
-        return (graph, changed)
+        let owner = try identity ?? store.identity()
+        if graph.externalIdentity != owner {
+            graph.externalIdentity = owner
+            changed = true
+        }
+        return (graph, changed, generation)
     }
 
     /// An empty graph with the configured encoding; an 8-bit one learns its quantiser from up to
@@ -290,7 +383,7 @@ extension ModelIndexes {
             return Engine.IndexStatus(model: manifest.name, kind: "store", vectors: try store.vectorCount(model: manifest.name),
                                       memoryBytes: 0, encoding: nil, snapshotSaved: nil)
         }
-        let index = try load(manifest)
+        let index = try current(manifest)
         if let graph = index.graph {
             let attributes = try? FileManager.default.attributesOfItem(atPath: snapshotURL(model: manifest.name).path)
             return Engine.IndexStatus(model: manifest.name, kind: "hnsw", vectors: graph.count, memoryBytes: graph.memoryBytes,

@@ -193,6 +193,11 @@ public final class PostgresStore: Store {
                 created_at timestamptz NOT NULL
             );
             """),
+            ("v4: store identity", """
+            -- Who this store is, recorded beside the generation an index snapshot reflects.
+            CREATE TABLE store_identity (id uuid NOT NULL);
+            INSERT INTO store_identity (id) VALUES (gen_random_uuid());
+            """),
         ]
     }
 
@@ -483,6 +488,17 @@ public final class PostgresStore: Store {
     private static func vectorIDs(_ connection: Connection, model: String) throws -> [String] {
         let rows = try connection.execute("SELECT item_id FROM embedding WHERE model = $1 ORDER BY seq", [.text(model)])
         return (0..<rows.count).compactMap { rows.string($0, 0) }
+    }
+
+    public func identity() throws -> UUID {
+        let text = try pool.with(retry: true) { connection in
+            try connection.execute("SELECT id::text FROM store_identity").string(0, 0)
+        }
+        guard let text, let identity = UUID(uuidString: text) else {
+            throw PostgresStoreError.failed(statement: "SELECT id FROM store_identity", message: "the store identity is missing or malformed",
+                                            sqlState: nil)
+        }
+        return identity
     }
 
     public func vectorGeneration(model: String) throws -> Int64 {

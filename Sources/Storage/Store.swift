@@ -72,6 +72,9 @@ public protocol Store: AnyObject, Sendable {
     /// A folder of the store's own, for files kept beside its records (index snapshots,
     /// uploads, thumbnails).
     var directory: URL { get }
+    /// A random identity the store was given when it was created, never changed: an index built
+    /// from one store is not mistaken for another's when their generations happen to agree.
+    func identity() throws -> UUID
 
     // MARK: Items
 

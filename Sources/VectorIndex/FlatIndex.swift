@@ -71,6 +71,9 @@ public final class FlatIndex: VectorIndex, @unchecked Sendable {
 
     public func contains(id: String) -> Bool { lock.reading { positions[id] != nil } }
 
+    /// The ids stored, in storage order.
+    public func liveIDs() -> [String] { lock.reading { ids } }
+
     /// Every vector is kept at full precision: a ranking stage that needs candidates' vectors
     /// reads them here instead of asking the store again.
     public func fullPrecisionVectors(for ids: [String]) -> [[Float]?]? {

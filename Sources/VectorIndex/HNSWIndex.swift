@@ -76,6 +76,7 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
     var topLevel = -1
     var random: SplitMix64
     var storedExternalVersion: UInt64 = 0
+    var storedExternalIdentity: UUID?
     /// Changes made while a compaction builds its new graph, replayed onto it before it takes over;
     /// nil when no compaction is running.
     private var pendingChanges: [PendingChange]?
@@ -158,6 +159,14 @@ public final class HNSWIndex: VectorIndex, @unchecked Sendable {
     public var externalVersion: UInt64 {
         get { lock.reading { storedExternalVersion } }
         set { lock.writing { storedExternalVersion = newValue } }
+    }
+
+    /// An identity the owner keeps with the index and its snapshot beside `externalVersion`: which
+    /// data the version counts (the engine stores the identity of the store, so a snapshot of
+    /// another store at the same generation is told apart). Nil when none was set.
+    public var externalIdentity: UUID? {
+        get { lock.reading { storedExternalIdentity } }
+        set { lock.writing { storedExternalIdentity = newValue } }
     }
 
     /// Bytes held by the encoded vectors alone.

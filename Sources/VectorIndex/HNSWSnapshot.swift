@@ -27,6 +27,7 @@ public enum SnapshotError: Error, Sendable, Equatable, CustomStringConvertible {
 ///                                                      efSearch, exact-filter threshold, seed, node count,
 ///                                                      removed count, entry point, top level, random state,
 ///                                                      vector encoding, the owner's external version
+///                                                      and identity (16 bytes, zero when none)
 ///     sections, each: tag (4 bytes), byte length (u64), CRC-32 (u32), payload
 ///       QUNT float32 minimum, then step, per dimension (8-bit encoding only)
 ///       NODE bottom-layer records as held in memory: link count, link slots, encoded vector
@@ -144,6 +145,7 @@ extension HNSWIndex {
         index.topLevel = nodes == 0 ? -1 : topLevel
         index.random = SplitMix64(seed: header.randomState)
         index.storedExternalVersion = header.externalVersion
+        index.storedExternalIdentity = header.externalIdentity
         return index
     }
 
@@ -188,6 +190,9 @@ extension HNSWIndex {
         header.u64(random.state)
         header.u32(encoding.code)
         header.u64(storedExternalVersion)
+        if let identity = storedExternalIdentity {
+            header.bytes(withUnsafeBytes(of: identity.uuid) { Array($0) })
+        }
         header.pad(to: 96)
 
         var file = SnapshotWriter()
@@ -223,6 +228,7 @@ private struct SnapshotHeader {
     let randomState: UInt64
     let encodingCode: UInt32
     let externalVersion: UInt64
+    let externalIdentity: UUID?
 
     init(_ bytes: UnsafeRawBufferPointer, path: String) throws {
         var header = SnapshotReader(raw: bytes, path: path)
@@ -245,6 +251,8 @@ private struct SnapshotHeader {
         randomState = try header.u64()
         encodingCode = try header.u32()
         externalVersion = try header.u64()
+        let identity = try header.bytes(16)
+        externalIdentity = identity.allSatisfy { $0 == 0 } ? nil : identity.withUnsafeBytes { UUID(uuid: $0.loadUnaligned(as: uuid_t.self)) }
         guard (1...65536).contains(dimension), (2...1024).contains(m), nodes < UInt64(Int32.max), removedCount <= nodes,
               entryPoint >= -1, Int64(entryPoint) < Int64(nodes), (-1...32).contains(topLevel),
               (nodes == 0) == (entryPoint == -1)

@@ -32,6 +32,12 @@ struct StoreContractTests {
         try body(store)
     }
 
+    private func withStoreValue<T>(_ name: String, _ body: (any Store) throws -> T) throws -> T {
+        var value: T?
+        try withStore(name) { store in value = try body(store) }
+        return try #require(value)
+    }
+
     @Test("PostgreSQL is there to test against (make test starts a throwaway one)")
     func postgresIsTested() {
         #expect(Self.names.contains("postgres"),
@@ -104,6 +110,19 @@ struct StoreContractTests {
             #expect(try store.vectors(model: "m", ids: [item(2).id]).first?.vector == [5, 5, 5])
             try store.remove(ids: [item(4).id])
             #expect(try store.vectorGeneration(model: "m") > replaced)
+        }
+    }
+
+    @Test("identity: one per store, kept as the store is reopened, another for another store", arguments: names)
+    func identity(_ name: String) throws {
+        try withStore(name) { store in
+            let identity = try store.identity()
+            #expect(try store.identity() == identity)
+            if let catalog = store as? Catalog {
+                #expect(try Catalog(directory: catalog.directory).identity() == identity)
+            }
+            let otherIdentity = try withStoreValue(name) { other in try other.identity() }
+            #expect(otherIdentity != identity)
         }
     }
 
