@@ -5,7 +5,9 @@ From `$LOOKALIKE_DATA/photos/skimage-chelsea.png` (CC0, scikit-image) it writes,
 (first frame the photo, second frame its negative), grayscale PNG, 16-bit grayscale PNG, CMYK
 JPEG, RGBA PNG (left half transparent), JPEGs for each EXIF orientation 1 to 8 whose stored pixels
 are transformed so that they show upright, AVIF (through the `vips` command), and the broken inputs: a zero-byte file, a
-truncated JPEG, a text file named .jpg, and a PNG whose header claims 40000x40000 pixels.
+truncated JPEG, a text file named .jpg, and a PNG whose header claims 40000x40000 pixels; and
+formats that must be refused whatever their name (their libraries are not hardened against
+hostile files): SVG, PDF, PSD and BMP, each named .jpg.
 Also `reference.png`: the photo as 8-bit RGB, the answer every decoded variant is compared with.
 """
 
@@ -23,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("LOOKALIKE_DATA", ROOT / ".data"))
 SOURCE = DATA / "photos" / "skimage-chelsea.png"
 OUT = DATA / "fixtures" / "formats"
-STAMP = OUT / ".complete-v3"
+STAMP = OUT / ".complete-v4"
 
 
 def png_chunk(kind: bytes, payload: bytes) -> bytes:
@@ -104,6 +106,32 @@ def write_broken() -> None:
     (OUT / "huge-header.png").write_bytes(huge_header_png(40000, 40000))
 
 
+def write_refused() -> None:
+    """Small, valid files of formats libvips reads through librsvg, poppler or ImageMagick."""
+    (OUT / "svg.jpg").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64">'
+                                 '<rect width="64" height="64" fill="red"/></svg>\n')
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 64 64] >>"]
+    pdf, offsets = b"%PDF-1.4\n", []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(pdf))
+        pdf += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(pdf)
+    pdf += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    pdf += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    pdf += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    (OUT / "pdf.jpg").write_bytes(pdf)
+    side = 8
+    pixels = bytes([0, 0, 255] * side * side)
+    bmp = b"BM" + struct.pack("<IHHI", 54 + len(pixels), 0, 0, 54)
+    bmp += struct.pack("<IiiHHIIiiII", 40, side, side, 1, 24, 0, len(pixels), 2835, 2835, 0, 0) + pixels
+    (OUT / "bmp.jpg").write_bytes(bmp)
+    # Photoshop: header (RGB, 8 bits), empty colour-mode, resource and layer sections, raw planes.
+    psd = b"8BPS" + struct.pack(">H6xHIIHH", 1, 3, side, side, 8, 3) + struct.pack(">III", 0, 0, 0)
+    psd += struct.pack(">H", 0) + bytes([200] * side * side * 3)
+    (OUT / "psd.jpg").write_bytes(psd)
+
+
 def main() -> None:
     if STAMP.exists():
         return
@@ -114,6 +142,7 @@ def main() -> None:
     write_variants(photo)
     write_avif()
     write_broken()
+    write_refused()
     STAMP.write_text("ok\n")
     print(f"format fixtures in {OUT}")
 

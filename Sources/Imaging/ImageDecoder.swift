@@ -24,9 +24,30 @@ public struct ImageDecoder: Sendable {
     }
 
     /// Refuses, from now on in this process, the loaders libvips marks untrusted (ImageMagick,
-    /// PDF, SVG and others not hardened against hostile files). The server calls it at start.
+    /// PDF, SVG and others not hardened against hostile files). A second wall behind
+    /// `acceptedLoaders`, which every decode checks first; the server and the CLI call it at start.
     public static func blockUntrustedLoaders() throws {
         try Vips.blockUntrustedLoaders()
+    }
+
+    /// The libvips loaders a decode may use, whoever asks (CLI, server, evaluation): the formats
+    /// photos come in, read by libraries fuzzed for hostile input. The format is told by the
+    /// bytes, so a file named `.jpg` that is really SVG, PDF or PSD is refused before any of it
+    /// reaches librsvg, poppler or ImageMagick.
+    public static let acceptedLoaders: Set<String> = [
+        "VipsForeignLoadJpegBuffer", "VipsForeignLoadPngBuffer", "VipsForeignLoadSpngBuffer",
+        "VipsForeignLoadWebpBuffer", "VipsForeignLoadNsgifBuffer", "VipsForeignLoadGifBuffer",
+        "VipsForeignLoadTiffBuffer", "VipsForeignLoadHeifBuffer",
+    ]
+
+    /// A person's name for the format a libvips loader reads (`VipsForeignLoadSvgBuffer`: SVG).
+    static func formatName(loader: String) -> String {
+        let kind = loader.replacingOccurrences(of: "VipsForeignLoad", with: "").replacingOccurrences(of: "Buffer", with: "")
+        let names = ["Svg": "SVG", "Pdf": "PDF", "Magick": "in a format only ImageMagick reads (PSD, BMP, ICO, ...)",
+                     "Magick7": "in a format only ImageMagick reads (PSD, BMP, ICO, ...)", "Jp2k": "JPEG 2000", "Jxl": "JPEG XL",
+                     "Rad": "Radiance HDR", "Fits": "FITS", "Openslide": "a slide scan (OpenSlide)", "Matrix": "a vips matrix",
+                     "Csv": "CSV", "Ppm": "PPM", "Vips": "a vips image", "Analyze": "Analyze"]
+        return names[kind] ?? kind.uppercased()
     }
 
     /// Reads the header only: the upright size and the format. Checks the byte and pixel limits.
@@ -170,6 +191,8 @@ public struct ImageDecoder: Sendable {
             if mode == .alone { Vips.clearError() }
             throw ImagingError.unsupportedFormat
         }
+        let format = String(cString: loader)
+        guard Self.acceptedLoaders.contains(format) else { throw ImagingError.refusedFormat(Self.formatName(loader: format)) }
         guard let image = lk_vips_header_from_buffer(buffer.baseAddress, buffer.count) else {
             throw Vips.failure(mode)
         }
@@ -183,7 +206,7 @@ public struct ImageDecoder: Sendable {
         return ImageInfo(
             width: swapsSides ? storedHeight : storedWidth,
             height: swapsSides ? storedWidth : storedHeight,
-            format: String(cString: loader)
+            format: format
         )
     }
 

@@ -4,6 +4,9 @@ public enum ImagingError: Error, Sendable, Equatable, CustomStringConvertible {
     case fileTooLarge(bytes: Int, limit: Int)
     case tooManyPixels(width: Int, height: Int, limit: Int)
     case unsupportedFormat
+    /// A format libvips recognises but Lookalike does not decode (SVG, PDF, PSD, ...): their
+    /// loaders are not hardened against hostile files. The format's name.
+    case refusedFormat(String)
     case decodeFailed(String)
 
     public var description: String {
@@ -16,6 +19,9 @@ public enum ImagingError: Error, Sendable, Equatable, CustomStringConvertible {
             return "image is \(width)x\(height) = \(width * height) pixels, over the limit of \(limit) pixels"
         case .unsupportedFormat:
             return "not an image in a supported format (JPEG, PNG, WebP, GIF, TIFF, HEIC/AVIF, ...)"
+        case .refusedFormat(let format):
+            return "the file is \(format), which is not accepted (Lookalike decodes JPEG, PNG, WebP, GIF, TIFF and "
+                + "HEIC/AVIF only, whatever the file is called)"
         case .decodeFailed(let message):
             return "cannot decode image: \(message)"
         }

@@ -457,6 +457,16 @@ struct ServerAPITests {
             #expect(try await client.postImage("/v1/collections/default/search", truncated).errorCode == "bad_image")
             let empty = try await client.postImage("/v1/collections/default/search", [])
             #expect(empty.status == 422)
+            // SVG, PDF and PSD bytes (named .jpg on disk) never reach librsvg, poppler or ImageMagick.
+            for (name, told) in [("svg.jpg", "SVG"), ("pdf.jpg", "PDF"), ("psd.jpg", "ImageMagick")] {
+                let bytes = Array(try Data(contentsOf: TestData.fixtures.appendingPathComponent(name)))
+                for path in ["/v1/collections/default/search", "/v1/collections/default/items"] {
+                    let refused = try await client.postImage(path, bytes)
+                    #expect(refused.status == 422, "\(name) to \(path)")
+                    #expect(refused.errorCode == "bad_image", "\(name) to \(path)")
+                    #expect(refused.errorMessage.contains(told) && refused.errorMessage.contains("not accepted"), "\(refused.errorMessage)")
+                }
+            }
             let text = try await client.call(.post, "/v1/collections/default/search", contentType: "text/plain", body: Array("x".utf8))
             #expect(text.status == 415)
             #expect(text.errorCode == "unsupported_media_type")
