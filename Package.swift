@@ -110,6 +110,7 @@ let package = Package(
                 "LookalikeServer", "Lookalike", "Embedding", "Imaging", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
     ],

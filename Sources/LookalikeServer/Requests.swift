@@ -60,9 +60,19 @@ extension LookalikeServer {
         return try await collect(request)
     }
 
-    /// The body, within the size limit, copied once out of its buffer.
+    /// The body, within the size limit, chunk by chunk as it arrives; each chunk is taken from
+    /// the server's `BodyBudget` first, so bodies cost memory only for what they sent.
     func collect(_ request: Request) async throws -> [UInt8] {
-        Array(try await request.body.collect(upTo: configuration.maxBodyBytes).readableBytesView)
+        let limit = configuration.maxBodyBytes
+        let tooLarge = APIError.tooLarge("the request body is over the server's limit of \(limit) bytes")
+        if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit { throw tooLarge }
+        var bytes: [UInt8] = []
+        for try await chunk in request.body {
+            guard bytes.count + chunk.readableBytes <= limit else { throw tooLarge }
+            try BodyBudget.current?.grow(chunk.readableBytes)
+            bytes.append(contentsOf: chunk.readableBytesView)
+        }
+        return bytes
     }
 
     /// A body's fields are checked by name before its values: a misspelt option (`"topk": 3`) is

@@ -24,8 +24,10 @@ public final class LookalikeServer: Sendable {
     let keys: KeyCheck
     let assets: WebAssets
     let logger: Logger
-    /// Image-bearing requests admitted at once, counted before their bodies are read.
-    let bodies: Gate
+    /// Request bodies held at once, in bytes as they arrive.
+    let bodies: BodyBudget
+    /// Open connections, for the cap and the deadlines of slow clients.
+    let connections: ConnectionRegistry
     /// URL fetches in flight.
     let fetches: Gate
     /// Uploaded query images kept for an hour, so that a search by one has an address.
@@ -50,7 +52,9 @@ public final class LookalikeServer: Sendable {
         assets = WebAssets.load()
         ServerMetrics.bootstrap
         try Engine.blockUntrustedLoaders()
-        bodies = Gate(limit: configuration.maxConcurrentInference + configuration.maxQueuedInference)
+        bodies = BodyBudget(limit: configuration.maxBodyMemory)
+        connections = ConnectionRegistry(policy: .standard(maxConnections: Self.connectionCap(configuration.maxConnections, logger: logger),
+                                                           headTimeout: configuration.headTimeout))
         fetches = Gate(limit: 16)
         queryImages = QueryImages(budget: max(64 << 20, 2 * configuration.maxBodyBytes))
         // The default collection's store is opened (and made) at once, so a bad store path fails at start.
@@ -65,7 +69,8 @@ public final class LookalikeServer: Sendable {
     public func application(onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }) -> some ApplicationProtocol {
         Application(
             router: router(),
-            server: .http1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler()])),
+            server: .http1(configuration: .init(additionalChannelHandlers: [ExpectContinueHandler(),
+                                                                            ConnectionGuard(registry: self.connections, logger: self.logger)])),
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "Lookalike"),
             services: [SnapshotSaver(server: self)],
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
@@ -93,6 +98,7 @@ public final class LookalikeServer: Sendable {
         router.middlewares.add(MetricsMiddleware())
         router.middlewares.add(ErrorMiddleware())
         router.middlewares.add(BrowserGuard(loopbackServer: ServerConfiguration.isLoopback(configuration.host)))
+        router.middlewares.add(BodyBudgetMiddleware(budget: bodies))
         let routes = Routes(router: router)
         let root = routes.group("")
         addSystemRoutes(to: root)
@@ -106,8 +112,36 @@ public final class LookalikeServer: Sendable {
         routes.refuseOtherMethods([root, v1])
         return router
     }
+
+    /// The connection cap the process can keep: the open-file limit is raised to its hard limit
+    /// first, and room is left for the store, models and snapshots (a socket is a file).
+    static func connectionCap(_ wanted: Int, logger: Logger) -> Int {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return wanted }
+        if limit.rlim_cur < limit.rlim_max {
+            var raised = limit
+            raised.rlim_cur = limit.rlim_max
+            if setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        let room = Int(clamping: limit.rlim_cur) - 256
+        if room < wanted {
+            logger.warning("the open-file limit (\(limit.rlim_cur)) allows \(max(16, room)) connections, not \(wanted)")
+        }
+        return max(16, min(wanted, room))
+    }
 }
 
+/// Gives each request a reservation in the server's `BodyBudget` for the bytes of its body,
+/// returned when the request has been answered.
+struct BodyBudgetMiddleware<Context: RequestContext>: RouterMiddleware {
+    let budget: BodyBudget
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let reservation = budget.reservation()
+        defer { reservation.release() }
+        return try await BodyBudget.$current.withValue(reservation) { try await next(request, context) }
+    }
+}
 
 /// Writes changed HNSW snapshots every `snapshotInterval` seconds, and once more at shutdown.
 struct SnapshotSaver: Service {

@@ -39,6 +39,13 @@ public struct ServerConfiguration: Sendable {
     public var urlAllowedNetworks: [String]
     /// How often changed HNSW snapshots are written, in seconds.
     public var snapshotInterval: Double
+    /// Connections held at once (when full, the one idle longest is closed for a new one).
+    public var maxConnections: Int = 1024
+    /// Seconds a connection may take to send a request head, from its opening or the end of the
+    /// last answer on it (slower clients are closed).
+    public var headTimeout: Double = 10
+    /// Bytes of request bodies held in memory at once, whatever the number of requests.
+    public var maxBodyMemory: Int { max(256 << 20, 8 * maxBodyBytes) }
     /// On a PostgreSQL store: how long a job stays a server's without news from it before another
     /// server takes it over, in seconds (`LOOKALIKE_JOB_LEASE`, default 30).
     public var jobLease: Double = 30
@@ -104,7 +111,7 @@ public struct ServerConfiguration: Sendable {
             throw Invalid(description: "\(configFile): not a JSON object")
         }
         let known: Set<String> = ["admin_key", "read_key", "index_roots", "max_body_bytes", "max_image_pixels",
-                                  "max_concurrent_inference", "url_allowed_networks"]
+                                  "max_concurrent_inference", "url_allowed_networks", "max_connections", "head_timeout"]
         if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
             throw Invalid(description: "\(configFile): unknown field \"\(unknown)\" (known: \(known.sorted().joined(separator: ", ")))")
         }
@@ -130,6 +137,8 @@ public struct ServerConfiguration: Sendable {
         if let value = try integer("max_image_pixels") { maxImagePixels = value }
         if let value = try integer("max_concurrent_inference") { maxConcurrentInference = value }
         if let networks = try strings("url_allowed_networks") { urlAllowedNetworks = networks }
+        if let value = try integer("max_connections") { maxConnections = value }
+        if let value = try integer("head_timeout") { headTimeout = Double(value) }
     }
 
     /// Refuses settings that would make an open or broken service.

@@ -29,7 +29,7 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("index-root"), help: ArgumentHelp("A folder the server may index on request (repeatable).", valueName: "dir"))
     var indexRoots: [String] = []
 
-    @Option(help: ArgumentHelp("A JSON config file (admin_key, read_key, index_roots, max_body_bytes, max_image_pixels, max_concurrent_inference, url_allowed_networks).", valueName: "file"))
+    @Option(help: ArgumentHelp("A JSON config file (admin_key, read_key, index_roots, max_body_bytes, max_image_pixels, max_concurrent_inference, url_allowed_networks, max_connections, head_timeout).", valueName: "file"))
     var config: String?
 
     @Option(name: .customLong("max-inference"), help: "Requests embedding images at once (default: one per core).")
@@ -43,12 +43,24 @@ struct Serve: AsyncParsableCommand {
         valueName: "address"))
     var readReplicas: [String] = []
 
+    @Option(name: .customLong("max-connections"), help: "Connections held at once (default 1024); when full, the one idle longest makes room.")
+    var maxConnections: Int?
+
+    @Option(name: .customLong("head-timeout"), help: ArgumentHelp("Seconds a client may take to send a request's head (default 10); slower ones are closed.", valueName: "seconds"))
+    var headTimeout: Double?
+
     @Option(name: .long, help: "Threads for one model run (0: one per core; default: cores / --max-inference, so concurrent requests share the cores).")
     var threads: Int?
 
     func validate() throws {
         if let maxInference, !(1...64).contains(maxInference) { throw ValidationError("--max-inference must be between 1 and 64") }
         if let threads, !(0...256).contains(threads) { throw ValidationError("--threads must be between 0 and 256") }
+        if let maxConnections, !(16...1_000_000).contains(maxConnections) {
+            throw ValidationError("--max-connections must be between 16 and 1000000")
+        }
+        if let headTimeout, !(headTimeout >= 0.1 && headTimeout <= 3600) {
+            throw ValidationError("--head-timeout must be between 0.1 and 3600 seconds")
+        }
     }
 
     func run() async throws {
@@ -63,6 +75,8 @@ struct Serve: AsyncParsableCommand {
             if !indexRoots.isEmpty { configuration.indexRoots = indexRoots.map { URL(fileURLWithPath: $0).standardizedFileURL.path } }
             if let maxInference { configuration.maxConcurrentInference = maxInference }
             if let threads { configuration.inferenceThreads = threads }
+            if let maxConnections { configuration.maxConnections = maxConnections }
+            if let headTimeout { configuration.headTimeout = headTimeout }
             for root in configuration.indexRoots where !FileManager.default.fileExists(atPath: root) {
                 throw ValidationError("index root \(root) does not exist")
             }

@@ -4,6 +4,7 @@ import Hummingbird
 import HummingbirdTesting
 import Imaging
 import Lookalike
+import NIOCore
 @testable import LookalikeServer
 import TestSupport
 import Testing
@@ -168,6 +169,33 @@ struct ServerGuardTests {
         #expect(try await blocked.value == 1)
         #expect(try await pool.run { 3 } == 3)
         await pool.shutdown()
+    }
+
+    @Test("body budget: bodies are counted in bytes as they arrive; past the budget a request is busy, and its bytes come back")
+    func bodyBudget() throws {
+        let budget = BodyBudget(limit: 1_000)
+        let first = budget.reservation()
+        let second = budget.reservation()
+        try first.grow(600)
+        try second.grow(300)
+        #expect(budget.bytesHeld == 900)
+        #expect(throws: APIError.self) { try second.grow(200) }
+        #expect(budget.bytesHeld == 900, "a refused chunk takes nothing")
+        first.release()
+        try second.grow(200)
+        #expect(budget.bytesHeld == 500)
+        second.release()
+        second.release()
+        #expect(budget.bytesHeld == 0, "released once, whatever the calls")
+    }
+
+    @Test("connection deadlines: a head within its timeout; a body within its grace plus a second per 16 KiB, at most 2 minutes")
+    func connectionDeadlines() {
+        let policy = ConnectionPolicy.standard(maxConnections: 100, headTimeout: 10)
+        let head = NIODeadline.uptimeNanoseconds(1_000_000_000)
+        #expect(policy.bodyDeadline(head: head, bytes: 0) == head + .seconds(10))
+        #expect(policy.bodyDeadline(head: head, bytes: 16 * 1024 * 5) == head + .seconds(15))
+        #expect(policy.bodyDeadline(head: head, bytes: 1 << 30) == head + .seconds(120))
     }
 
     // MARK: SSRF

@@ -36,8 +36,6 @@ extension LookalikeServer {
 
     func recordFeedback(_ request: Request, collection: String) async throws -> Response {
         let engine = try collections.engine(collection)
-        let ticket = try bodies.enter()
-        defer { bodies.leave(ticket) }
         let body: FeedbackBody
         let query: Query
         switch try await readBody(request, allowJSON: true) {

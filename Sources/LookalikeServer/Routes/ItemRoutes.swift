@@ -61,8 +61,6 @@ extension LookalikeServer {
 
     func addItem(_ request: Request, collection: String) async throws -> Response {
         let engine = try collections.engine(collection)
-        let ticket = try bodies.enter()
-        defer { bodies.leave(ticket) }
         let query = Self.query(request)
         var metadata = query["metadata"].map(String.init)
         var givenName = query["name"].map(String.init)

@@ -18,8 +18,6 @@ extension LookalikeServer {
 
     /// Keeps an uploaded query image for a while (`QueryImages`), so a search by it has an address.
     func keepQuery(_ request: Request) async throws -> Response {
-        let ticket = try bodies.enter()
-        defer { bodies.leave(ticket) }
         let image: [UInt8]
         switch try await readBody(request, allowJSON: false) {
         case .image(let bytes): image = bytes
@@ -105,8 +103,6 @@ extension LookalikeServer {
 
     func search(_ request: Request, collection: String) async throws -> Response {
         let engine = try collections.engine(collection)
-        let ticket = try bodies.enter()
-        defer { bodies.leave(ticket) }
         var options = try searchOptions(Self.query(request))
         let started = DispatchTime.now()
         /// A URL is fetched after the checks, so nothing is downloaded for a request that cannot succeed.
