@@ -22,14 +22,14 @@ build: setup
 	swift build -c release --product lookalike
 
 ## test-data: edited copies and format fixtures made from the photo set, labelled product photos
-test-data: setup $(LOOKALIKE_DATA)/edits/.complete $(LOOKALIKE_DATA)/fixtures/formats/.complete-v3 \
+test-data: setup $(LOOKALIKE_DATA)/edits/.complete $(LOOKALIKE_DATA)/fixtures/formats/.complete-v4 \
 	$(LOOKALIKE_DATA)/fixtures/categories/.complete-v1
 
 $(LOOKALIKE_DATA)/edits/.complete: | setup
 	$(PYTHON) scripts/make_edits.py $(LOOKALIKE_DATA)/photos $(LOOKALIKE_DATA)/edits
 	@touch $@
 
-$(LOOKALIKE_DATA)/fixtures/formats/.complete-v3: | setup
+$(LOOKALIKE_DATA)/fixtures/formats/.complete-v4: | setup
 	$(PYTHON) scripts/make_format_fixtures.py
 
 $(LOOKALIKE_DATA)/fixtures/categories/.complete-v1: | setup
