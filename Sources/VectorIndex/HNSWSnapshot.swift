@@ -43,31 +43,57 @@ extension HNSWIndex {
     static let snapshotMagic: [UInt8] = Array("LKHNSW".utf8) + [0, UInt8(snapshotVersion)]
 
     /// Writes the index to `url` atomically. Searches go on meanwhile; inserts wait.
+    ///
+    /// The temporary file is locked (`flock`) while it is written, so a save can tell a temporary
+    /// file of a live writer from one a killed process left behind, and removes the latter; the
+    /// folder is synced after the rename, so the new name survives a power cut too.
     public func save(to url: URL) throws {
-        let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp")
+        Self.removeOrphanedTemporaries(of: url)
+        let folder = url.deletingLastPathComponent()
+        let temporary = folder.appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString).tmp")
+        let descriptor = open(temporary.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else {
+            throw SnapshotError.unwritable(path: url.path, reason: "cannot create \(temporary.lastPathComponent): \(String(cString: strerror(errno)))")
+        }
+        defer { close(descriptor) }
+        _ = flock(descriptor, LOCK_EX)
         do {
-            guard FileManager.default.createFile(atPath: temporary.path, contents: nil) else {
-                throw SnapshotError.unwritable(path: url.path, reason: "cannot create \(temporary.lastPathComponent)")
-            }
-            let handle = try FileHandle(forWritingTo: temporary)
-            do {
-                try lock.reading { try writeSnapshot(to: handle) }
-                try handle.synchronize()
-                try handle.close()
-            } catch {
-                try? handle.close()
-                throw error
-            }
+            let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: false)
+            try lock.reading { try writeSnapshot(to: handle) }
+            try handle.synchronize()
             guard rename(temporary.path, url.path) == 0 else {
                 throw SnapshotError.unwritable(path: url.path, reason: String(cString: strerror(errno)))
             }
         } catch let error as SnapshotError {
-            try? FileManager.default.removeItem(at: temporary)
+            unlink(temporary.path)
             throw error
         } catch {
-            try? FileManager.default.removeItem(at: temporary)
+            unlink(temporary.path)
             throw SnapshotError.unwritable(path: url.path, reason: error.localizedDescription)
         }
+        let directory = open(folder.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if directory >= 0 {
+            _ = fsync(directory)
+            close(directory)
+        }
+    }
+
+    /// Deletes the temporary files of earlier saves to `url` that no live writer holds (their
+    /// process was killed mid-save). Returns how many were removed.
+    @discardableResult
+    static func removeOrphanedTemporaries(of url: URL) -> Int {
+        let folder = url.deletingLastPathComponent()
+        let prefix = ".\(url.lastPathComponent)."
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+        var removed = 0
+        for name in names where name.hasPrefix(prefix) && name.hasSuffix(".tmp") {
+            let path = folder.appendingPathComponent(name).path
+            let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+            guard descriptor >= 0 else { continue }
+            if flock(descriptor, LOCK_EX | LOCK_NB) == 0, unlink(path) == 0 { removed += 1 }
+            close(descriptor)
+        }
+        return removed
     }
 
     /// Reads an index written by `save(to:)`, through a memory map.

@@ -26,9 +26,12 @@ struct HNSWSnapshotTests {
         let (index, vectors) = try Self.sample()
         let file = folder.appendingPathComponent("index.hnsw")
         index.externalVersion = 0xDEAD_BEEF_0042
+        let owner = UUID()
+        index.externalIdentity = owner
         try index.save(to: file)
         let loaded = try HNSWIndex.load(from: file)
         #expect(loaded.externalVersion == 0xDEAD_BEEF_0042)
+        #expect(loaded.externalIdentity == owner)
         #expect(loaded.count == index.count)
         #expect(loaded.parameters == index.parameters)
         for query in vectors.prefix(200) {
@@ -40,6 +43,30 @@ struct HNSWSnapshotTests {
         // Saving over an existing snapshot replaces it.
         try loaded.save(to: file)
         #expect(try HNSWIndex.load(from: file).count == index.count + 1)
+    }
+
+    @Test("a save removes the temporary files a killed save left, never one a live writer holds")
+    func orphanedTemporaries() throws {
+        let folder = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let (index, _) = try Self.sample()
+        let file = folder.appendingPathComponent("index.hnsw")
+        // A killed writer's file: nobody holds its lock. A live writer's: locked, as save() does.
+        let orphan = folder.appendingPathComponent(".index.hnsw.\(UUID().uuidString).tmp")
+        let live = folder.appendingPathComponent(".index.hnsw.\(UUID().uuidString).tmp")
+        let other = folder.appendingPathComponent(".other.hnsw.\(UUID().uuidString).tmp")
+        for url in [orphan, live, other] { try Data("half a snapshot".utf8).write(to: url) }
+        let held = open(live.path, O_RDONLY)
+        #expect(held >= 0 && flock(held, LOCK_EX) == 0)
+        defer { close(held) }
+
+        try index.save(to: file)
+        let names = Set(try FileManager.default.contentsOfDirectory(atPath: folder.path))
+        #expect(!names.contains(orphan.lastPathComponent), "the orphan is gone")
+        #expect(names.contains(live.lastPathComponent), "a live writer's file stays")
+        #expect(names.contains(other.lastPathComponent), "another snapshot's files are not this save's business")
+        #expect(names.filter { $0.hasSuffix(".tmp") }.count == 2, "the save's own file became the snapshot")
+        #expect(try HNSWIndex.load(from: file).count == index.count)
     }
 
     @Test("an empty index round-trips")
