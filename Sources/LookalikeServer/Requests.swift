@@ -28,7 +28,7 @@ extension LookalikeServer {
         let type = request.headers[.contentType].map { $0.lowercased() } ?? ""
         let mediaType = type.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
         if mediaType == "application/json" && allowJSON {
-            return .json(try await collect(request))
+            return .json(try await collect(request, limit: Self.maxJSONBytes))
         }
         if mediaType == "multipart/form-data" {
             guard let boundary = Self.parameter("boundary", in: request.headers[.contentType] ?? "") else {
@@ -57,14 +57,19 @@ extension LookalikeServer {
         guard type.hasPrefix("application/json") else {
             throw APIError(.unsupportedMediaType, "unsupported_media_type", "send a JSON body (Content-Type: application/json)")
         }
-        return try await collect(request)
+        return try await collect(request, limit: Self.maxJSONBytes)
     }
+
+    /// JSON bodies carry options, filters, marks and paths, never images: 1 MiB is far more than
+    /// any needs, and keeps what a parser builds from one small, whatever the body limit.
+    static let maxJSONBytes = 1 << 20
 
     /// The body, within the size limit, chunk by chunk as it arrives; each chunk is taken from
     /// the server's `BodyBudget` first, so bodies cost memory only for what they sent.
-    func collect(_ request: Request) async throws -> [UInt8] {
-        let limit = configuration.maxBodyBytes
-        let tooLarge = APIError.tooLarge("the request body is over the server's limit of \(limit) bytes")
+    func collect(_ request: Request, limit: Int? = nil) async throws -> [UInt8] {
+        let limit = min(limit ?? configuration.maxBodyBytes, configuration.maxBodyBytes)
+        let what = limit < configuration.maxBodyBytes ? "a JSON body" : "the request body"
+        let tooLarge = APIError.tooLarge("\(what) is over the server's limit of \(limit) bytes")
         if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit { throw tooLarge }
         var bytes: [UInt8] = []
         for try await chunk in request.body {

@@ -150,6 +150,45 @@ struct ServerGuardTests {
         }
     }
 
+    @Test("body ceilings: a JSON body over 1 MiB is 413, a filter nested 10,000 deep or with 100,000 values 400, 1 MiB of metadata 400")
+    func bodyCeilings() async throws {
+        let app = try makeServer().application()
+        let chelsea = try ServerTestData.bytes("skimage-chelsea.png")
+        try await app.test(.router) { client in
+            let id = try #require(try await client.postImage("/v1/collections/default/search?top=1", chelsea).json["hits"]
+                .flatMap { ($0 as? [[String: Any]])?.first?["id"] as? String })
+            let values = "[" + (0..<300_000).map(String.init).joined(separator: ",") + "]"
+            let huge = Array("{\"id\": \"\(id)\", \"filter\": {\"n\": {\"$in\": \(values)}}}".utf8)
+            #expect(huge.count > 1 << 20)
+            let tooLarge = try await client.call(.post, "/v1/collections/default/search", contentType: "application/json", body: huge)
+            #expect(tooLarge.status == 413)
+            #expect(tooLarge.errorMessage.contains("JSON body"))
+
+            let many = "[" + (0..<100_000).map { String($0 % 10) }.joined(separator: ",") + "]"
+            let wide = Array("{\"id\": \"\(id)\", \"filter\": {\"n\": {\"$in\": \(many)}}}".utf8)
+            #expect(wide.count < 1 << 20)
+            let refused = try await client.call(.post, "/v1/collections/default/search", contentType: "application/json", body: wide)
+            #expect(refused.status == 400)
+            #expect(refused.errorMessage.contains("$in"))
+
+            let nested = String(repeating: "{\"a\": ", count: 10_000) + "1" + String(repeating: "}", count: 10_000)
+            let deep = Array("{\"id\": \"\(id)\", \"filter\": \(nested)}".utf8)
+            let deepReply = try await client.call(.post, "/v1/collections/default/search", contentType: "application/json", body: deep)
+            #expect(deepReply.status == 400)
+
+            let metadata = "{\"note\": \"" + String(repeating: "x", count: 1 << 20) + "\"}"
+            let upload = try await client.postImage("/v1/collections/default/items", multipart([
+                ("image", "photo.jpg", "image/jpeg", try ServerTestData.editedCopy("skimage-chelsea.png")),
+                ("metadata", nil, "application/json", Array(metadata.utf8)),
+            ]), contentType: "multipart/form-data; boundary=lookalike-test-boundary")
+            #expect(upload.status == 400)
+            #expect(upload.errorCode == "bad_metadata")
+
+            // Still answering, as before.
+            #expect(try await client.postImage("/v1/collections/default/search?top=1", chelsea).status == 200)
+        }
+    }
+
     @Test("inference queue: when the threads are taken and the queue is full, a request is refused as busy at once")
     func busy() async throws {
         let pool = InferencePool(threads: 1, maxQueued: 0)
