@@ -96,7 +96,10 @@ def check_store(store: Path) -> dict:
 def killed_run(command: list[str], environment: dict, store: Path, mode: str, delay: float) -> dict:
     """Starts an add and SIGKILLs it: after `delay` seconds, or the moment a temporary snapshot
     file appears (`mode` "in-save"; after `delay` if none does). Returns what happened."""
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=environment)
+    # Progress goes to stderr, a line per file: into a file, not a pipe nobody reads while it runs.
+    log = store.parent / "add.stderr"
+    with open(log, "wb") as stderr_file:
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr_file, env=environment)
     started = time.monotonic()
     before = set(temporary_snapshots(store))
     killed_in_save = False
@@ -112,7 +115,7 @@ def killed_run(command: list[str], environment: dict, store: Path, mode: str, de
     if not finished:
         process.send_signal(signal.SIGKILL)
     process.wait()
-    stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+    stderr = log.read_text(errors="replace")
     return {"mode": mode, "after_s": round(time.monotonic() - started, 3), "killed": not finished,
             "killed_in_save": killed_in_save, "exit": process.returncode,
             "crash": any(marker in stderr for marker in ("Fatal error", "*** Signal", "*** Program crashed"))}

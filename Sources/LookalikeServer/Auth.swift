@@ -1,3 +1,4 @@
+import Foundation
 import HTTPTypes
 import Hummingbird
 
@@ -6,6 +7,12 @@ import Hummingbird
 struct KeyCheck: Sendable {
     let adminKey: String?
     let readKey: String?
+    /// Wrong keys answered per second, server-wide: guessing is slowed to a crawl, and a client
+    /// with the right key never meets the throttle (it counts failures only).
+    let wrongKeys = FailureThrottle(burst: 20, perSecond: 10)
+
+    /// Keys shorter than this are refused at start: they could be guessed.
+    static let minimumLength = 16
 
     enum Access { case read, write }
 
@@ -28,6 +35,11 @@ struct KeyCheck: Sendable {
     }
 
     private func unauthorized(_ message: String) -> APIError {
+        if message == "wrong key", !wrongKeys.allow() {
+            var error = APIError(.tooManyRequests, "too_many_wrong_keys", "too many wrong keys were tried; retry in a second")
+            error.headers = [.retryAfter: "1"]
+            return error
+        }
         var error = APIError(.unauthorized, "unauthorized", message)
         error.headers = [.wwwAuthenticate: "Bearer realm=\"lookalike\""]
         return error
@@ -55,6 +67,35 @@ struct KeyCheck: Sendable {
             difference |= UInt64(left ^ right)
         }
         return difference == 0
+    }
+}
+
+/// A token bucket for failures: `burst` at once, then `perSecond`.
+final class FailureThrottle: @unchecked Sendable {
+    private let burst: Double
+    private let perSecond: Double
+    private let lock = NSLock()
+    private var tokens: Double
+    private var last = ContinuousClock.now
+
+    init(burst: Int, perSecond: Int) {
+        self.burst = Double(burst)
+        self.perSecond = Double(perSecond)
+        tokens = Double(burst)
+    }
+
+    /// Whether one more failure may be answered as such now (and counts it).
+    func allow() -> Bool {
+        lock.withLock {
+            let now = ContinuousClock.now
+            let elapsed = now - last
+            last = now
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            tokens = min(burst, tokens + seconds * perSecond)
+            guard tokens >= 1 else { return false }
+            tokens -= 1
+            return true
+        }
     }
 }
 

@@ -156,6 +156,12 @@ public struct ServerConfiguration: Sendable {
         for replica in readReplicas where !PostgresStore.isAddress(replica) {
             throw Invalid(description: "read replica \(replica) is not a postgres:// address")
         }
+        for (name, key) in [("admin", adminKey), ("read", readKey)] {
+            if let key, key.count < KeyCheck.minimumLength {
+                throw Invalid(description: "the \(name) key has \(key.count) characters; use at least \(KeyCheck.minimumLength) "
+                    + "(a random one: openssl rand -hex 16)")
+            }
+        }
         if let adminKey, let readKey, adminKey == readKey {
             throw Invalid(description: "the read key and the admin key must differ")
         }

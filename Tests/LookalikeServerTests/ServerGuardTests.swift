@@ -93,6 +93,27 @@ struct ServerGuardTests {
         }
     }
 
+    @Test("wrong keys: after a burst of 20, more wrong keys are answered 429 for a while; the right key always works")
+    func wrongKeyThrottle() async throws {
+        let store = try TestData.temporaryDirectory("server-wrong-keys")
+        defer { try? FileManager.default.removeItem(at: store) }
+        let app = try makeServer(store: store) { $0.adminKey = admin; $0.readKey = reader }.application()
+        try await app.test(.router) { client in
+            var statuses: [Int] = []
+            for attempt in 0..<40 {
+                statuses.append(try await client.call(.get, "/v1/collections", key: "guess-\(attempt)-0123456789").status)
+            }
+            #expect(statuses.prefix(20).allSatisfy { $0 == 401 }, "\(statuses)")
+            #expect(statuses.suffix(10).allSatisfy { $0 == 429 }, "\(statuses)")
+            let throttled = try await client.call(.get, "/v1/collections", key: "one-more-guess-0123456789")
+            #expect(throttled.errorCode == "too_many_wrong_keys")
+            #expect(try await client.call(.get, "/v1/collections", key: reader).status == 200, "the right key is never throttled")
+            #expect(try await client.call(.get, "/v1/collections", key: nil).status == 401, "no key is not a guess")
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(try await client.call(.get, "/v1/collections", key: "later-guess-0123456789").status == 401, "tokens come back")
+        }
+    }
+
     @Test("constant-time key comparison: equal only for equal strings, whatever the lengths")
     func constantTimeComparison() {
         #expect(KeyCheck.constantTimeEqual("secret", "secret"))
@@ -108,12 +129,15 @@ struct ServerGuardTests {
         #expect(throws: ServerConfiguration.Invalid.self) {
             try ServerConfiguration(host: "0.0.0.0").validate()
         }
-        try ServerConfiguration(host: "0.0.0.0", adminKey: "k").validate()
+        try ServerConfiguration(host: "0.0.0.0", adminKey: "a-key-of-16-chars").validate()
+        #expect(throws: ServerConfiguration.Invalid.self, "a key short enough to guess") {
+            try ServerConfiguration(host: "0.0.0.0", adminKey: "k").validate()
+        }
         #expect(throws: ServerConfiguration.Invalid.self) {
-            try ServerConfiguration(adminKey: "same", readKey: "same").validate()
+            try ServerConfiguration(adminKey: "same-same-same-same", readKey: "same-same-same-same").validate()
         }
         #expect(throws: ServerConfiguration.Invalid.self, "a read key alone would leave writes open") {
-            try ServerConfiguration(readKey: "read").validate()
+            try ServerConfiguration(readKey: "read-read-read-read").validate()
         }
         let folder = try TestData.temporaryDirectory("server-config")
         defer { try? FileManager.default.removeItem(at: folder) }
