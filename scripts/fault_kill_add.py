@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         for image in images[number * share:(number + 1) * share]:
             os.link(image, folder / image.name)
         mode = "in-save" if number % 3 == 2 else "anywhere"
-        delay = rng.uniform(0.2, whole * 1.2) if mode == "anywhere" else whole * 3
+        delay = rng.uniform(0.2, whole * 1.2) if mode == "anywhere" else whole * 8
         run = killed_run(add, environment, store, mode, delay)
         state = check_store(store)
         temporaries = temporary_snapshots(store)

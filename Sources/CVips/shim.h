@@ -115,6 +115,17 @@ static inline VipsImage *lk_vips_image_from_pixels(const void *data, size_t len,
     return vips_image_new_from_memory_copy(data, len, width, height, bands, VIPS_FORMAT_UCHAR);
 }
 
+/// Stops a computation of `image` once it has run `seconds` (libvips' progress signal, every
+/// tile or so): the computation then fails, and the caller says why.
+static inline void lk_vips_eval_budget(VipsImage *image, VipsProgress *progress, void *seconds) {
+    if (progress->run >= GPOINTER_TO_INT(seconds)) vips_image_set_kill(image, TRUE);
+}
+
+static inline void lk_vips_set_budget(VipsImage *image, int seconds) {
+    vips_image_set_progress(image, TRUE);
+    g_signal_connect(image, "eval", G_CALLBACK(lk_vips_eval_budget), GINT_TO_POINTER(seconds));
+}
+
 static inline int lk_vips_orientation(VipsImage *image) {
     return vips_image_get_orientation(image);
 }

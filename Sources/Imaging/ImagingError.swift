@@ -7,6 +7,8 @@ public enum ImagingError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A format libvips recognises but Lookalike does not decode (SVG, PDF, PSD, ...): their
     /// loaders are not hardened against hostile files. The format's name.
     case refusedFormat(String)
+    /// The decode ran past its deadline (`ImageLimits.decodeSeconds`) and was stopped.
+    case decodeTooSlow(seconds: Int)
     case decodeFailed(String)
 
     public var description: String {
@@ -22,6 +24,8 @@ public enum ImagingError: Error, Sendable, Equatable, CustomStringConvertible {
         case .refusedFormat(let format):
             return "the file is \(format), which is not accepted (Lookalike decodes JPEG, PNG, WebP, GIF, TIFF and "
                 + "HEIC/AVIF only, whatever the file is called)"
+        case .decodeTooSlow(let seconds):
+            return "decoding took longer than \(seconds) s and was stopped (a file built to be slow, or one too large for this machine)"
         case .decodeFailed(let message):
             return "cannot decode image: \(message)"
         }

@@ -21,13 +21,18 @@ public struct ImageInfo: Sendable, Equatable {
     public let height: Int
     /// The libvips loader that recognised the bytes, e.g. `VipsForeignLoadJpegBuffer`.
     public let format: String
+    /// The EXIF orientation (1: stored upright).
+    public let orientation: Int
 
-    public init(width: Int, height: Int, format: String) {
+    public init(width: Int, height: Int, format: String, orientation: Int = 1) {
         self.width = width
         self.height = height
         self.format = format
+        self.orientation = orientation
     }
 
     /// Whether the bytes are a JPEG (which libvips can shrink while decoding).
     public var isJPEG: Bool { format.hasPrefix("VipsForeignLoadJpeg") }
+    /// Whether the bytes are a WebP (which libvips can scale while decoding).
+    public var isWebP: Bool { format.hasPrefix("VipsForeignLoadWebp") }
 }

@@ -44,7 +44,7 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
         case let error as ImagingError:
             switch error {
             case .fileTooLarge, .tooManyPixels: return APIError(.contentTooLarge, "too_large", error.description)
-            case .emptyFile, .unsupportedFormat, .refusedFormat, .decodeFailed: return APIError(.unprocessableContent, "bad_image", error.description)
+            case .emptyFile, .unsupportedFormat, .refusedFormat, .decodeTooSlow, .decodeFailed: return APIError(.unprocessableContent, "bad_image", error.description)
             }
         case let error as EngineError:
             switch error {
