@@ -27,7 +27,7 @@ MINILM_SHA256=b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54
 SSCD_SHA256=86386042eb852df12dee402ac7e305827cc246f5fab261acf7994c49bb2cb181
 SSCD_DISTILLED_SHA256=240436cc531e2e10299f2c60d6fe581d1f9f405e3ee8360e81e9e6cfc0a8a9ab
 APT_PACKAGES=(libvips-dev libvips-tools libsqlite3-dev libpq-dev libopenblas-dev pkg-config python3-venv)
-TEST_APT_PACKAGES=(chromium chromium-driver)
+TEST_APT_PACKAGES=(chromium chromium-driver time)
 BENCH_APT_PACKAGES=(wrk)
 
 say() { printf '==> %s\n' "$*"; }
