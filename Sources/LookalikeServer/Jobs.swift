@@ -98,6 +98,9 @@ final class Jobs: @unchecked Sendable {
     private let lock = NSLock()
     private var jobs: [String: Job] = [:]
     private var order: [String] = []
+    /// Jobs kept in memory: beyond this, the oldest that are over are forgotten (the list of a
+    /// long-running server does not grow without bound; jobs still queued or running stay).
+    let keptJobs: Int
     private let queue = DispatchQueue(label: "lookalike.indexing", qos: .utility)
     private let logger = Logger(label: "lookalike.jobs")
 
@@ -114,10 +117,10 @@ final class Jobs: @unchecked Sendable {
 
     /// Jobs kept in memory, or, with `shared`, in that store's database; `engine` opens a
     /// collection's engine, `roots` are the folders this server may index.
-    init(shared: PostgresStore? = nil, lease: TimeInterval = 30, roots: [String] = [], engine: @escaping (String) throws -> Engine = { _ in
-        throw APIError.notFound("no such collection")
-    }) {
+    init(shared: PostgresStore? = nil, lease: TimeInterval = 30, roots: [String] = [], kept: Int = 1_000,
+         engine: @escaping (String) throws -> Engine = { _ in throw APIError.notFound("no such collection") }) {
         self.shared = shared
+        keptJobs = max(1, kept)
         self.lease = max(1, lease)
         self.roots = roots
         self.engine = engine
@@ -145,6 +148,7 @@ final class Jobs: @unchecked Sendable {
         lock.withLock {
             jobs[id] = job
             order.append(id)
+            forgetOldJobs()
         }
         queue.async { [self] in run(id, engine: engine, path: path, options: options) }
         return job
@@ -263,6 +267,23 @@ final class Jobs: @unchecked Sendable {
             }
         }
         if let report, let job = job(id, local: true) { report(job, true) }
+    }
+
+    /// Drops the oldest jobs that are over while more than `keptJobs` are kept. Runs under `lock`.
+    private func forgetOldJobs() {
+        var excess = order.count - keptJobs
+        guard excess > 0 else { return }
+        var kept: [String] = []
+        kept.reserveCapacity(order.count)
+        for id in order {
+            if excess > 0, jobs[id]?.isOver ?? true {
+                jobs.removeValue(forKey: id)
+                excess -= 1
+            } else {
+                kept.append(id)
+            }
+        }
+        order = kept
     }
 
     private func update(_ id: String, _ change: (inout Job) -> Void) {

@@ -213,6 +213,27 @@ struct ServerGuardTests {
         }
     }
 
+    @Test("jobs kept in memory: past the limit, the oldest finished ones are forgotten, never one still running")
+    func jobHistory() async throws {
+        let folder = try TestData.temporaryDirectory("job-history")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let engine = try Engine(configuration: EngineConfiguration(store: folder.appendingPathComponent("store")))
+        let empty = folder.appendingPathComponent("empty")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        let jobs = Jobs(roots: [folder.path], kept: 5)
+        var ids: [String] = []
+        for _ in 0..<12 {
+            ids.append(try jobs.submit(collection: "default", engine: engine, path: empty.path, options: AddOptions()).id)
+            let deadline = ContinuousClock.now + .seconds(30)
+            while try jobs.job(ids.last ?? "")?.isOver != true && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+        }
+        let kept = try jobs.all().map(\.id)
+        #expect(kept == Array(ids.suffix(5).reversed()), "the newest five, newest first")
+        #expect(try jobs.job(ids[0]) == nil)
+    }
+
     @Test("inference queue: when the threads are taken and the queue is full, a request is refused as busy at once")
     func busy() async throws {
         let pool = InferencePool(threads: 1, maxQueued: 0)
