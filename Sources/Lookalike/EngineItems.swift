@@ -189,6 +189,29 @@ extension Engine {
         return jpeg
     }
 
+    /// Removes upload folders that no item uses: a process killed between writing an upload's file
+    /// and storing its item leaves one. The folder is named by the content hash, whose first 16
+    /// digits are the item's id, so the check is a lookup per folder. A server calls it as it
+    /// opens a collection, before it takes uploads. Returns how many folders were removed.
+    @discardableResult
+    public func removeOrphanedUploads() throws -> Int {
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: uploadsFolder.path)) ?? [])
+            .filter { $0.count == 32 && $0.allSatisfy(\.isHexDigit) }
+        var removed = 0
+        for start in stride(from: 0, to: names.count, by: 500) {
+            let page = Array(names[start..<min(start + 500, names.count)])
+            let items = try store.items(ids: page.map { String($0.prefix(16)) })
+            for name in page {
+                let folder = uploadsFolder.appendingPathComponent(name, isDirectory: true)
+                if let item = items[String(name.prefix(16))], item.contentHash.hasPrefix(name),
+                   item.sourcePath.hasPrefix(folder.path + "/") { continue }
+                if (try? FileManager.default.removeItem(at: folder)) != nil { removed += 1 }
+            }
+        }
+        if removed > 0 { logger.info("removed \(removed) upload folders no item used (left by an interrupted upload)") }
+        return removed
+    }
+
     /// Files the store made for removed items (uploads, thumbnails) go with them; files indexed
     /// from folders stay where they are.
     func removeFiles(of items: [Item]) {

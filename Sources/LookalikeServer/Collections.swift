@@ -58,7 +58,10 @@ final class Collections: @unchecked Sendable {
     private func open(_ name: String) throws -> Engine {
         var configuration = base
         configuration.store = directory(name)
-        return try Engine(configuration: configuration, createStore: true)
+        let engine = try Engine(configuration: configuration, createStore: true)
+        // Uploads cut short by a crash leave files no item uses; they go before new uploads come.
+        try engine.removeOrphanedUploads()
+        return engine
     }
 
     func create(_ name: String) throws -> Engine {
