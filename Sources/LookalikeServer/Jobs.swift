@@ -106,6 +106,12 @@ final class Jobs: @unchecked Sendable {
 
     /// The database the jobs live in (a PostgreSQL store), nil to keep them in memory.
     private let shared: PostgresStore?
+    /// Without a database: a file the jobs are written to whenever one is queued or ends, so a
+    /// job whose server was killed runs again when the server starts (adding a folder again
+    /// skips what is already stored, so it resumes rather than repeats).
+    private let journal: URL?
+    /// What each job kept in memory was asked to do.
+    private var optionsOf: [String: Options] = [:]
     /// This server, as it signs the jobs it claims.
     let owner = "\(ProcessInfo.processInfo.hostName):\(ProcessInfo.processInfo.processIdentifier):\(UUID().uuidString.prefix(8))"
     /// How long a claimed job stays this server's without news from it.
@@ -117,16 +123,117 @@ final class Jobs: @unchecked Sendable {
 
     /// Jobs kept in memory, or, with `shared`, in that store's database; `engine` opens a
     /// collection's engine, `roots` are the folders this server may index.
-    init(shared: PostgresStore? = nil, lease: TimeInterval = 30, roots: [String] = [], kept: Int = 1_000,
+    init(shared: PostgresStore? = nil, journal: URL? = nil, lease: TimeInterval = 30, roots: [String] = [], kept: Int = 1_000,
          engine: @escaping (String) throws -> Engine = { _ in throw APIError.notFound("no such collection") }) {
         self.shared = shared
+        self.journal = shared == nil ? journal : nil
         keptJobs = max(1, kept)
         self.lease = max(1, lease)
         self.roots = roots
         self.engine = engine
         if shared != nil {
             Thread.detachNewThread { [self] in work() }
+        } else {
+            resumeFromJournal()
         }
+    }
+
+    // MARK: The journal of jobs kept in memory
+
+    private struct Record: Codable {
+        var id: String
+        var collection: String
+        var path: String
+        var options: Options
+        var state: String
+        var createdAt: Date
+        var finishedAt: Date?
+        var error: String?
+        var attempts: Int
+        var total: Int
+        var done: Int
+        var added: Int
+        var duplicates: Int
+        var failed: Int
+        var skipped: Int
+    }
+
+    /// Writes every kept job to the journal (a new file, renamed over the old). Runs under `lock`.
+    private func saveJournal() {
+        guard let journal else { return }
+        let records = order.compactMap { id -> Record? in
+            guard let job = jobs[id], let options = optionsOf[id] else { return nil }
+            return Record(id: id, collection: job.collection, path: job.path, options: options, state: job.state.rawValue,
+                          createdAt: job.createdAt, finishedAt: job.finishedAt, error: job.error, attempts: job.attempts,
+                          total: job.total, done: job.done, added: job.added, duplicates: job.duplicates, failed: job.failed,
+                          skipped: job.skipped)
+        }
+        let encoder = JSONEncoder()
+        encoder.dateEncodingStrategy = .iso8601
+        do {
+            try encoder.encode(records).write(to: journal, options: .atomic)
+        } catch {
+            logger.warning("cannot write the job journal \(journal.path): \(error)")
+        }
+    }
+
+    /// Loads the journal at start: jobs that were over are listed as they ended; jobs that were
+    /// queued or running when the server stopped are queued again, one attempt more.
+    private func resumeFromJournal() {
+        guard let journal, let data = try? Data(contentsOf: journal) else { return }
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        guard let records = try? decoder.decode([Record].self, from: data) else {
+            logger.warning("the job journal \(journal.path) cannot be read; its jobs are not resumed")
+            return
+        }
+        var resumed: [(String, String, Options)] = []
+        lock.withLock {
+            for record in records {
+                var job = Job(id: record.id, collection: record.collection, path: record.path, createdAt: record.createdAt)
+                job.state = Job.State(rawValue: record.state) ?? .failed
+                job.finishedAt = record.finishedAt
+                job.error = record.error
+                job.attempts = record.attempts
+                (job.total, job.done, job.added, job.duplicates, job.failed, job.skipped)
+                    = (record.total, record.done, record.added, record.duplicates, record.failed, record.skipped)
+                if !job.isOver {
+                    job.state = .queued
+                    job.attempts += 1
+                    (job.done, job.added, job.duplicates, job.failed) = (0, 0, 0, 0)
+                    resumed.append((record.id, record.collection, record.options))
+                }
+                jobs[record.id] = job
+                optionsOf[record.id] = record.options
+                order.append(record.id)
+            }
+            saveJournal()
+        }
+        let confinement = PathConfinement(roots: roots)
+        for (id, collection, options) in resumed {
+            guard let path = lock.withLock({ jobs[id]?.path }) else { continue }
+            logger.info("resuming job \(id) (\(path)), stopped with its server")
+            queue.async { [self] in
+                let engine: Engine
+                do {
+                    engine = try self.engine(collection)
+                } catch {
+                    finishLocal(id, state: .failed, error: "cannot resume: \(error)")
+                    return
+                }
+                run(id, engine: engine, path: path,
+                    options: AddOptions(recursive: options.recursive, model: options.model, allowedRoots: confinement.roots))
+            }
+        }
+    }
+
+    private func finishLocal(_ id: String, state: Job.State, error: String?) {
+        update(id) { job in
+            job.state = state
+            job.error = error
+            job.finishedAt = Date()
+        }
+        lock.withLock { saveJournal() }
     }
 
     /// Stops claiming shared jobs (a job already running finishes).
@@ -144,11 +251,14 @@ final class Jobs: @unchecked Sendable {
             wake.signal()
             return job
         }
-        let job = Job(id: id, collection: collection, path: path, createdAt: Date())
+        var job = Job(id: id, collection: collection, path: path, createdAt: Date())
+        job.attempts = 1
         lock.withLock {
             jobs[id] = job
+            optionsOf[id] = Options(recursive: options.recursive, model: options.model)
             order.append(id)
             forgetOldJobs()
+            saveJournal()
         }
         queue.async { [self] in run(id, engine: engine, path: path, options: options) }
         return job
@@ -266,6 +376,7 @@ final class Jobs: @unchecked Sendable {
                 job.finishedAt = Date()
             }
         }
+        if shared == nil { lock.withLock { saveJournal() } }
         if let report, let job = job(id, local: true) { report(job, true) }
     }
 
@@ -278,6 +389,7 @@ final class Jobs: @unchecked Sendable {
         for id in order {
             if excess > 0, jobs[id]?.isOver ?? true {
                 jobs.removeValue(forKey: id)
+                optionsOf.removeValue(forKey: id)
                 excess -= 1
             } else {
                 kept.append(id)

@@ -61,8 +61,8 @@ public final class LookalikeServer: Sendable {
         let defaultEngine = try collections.engine(Collections.defaultName)
         // On a PostgreSQL store, jobs live in its database, for every server of the store.
         let collections = self.collections
-        jobs = Jobs(shared: defaultEngine.store as? PostgresStore, lease: configuration.jobLease, roots: configuration.indexRoots,
-                    engine: { try collections.engine($0) })
+        jobs = Jobs(shared: defaultEngine.store as? PostgresStore, journal: configuration.store.appendingPathComponent("jobs.json"),
+                    lease: configuration.jobLease, roots: configuration.indexRoots, engine: { try collections.engine($0) })
     }
 
     /// The Hummingbird application (tests drive it with HummingbirdTesting).

@@ -234,6 +234,43 @@ struct ServerGuardTests {
         #expect(try jobs.job(ids[0]) == nil)
     }
 
+    @Test("jobs kept in memory are journalled: a job its server was killed in runs again at the next start, a finished one stays")
+    func jobJournal() async throws {
+        let folder = try TestData.temporaryDirectory("job-journal")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let engine = try Engine(configuration: EngineConfiguration(store: folder.appendingPathComponent("store")))
+        let photos = folder.appendingPathComponent("photos")
+        try FileManager.default.createDirectory(at: photos, withIntermediateDirectories: true)
+        for photo in try TestData.photoPaths().prefix(5) {
+            try FileManager.default.copyItem(atPath: photo, toPath: photos.appendingPathComponent(URL(fileURLWithPath: photo).lastPathComponent).path)
+        }
+        // As a killed server left it: one job running (with progress it will count again), one finished.
+        let journal = folder.appendingPathComponent("jobs.json")
+        let record = { (id: String, state: String) -> [String: Any] in
+            ["id": id, "collection": "default", "path": photos.path, "options": ["recursive": true, "model": ModelManifest.defaultName],
+             "state": state, "createdAt": "2026-12-01T10:00:00Z", "attempts": 1, "total": 5, "done": state == "finished" ? 5 : 2,
+             "added": state == "finished" ? 5 : 2, "duplicates": 0, "failed": 0, "skipped": 0]
+        }
+        try JSONSerialization.data(withJSONObject: [record("finishedjob01", "finished"), record("killedjob001", "running")])
+            .write(to: journal)
+
+        let jobs = Jobs(journal: journal, roots: [folder.path], engine: { _ in engine })
+        let deadline = ContinuousClock.now + .seconds(60)
+        while try jobs.job("killedjob001")?.isOver != true && ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        let resumed = try #require(try jobs.job("killedjob001"))
+        #expect(resumed.state == .finished)
+        #expect(resumed.attempts == 2)
+        #expect(resumed.added + resumed.duplicates == 5)
+        #expect(try engine.stats().items == 5)
+        let finished = try #require(try jobs.job("finishedjob01"))
+        #expect(finished.state == .finished && finished.attempts == 1, "a finished job is not run again")
+        // The journal now says so too.
+        let written = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: journal)) as? [[String: Any]])
+        #expect(written.map { $0["state"] as? String } == ["finished", "finished"])
+    }
+
     @Test("inference queue: when the threads are taken and the queue is full, a request is refused as busy at once")
     func busy() async throws {
         let pool = InferencePool(threads: 1, maxQueued: 0)

@@ -27,3 +27,19 @@ def test_add_killed_again_and_again_loses_nothing(tmp_path):
     assert report["summary"]["killed_in_save"] >= 1, report["runs"]
     assert report["summary"]["items_lost"] == 0
     assert report["search"]["own_first_hit_missed"] == 0
+
+
+def test_server_killed_under_load_loses_nothing_acknowledged(tmp_path):
+    """``scripts/fault_kill_serve.py``: the server SIGKILLed under 32 uploaders, a folder job and
+    deletes, twice; after each restart nothing acknowledged is lost, nothing deleted is back,
+    every image is served as stored and every upload is its own first hit; the job resumes."""
+    import fault_kill_serve
+
+    report_file = tmp_path / "report.json"
+    status = fault_kill_serve.main(["--rounds", "2", "--uploads", "80", "--folder", "80", "--seed", "5",
+                                    "--work", str(tmp_path / "work"), "--json", str(report_file)])
+    report = json.loads(report_file.read_text())
+    assert status == 0, [round["problems"] for round in report["rounds"]]
+    assert report["summary"]["lost"] == 0
+    assert report["summary"]["acknowledged_at_end"] > 0
+    assert report["summary"]["jobs_lost"] == 0, [round["job"] for round in report["rounds"]]
