@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import Logging
 import NIOCore
 import NIOPosix
 
@@ -50,13 +51,19 @@ struct AddressPolicy: Sendable {
     ].compactMap { text, reason in Network(text).map { ($0, reason) } }
 
     let exceptions: [Network]
+    /// The addresses of this machine's own interfaces: never fetched, exceptions or not (a service
+    /// listening on all interfaces would answer a URL naming the machine's public address).
+    let own: Set<[UInt8]>
 
-    init(allowing networks: [String] = []) {
+    init(allowing networks: [String] = [], own: Set<[UInt8]> = AddressPolicy.interfaceAddresses()) {
         exceptions = networks.compactMap(Network.init)
+        self.own = own
     }
 
-    /// Nil when the address may be reached, else why not.
+    /// Nil when the address may be reached, else why not (for logs: a client is told only that
+    /// the host is not public, whatever the reason, so its answers map nothing).
     func refusal(_ address: [UInt8]) -> String? {
+        if own.contains(address) { return "an address of this machine" }
         if exceptions.contains(where: { $0.contains(address) }) { return nil }
         if address.count == 16 {
             // IPv4-mapped (::ffff:a.b.c.d), IPv4-compatible (::a.b.c.d) and NAT64 (64:ff9b::a.b.c.d).
@@ -68,6 +75,45 @@ struct AddressPolicy: Sendable {
         }
         return Self.refused.first { $0.0.contains(address) }?.1
     }
+
+    /// The IPv4 and IPv6 addresses of this machine's interfaces (getifaddrs).
+    static func interfaceAddresses() -> Set<[UInt8]> {
+        var list: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&list) == 0 else { return [] }
+        defer { freeifaddrs(list) }
+        var addresses = Set<[UInt8]>()
+        var node = list
+        while let entry = node {
+            if let address = entry.pointee.ifa_addr {
+                switch Int32(address.pointee.sa_family) {
+                case AF_INET:
+                    address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { v4 in
+                        var raw = v4.pointee.sin_addr
+                        addresses.insert(withUnsafeBytes(of: &raw) { Array($0) })
+                    }
+                case AF_INET6:
+                    address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { v6 in
+                        var raw = v6.pointee.sin6_addr
+                        addresses.insert(withUnsafeBytes(of: &raw) { Array($0) })
+                    }
+                default:
+                    break
+                }
+            }
+            node = entry.pointee.ifa_next
+        }
+        return addresses
+    }
+
+    /// Ports a URL may name: the web's own, and the unprivileged range (below 1024 sit mail, SSH
+    /// and the like), less the well-known ports of services that are not web servers but can be
+    /// made to act on an HTTP request (databases, caches, remote desktops, the Docker API).
+    static func allowsPort(_ port: Int) -> Bool {
+        port == 80 || port == 443 || ((1024...65535).contains(port) && !servicePorts.contains(port))
+    }
+
+    static let servicePorts: Set<Int> = [1433, 1521, 2049, 2375, 2376, 2379, 3306, 3389, 5432, 5900, 5984, 6379, 8500, 9042,
+                                         9092, 9200, 9300, 11211, 27017]
 
     /// The bytes of an IPv4 or IPv6 literal (brackets allowed), or nil.
     static func parse(_ text: String) -> [UInt8]? {
@@ -98,6 +144,7 @@ struct AddressPolicy: Sendable {
 /// (so a second, different DNS answer cannot slip in); redirects are followed by hand, each new
 /// location checked the same way; the body is capped in size and the whole fetch in time.
 struct URLFetcher: Sendable {
+    static let logger = Logger(label: "lookalike.fetch")
     let policy: AddressPolicy
     let maxBytes: Int
     let maxRedirects: Int
@@ -158,7 +205,10 @@ struct URLFetcher: Sendable {
         do {
             response = try await client.execute(request, timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000))
         } catch {
-            throw APIError(.badGateway, "url_fetch_failed", "could not fetch \(url.host ?? "the URL"): \(Self.reason(error))")
+            // One message whatever failed (refused, reset, timed out, TLS): the difference would
+            // tell which ports of a host are open.
+            Self.logger.debug("fetching \(url.absoluteString) failed: \(Self.reason(error))")
+            throw APIError(.badGateway, "url_fetch_failed", "could not fetch \(url.host ?? "the URL")")
         }
         if (300..<400).contains(Int(response.status.code)), response.status.code != 304 {
             guard let location = response.headers.first(name: "location"),
@@ -197,6 +247,11 @@ struct URLFetcher: Sendable {
         }
         guard var host = url.host, !host.isEmpty else { throw APIError(.badRequest, "bad_url", "the URL has no host") }
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        // One answer for every refusal (a port, a private or loopback address, this machine's own):
+        // what the server can reach is not told.
+        let refused = APIError(.forbidden, "url_not_allowed",
+                               "\(host) is not fetched: only public hosts, on port 80, 443 or 1024 and up, are")
+        guard AddressPolicy.allowsPort(url.port ?? (scheme == "https" ? 443 : 80)) else { throw refused }
         let addresses: [[UInt8]]
         if let literal = AddressPolicy.parse(host) {
             addresses = [literal]
@@ -210,8 +265,8 @@ struct URLFetcher: Sendable {
         guard let first = addresses.first else { throw APIError(.badGateway, "url_fetch_failed", "\(host) has no address") }
         for address in addresses {
             if let reason = policy.refusal(address) {
-                // The address itself is not told: it would map internal names for whoever asks.
-                throw APIError(.forbidden, "url_not_allowed", "\(host) resolves to \(reason); only public addresses are fetched")
+                Self.logger.debug("refused a URL query for \(host): \(reason)")
+                throw refused
             }
         }
         return (url, host, first)

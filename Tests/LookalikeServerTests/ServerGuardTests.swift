@@ -368,6 +368,45 @@ struct ServerGuardTests {
         #expect(trap6?.acceptedConnections() ?? 0 == 0)
     }
 
+    @Test("SSRF through a resolver: a name answering an allowed address, then loopback, stays pinned to the first; mixed answers, this machine's addresses and other ports are refused alike")
+    func ssrfResolver() async throws {
+        let trap = try ListeningSocket(host: "127.0.0.1")
+        let photo = try ServerTestData.bytes("skimage-chelsea.png")
+        // The "public" image server is 127.0.0.2, allowed by an exception, as in a private deployment.
+        let origin = try await ImageOrigin.start(host: "127.0.0.2", photo: photo, redirectTo: "http://127.0.0.1:\(trap.port)/")
+        defer { origin.stop() }
+        // This machine's own address, allowed by an exception too: still never fetched.
+        let own = AddressPolicy.interfaceAddresses().first { $0.count == 4 && $0[0] != 127 } ?? [127, 0, 0, 1]
+        let answers = ResolverAnswers()
+        var fetcher = URLFetcher(policy: AddressPolicy(allowing: ["127.0.0.2/32", AddressPolicy.text(own) + "/32"]),
+                                 maxBytes: 1 << 24, maxRedirects: 2, timeout: .seconds(10))
+        fetcher.resolve = { host in
+            switch host {
+            case "rebind.example": return answers.next() == 0 ? [[127, 0, 0, 2]] : [[127, 0, 0, 1]]
+            case "mixed.example": return [[127, 0, 0, 2], [10, 0, 0, 1]]
+            case "self.example": return [own]
+            default: return [[127, 0, 0, 1]]
+            }
+        }
+        // The first answer is checked and connected to; nothing asks the name again mid-fetch.
+        #expect(try await fetcher.fetch("http://rebind.example:\(origin.port)/photo.png") == photo)
+        var messages: [String] = []
+        for url in ["http://rebind.example:\(trap.port)/", "http://mixed.example:\(origin.port)/photo.png",
+                    "http://self.example:\(origin.port)/photo.png", "http://127.0.0.2:22/photo.png", "http://127.0.0.2:25/",
+                    "https://127.0.0.2:5432/", "http://\(AddressPolicy.text(own)):\(origin.port)/photo.png"] {
+            do {
+                _ = try await fetcher.fetch(url)
+                Issue.record("\(url) was fetched")
+            } catch let error as APIError {
+                #expect(error.code == "url_not_allowed", "\(url): \(error.message)")
+                let host = URL(string: url)?.host ?? ""
+                messages.append(error.message.replacingOccurrences(of: host, with: "HOST"))
+            }
+        }
+        #expect(Set(messages).count == 1, "one message for every refusal: \(Set(messages))")
+        #expect(trap.acceptedConnections() == 0, "nothing reached the loopback listener")
+    }
+
     @Test("a URL that redirects to a loopback address is refused at the redirect; an allowed one is fetched and searched")
     func ssrfRedirect() async throws {
         let trap = try ListeningSocket(host: "127.0.0.1")
@@ -392,6 +431,13 @@ struct ServerGuardTests {
         }
         #expect(trap.acceptedConnections() == 0, "the redirect target was never connected to")
     }
+}
+
+/// Counts the answers a test resolver gave.
+final class ResolverAnswers: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func next() -> Int { lock.withLock { defer { count += 1 }; return count } }
 }
 
 /// A TCP socket listening on loopback that never accepts: afterwards it tells how many connections
