@@ -53,14 +53,15 @@ test-suites:
 		$(PYTHON) -m pytest -q tests/python
 
 ## test-faults: the long fault suites (RELIABILITY.md): `lookalike add` SIGKILLed 20 times over 3,000
-## photos, some kills inside the snapshot save, and `lookalike serve` SIGKILLed under load 10 times;
-## reports in $(LOOKALIKE_DATA)/faults/
+## photos, some kills inside the snapshot save, `lookalike serve` SIGKILLed under load 10 times, and
+## libFuzzer on the filter and snapshot parsers for 5 minutes each; reports in $(LOOKALIKE_DATA)/faults/ and fuzz/
 test-faults: build test-data
 	@mkdir -p $(LOOKALIKE_DATA)/faults
 	LOOKALIKE_BIN=$(CURDIR)/$(RELEASE_BIN) $(PYTHON) scripts/fault_kill_add.py --images 3000 --runs 20 --threshold 500 \
 		--json $(LOOKALIKE_DATA)/faults/kill-add.json
 	LOOKALIKE_BIN=$(CURDIR)/$(RELEASE_BIN) $(PYTHON) scripts/fault_kill_serve.py --rounds 10 --uploads 200 --folder 300 \
 		--json $(LOOKALIKE_DATA)/faults/kill-serve.json
+	bash scripts/fuzz.sh 300
 
 ## test-tsan: the concurrency tests under Swift's thread sanitizer (slow; not part of `make test`)
 test-tsan: test-data

@@ -6,6 +6,8 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "Lookalike", targets: ["Lookalike"]),
+        // The parsers of untrusted bytes on their own, for the fuzzers in Fuzz/ (a package of its own).
+        .library(name: "LookalikeParsers", targets: ["Storage", "VectorIndex"]),
         .executable(name: "lookalike", targets: ["lookalike"]),
     ],
     dependencies: [
@@ -103,7 +105,7 @@ let package = Package(
         .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex", "LookalikeSupport"]),
         .testTarget(name: "TuningTests", dependencies: ["Tuning", "TestSupport"]),
         .testTarget(name: "CatalogTests", dependencies: ["Catalog", "PostgresStore", "Storage", "TestSupport"]),
-        .testTarget(name: "LookalikeTests", dependencies: ["Lookalike", "Imaging", "Embedding", "Catalog", "Tuning", "lookalike", "TestSupport"]),
+        .testTarget(name: "LookalikeTests", dependencies: ["Lookalike", "Imaging", "Embedding", "Catalog", "Storage", "VectorIndex", "Tuning", "lookalike", "TestSupport"]),
         .testTarget(
             name: "LookalikeServerTests",
             dependencies: [
