@@ -23,13 +23,6 @@ public struct ImageDecoder: Sendable {
         self.background = background
     }
 
-    /// Refuses, from now on in this process, the loaders libvips marks untrusted (ImageMagick,
-    /// PDF, SVG and others not hardened against hostile files). A second wall behind
-    /// `acceptedLoaders`, which every decode checks first; the server and the CLI call it at start.
-    public static func blockUntrustedLoaders() throws {
-        try Vips.blockUntrustedLoaders()
-    }
-
     /// The libvips loaders a decode may use, whoever asks (CLI, server, evaluation): the formats
     /// photos come in, read by libraries fuzzed for hostile input. The format is told by the
     /// bytes, so a file named `.jpg` that is really SVG, PDF or PSD is refused before any of it

@@ -58,14 +58,6 @@ enum Vips {
 
     private static let started: Bool = lk_vips_init() == 0
 
-    /// Refuses, from now on in this process, the loaders libvips marks untrusted (ImageMagick,
-    /// PDF, SVG and others not hardened against hostile files); a server calls it, since anyone
-    /// may send it bytes. JPEG, PNG, WebP, GIF, TIFF and HEIF/AVIF stay.
-    static func blockUntrustedLoaders() throws {
-        try start()
-        vips_block_untrusted_set(1)
-    }
-
     static func start() throws {
         if !started { throw ImagingError.decodeFailed("libvips failed to start") }
     }

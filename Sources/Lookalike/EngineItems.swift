@@ -71,12 +71,6 @@ extension Engine {
         return bytes
     }
 
-    /// From now on, libvips' loaders for formats that are not safe with untrusted input (through
-    /// ImageMagick, PDF, SVG, ...) refuse to run in this process: a server taking uploads calls this.
-    public static func blockUntrustedLoaders() throws {
-        try ImageDecoder.blockUntrustedLoaders()
-    }
-
     // MARK: Uploads
 
     /// What became of an upload.

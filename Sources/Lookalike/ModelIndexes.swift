@@ -42,6 +42,8 @@ final class ModelIndexes: @unchecked Sendable {
     private var modelLocks: [String: NSRecursiveLock] = [:]
     /// Models whose HNSW snapshot is behind the loaded graph (when saves are deferred).
     private var unsaved: Set<String> = []
+    /// The store's identity, read once (it never changes), recorded in every snapshot.
+    private var knownIdentity: UUID?
     /// How many indexes were loaded or built, and how many caught up with other writers (for tests).
     private(set) var loads = 0
     private(set) var catchUps = 0
@@ -94,8 +96,6 @@ final class ModelIndexes: @unchecked Sendable {
     /// HNSW from it on. Runs under the model's lock.
     private func load(_ manifest: ModelManifest) throws -> Loaded {
         let model = manifest.name
-        // Read before the vectors: the index holds at least this generation's vectors.
-        let generation = try store.vectorGeneration(model: model)
         let index: Loaded
         let reflects: Int64
         if try store.vectorCount(model: model) >= configuration.approximateSearchThreshold {
@@ -103,6 +103,8 @@ final class ModelIndexes: @unchecked Sendable {
             index = .graph(graph, refined: RefineIndex(base: graph, exact: StoreVectors(store: store, model: model)))
             reflects = graphGeneration
         } else {
+            // Read before the vectors: the index holds at least this generation's vectors.
+            let generation = try store.vectorGeneration(model: model)
             let flat = FlatIndex(dimension: manifest.dimension)
             try store.forEachVectorPage(model: model, pageSize: 1_000) { page in
                 for (id, vector) in page { try Self.add(flat, id: id, vector: vector, model: model) }
@@ -136,15 +138,7 @@ final class ModelIndexes: @unchecked Sendable {
                 lock.withLock { _ = loaded.removeValue(forKey: model) }
                 return try load(manifest)
             }
-            let stored = Set(ids)
-            for id in flat.liveIDs() where !stored.contains(id) { flat.remove(id: id) }
-            let missing = ids.filter { !flat.contains(id: $0) }
-            for start in stride(from: 0, to: missing.count, by: 500) {
-                let page = Array(missing[start..<min(start + 500, missing.count)])
-                for (id, vector) in try store.vectors(model: model, ids: page) {
-                    try Self.add(flat, id: id, vector: vector, model: model)
-                }
-            }
+            _ = try reconcile(flat, holding: flat.liveIDs(), with: ids, model: model)
             lock.withLock { synced[model] = generation }
             return index
         }
@@ -252,7 +246,7 @@ extension ModelIndexes {
     /// graph and the store generation it reflects.
     private func graphIndex(for manifest: ModelManifest) throws -> (HNSWIndex, generation: Int64) {
         let url = snapshotURL(model: manifest.name)
-        let identity = try store.identity()
+        let identity = try storeIdentity()
         var index: HNSWIndex?
         if FileManager.default.fileExists(atPath: url.path) {
             do {
@@ -277,7 +271,7 @@ extension ModelIndexes {
             let generation = try store.vectorGeneration(model: manifest.name)
             if index.externalVersion == UInt64(clamping: generation) { return (index, generation) }
         }
-        let (graph, changed, generation) = try catchUp(index, manifest: manifest, identity: identity)
+        let (graph, changed, generation) = try catchUp(index, manifest: manifest)
         if changed || index == nil || !FileManager.default.fileExists(atPath: url.path) {
             saveSnapshot(graph, model: manifest.name)
         }
@@ -288,36 +282,50 @@ extension ModelIndexes {
     /// store: adds what is missing, removes what is gone, and records the store's identity and the
     /// generation the comparison was made at. Vectors are read a page at a time. Returns whether
     /// anything changed, and the generation.
-    private func catchUp(_ index: HNSWIndex?, manifest: ModelManifest,
-                         identity: UUID? = nil) throws -> (HNSWIndex, changed: Bool, generation: Int64) {
+    private func catchUp(_ index: HNSWIndex?, manifest: ModelManifest) throws -> (HNSWIndex, changed: Bool, generation: Int64) {
         let (ids, generation) = try store.vectorIDsAndGeneration(model: manifest.name)
-        let stored = Set(ids)
-        let indexed = Set(index?.liveIDs() ?? [])
-        let missing = ids.filter { !indexed.contains($0) }
-        let graph = try index ?? newGraph(for: manifest, ids: missing)
-        var changed = false
-        for id in indexed.subtracting(stored) {
-            graph.remove(id: id)
-            changed = true
-        }
-        for start in stride(from: 0, to: missing.count, by: 500) {
-            let page = Array(missing[start..<min(start + 500, missing.count)])
-            for (id, vector) in try store.vectors(model: manifest.name, ids: page) {
-                try Self.add(graph, id: id, vector: vector, model: manifest.name)
-                changed = true
-            }
-        }
+        let graph = try index ?? newGraph(for: manifest, ids: ids)
+        var changed = try reconcile(graph, holding: index?.liveIDs() ?? [], with: ids, model: manifest.name)
         let version = UInt64(clamping: generation)
         if graph.externalVersion != version {
             graph.externalVersion = version
             changed = true
         }
-        let owner = try identity ?? store.identity()
+        let owner = try storeIdentity()
         if graph.externalIdentity != owner {
             graph.externalIdentity = owner
             changed = true
         }
         return (graph, changed, generation)
+    }
+
+    private func storeIdentity() throws -> UUID {
+        if let known = lock.withLock({ knownIdentity }) { return known }
+        let identity = try store.identity()
+        lock.withLock { knownIdentity = identity }
+        return identity
+    }
+
+    /// Makes `index`, which holds `indexed`, hold exactly the store's `ids`: what is gone is
+    /// removed, what is missing is read from the store a page at a time and added. For exact
+    /// indexes and graphs alike. Returns whether anything changed.
+    private func reconcile(_ index: any VectorIndex, holding indexed: [String], with ids: [String], model: String) throws -> Bool {
+        let stored = Set(ids)
+        let held = Set(indexed)
+        var changed = false
+        for id in held where !stored.contains(id) {
+            index.remove(id: id)
+            changed = true
+        }
+        let missing = ids.filter { !held.contains($0) }
+        for start in stride(from: 0, to: missing.count, by: 500) {
+            let page = Array(missing[start..<min(start + 500, missing.count)])
+            for (id, vector) in try store.vectors(model: model, ids: page) {
+                try Self.add(index, id: id, vector: vector, model: model)
+                changed = true
+            }
+        }
+        return changed
     }
 
     /// An empty graph with the configured encoding; an 8-bit one learns its quantiser from up to

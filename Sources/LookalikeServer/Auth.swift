@@ -26,20 +26,25 @@ struct KeyCheck: Sendable {
             if let given, let readKey, Self.constantTimeEqual(given, readKey) {
                 throw APIError(.forbidden, "forbidden", "the read key cannot change anything; use the admin key")
             }
-            throw unauthorized(given == nil ? "this request needs the admin key (Authorization: Bearer <key>)" : "wrong key")
+            throw given == nil ? unauthorized("this request needs the admin key (Authorization: Bearer <key>)") : wrongKey()
         case .read:
             guard let readKey else { return }
             if let given, Self.constantTimeEqual(given, readKey) || adminKey.map({ Self.constantTimeEqual(given, $0) }) == true { return }
-            throw unauthorized(given == nil ? "this server needs a key to read (Authorization: Bearer <key>)" : "wrong key")
+            throw given == nil ? unauthorized("this server needs a key to read (Authorization: Bearer <key>)") : wrongKey()
         }
     }
 
-    private func unauthorized(_ message: String) -> APIError {
-        if message == "wrong key", !wrongKeys.allow() {
+    /// A key was given and is not one of the server's: 401, or 429 once wrong keys come too fast.
+    private func wrongKey() -> APIError {
+        guard wrongKeys.allow() else {
             var error = APIError(.tooManyRequests, "too_many_wrong_keys", "too many wrong keys were tried; retry in a second")
             error.headers = [.retryAfter: "1"]
             return error
         }
+        return unauthorized("wrong key")
+    }
+
+    private func unauthorized(_ message: String) -> APIError {
         var error = APIError(.unauthorized, "unauthorized", message)
         error.headers = [.wwwAuthenticate: "Bearer realm=\"lookalike\""]
         return error

@@ -37,15 +37,10 @@ final class ConnectionRegistry: @unchecked Sendable {
     let policy: ConnectionPolicy
     private let lock = NSLock()
     private var open: [ObjectIdentifier: (channel: any Channel, waitingSince: NIODeadline?)] = [:]
-    private(set) var refused = 0
-    private(set) var evicted = 0
-    private(set) var timedOut = 0
 
     init(policy: ConnectionPolicy) {
         self.policy = policy
     }
-
-    var count: Int { lock.withLock { open.count } }
 
     /// Admits a new connection. At the cap, the connection that has waited longest for a request
     /// head is closed to make room; if every connection is busy with a request, the new one is
@@ -54,14 +49,10 @@ final class ConnectionRegistry: @unchecked Sendable {
         let idlest: (any Channel)? = lock.withLock {
             var idlest: (any Channel)?
             if open.count >= policy.maxConnections {
-                guard let oldest = open.filter({ $0.value.waitingSince != nil })
-                    .min(by: { $0.value.waitingSince! < $1.value.waitingSince! }) else {
-                    refused += 1
-                    return nil
-                }
-                open.removeValue(forKey: oldest.key)
-                evicted += 1
-                idlest = oldest.value.channel
+                let waiting = open.compactMap { key, value in value.waitingSince.map { (key, value.channel, $0) } }
+                guard let oldest = waiting.min(by: { $0.2 < $1.2 }) else { return nil }
+                open.removeValue(forKey: oldest.0)
+                idlest = oldest.1
             }
             open[ObjectIdentifier(channel)] = (channel, now)
             return idlest ?? channel
@@ -81,10 +72,6 @@ final class ConnectionRegistry: @unchecked Sendable {
 
     func closed(_ channel: any Channel) {
         _ = lock.withLock { open.removeValue(forKey: ObjectIdentifier(channel)) }
-    }
-
-    func countTimeout() {
-        lock.withLock { timedOut += 1 }
     }
 }
 
@@ -136,7 +123,14 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         registered = true
+        awaitHead(context, since: now)
+    }
+
+    /// The connection waits for a request head (it opened, or its last answer went out): the head
+    /// has a deadline, and while it waits the connection may be closed to make room.
+    private func awaitHead(_ context: ChannelHandlerContext, since now: NIODeadline = .now()) {
         phase = .waitingForHead(since: now)
+        registry.waiting(context.channel, since: now)
         arm(context)
     }
 
@@ -173,10 +167,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             if case .readingBody = phase {
                 if answeredEarly {
                     answeredEarly = false
-                    let now = NIODeadline.now()
-                    phase = .waitingForHead(since: now)
-                    registry.waiting(context.channel, since: now)
-                    arm(context)
+                    awaitHead(context)
                 } else {
                     phase = .answering
                     timer?.cancel()
@@ -191,11 +182,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         if case .end = unwrapOutboundIn(data) {
             switch phase {
             case .answering:
-                // Answered: the connection may carry another request, whose head has a deadline again.
-                let now = NIODeadline.now()
-                phase = .waitingForHead(since: now)
-                registry.waiting(context.channel, since: now)
-                arm(context)
+                awaitHead(context)  // the connection may carry another request
             case .readingBody:
                 answeredEarly = true  // the body's deadline still holds until it ends
             case .waitingForHead, .closed:
@@ -226,7 +213,6 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
                 arm(context)
                 return
             }
-            registry.countTimeout()
             logger.debug("closing a connection too slow to send its request")
             context.close(promise: nil)
         }

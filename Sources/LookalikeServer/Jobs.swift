@@ -75,7 +75,12 @@ final class Jobs: @unchecked Sendable {
             finishedAt = shared.finishedAt
             attempts = shared.attempts
             revision = Int(truncatingIfNeeded: shared.revision)
-            let progress = (try? JSONSerialization.jsonObject(with: Data(shared.progress.utf8))) as? [String: Any] ?? [:]
+            restore(progress: shared.progress)
+        }
+
+        /// Takes back how far it got, as `progress` wrote it.
+        mutating func restore(progress text: String) {
+            let progress = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] ?? [:]
             total = progress["total"] as? Int ?? 0
             done = progress["done"] as? Int ?? 0
             added = progress["added"] as? Int ?? 0
@@ -150,12 +155,8 @@ final class Jobs: @unchecked Sendable {
         var finishedAt: Date?
         var error: String?
         var attempts: Int
-        var total: Int
-        var done: Int
-        var added: Int
-        var duplicates: Int
-        var failed: Int
-        var skipped: Int
+        /// How far it got, as `Job.progress` writes it (and the database keeps it).
+        var progress: String
     }
 
     /// Writes every kept job to the journal (a new file, renamed over the old). Runs under `lock`.
@@ -165,8 +166,7 @@ final class Jobs: @unchecked Sendable {
             guard let job = jobs[id], let options = optionsOf[id] else { return nil }
             return Record(id: id, collection: job.collection, path: job.path, options: options, state: job.state.rawValue,
                           createdAt: job.createdAt, finishedAt: job.finishedAt, error: job.error, attempts: job.attempts,
-                          total: job.total, done: job.done, added: job.added, duplicates: job.duplicates, failed: job.failed,
-                          skipped: job.skipped)
+                          progress: job.progress)
         }
         let encoder = JSONEncoder()
         encoder.dateEncodingStrategy = .iso8601
@@ -195,12 +195,12 @@ final class Jobs: @unchecked Sendable {
                 job.finishedAt = record.finishedAt
                 job.error = record.error
                 job.attempts = record.attempts
-                (job.total, job.done, job.added, job.duplicates, job.failed, job.skipped)
-                    = (record.total, record.done, record.added, record.duplicates, record.failed, record.skipped)
-                if !job.isOver {
+                if job.isOver {
+                    job.restore(progress: record.progress)
+                } else {
+                    // Run again from the start: what it stored before counts as duplicates now.
                     job.state = .queued
                     job.attempts += 1
-                    (job.done, job.added, job.duplicates, job.failed) = (0, 0, 0, 0)
                     resumed.append((record.id, record.collection, record.options))
                 }
                 jobs[record.id] = job

@@ -51,7 +51,6 @@ public final class LookalikeServer: Sendable {
         keys = KeyCheck(adminKey: configuration.adminKey, readKey: configuration.readKey)
         assets = WebAssets.load()
         ServerMetrics.bootstrap
-        try Engine.blockUntrustedLoaders()
         bodies = BodyBudget(limit: configuration.maxBodyMemory)
         connections = ConnectionRegistry(policy: .standard(maxConnections: Self.connectionCap(configuration.maxConnections, logger: logger),
                                                            headTimeout: configuration.headTimeout))

@@ -84,25 +84,28 @@ struct AddressPolicy: Sendable {
         var addresses = Set<[UInt8]>()
         var node = list
         while let entry = node {
-            if let address = entry.pointee.ifa_addr {
-                switch Int32(address.pointee.sa_family) {
-                case AF_INET:
-                    address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { v4 in
-                        var raw = v4.pointee.sin_addr
-                        addresses.insert(withUnsafeBytes(of: &raw) { Array($0) })
-                    }
-                case AF_INET6:
-                    address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { v6 in
-                        var raw = v6.pointee.sin6_addr
-                        addresses.insert(withUnsafeBytes(of: &raw) { Array($0) })
-                    }
-                default:
-                    break
-                }
-            }
+            if let address = entry.pointee.ifa_addr.flatMap(bytes) { addresses.insert(address) }
             node = entry.pointee.ifa_next
         }
         return addresses
+    }
+
+    /// The address bytes of an IPv4 or IPv6 socket address, nil for another family.
+    static func bytes(_ address: UnsafeMutablePointer<sockaddr>) -> [UInt8]? {
+        switch Int32(address.pointee.sa_family) {
+        case AF_INET:
+            return address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { v4 in
+                var raw = v4.pointee.sin_addr
+                return withUnsafeBytes(of: &raw) { Array($0) }
+            }
+        case AF_INET6:
+            return address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { v6 in
+                var raw = v6.pointee.sin6_addr
+                return withUnsafeBytes(of: &raw) { Array($0) }
+            }
+        default:
+            return nil
+        }
     }
 
     /// Ports a URL may name: the web's own, and the unprivileged range (below 1024 sit mail, SSH
@@ -284,22 +287,7 @@ struct URLFetcher: Sendable {
             var addresses: [[UInt8]] = []
             var node = list
             while let entry = node {
-                if let address = entry.pointee.ai_addr {
-                    switch Int32(address.pointee.sa_family) {
-                    case AF_INET:
-                        address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { v4 in
-                            var raw = v4.pointee.sin_addr
-                            addresses.append(withUnsafeBytes(of: &raw) { Array($0) })
-                        }
-                    case AF_INET6:
-                        address.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { v6 in
-                            var raw = v6.pointee.sin6_addr
-                            addresses.append(withUnsafeBytes(of: &raw) { Array($0) })
-                        }
-                    default:
-                        break
-                    }
-                }
+                if let address = entry.pointee.ai_addr.flatMap(AddressPolicy.bytes) { addresses.append(address) }
                 node = entry.pointee.ai_next
             }
             var seen = Set<[UInt8]>()
