@@ -54,7 +54,7 @@ test-suites:
 
 ## test-faults: the long fault suites (RELIABILITY.md): `lookalike add` SIGKILLed 20 times over 3,000
 ## photos, some kills inside the snapshot save, `lookalike serve` SIGKILLed under load 10 times, and
-## libFuzzer on the filter and snapshot parsers for 5 minutes each; reports in $(LOOKALIKE_DATA)/faults/ and fuzz/
+## libFuzzer on the filter, snapshot, multipart and query-string parsers for 5 minutes each; reports in $(LOOKALIKE_DATA)/faults/ and fuzz/
 test-faults: build test-data
 	@mkdir -p $(LOOKALIKE_DATA)/faults
 	LOOKALIKE_BIN=$(CURDIR)/$(RELEASE_BIN) $(PYTHON) scripts/fault_kill_add.py --images 3000 --runs 20 --threshold 500 \

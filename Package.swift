@@ -7,7 +7,7 @@ let package = Package(
     products: [
         .library(name: "Lookalike", targets: ["Lookalike"]),
         // The parsers of untrusted bytes on their own, for the fuzzers in Fuzz/ (a package of its own).
-        .library(name: "LookalikeParsers", targets: ["Storage", "VectorIndex"]),
+        .library(name: "LookalikeParsers", targets: ["Storage", "VectorIndex", "HTTPForms"]),
         .executable(name: "lookalike", targets: ["lookalike"]),
     ],
     dependencies: [
@@ -70,11 +70,13 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
+        // Request forms read without the HTTP stack: multipart bodies, query strings, search options.
+        .target(name: "HTTPForms", dependencies: ["Imaging", "Storage"]),
         // The HTTP API and the web page (`lookalike serve`).
         .target(
             name: "LookalikeServer",
             dependencies: [
-                "Lookalike",
+                "Lookalike", "HTTPForms",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -105,11 +107,11 @@ let package = Package(
         .testTarget(name: "VectorIndexTests", dependencies: ["VectorIndex", "LookalikeSupport"]),
         .testTarget(name: "TuningTests", dependencies: ["Tuning", "TestSupport"]),
         .testTarget(name: "CatalogTests", dependencies: ["Catalog", "PostgresStore", "Storage", "TestSupport"]),
-        .testTarget(name: "LookalikeTests", dependencies: ["Lookalike", "Imaging", "Embedding", "Catalog", "Storage", "VectorIndex", "Tuning", "lookalike", "TestSupport"]),
+        .testTarget(name: "LookalikeTests", dependencies: ["Lookalike", "HTTPForms", "Imaging", "Embedding", "Catalog", "Storage", "VectorIndex", "Tuning", "lookalike", "TestSupport"]),
         .testTarget(
             name: "LookalikeServerTests",
             dependencies: [
-                "LookalikeServer", "Lookalike", "Embedding", "Imaging", "TestSupport",
+                "LookalikeServer", "HTTPForms", "Lookalike", "Embedding", "Imaging", "TestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Fuzzes the parsers that take untrusted bytes with libFuzzer: metadata filters (JSON) and HNSW
-# snapshot files. Usage: scripts/fuzz.sh [SECONDS per target, default 300]
+# Fuzzes the parsers that take untrusted bytes with libFuzzer: metadata filters (JSON), HNSW
+# snapshot files, multipart bodies and search query strings. Usage: scripts/fuzz.sh [SECONDS per target, default 300]
 # Seeds come from Fuzz/corpus/<target>/; what the fuzzer learns goes to $LOOKALIKE_DATA/fuzz/<target>/,
 # and an input that crashes to $LOOKALIKE_DATA/fuzz/crashes/ (then the script fails: copy the input
 # into Fuzz/corpus/<target>/ once fixed, and the replay test keeps it fixed).
@@ -14,7 +14,7 @@ swift build -c release --scratch-path "$root/.build-fuzz" -Xswiftc -sanitize=fuz
 fuzzer="$root/.build-fuzz/release/lookalike-fuzz"
 mkdir -p "$data/fuzz/crashes"
 status=0
-for target in filter snapshot; do
+for target in filter snapshot multipart query; do
     mkdir -p "$data/fuzz/$target"
     echo "fuzzing $target for $seconds s"
     # Leaks are not what this looks for (Foundation keeps a buffer per empty mapped file).

@@ -117,13 +117,17 @@ static inline VipsImage *lk_vips_image_from_pixels(const void *data, size_t len,
 
 /// Stops a computation of `image` once it has run `seconds` (libvips' progress signal, every
 /// tile or so): the computation then fails, and the caller says why.
-static inline void lk_vips_eval_budget(VipsImage *image, VipsProgress *progress, void *seconds) {
-    if (progress->run >= GPOINTER_TO_INT(seconds)) vips_image_set_kill(image, TRUE);
+/* Stops the computation of `image` once it has run `milliseconds` (libvips emits "eval" as
+   tiles are computed; its own `run` counts whole seconds, the timer is finer). */
+static inline void lk_vips_eval_budget(VipsImage *image, VipsProgress *progress, void *milliseconds) {
+    if (progress->start && g_timer_elapsed(progress->start, NULL) * 1000.0 >= (double)GPOINTER_TO_INT(milliseconds)) {
+        vips_image_set_kill(image, TRUE);
+    }
 }
 
-static inline void lk_vips_set_budget(VipsImage *image, int seconds) {
+static inline void lk_vips_set_budget(VipsImage *image, int milliseconds) {
     vips_image_set_progress(image, TRUE);
-    g_signal_connect(image, "eval", G_CALLBACK(lk_vips_eval_budget), GINT_TO_POINTER(seconds));
+    g_signal_connect(image, "eval", G_CALLBACK(lk_vips_eval_budget), GINT_TO_POINTER(milliseconds));
 }
 
 static inline int lk_vips_orientation(VipsImage *image) {

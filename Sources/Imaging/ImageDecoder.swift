@@ -185,6 +185,21 @@ public struct ImageDecoder: Sendable {
         return try decode(bytes, policy: .shorterSide(size: min(info.width, info.height), maxLonger: max(info.width, info.height)))
     }
 
+    /// The start-of-scan markers in a JPEG. A progressive JPEG is decoded scan by scan over the
+    /// whole image, so a small file of thousands of scans costs minutes in one libjpeg call that
+    /// no deadline can interrupt; counted first, such a file is refused at once. Inside a scan's
+    /// data a 0xFF byte is always followed by 0x00 or a restart marker, so every 0xFF 0xDA pair is
+    /// a marker (those of an embedded thumbnail count too: a few more, never fewer).
+    static func jpegScanCount(_ buffer: UnsafeRawBufferPointer) -> Int {
+        var count = 0
+        var index = 0
+        let end = buffer.count - 1
+        while index < end {
+            if buffer[index] == 0xFF && buffer[index + 1] == 0xDA { count += 1; index += 2 } else { index += 1 }
+        }
+        return count
+    }
+
     private func checkSize(_ bytes: [UInt8]) throws {
         if bytes.isEmpty { throw ImagingError.emptyFile }
         if bytes.count > limits.maxBytes { throw ImagingError.fileTooLarge(bytes: bytes.count, limit: limits.maxBytes) }
@@ -197,6 +212,10 @@ public struct ImageDecoder: Sendable {
         }
         let format = String(cString: loader)
         guard Self.acceptedLoaders.contains(format) else { throw ImagingError.refusedFormat(Self.formatName(loader: format)) }
+        if format == "VipsForeignLoadJpegBuffer" {
+            let scans = Self.jpegScanCount(buffer)
+            if scans > limits.maxJPEGScans { throw ImagingError.tooManyScans(scans, limit: limits.maxJPEGScans) }
+        }
         guard let image = lk_vips_header_from_buffer(buffer.baseAddress, buffer.count) else {
             throw Vips.failure(mode)
         }
@@ -237,7 +256,7 @@ public struct ImageDecoder: Sendable {
         let height = Int(vips_image_get_height(current.pointer))
         var size = 0
         if mode == .alone { Vips.clearError() }
-        lk_vips_set_budget(current.pointer, Int32(limits.decodeSeconds))
+        lk_vips_set_budget(current.pointer, Int32((limits.decodeSeconds * 1000).rounded(.up)))
         let started = ContinuousClock.now
         guard let memory = vips_image_write_to_memory(current.pointer, &size) else {
             if ContinuousClock.now - started >= .seconds(limits.decodeSeconds) {

@@ -4,13 +4,19 @@ public struct ImageLimits: Sendable, Equatable {
     public var maxBytes: Int
     /// Largest accepted image, in pixels (width x height of the first frame).
     public var maxPixels: Int
-    /// Longest a decode may run, in seconds; a slower one is stopped and the file refused.
-    public var decodeSeconds: Int
+    /// Longest a decode may run, in seconds (at least a millisecond, at most a day); a slower one
+    /// is stopped and the file refused.
+    public var decodeSeconds: Double
 
-    public init(maxBytes: Int = 256 * 1024 * 1024, maxPixels: Int = 100_000_000, decodeSeconds: Int = 15) {
+    /// Most scans a JPEG may have. Baseline JPEGs have one, progressive ones about ten (libjpeg's
+    /// default script) to a few dozen: 500 leaves room for any encoder's script.
+    public var maxJPEGScans: Int
+
+    public init(maxBytes: Int = 256 * 1024 * 1024, maxPixels: Int = 100_000_000, decodeSeconds: Double = 15, maxJPEGScans: Int = 500) {
+        self.maxJPEGScans = max(1, maxJPEGScans)
         self.maxBytes = maxBytes
         self.maxPixels = maxPixels
-        self.decodeSeconds = max(1, decodeSeconds)
+        self.decodeSeconds = decodeSeconds.isFinite ? min(86_400, max(0.001, decodeSeconds)) : 86_400
     }
 
     public static let `default` = ImageLimits()

@@ -71,7 +71,7 @@ public struct SearchResponse: Sendable, Encodable {
 
     /// A remark on the answer, with a stable code for programs and a sentence for people:
     /// `empty_collection`, `no_vectors_for_model`, `unknown_field`, `filter_matches_nothing`,
-    /// `text_truncated`.
+    /// `text_truncated`, `missing_vectors` (a cascade's model lacks some images' vectors).
     public struct Note: Sendable, Encodable, Equatable {
         public let code: String
         public let message: String

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPForms
 import Hummingbird
 import Lookalike
 import NIOCore
@@ -44,7 +45,7 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
         case let error as ImagingError:
             switch error {
             case .fileTooLarge, .tooManyPixels: return APIError(.contentTooLarge, "too_large", error.description)
-            case .emptyFile, .unsupportedFormat, .refusedFormat, .decodeTooSlow, .decodeFailed: return APIError(.unprocessableContent, "bad_image", error.description)
+            case .emptyFile, .unsupportedFormat, .refusedFormat, .tooManyScans, .decodeTooSlow, .decodeFailed: return APIError(.unprocessableContent, "bad_image", error.description)
             }
         case let error as EngineError:
             switch error {
@@ -56,6 +57,8 @@ public struct APIError: Error, HTTPResponseError, Sendable, CustomStringConverti
             }
         case let error as MetadataFilter.ParseError:
             return APIError(.badRequest, "bad_filter", error.description)
+        case let error as FormError:
+            return .badRequest(error.message)
         case let error as ImageRegion.Invalid:
             return APIError(.badRequest, "bad_region", error.reason)
         case is NIOTooManyBytesError:

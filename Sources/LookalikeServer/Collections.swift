@@ -4,18 +4,25 @@ import LookalikeSupport
 
 /// The server's collections: the default one is the store itself (so `lookalike add --store`
 /// and the server share it); the others are stores under `<store>/collections/<name>`.
-/// Each has its own engine, opened on first use and kept open.
+/// Each has its own engine, opened on first use and kept open; at most `maxOpen` at once (each
+/// holds its indexes in memory), the least recently used closed first, its snapshots saved. The
+/// default collection is never closed.
 final class Collections: @unchecked Sendable {
     static let defaultName = "default"
 
     private let store: URL
     private let base: EngineConfiguration
+    private let maxOpen: Int
     private let lock = NSLock()
     private var engines: [String: Engine] = [:]
+    /// When each open engine was last asked for, by a counter.
+    private var lastUsed: [String: UInt64] = [:]
+    private var uses: UInt64 = 0
 
-    init(store: URL, engineConfiguration: EngineConfiguration) {
+    init(store: URL, engineConfiguration: EngineConfiguration, maxOpen: Int = 64) {
         self.store = store
         self.base = engineConfiguration
+        self.maxOpen = max(1, maxOpen)
     }
 
     static func isValidName(_ name: String) -> Bool {
@@ -46,13 +53,37 @@ final class Collections: @unchecked Sendable {
         guard Self.isValidName(name) else {
             throw APIError(.badRequest, "bad_collection_name", "collection names are 1 to 64 of a-z, 0-9, - and _, starting with a letter or digit")
         }
-        return try lock.withLock {
-            if let engine = engines[name] { return engine }
+        let (engine, closed) = try lock.withLock {
+            if let engine = engines[name] {
+                touch(name)
+                return (engine, [Engine]())
+            }
             guard exists(name) else { throw APIError.notFound("no collection named \(name)") }
             let engine = try open(name)
-            engines[name] = engine
-            return engine
+            return (engine, keep(engine, name))
         }
+        for other in closed { other.saveSnapshots() }
+        return engine
+    }
+
+    private func touch(_ name: String) {
+        uses += 1
+        lastUsed[name] = uses
+    }
+
+    /// Keeps a newly opened engine, and lets go of the least recently used ones past `maxOpen`
+    /// (returned, for their snapshots to be saved outside the lock; requests still using one
+    /// finish with it).
+    private func keep(_ engine: Engine, _ name: String) -> [Engine] {
+        engines[name] = engine
+        touch(name)
+        var closed: [Engine] = []
+        while engines.count > maxOpen,
+              let oldest = lastUsed.filter({ $0.key != name && $0.key != Self.defaultName }).min(by: { $0.value < $1.value })?.key {
+            if let engine = engines.removeValue(forKey: oldest) { closed.append(engine) }
+            lastUsed.removeValue(forKey: oldest)
+        }
+        return closed
     }
 
     private func open(_ name: String) throws -> Engine {
@@ -72,15 +103,16 @@ final class Collections: @unchecked Sendable {
             throw APIError(.notImplemented, "collections_not_supported",
                            "a server on a PostgreSQL store serves its default collection only; give each collection its own schema (?schema=name) and server")
         }
-        return try lock.withLock {
+        let (engine, closed) = try lock.withLock {
             if exists(name) { throw APIError(.conflict, "collection_exists", "a collection named \(name) exists already") }
             // Leftovers of a deleted collection (a writer that still held its engine may have made
             // folders again) must not meet the new catalog: a stale index snapshot among them would.
             try? FileManager.default.removeItem(at: directory(name))
             let engine = try open(name)
-            engines[name] = engine
-            return engine
+            return (engine, keep(engine, name))
         }
+        for other in closed { other.saveSnapshots() }
+        return engine
     }
 
     /// Deletes a collection's folder; the default collection cannot be deleted.
@@ -93,6 +125,7 @@ final class Collections: @unchecked Sendable {
             guard exists(name) else { throw APIError.notFound("no collection named \(name)") }
             if busy(name) { throw APIError(.conflict, "collection_protected", "an indexing job is running on \(name); wait for it to end") }
             engines.removeValue(forKey: name)
+            lastUsed.removeValue(forKey: name)
             try FileManager.default.removeItem(at: directory(name))
         }
     }

@@ -35,6 +35,20 @@ final class Gate: @unchecked Sendable {
         lock.withLock { inside -= 1 }
     }
 
+    /// A ticket given back when the last reference to it goes, for a response body that streams
+    /// after its handler returned (and may be dropped unread when the client leaves first).
+    final class Held: Sendable {
+        private let gate: Gate
+        private let ticket: Ticket
+
+        init(_ gate: Gate) throws {
+            self.gate = gate
+            ticket = try gate.enter()
+        }
+
+        deinit { gate.leave(ticket) }
+    }
+
     /// Runs `body` once admitted, and leaves when it ends, however it ends.
     func within<T>(_ body: () async throws -> T) async throws -> T {
         let ticket = try enter()

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPForms
 import Hummingbird
 import Lookalike
 import NIOCore
@@ -31,7 +32,7 @@ extension LookalikeServer {
             return .json(try await collect(request, limit: Self.maxJSONBytes))
         }
         if mediaType == "multipart/form-data" {
-            guard let boundary = Self.parameter("boundary", in: request.headers[.contentType] ?? "") else {
+            guard let boundary = Multipart.parameter("boundary", in: request.headers[.contentType] ?? "") else {
                 throw APIError.badRequest("multipart/form-data without a boundary")
             }
             return .multipart(try Multipart.parts(try await collect(request), boundary: boundary))
@@ -136,31 +137,9 @@ extension LookalikeServer {
         }
     }
 
-    static func parameter(_ name: String, in header: String) -> String? {
-        for part in header.split(separator: ";").dropFirst() {
-            let pair = part.split(separator: "=", maxSplits: 1)
-            if pair.count == 2, pair[0].trimmingCharacters(in: .whitespaces).lowercased() == name {
-                let value = pair[1].trimmingCharacters(in: .whitespaces)
-                return value.hasPrefix("\"") && value.hasSuffix("\"") && value.count >= 2 ? String(value.dropFirst().dropLast()) : value
-            }
-        }
-        return nil
-    }
-
-    /// The query string's parameters, decoded as HTML forms encode them: `+` is a space, then
-    /// percent-escapes. The first value of a repeated name wins.
-    static func query(_ request: Request) -> [String: Substring] {
-        var values: [String: Substring] = [:]
-        for pair in (request.uri.query ?? "").split(separator: "&") {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            func decode(_ text: Substring) -> String {
-                let spaced = text.replacingOccurrences(of: "+", with: " ")
-                return spaced.removingPercentEncoding ?? spaced
-            }
-            let name = decode(parts[0])
-            if values[name] == nil { values[name] = Substring(parts.count == 2 ? decode(parts[1]) : "") }
-        }
-        return values
+    /// The query string's parameters (`QueryString`: decoded as HTML forms encode them).
+    static func query(_ request: Request) -> QueryString {
+        QueryString(request.uri.query)
     }
 
     static func contentType(sniffing bytes: [UInt8]) -> String {
@@ -179,13 +158,6 @@ extension LookalikeServer {
     }
 
     func integer(_ text: Substring, field: String, range: ClosedRange<Int>) throws -> Int {
-        try checked(Int(text), field: field, range: range)
-    }
-
-    func checked(_ value: Int?, field: String, range: ClosedRange<Int>) throws -> Int {
-        guard let value, range.contains(value) else {
-            throw APIError.badRequest("\(field) must be a whole number from \(range.lowerBound) to \(range.upperBound)")
-        }
-        return value
+        try QueryString.checked(Int(text), field: field, range: range)
     }
 }

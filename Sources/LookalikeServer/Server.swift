@@ -30,6 +30,8 @@ public final class LookalikeServer: Sendable {
     let connections: ConnectionRegistry
     /// URL fetches in flight.
     let fetches: Gate
+    /// Job event streams open.
+    let eventStreams: Gate
     /// Uploaded query images kept for an hour, so that a search by one has an address.
     let queryImages: QueryImages
 
@@ -44,7 +46,8 @@ public final class LookalikeServer: Sendable {
                                                       limits: configuration.imageLimits)
         engineConfiguration.deferSnapshotSaves = true
         engineConfiguration.readReplicas = configuration.readReplicas
-        collections = Collections(store: configuration.store, engineConfiguration: engineConfiguration)
+        collections = Collections(store: configuration.store, engineConfiguration: engineConfiguration,
+                                  maxOpen: configuration.maxOpenCollections)
         pool = InferencePool(threads: configuration.maxConcurrentInference, maxQueued: configuration.maxQueuedInference)
         fetcher = URLFetcher(policy: AddressPolicy(allowing: configuration.urlAllowedNetworks), maxBytes: configuration.maxBodyBytes,
                              maxRedirects: configuration.urlMaxRedirects, timeout: configuration.urlFetchTimeout)
@@ -55,6 +58,8 @@ public final class LookalikeServer: Sendable {
         connections = ConnectionRegistry(policy: .standard(maxConnections: Self.connectionCap(configuration.maxConnections, logger: logger),
                                                            headTimeout: configuration.headTimeout))
         fetches = Gate(limit: 16)
+        eventStreams = Gate(limit: configuration.maxEventStreams,
+                            busyMessage: "too many job event streams are open; poll GET /v1/jobs/{id} instead, or retry shortly")
         queryImages = QueryImages(budget: max(64 << 20, 2 * configuration.maxBodyBytes))
         // The default collection's store is opened (and made) at once, so a bad store path fails at start.
         let defaultEngine = try collections.engine(Collections.defaultName)

@@ -44,6 +44,10 @@ public struct ServerConfiguration: Sendable {
     /// Seconds a connection may take to send a request head, from its opening or the end of the
     /// last answer on it (slower clients are closed).
     public var headTimeout: Double = 10
+    /// Job event streams open at once (each polls its job five times a second); past it, 503.
+    public var maxEventStreams: Int = 64
+    /// Collections whose engines (and indexes) are kept open at once.
+    public var maxOpenCollections: Int = 64
     /// Bytes of request bodies held in memory at once, whatever the number of requests.
     public var maxBodyMemory: Int { max(256 << 20, 8 * maxBodyBytes) }
     /// On a PostgreSQL store: how long a job stays a server's without news from it before another

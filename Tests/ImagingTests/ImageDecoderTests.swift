@@ -208,6 +208,49 @@ struct ImageDecoderTests {
         }
     }
 
+    @Test("a JPEG of thousands of scans is refused before libjpeg sees it; photos are not")
+    func manyScans() throws {
+        let photo = try Self.bytes("photo.jpg")
+        #expect(photo.withUnsafeBytes { ImageDecoder.jpegScanCount($0) } == 1)
+        // The photo's one scan, header and data, repeated 1,500 times before the end marker:
+        // libjpeg would decode each over the whole image, warning that the progression is bogus.
+        let scanStart = try #require((0..<photo.count - 1).first { photo[$0] == 0xFF && photo[$0 + 1] == 0xDA })
+        let end = try #require((0..<photo.count - 1).last { photo[$0] == 0xFF && photo[$0 + 1] == 0xD9 })
+        let scan = photo[scanStart..<end]
+        var hostile = Array(photo[..<end])
+        for _ in 0..<1_500 { hostile += scan }
+        hostile += [0xFF, 0xD9]
+        let started = ContinuousClock.now
+        #expect(throws: ImagingError.tooManyScans(1_501, limit: 500)) {
+            _ = try decoder.decode(hostile, policy: .shorterSide(size: 224, maxLonger: 896))
+        }
+        #expect(ContinuousClock.now - started < .seconds(1))
+        let lenient = ImageDecoder(limits: ImageLimits(maxJPEGScans: 2_000))
+        #expect(throws: ImagingError.tooManyScans(1_501, limit: 500)) { _ = try decoder.info(hostile) }
+        #expect((try? lenient.info(hostile))?.width == 451, "under a higher limit the header is read")
+    }
+
+    @Test("the decode deadline stops a decode that runs past it, and only that one")
+    func decodeDeadline() throws {
+        // A plain 6000 x 6000 JPEG: small on disk, 108 MB of pixels when decoded at full size.
+        let side = 6_000
+        var rgb = [UInt8](repeating: 0, count: side * side * 3)
+        for row in 0..<side { for column in stride(from: 0, to: side, by: 97) { rgb[(row * side + column) * 3] = 255 } }
+        let large = try ImageEncoder.jpeg(Pixels(width: side, height: side, rgb: rgb), quality: 70)
+        rgb = []
+        let hasty = ImageDecoder(limits: ImageLimits(decodeSeconds: 0.005))
+        let started = ContinuousClock.now
+        #expect(throws: ImagingError.decodeTooSlow(seconds: 0.005)) {
+            _ = try hasty.decode(large, policy: .shorterSide(size: side, maxLonger: side))
+        }
+        let stopped = ContinuousClock.now - started
+        let whole = ContinuousClock.now
+        let pixels = try decoder.decode(large, policy: .shorterSide(size: side, maxLonger: side))
+        let full = ContinuousClock.now - whole
+        #expect(pixels.width == side && pixels.height == side)
+        #expect(stopped < full, "stopped after \(stopped), a whole decode takes \(full)")
+    }
+
     @Test("content hashes are SHA-256")
     func hashing() {
         #expect(ContentHash.sha256(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")

@@ -1,5 +1,5 @@
 import Foundation
-@testable import LookalikeServer
+import HTTPForms
 import Testing
 
 @Suite("multipart/form-data reader")
@@ -32,10 +32,10 @@ struct MultipartTests {
             ("header line without colon", bytes("--B\r\nnonsense\r\n\r\nx\r\n--B--")),
         ]
         for (label, body) in cases {
-            #expect(throws: APIError.self, "\(label)") { try Multipart.parts(body, boundary: "B") }
+            #expect(throws: FormError.self, "\(label)") { try Multipart.parts(body, boundary: "B") }
         }
-        #expect(throws: APIError.self) { try Multipart.parts(bytes("--\r\n"), boundary: "") }
-        #expect(throws: APIError.self) { try Multipart.parts(bytes("x"), boundary: String(repeating: "b", count: 71)) }
+        #expect(throws: FormError.self) { try Multipart.parts(bytes("--\r\n"), boundary: "") }
+        #expect(throws: FormError.self) { try Multipart.parts(bytes("x"), boundary: String(repeating: "b", count: 71)) }
     }
 
     @Test("the substring search finds the first match in linear time, also in long runs of near-matches")

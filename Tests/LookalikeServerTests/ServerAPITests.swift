@@ -94,8 +94,22 @@ struct ServerAPITests {
         }
         let original = ServerTestData.id(try ServerTestData.bytes(chelsea))
         let thumbnail = try ImageDecoder().thumbnailJPEG(try ServerTestData.bytes(chelsea), size: 56, quality: 8)
+        // One image added by the main model only, as an add stopped between its models leaves it.
+        let late = store.appendingPathComponent("late.jpg")
+        try Data(try ImageDecoder().thumbnailJPEG(try ServerTestData.bytes(coffee), size: 300, quality: 60)).write(to: late)
+        #expect(try engine.add([late.path], options: AddOptions(model: ModelManifest.defaultName)).added.count == 1)
         let app = try makeServer(store: store).application()
         try await app.test(.router) { client in
+            let incomplete = try await client.postImage("/v1/collections/default/search?top=3&cascade=phash", thumbnail)
+            let notes = incomplete.json["notes"] as? [[String: Any]] ?? []
+            #expect(notes.count == 1 && notes.first?["code"] as? String == "missing_vectors", "\(incomplete.text)")
+            let photos = try TestData.photoPaths().count
+            #expect((notes.first?["message"] as? String)?.contains("model phash has vectors for \(photos) of the \(photos + 1)") == true,
+                    "\(incomplete.text)")
+            #expect(try engine.add([late.path], options: AddOptions(model: "phash")).failures.isEmpty)
+            let complete = try await client.postImage("/v1/collections/default/search?top=3&cascade=phash", thumbnail)
+            #expect((complete.json["notes"] as? [Any])?.isEmpty != false, "\(complete.text)")
+
             let alone = try await client.postImage("/v1/collections/default/search?top=3", thumbnail)
             #expect(alone.status == 200, "\(alone.text)")
             #expect(!alone.hits.contains { $0["id"] as? String == original && $0["duplicate"] as? Bool == true })

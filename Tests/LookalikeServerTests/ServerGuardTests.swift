@@ -320,6 +320,47 @@ struct ServerGuardTests {
         #expect(policy.bodyDeadline(head: head, bytes: 1 << 30) == head + .seconds(120))
     }
 
+    @Test("open collections are capped: the least recently used is closed (its snapshots saved), the default never; a closed one reopens")
+    func collectionCap() throws {
+        let store = try TestData.temporaryDirectory("server-collection-cap")
+        defer { try? FileManager.default.removeItem(at: store) }
+        let collections = Collections(store: store, engineConfiguration: EngineConfiguration(store: store), maxOpen: 3)
+        let main = try collections.engine(Collections.defaultName)
+        let a = try collections.create("a"), b = try collections.create("b"), c = try collections.create("c")
+        func isOpen(_ engine: Engine) -> Bool { collections.openEngines().contains { $0 === engine } }
+        #expect(collections.openEngines().count == 3)
+        #expect(!isOpen(a), "a, the least recently used, was closed to make room for c")
+        #expect(isOpen(main) && isOpen(b) && isOpen(c))
+        #expect(try collections.engine("b") === b, "b is still open, and now used more recently than c")
+        let reopened = try collections.engine("a")
+        #expect(reopened !== a)
+        #expect(collections.openEngines().count == 3)
+        #expect(isOpen(main) && isOpen(b) && isOpen(reopened) && !isOpen(c), "c was the least recently used")
+        #expect(collections.names() == ["default", "a", "b", "c"], "closing an engine deletes nothing")
+        #expect(try reopened.stats().items == 0)
+    }
+
+    @Test("job event streams are capped: past the cap, 503 with advice to poll; a finished stream gives its place back")
+    func eventStreamCap() async throws {
+        let store = try TestData.temporaryDirectory("server-stream-cap")
+        defer { try? FileManager.default.removeItem(at: store) }
+        let app = try makeServer(store: store) { $0.maxEventStreams = 1 }.application()
+        try await app.test(.router) { client in
+            let started = try await client.postJSON("/v1/collections/default/jobs", ["path": TestData.photos.path])
+            #expect(started.status == 202, "\(started.text)")
+            let id = try #require(started.json["id"] as? String)
+            async let following = client.call(.get, "/v1/jobs/\(id)/events")
+            try await Task.sleep(for: .milliseconds(300))
+            let refused = try await client.call(.get, "/v1/jobs/\(id)/events")
+            #expect(refused.status == 503 && refused.errorCode == "busy", "\(refused.text)")
+            #expect(refused.text.contains("poll GET /v1/jobs/"))
+            let stream = try await following
+            #expect(stream.text.contains("event: end\ndata: {"), "the first stream ran to the job's end")
+            let again = try await client.call(.get, "/v1/jobs/\(id)/events")
+            #expect(again.status == 200 && again.text.contains("event: end"), "its place was given back")
+        }
+    }
+
     // MARK: SSRF
 
     @Test("address policy: loopback, private, link-local, multicast, mapped and reserved addresses are refused")

@@ -1,5 +1,6 @@
 import Foundation
 import FuzzDriver
+import HTTPForms
 import Storage
 import VectorIndex
 
@@ -8,8 +9,12 @@ import VectorIndex
 /// - `filter`: a metadata filter as JSON, as `--filter` and the API's `filter` take it.
 /// - `snapshot`: an HNSW snapshot file; one that loads is searched too, so a link the loader
 ///   failed to check would show as a crash.
+/// - `multipart`: a multipart/form-data body; its first line is the boundary (as the
+///   Content-Type header would give it), the rest the body.
+/// - `query`: a query string, read as a search reads its options (numbers, flags, the filter,
+///   the region).
 enum Target: String {
-    case filter, snapshot
+    case filter, snapshot, multipart, query
 
     static let current = Target(rawValue: ProcessInfo.processInfo.environment["LOOKALIKE_FUZZ"] ?? "filter") ?? .filter
 }
@@ -32,6 +37,16 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
             _ = try? index.search(query, k: 5, filter: nil)
             _ = index.liveIDs()
         }
+    case .multipart:
+        let newline = bytes.firstIndex(of: 0x0A) ?? bytes.count
+        let header = "multipart/form-data; boundary=" + String(decoding: bytes[..<newline], as: UTF8.self)
+        guard let boundary = Multipart.parameter("boundary", in: header) else { return 0 }
+        let body = newline < bytes.count ? Array(bytes[(newline + 1)...]) : []
+        if let parts = try? Multipart.parts(body, boundary: boundary) {
+            for (_, part) in parts { _ = part.bytes.count + (part.filename?.count ?? 0) }
+        }
+    case .query:
+        _ = try? SearchForm(QueryString(String(decoding: bytes, as: UTF8.self)))
     }
     return 0
 }

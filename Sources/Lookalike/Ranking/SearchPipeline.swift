@@ -70,11 +70,31 @@ struct SearchPipeline {
         var response = try hits(Array(candidates.prefix(top)), manifest: manifest, searched: collection, started: started)
         response.filtered = passing?.count
         response.notes = try notes(manifest: manifest, collection: collection, passing: passing, filter: options.filter)
+        let backing = options.cascade.filter { $0 != options.model }
+        if !backing.isEmpty {
+            response.notes += try cascadeNotes(main: manifest, count: collection, backing: backing, context: context, source: source)
+        }
         if encoder.textWasTruncated {
             response.notes.append(SearchResponse.Note(code: "text_truncated", message: "the text is longer than the text model "
                 + "takes; only its beginning was searched"))
         }
         return response
+    }
+
+    /// A cascade compares an image by a backing model only where that model has its vector: an add
+    /// stopped between its models (`add --model a --model b` killed after a's pass) leaves some
+    /// without. Says which model lacks how many, and how to fill them in (an add of the same
+    /// images with that model embeds only those missing).
+    private func cascadeNotes(main: ModelManifest, count: Int, backing: [String], context: RankingContext,
+                              source: CandidateSource) throws -> [SearchResponse.Note] {
+        var counts = [(name: main.name, count: count)]
+        for name in backing { counts.append((name, try source.collectionSize(try context.manifest(name)))) }
+        let most = counts.map(\.count).max() ?? 0
+        return counts.filter { $0.count < most }.map { name, count in
+            SearchResponse.Note(code: "missing_vectors",
+                                message: "model \(name) has vectors for \(count) of the \(most) images the cascade's models hold: the other "
+                                    + "\(most - count) are not compared by it; add the images again with model \(name) to embed only those")
+        }
     }
 
     /// Why an answer came out empty, with what to do: a collection without vectors of the model,

@@ -14,7 +14,7 @@ extension LookalikeServer {
             JSON.response(try self.job(context).json)
         }
         v1.get("jobs/:job/events") { _, context in
-            self.jobEvents(try self.job(context).id)
+            try self.jobEvents(try self.job(context).id)
         }
     }
 
@@ -55,10 +55,13 @@ extension LookalikeServer {
         return job
     }
 
-    /// Server-sent events: the job as it changes (at most five times a second), then `end`.
-    func jobEvents(_ id: String) -> Response {
+    /// Server-sent events: the job as it changes (at most five times a second), then `end`. At
+    /// most `maxEventStreams` at once: each holds a ticket until its body ends or is dropped.
+    func jobEvents(_ id: String) throws -> Response {
         let jobs = self.jobs
+        let ticket = try Gate.Held(eventStreams)
         let body = ResponseBody { writer in
+            defer { withExtendedLifetime(ticket) {} }
             var sent = -1
             var quiet = 0
             while let job = try jobs.job(id), !Task.isCancelled, !Task.isShuttingDownGracefully {

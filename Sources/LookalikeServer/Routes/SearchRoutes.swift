@@ -1,4 +1,5 @@
 import Foundation
+import HTTPForms
 import Hummingbird
 import Lookalike
 
@@ -55,8 +56,8 @@ extension LookalikeServer {
         let query = Self.query(request)
         var options = DuplicateOptions()
         if let model = query["model"] { options.model = String(model) }
-        if let threshold = query["threshold"] { options.threshold = try fraction(Float(threshold), field: "threshold", range: -1...1) }
-        if let neighbours = query["neighbours"] { options.neighbours = try integer(neighbours, field: "neighbours", range: 1...100) }
+        if let threshold = try query.number("threshold", range: SearchForm.scoreRange) { options.threshold = threshold }
+        if let neighbours = try query.integer("neighbours", range: 1...100) { options.neighbours = neighbours }
         try checkModel(options.model, engine: engine)
         let asked = options
         let report = try await pool.run { try engine.duplicateGroups(asked) }
@@ -165,58 +166,39 @@ extension LookalikeServer {
         return JSON.response(searchJSON(response, collection: collection))
     }
 
-    static let topRange = 1...1000
-    static let efRange = 1...10_000
     static let maxExamples = 100
 
-    /// Options from the query string (filter and region errors become `bad_filter` and `bad_region`
-    /// in `APIError.from`).
-    func searchOptions(_ query: [String: Substring]) throws -> SearchOptions {
-        var options = SearchOptions(top: 10)
-        if let text = query["top"] { options.top = try integer(text, field: "top", range: Self.topRange) }
-        if let model = query["model"] { options.model = String(model) }
-        if let ef = query["ef"] { options.efSearch = try integer(ef, field: "ef", range: Self.efRange) }
-        if let filter = query["filter"] { options.filter = try MetadataFilter(json: String(filter)) }
-        if let region = query["region"] { options.region = try ImageRegion(parsing: region) }
-        if let cascade = query["cascade"] { options.cascade = cascade.split(separator: ",").map(String.init) }
-        if let collapse = query["collapse"] { options.collapseCopies = try flag(collapse, field: "collapse") }
-        if let diversity = query["diversity"] { options.diversity = try fraction(Float(diversity), field: "diversity", range: 0...1) }
-        if let expand = query["expand"] { options.expansion = try integer(expand, field: "expand", range: Self.expandRange) }
-        if let minScore = query["min_score"] { options.minScore = try fraction(Float(minScore), field: "min_score", range: -1...1) }
-        if let feedback = query["feedback"] { options.feedback = try flag(feedback, field: "feedback") }
+    /// Options from the query string (`SearchForm`; filter and region errors become
+    /// `bad_filter` and `bad_region` in `APIError.from`).
+    func searchOptions(_ query: QueryString) throws -> SearchOptions {
+        let given = try SearchForm(query)
+        var options = SearchOptions(top: given.top ?? 10)
+        if let model = given.model { options.model = model }
+        if let ef = given.ef { options.efSearch = ef }
+        if let filter = given.filter { options.filter = filter }
+        if let region = given.region { options.region = region }
+        if let cascade = given.cascade { options.cascade = cascade }
+        if let collapse = given.collapse { options.collapseCopies = collapse }
+        if let diversity = given.diversity { options.diversity = diversity }
+        if let expand = given.expand { options.expansion = expand }
+        if let minScore = given.minScore { options.minScore = minScore }
+        if let feedback = given.feedback { options.feedback = feedback }
         return options
     }
 
     /// Options from a JSON body, over those of the query string.
     func apply(_ body: SearchBody, to options: inout SearchOptions) throws {
-        if let top = body.top { options.top = try checked(top, field: "top", range: Self.topRange) }
+        if let top = body.top { options.top = try QueryString.checked(top, field: "top", range: SearchForm.topRange) }
         if let model = body.model { options.model = model }
-        if let ef = body.ef { options.efSearch = try checked(ef, field: "ef", range: Self.efRange) }
+        if let ef = body.ef { options.efSearch = try QueryString.checked(ef, field: "ef", range: SearchForm.efRange) }
         if let filter = body.filter { options.filter = try MetadataFilter(filter) }
         if let region = body.region { options.region = region }
         if let cascade = body.cascade { options.cascade = cascade }
         if let collapse = body.collapse { options.collapseCopies = collapse }
-        if let diversity = body.diversity { options.diversity = try fraction(diversity, field: "diversity", range: 0...1) }
-        if let expand = body.expand { options.expansion = try checked(expand, field: "expand", range: Self.expandRange) }
-        if let minScore = body.minScore { options.minScore = try fraction(minScore, field: "min_score", range: -1...1) }
+        if let diversity = body.diversity { options.diversity = try QueryString.checked(diversity, field: "diversity", range: 0...1) }
+        if let expand = body.expand { options.expansion = try QueryString.checked(expand, field: "expand", range: SearchForm.expandRange) }
+        if let minScore = body.minScore { options.minScore = try QueryString.checked(minScore, field: "min_score", range: SearchForm.scoreRange) }
         if let feedback = body.feedback { options.feedback = feedback }
-    }
-
-    static let expandRange = 1...100
-
-    func fraction(_ value: Float?, field: String, range: ClosedRange<Float>) throws -> Float {
-        guard let value, value.isFinite, range.contains(value) else {
-            throw APIError.badRequest("\(field) must be a number from \(range.lowerBound) to \(range.upperBound)")
-        }
-        return value
-    }
-
-    func flag(_ text: Substring, field: String) throws -> Bool {
-        switch text.lowercased() {
-        case "true", "1", "": return true
-        case "false", "0": return false
-        default: throw APIError.badRequest("\(field) must be true or false")
-        }
     }
 
     static let maxCascade = 4

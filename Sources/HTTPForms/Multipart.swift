@@ -3,17 +3,21 @@ import Foundation
 /// A reader of multipart/form-data bodies (RFC 7578): parts by their `name`, nothing else.
 ///
 /// Our own, small and strict, because the multipart parser we first used crashed the process on a
-/// header byte above 0x7F. Every malformed body is a thrown `APIError` (400), never a crash:
-/// headers must be ASCII, every part must be closed by a delimiter, and the closing delimiter
-/// must come.
-enum Multipart {
-    struct Part: Equatable {
-        var bytes: [UInt8]
+/// header byte above 0x7F. Headers must be ASCII, every part must be closed by a delimiter, and the closing delimiter
+/// must come. Every malformed body is a thrown `FormError`, never a crash (fuzzed).
+public enum Multipart {
+    public struct Part: Equatable, Sendable {
+        public var bytes: [UInt8]
         /// The `filename` of the part's Content-Disposition, if any.
-        var filename: String?
+        public var filename: String?
+
+        public init(bytes: [UInt8], filename: String?) {
+            self.bytes = bytes
+            self.filename = filename
+        }
     }
 
-    static func parts(_ body: [UInt8], boundary: String) throws -> [String: Part] {
+    public static func parts(_ body: [UInt8], boundary: String) throws(FormError) -> [String: Part] {
         guard (1...70).contains(boundary.utf8.count), boundary.utf8.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) else {
             throw malformed("the boundary must be 1 to 70 printable ASCII characters")
         }
@@ -57,7 +61,7 @@ enum Multipart {
     }
 
     /// The `name` and `filename` of a part from its header lines (ASCII only).
-    private static func disposition(headers: [UInt8]) throws -> (name: String?, filename: String?) {
+    private static func disposition(headers: [UInt8]) throws(FormError) -> (name: String?, filename: String?) {
         guard headers.allSatisfy({ $0 < 0x80 }) else { throw malformed("a part's headers are not ASCII") }
         let text = String(decoding: headers, as: UTF8.self)
         for line in text.split(separator: "\r\n", omittingEmptySubsequences: true) {
@@ -65,7 +69,7 @@ enum Multipart {
             guard pair.count == 2 else { throw malformed("a part's header line has no colon") }
             if pair[0].trimmingCharacters(in: .whitespaces).lowercased() == "content-disposition" {
                 let value = "form-data; " + String(pair[1])
-                return (LookalikeServer.parameter("name", in: value), LookalikeServer.parameter("filename", in: value))
+                return (parameter("name", in: value), parameter("filename", in: value))
             }
         }
         return (nil, nil)
@@ -73,7 +77,7 @@ enum Multipart {
 
     /// The first index of `pattern` in `bytes` at or after `start` (Knuth-Morris-Pratt: linear time
     /// whatever the body holds).
-    static func search(_ pattern: [UInt8], in bytes: [UInt8], from start: Int) -> Int? {
+    public static func search(_ pattern: [UInt8], in bytes: [UInt8], from start: Int) -> Int? {
         guard !pattern.isEmpty, start >= 0, bytes.count - start >= pattern.count else { return nil }
         var failure = [Int](repeating: 0, count: pattern.count)
         var k = 0
@@ -91,7 +95,19 @@ enum Multipart {
         return nil
     }
 
-    private static func malformed(_ reason: String) -> APIError {
-        APIError.badRequest("the multipart body is malformed: \(reason)")
+    /// A parameter of a header value such as `multipart/form-data; boundary="x"` (unquoted).
+    public static func parameter(_ name: String, in header: String) -> String? {
+        for part in header.split(separator: ";").dropFirst() {
+            let pair = part.split(separator: "=", maxSplits: 1)
+            if pair.count == 2, pair[0].trimmingCharacters(in: .whitespaces).lowercased() == name {
+                let value = pair[1].trimmingCharacters(in: .whitespaces)
+                return value.hasPrefix("\"") && value.hasSuffix("\"") && value.count >= 2 ? String(value.dropFirst().dropLast()) : value
+            }
+        }
+        return nil
+    }
+
+    private static func malformed(_ reason: String) -> FormError {
+        FormError("the multipart body is malformed: \(reason)")
     }
 }
