@@ -1,5 +1,6 @@
 import Foundation
 import Imaging
+import PostgresStore
 import Storage
 
 /// Items as the front doors need them: lookup and paging, the stored original, uploads kept in
@@ -187,10 +188,18 @@ extension Engine {
     /// and storing its item leaves one. The folder is named by the content hash, whose first 16
     /// digits are the item's id, so the check is a lookup per folder. A server calls it as it
     /// opens a collection, before it takes uploads. Returns how many folders were removed.
+    ///
+    /// On a PostgreSQL store several servers may share one files folder, and another may be
+    /// writing an upload right now: there only folders untouched for `sharedGrace` seconds go.
     @discardableResult
-    public func removeOrphanedUploads() throws -> Int {
+    public func removeOrphanedUploads(sharedGrace: TimeInterval = 600) throws -> Int {
+        let youngest = store is PostgresStore ? Date().addingTimeInterval(-sharedGrace) : Date.distantFuture
         let names = ((try? FileManager.default.contentsOfDirectory(atPath: uploadsFolder.path)) ?? [])
             .filter { $0.count == 32 && $0.allSatisfy(\.isHexDigit) }
+            .filter { name in
+                let modified = (try? FileManager.default.attributesOfItem(atPath: uploadsFolder.appendingPathComponent(name).path))?[.modificationDate] as? Date
+                return (modified ?? .distantPast) < youngest
+            }
         var removed = 0
         for start in stride(from: 0, to: names.count, by: 500) {
             let page = Array(names[start..<min(start + 500, names.count)])

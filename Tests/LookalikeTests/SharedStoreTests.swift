@@ -16,6 +16,34 @@ struct SharedStoreTests {
         try Engine(configuration: EngineConfiguration(store: store, approximateSearchThreshold: threshold))
     }
 
+    @Test("upload folders no item uses are swept; on a shared (PostgreSQL) store only those untouched for a while",
+          arguments: TestStores.kinds)
+    func orphanedUploads(_ kind: String) throws {
+        let folder = try TestData.temporaryDirectory("orphaned-uploads")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let engine = try Engine(configuration: EngineConfiguration(store: folder, database: TestStores.database(kind)))
+        let photo = try [UInt8](Data(contentsOf: URL(fileURLWithPath: try TestData.photoPaths()[0])))
+        guard case .added(let item) = try engine.addUpload(photo, name: "kept.jpg", metadata: nil, limits: .default) else {
+            Issue.record("the upload was not added")
+            return
+        }
+        let uploads = folder.appendingPathComponent("uploads")
+        // Two uploads cut short: one just now (another server may be writing it), one an hour ago.
+        let fresh = uploads.appendingPathComponent(String(repeating: "a", count: 32))
+        let stale = uploads.appendingPathComponent(String(repeating: "b", count: 32))
+        for orphan in [fresh, stale] {
+            try FileManager.default.createDirectory(at: orphan, withIntermediateDirectories: true)
+            try Data("half an upload".utf8).write(to: orphan.appendingPathComponent("upload.jpg"))
+        }
+        try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(-3600)], ofItemAtPath: stale.path)
+        let removed = try engine.removeOrphanedUploads()
+        let left = Set(try FileManager.default.contentsOfDirectory(atPath: uploads.path))
+        #expect(!left.contains(stale.lastPathComponent))
+        #expect(left.contains(fresh.lastPathComponent) == (kind == "postgres"))
+        #expect(removed == (kind == "postgres" ? 1 : 2))
+        #expect(FileManager.default.fileExists(atPath: item.sourcePath), "the stored upload stays")
+    }
+
     @Test("a warm engine finds what another engine added and never what it removed", arguments: [1_000_000, 10])
     func otherWriter(threshold: Int) throws {
         let photos = try TestData.photoPaths()
