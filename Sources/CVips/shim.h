@@ -115,10 +115,9 @@ static inline VipsImage *lk_vips_image_from_pixels(const void *data, size_t len,
     return vips_image_new_from_memory_copy(data, len, width, height, bands, VIPS_FORMAT_UCHAR);
 }
 
-/// Stops a computation of `image` once it has run `seconds` (libvips' progress signal, every
-/// tile or so): the computation then fails, and the caller says why.
-/* Stops the computation of `image` once it has run `milliseconds` (libvips emits "eval" as
-   tiles are computed; its own `run` counts whole seconds, the timer is finer). */
+/// Stops a computation of `image` once it has run `milliseconds` (libvips' progress signal, as
+/// each region is computed; its own `run` counts whole seconds, the timer is finer): the
+/// computation then fails, and the caller says why.
 static inline void lk_vips_eval_budget(VipsImage *image, VipsProgress *progress, void *milliseconds) {
     if (progress->start && g_timer_elapsed(progress->start, NULL) * 1000.0 >= (double)GPOINTER_TO_INT(milliseconds)) {
         vips_image_set_kill(image, TRUE);

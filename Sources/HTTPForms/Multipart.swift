@@ -3,8 +3,9 @@ import Foundation
 /// A reader of multipart/form-data bodies (RFC 7578): parts by their `name`, nothing else.
 ///
 /// Our own, small and strict, because the multipart parser we first used crashed the process on a
-/// header byte above 0x7F. Headers must be ASCII, every part must be closed by a delimiter, and the closing delimiter
-/// must come. Every malformed body is a thrown `FormError`, never a crash (fuzzed).
+/// header byte above 0x7F. Headers must be ASCII, every part must be closed by a delimiter, and
+/// the closing delimiter must come. Every malformed body is a thrown `FormError`, never a crash
+/// (fuzzed: `scripts/fuzz.sh`).
 public enum Multipart {
     public struct Part: Equatable, Sendable {
         public var bytes: [UInt8]

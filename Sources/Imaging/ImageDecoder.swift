@@ -185,19 +185,34 @@ public struct ImageDecoder: Sendable {
         return try decode(bytes, policy: .shorterSide(size: min(info.width, info.height), maxLonger: max(info.width, info.height)))
     }
 
-    /// The start-of-scan markers in a JPEG. A progressive JPEG is decoded scan by scan over the
-    /// whole image, so a small file of thousands of scans costs minutes in one libjpeg call that
-    /// no deadline can interrupt; counted first, such a file is refused at once. Inside a scan's
-    /// data a 0xFF byte is always followed by 0x00 or a restart marker, so every 0xFF 0xDA pair is
-    /// a marker (those of an embedded thumbnail count too: a few more, never fewer).
-    static func jpegScanCount(_ buffer: UnsafeRawBufferPointer) -> Int {
-        var count = 0
-        var index = 0
-        let end = buffer.count - 1
-        while index < end {
-            if buffer[index] == 0xFF && buffer[index + 1] == 0xDA { count += 1; index += 2 } else { index += 1 }
+    /// The scans of a JPEG, counted by walking its markers. A progressive JPEG is decoded scan by
+    /// scan over the whole image, so a small file of thousands of scans costs minutes inside one
+    /// libjpeg call that no deadline can interrupt: counted first, such a file is refused at once.
+    /// Segments are skipped by their lengths (a thumbnail or profile inside one counts nothing);
+    /// a scan's data runs to the next marker, 0xFF followed by neither 0x00 (a stuffed byte) nor a
+    /// restart marker. The walk stops at the end of the image or at anything malformed, which
+    /// the decoder then reports.
+    static func jpegScanCount(_ bytes: UnsafeRawBufferPointer) -> Int {
+        guard bytes.count >= 4, bytes[0] == 0xFF, bytes[1] == 0xD8 else { return 0 }
+        var scans = 0
+        var index = 2
+        while index + 4 <= bytes.count {
+            guard bytes[index] == 0xFF else { return scans }
+            let marker = bytes[index + 1]
+            if marker == 0xFF { index += 1; continue }  // fill byte
+            if marker == 0xD9 { return scans }  // end of image
+            if (0xD0...0xD7).contains(marker) || marker == 0x01 { index += 2; continue }  // no length
+            let length = Int(bytes[index + 2]) << 8 | Int(bytes[index + 3])
+            guard length >= 2 else { return scans }
+            index += 2 + length
+            guard marker == 0xDA else { continue }
+            scans += 1
+            while index + 1 < bytes.count {
+                if bytes[index] == 0xFF, bytes[index + 1] != 0x00, !(0xD0...0xD7).contains(bytes[index + 1]) { break }
+                index += 1
+            }
         }
-        return count
+        return scans
     }
 
     private func checkSize(_ bytes: [UInt8]) throws {

@@ -212,6 +212,11 @@ struct ImageDecoderTests {
     func manyScans() throws {
         let photo = try Self.bytes("photo.jpg")
         #expect(photo.withUnsafeBytes { ImageDecoder.jpegScanCount($0) } == 1)
+        // Marker bytes inside a segment (a thumbnail, a profile) are skipped with the segment.
+        let payload = [UInt8](repeating: 0, count: 2) + Array(repeating: [0xFF, 0xDA], count: 600).flatMap { $0 }
+        let withSegment = [0xFF, 0xD8, 0xFF, 0xEF, UInt8((payload.count + 2) >> 8), UInt8((payload.count + 2) & 0xFF)] + payload + photo.dropFirst(2)
+        #expect(withSegment.withUnsafeBytes { ImageDecoder.jpegScanCount($0) } == 1)
+        #expect(try decoder.info(withSegment).width == 451)
         // The photo's one scan, header and data, repeated 1,500 times before the end marker:
         // libjpeg would decode each over the whole image, warning that the progression is bogus.
         let scanStart = try #require((0..<photo.count - 1).first { photo[$0] == 0xFF && photo[$0 + 1] == 0xDA })
