@@ -85,8 +85,10 @@ public struct ImageDecoder: Sendable {
         var options = Self.loaderOptions(info: kept, target: target)
         // An upright image is decoded as it streams through the pipeline, top to bottom: a
         // 50-megapixel PNG is never held whole, and the decode's deadline (`decodeSeconds`) can
-        // stop it between rows. Turning or flipping needs the whole image at once.
-        if info.orientation == 1 { options += (options.isEmpty ? "" : ",") + "access=sequential" }
+        // stop it between rows. Turning or flipping needs the whole image at once. Not JPEG: it
+        // shrinks while it decodes, so it is never held large, and streaming it cost 5 ms more
+        // per 1 MP photo (33 ms to 38 ms from bytes to ranked hits, same store, same server).
+        if info.orientation == 1 && !info.isJPEG { options += (options.isEmpty ? "" : ",") + "access=sequential" }
         guard let opened = lk_vips_load(buffer.baseAddress, buffer.count, options) else {
             throw Vips.failure(mode)
         }
