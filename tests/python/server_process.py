@@ -324,6 +324,19 @@ def report_logs_if_failed(request: pytest.FixtureRequest, server: ServerProcess,
     plugin.texts.append(f"server at {server.base_url} (a test using it failed)\n{server.describe_logs()}")
 
 
+def keyless_indexed_server(tmp: Path):
+    """Generator for a module fixture: a keyless server on loopback over an empty store in
+    ``tmp``, the photos indexed; stopped afterwards."""
+    photos = photos_dir()
+    process = ServerProcess(store=tmp / "store", index_root=photos, log_dir=tmp)
+    process.start()
+    try:
+        process.index_folder(photos)
+        yield process
+    finally:
+        process.stop()
+
+
 def start_indexed_server(request: pytest.FixtureRequest, tmp: Path, *, admin_key: str,
                          read_key: str | None = None):
     """Generator for a module fixture: a server on an empty store in ``tmp``, the photos indexed.

@@ -80,21 +80,25 @@ def hostile(tmp_path_factory) -> Path:
     return folder
 
 
+def timed_add(inputs: list[Path], store: Path, *extra: str) -> tuple[subprocess.CompletedProcess, float, int]:
+    """``lookalike add --json`` of ``inputs``: the finished process, its seconds and its peak
+    memory in kB. GNU time reports the peak of the command itself (a forked child's own counter
+    would start from this test process's memory)."""
+    peak_file = store.parent / f"{store.name}.peak"
+    started = time.monotonic()
+    run = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(peak_file), str(server_process.lookalike_binary()), "add",
+                          *map(str, inputs), *extra, "--store", str(store), "--json"], capture_output=True, text=True, timeout=300)
+    took = time.monotonic() - started
+    return run, took, int(peak_file.read_text().split()[-1])
+
+
 @pytest.mark.parametrize("name", ["huge.png", "huge.webp", "huge.tiff", "huge.heic", "huge.avif", "frames.gif"])
 def test_a_small_file_that_unpacks_huge_is_added_within_budget(hostile, tmp_path, name):
-    binary = server_process.lookalike_binary()
-    started = time.monotonic()
-    # GNU time reports the peak memory of the command itself (a forked child's own counter would
-    # start from this test process's memory).
-    peak_file = tmp_path / "peak"
-    run = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(peak_file), str(binary), "add", str(hostile / name),
-                          "--store", str(tmp_path / "store"), "--json"], capture_output=True, text=True, timeout=120)
-    took = time.monotonic() - started
+    run, took, peak = timed_add([hostile / name], tmp_path / "store")
     assert run.returncode == 0, run.stderr
     report = json.loads(run.stdout)
     assert [entry["path"] for entry in report["added"]] == [str(hostile / name)], report
     assert took < SECONDS, f"{name} took {took:.1f} s"
-    peak = int(peak_file.read_text().split()[-1])
     limit = WHOLE_DECODE_PEAK_LIMIT_KB if name.endswith((".heic", ".avif")) else PEAK_LIMIT_KB
     assert peak < limit, f"{name}: peak {peak} kB"
     print(f"{name}: {took:.2f} s, peak {peak >> 10} MB")
@@ -102,18 +106,12 @@ def test_a_small_file_that_unpacks_huge_is_added_within_budget(hostile, tmp_path
 
 def test_every_hostile_file_at_once_stays_under_a_gibibyte(hostile, tmp_path):
     """One ``add`` of the whole folder decodes one file per core at a time, as a user's would."""
-    binary = server_process.lookalike_binary()
-    peak_file = tmp_path / "peak"
-    started = time.monotonic()
-    run = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", str(peak_file), str(binary), "add", str(hostile), "--recursive",
-                          "--store", str(tmp_path / "store"), "--json"], capture_output=True, text=True, timeout=300)
-    took = time.monotonic() - started
+    run, took, peak = timed_add([hostile], tmp_path / "store", "--recursive")
     assert run.returncode == 2, run.stderr  # some inputs failed (the scans), the rest were added
     report = json.loads(run.stdout)
     assert sorted(Path(entry["path"]).name for entry in report["added"]) == sorted(
         ["huge.png", "huge.webp", "huge.tiff", "huge.heic", "huge.avif", "frames.gif"]), report
     assert [Path(entry["path"]).name for entry in report["failed"]] == ["scans.jpg"], report
-    peak = int(peak_file.read_text().split()[-1])
     assert peak < ALL_AT_ONCE_PEAK_LIMIT_KB, f"peak {peak} kB"
     print(f"all {len(report['added']) + 1} files at once: {took:.2f} s, peak {peak >> 10} MB")
 

@@ -27,13 +27,7 @@ CHUNK = 256 << 10
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("ceilings")
-    photos = server_process.photos_dir()
-    process = server_process.ServerProcess(store=tmp / "store", index_root=photos, log_dir=tmp)
-    process.start()
-    process.index_folder(photos)
-    yield process
-    process.stop()
+    yield from server_process.keyless_indexed_server(tmp_path_factory.mktemp("ceilings"))
 
 
 def huge_filter_chunks():

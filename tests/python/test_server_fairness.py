@@ -25,13 +25,7 @@ CLIENTS = 8
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("fairness")
-    photos = server_process.photos_dir()
-    process = server_process.ServerProcess(store=tmp / "store", index_root=photos, log_dir=tmp)
-    process.start()
-    process.index_folder(photos)
-    yield process
-    process.stop()
+    yield from server_process.keyless_indexed_server(tmp_path_factory.mktemp("fairness"))
 
 
 def p95_of_valid(server, bodies: list[bytes], valid: int, seed: int) -> tuple[float, list]:
