@@ -209,8 +209,11 @@ public struct ImageDecoder: Sendable {
             index += 2 + length
             guard marker == 0xDA else { continue }
             scans += 1
-            while index + 1 < bytes.count {
-                if bytes[index] == 0xFF, bytes[index + 1] != 0x00, !(0xD0...0xD7).contains(bytes[index + 1]) { break }
+            // The scan's data, a 0xFF at a time (memchr: the data is most of a JPEG's bytes).
+            while index + 1 < bytes.count, let base = bytes.baseAddress {
+                guard let found = memchr(base + index, 0xFF, bytes.count - index - 1) else { return scans }
+                index = base.distance(to: UnsafeRawPointer(found))
+                if bytes[index + 1] != 0x00, !(0xD0...0xD7).contains(bytes[index + 1]) { break }
                 index += 1
             }
         }
