@@ -232,7 +232,7 @@ public struct ImageDecoder: Sendable {
         }
         let format = String(cString: loader)
         guard Self.acceptedLoaders.contains(format) else { throw ImagingError.refusedFormat(Self.formatName(loader: format)) }
-        if format == "VipsForeignLoadJpegBuffer" {
+        if ImageInfo.isJPEG(loader: format) {
             let scans = Self.jpegScanCount(buffer)
             if scans > limits.maxJPEGScans { throw ImagingError.tooManyScans(scans, limit: limits.maxJPEGScans) }
         }

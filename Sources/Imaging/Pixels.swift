@@ -32,7 +32,9 @@ public struct ImageInfo: Sendable, Equatable {
     }
 
     /// Whether the bytes are a JPEG (which libvips can shrink while decoding).
-    public var isJPEG: Bool { format.hasPrefix("VipsForeignLoadJpeg") }
+    public var isJPEG: Bool { Self.isJPEG(loader: format) }
+    /// Whether a libvips loader is a JPEG one.
+    static func isJPEG(loader: String) -> Bool { loader.hasPrefix("VipsForeignLoadJpeg") }
     /// Whether the bytes are a WebP (which libvips can scale while decoding).
     public var isWebP: Bool { format.hasPrefix("VipsForeignLoadWebp") }
 }

@@ -193,13 +193,15 @@ extension Engine {
     /// writing an upload right now: there only folders untouched for `sharedGrace` seconds go.
     @discardableResult
     public func removeOrphanedUploads(sharedGrace: TimeInterval = 600) throws -> Int {
-        let youngest = store is PostgresStore ? Date().addingTimeInterval(-sharedGrace) : Date.distantFuture
-        let names = ((try? FileManager.default.contentsOfDirectory(atPath: uploadsFolder.path)) ?? [])
+        var names = ((try? FileManager.default.contentsOfDirectory(atPath: uploadsFolder.path)) ?? [])
             .filter { $0.count == 32 && $0.allSatisfy(\.isHexDigit) }
-            .filter { name in
-                let modified = (try? FileManager.default.attributesOfItem(atPath: uploadsFolder.appendingPathComponent(name).path))?[.modificationDate] as? Date
-                return (modified ?? .distantPast) < youngest
+        if store is PostgresStore {
+            let youngest = Date().addingTimeInterval(-sharedGrace)
+            names.removeAll { name in
+                let path = uploadsFolder.appendingPathComponent(name).path
+                return ((try? FileManager.default.attributesOfItem(atPath: path))?[.modificationDate] as? Date ?? .distantPast) >= youngest
             }
+        }
         var removed = 0
         for start in stride(from: 0, to: names.count, by: 500) {
             let page = Array(names[start..<min(start + 500, names.count)])

@@ -14,9 +14,8 @@ final class Collections: @unchecked Sendable {
     private let base: EngineConfiguration
     private let maxOpen: Int
     private let lock = NSLock()
-    private var engines: [String: Engine] = [:]
-    /// When each open engine was last asked for, by a counter.
-    private var lastUsed: [String: UInt64] = [:]
+    /// The open engines, each with when it was last asked for (a counter).
+    private var engines: [String: (engine: Engine, used: UInt64)] = [:]
     private var uses: UInt64 = 0
 
     init(store: URL, engineConfiguration: EngineConfiguration, maxOpen: Int = 64) {
@@ -54,9 +53,10 @@ final class Collections: @unchecked Sendable {
             throw APIError(.badRequest, "bad_collection_name", "collection names are 1 to 64 of a-z, 0-9, - and _, starting with a letter or digit")
         }
         let (engine, closed) = try lock.withLock {
-            if let engine = engines[name] {
-                touch(name)
-                return (engine, [Engine]())
+            if let open = engines[name] {
+                uses += 1
+                engines[name] = (open.engine, uses)
+                return (open.engine, [Engine]())
             }
             guard exists(name) else { throw APIError.notFound("no collection named \(name)") }
             let engine = try open(name)
@@ -66,22 +66,17 @@ final class Collections: @unchecked Sendable {
         return engine
     }
 
-    private func touch(_ name: String) {
-        uses += 1
-        lastUsed[name] = uses
-    }
-
     /// Keeps a newly opened engine, and lets go of the least recently used ones past `maxOpen`
     /// (returned, for their snapshots to be saved outside the lock; requests still using one
     /// finish with it).
     private func keep(_ engine: Engine, _ name: String) -> [Engine] {
-        engines[name] = engine
-        touch(name)
+        uses += 1
+        engines[name] = (engine, uses)
         var closed: [Engine] = []
         while engines.count > maxOpen,
-              let oldest = lastUsed.filter({ $0.key != name && $0.key != Self.defaultName }).min(by: { $0.value < $1.value })?.key {
-            if let engine = engines.removeValue(forKey: oldest) { closed.append(engine) }
-            lastUsed.removeValue(forKey: oldest)
+              let oldest = engines.filter({ $0.key != name && $0.key != Self.defaultName }).min(by: { $0.value.used < $1.value.used })?.key,
+              let open = engines.removeValue(forKey: oldest) {
+            closed.append(open.engine)
         }
         return closed
     }
@@ -125,13 +120,12 @@ final class Collections: @unchecked Sendable {
             guard exists(name) else { throw APIError.notFound("no collection named \(name)") }
             if busy(name) { throw APIError(.conflict, "collection_protected", "an indexing job is running on \(name); wait for it to end") }
             engines.removeValue(forKey: name)
-            lastUsed.removeValue(forKey: name)
             try FileManager.default.removeItem(at: directory(name))
         }
     }
 
     /// Every open engine (to save their snapshots).
     func openEngines() -> [Engine] {
-        lock.withLock { Array(engines.values) }
+        lock.withLock { engines.values.map(\.engine) }
     }
 }

@@ -16,7 +16,8 @@ extension RequestBody {
 }
 
 /// Request parsing in one place: bodies by content type within the size limit, JSON with errors
-/// that name the field, query strings, checked numbers, and content sniffing for served images.
+/// that name the field, query strings (`HTTPForms.QueryString`: checked numbers), and content
+/// sniffing for served images.
 extension LookalikeServer {
     enum Body {
         case json([UInt8])
@@ -155,9 +156,5 @@ extension LookalikeServer {
         if starts([0x49, 0x49, 0x2A, 0x00]) || starts([0x4D, 0x4D, 0x00, 0x2A]) { return "image/tiff" }
         if starts(Array("BM".utf8)) { return "image/bmp" }
         return "application/octet-stream"
-    }
-
-    func integer(_ text: Substring, field: String, range: ClosedRange<Int>) throws -> Int {
-        try QueryString.checked(Int(text), field: field, range: range)
     }
 }

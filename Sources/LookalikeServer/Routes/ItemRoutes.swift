@@ -48,7 +48,7 @@ extension LookalikeServer {
     func listItems(_ request: Request, collection: String) throws -> Response {
         let engine = try collections.engine(collection)
         let query = Self.query(request)
-        let limit = try query["limit"].map { try integer($0, field: "limit", range: 1...1000) } ?? 100
+        let limit = try query.integer("limit", range: 1...1000) ?? 100
         let after = query["after"].map(String.init)
         if let after, after.count > 64 { throw APIError.badRequest("after must be at most 64 characters") }
         let items = try engine.items(after: after, limit: limit + 1)
@@ -132,7 +132,7 @@ extension LookalikeServer {
     }
 
     func thumbnail(_ id: String, engine: Engine, request: Request) async throws -> Response {
-        let size = try Self.query(request)["size"].map { try integer($0, field: "size", range: 128...512) } ?? 256
+        let size = try Self.query(request).integer("size", range: 128...512) ?? 256
         guard Engine.thumbnailSizes.contains(size) else { throw APIError.badRequest("size must be 128, 256 or 512") }
         let item = try item(id, in: engine)
         let jpeg: [UInt8]
