@@ -81,6 +81,8 @@ demo-cluster: build
 
 ## bench-ingest: images/s of `lookalike add` against the Python reference pipeline (not a test)
 bench-ingest: build
+	@bash scripts/setup.sh --tests
+	$(PYTHON) -m pip install -q --disable-pip-version-check -r requirements-bench.txt
 	@bash scripts/bench_ingest.sh $(RELEASE_BIN)
 
 ## bench-ann: our HNSW against hnswlib and FAISS on the same vectors (not a test): real embeddings of

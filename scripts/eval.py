@@ -4,6 +4,7 @@ Rows, each measured by `lookalike eval` on the same manifest and store:
   phash                     64-bit DCT perceptual hash, Hamming distance (the baseline)
   efficientnet-lite0        the default network, mean pooling
   efficientnet-lite0-gem    the same network, GeM pooling
+  efficientnet-lite0[-gem]-int8  both, quantised to 8 bits (tools/quantize_model.py)
   efficientnet-lite0 + PCA-whitening learned on the gallery
   sscd, sscd-distilled      copy-detection models
   efficientnet-lite0 + sscd-distilled fused (mean of cosine similarities)
@@ -42,6 +43,8 @@ ROWS = [
     ("phash", ["--model", "phash"]),
     ("efficientnet-lite0", ["--model", "efficientnet-lite0"]),
     ("efficientnet-lite0-gem", ["--model", "efficientnet-lite0-gem"]),
+    ("efficientnet-lite0-int8", ["--model", "efficientnet-lite0-int8"]),
+    ("efficientnet-lite0-gem-int8", ["--model", "efficientnet-lite0-gem-int8"]),
     ("efficientnet-lite0, whitened", ["--model", "efficientnet-lite0", "--whiten"]),
     ("sscd", ["--model", "sscd"]),
     ("sscd-distilled", ["--model", "sscd-distilled"]),
@@ -61,7 +64,8 @@ PEER = "python reference (efficientnet-lite0)"
 # finds the photo, a baseline for tiles.
 SET_ROWS = {"regions": {"efficientnet-lite0-gem", "sscd", "efficientnet-lite0-gem, expansion 2"}}
 # Rankings compared query by query: (challenger, incumbent).
-PAIRS = [("efficientnet-lite0-gem", "efficientnet-lite0"), ("sscd-distilled", "sscd"), ("sscd, then phash", "sscd"),
+PAIRS = [("efficientnet-lite0-gem", "efficientnet-lite0"),
+         ("efficientnet-lite0-int8", "efficientnet-lite0"), ("efficientnet-lite0-gem-int8", "efficientnet-lite0-gem"), ("sscd-distilled", "sscd"), ("sscd, then phash", "sscd"),
          ("efficientnet-lite0-gem, expansion 1", "efficientnet-lite0-gem"),
          ("efficientnet-lite0-gem, expansion 2", "efficientnet-lite0-gem"),
          ("efficientnet-lite0-gem, augmentation 2", "efficientnet-lite0-gem"),

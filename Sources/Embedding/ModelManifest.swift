@@ -261,6 +261,26 @@ extension ModelManifest {
         return manifest
     }()
 
+    /// 8-bit versions of the two EfficientNet-Lite0 models (tools/quantize_model.py at setup: static
+    /// QDQ, per-channel 7-bit weights, calibrated on photos no evaluation set holds). Their vectors
+    /// are close to the float32 model's but not the same, so they are models of their own: a
+    /// collection embedded with one is searched with the same one.
+    /// Thresholds: calibrated as the float32 models' were (`make eval`, 2026-12-05).
+    public static let efficientNetLite0Int8: ModelManifest = eightBit(efficientNetLite0, duplicateThreshold: 0.876, similarThreshold: 0.787)
+    public static let efficientNetLite0GeMInt8: ModelManifest = eightBit(efficientNetLite0GeM, duplicateThreshold: 0.873, similarThreshold: 0.724)
+
+    private static func eightBit(_ base: ModelManifest, duplicateThreshold: Float?, similarThreshold: Float?) -> ModelManifest {
+        var manifest = base
+        manifest.name = base.name + "-int8"
+        manifest.summary = base.summary + ", 8-bit weights and activations"
+        manifest.file = base.name + "-int8.onnx"
+        manifest.duplicateThreshold = duplicateThreshold
+        manifest.similarThreshold = similarThreshold
+        manifest.licence = "Apache-2.0 (the weights of \(base.name), quantised by tools/quantize_model.py)"
+        manifest.installHint = "run `make setup` (it quantises the converted weights with tools/quantize_model.py)"
+        return manifest
+    }
+
     /// Copy detection: SSCD (ResNet-50 + GeM), int8.
     public static let sscd = ModelManifest(
         name: "sscd",
@@ -347,6 +367,7 @@ extension ModelManifest {
         installHint: "run `make setup` (it converts both networks and installs the ImageNet class names)"
     )
 
-    public static let builtIn: [ModelManifest] = [.efficientNetLite0, .efficientNetLite0GeM, .sscd, .sscdDistilled, .phash, .miniLM, .words]
+    public static let builtIn: [ModelManifest] = [.efficientNetLite0, .efficientNetLite0GeM, .efficientNetLite0Int8,
+                                                  .efficientNetLite0GeMInt8, .sscd, .sscdDistilled, .phash, .miniLM, .words]
     public static let defaultName = efficientNetLite0GeM.name
 }

@@ -33,9 +33,11 @@ enum Vips {
 
     static let decodeLock = ReaderWriterLock()
 
-    /// Runs `body` shared, and again alone when libvips failed or left an error pending.
-    static func run<T>(_ body: (Mode) throws -> T) throws -> T {
-        let shared: T? = try decodeLock.reading {
+    /// Runs `body` shared, and again alone when libvips failed or left an error pending. With
+    /// `alone`, only alone: for images whose loader always leaves an error pending (libheif's
+    /// header probe leaves "bad seek"), which a shared run would only repeat.
+    static func run<T>(alone: Bool = false, _ body: (Mode) throws -> T) throws -> T {
+        let shared: T? = alone ? nil : try decodeLock.reading {
             do {
                 let result = try body(.shared)
                 return lk_vips_has_error() != 0 ? nil : result

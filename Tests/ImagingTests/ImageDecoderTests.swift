@@ -95,15 +95,21 @@ struct ImageDecoderTests {
         #expect(Self.meanDifference(rotated.pixels, landscape) < 6)
     }
 
-    @Test("JPEGs shrink on load only as far as leaves 2x for the final reduce")
+    @Test("JPEGs shrink on load only as far as leaves 2x for the final reduce (1.5x when halved)")
     func shrinkOnLoad() throws {
         let jpeg = try decoder.info(try Self.bytes("photo.jpg"))
         #expect(jpeg.isJPEG)
         #expect(try !decoder.info(try Self.bytes("photo.png")).isJPEG)
         let big = ImageInfo(width: 4000, height: 3000, format: jpeg.format)
         #expect(ImageDecoder.loaderOptions(info: big, target: (299, 224)) == "shrink=4")
-        #expect(ImageDecoder.loaderOptions(info: big, target: (1200, 900)) == "")
+        #expect(ImageDecoder.loaderOptions(info: big, target: (1200, 900)) == "shrink=2")
+        #expect(ImageDecoder.loaderOptions(info: big, target: (1600, 1200)) == "")
         #expect(ImageDecoder.loaderOptions(info: big, target: (150, 112)) == "shrink=8")
+        // A 1 MP photo is halved while it decodes (1.9x left), not quartered (under 1x left).
+        let phone = ImageInfo(width: 1152, height: 864, format: jpeg.format)
+        #expect(ImageDecoder.loaderOptions(info: phone, target: (299, 224)) == "shrink=2")
+        let small = ImageInfo(width: 640, height: 480, format: jpeg.format)
+        #expect(ImageDecoder.loaderOptions(info: small, target: (299, 224)) == "")
         let png = ImageInfo(width: 4000, height: 3000, format: "VipsForeignLoadPngBuffer")
         #expect(ImageDecoder.loaderOptions(info: png, target: (299, 224)).isEmpty)
     }
