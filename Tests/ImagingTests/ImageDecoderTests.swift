@@ -164,6 +164,20 @@ struct ImageDecoderTests {
         }
     }
 
+    @Test("HEIF images (AVIF here) are decoded alone at once, others shared first; each decodes to the same photo")
+    func heifDecodedAlone() throws {
+        let avif = try Self.bytes("photo.avif")
+        #expect(ImageDecoder.probesLoudly(avif))
+        for name in ["photo.jpg", "photo.png", "text.jpg", "empty.jpg"] {
+            #expect(!ImageDecoder.probesLoudly(try Self.bytes(name)), "\(name)")
+        }
+        let policy = ResizePolicy.shorterSide(size: 224, maxLonger: 896)
+        let fromAVIF = try decoder.decode(avif, policy: policy)
+        let fromJPEG = try decoder.decode(try Self.bytes("photo.jpg"), policy: policy)
+        try #require(fromAVIF.width == fromJPEG.width && fromAVIF.height == fromJPEG.height)
+        #expect(Self.meanDifference(fromAVIF, fromJPEG) < 6)
+    }
+
     @Test("decoding in parallel: every truncated file fails with its own message, every good one decodes")
     func parallelFailures() throws {
         let good = try Self.bytes("photo.jpg")
