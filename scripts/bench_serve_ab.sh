@@ -7,7 +7,10 @@
 #   bash scripts/bench_serve_ab.sh OLD_BINARY NEW_BINARY STORE [SECONDS] [ROUNDS]
 #
 # STORE is copied twice (the builds never share files); the copies and wrk's output go to
-# $LOOKALIKE_DATA/bench/ab. Both builds use the same models folder.
+# $LOOKALIKE_DATA/bench/ab. Both builds use the same models folder. AB_OLD_PARAMS and AB_NEW_PARAMS
+# are added to each side's search address (say "&model=efficientnet-lite0-gem-int8", to set two
+# models side by side with one binary given twice; the store then needs both models' vectors).
+# AB_CONNECTIONS (default 1) sets wrk's concurrent connections: 1 for latency, more for saturation.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,12 +33,12 @@ for name in old new; do
     cp -r "$STORE" "$WORK/store-$name"
 done
 
-URL="http://127.0.0.1:$PORT/v1/collections/default/search?top=10"
+BASE_URL="http://127.0.0.1:$PORT/v1/collections/default/search?top=10"
 echo "build round requests/s p50_ms p90_ms p99_ms"
 for round in $(seq 1 "$ROUNDS"); do
     for name in old new; do
-        binary="$OLD"
-        [ "$name" = new ] && binary="$NEW"
+        binary="$OLD" URL="$BASE_URL${AB_OLD_PARAMS:-}"
+        [ "$name" = new ] && binary="$NEW" URL="$BASE_URL${AB_NEW_PARAMS:-}"
         "$binary" serve --store "$WORK/store-$name" --port "$PORT" > "$WORK/serve-$name.log" 2>&1 &
         pid=$!
         for _ in $(seq 1 600); do
@@ -44,7 +47,13 @@ for round in $(seq 1 "$ROUNDS"); do
         done
         # Warm-up: the index is loaded (built from the store the first time) and the model has run.
         for _ in 1 2 3 4 5; do curl -s -o /dev/null -X POST --data-binary @"$QUERY" -H 'Content-Type: image/jpeg' "$URL"; done
-        wrk -t1 -c1 -d"${SECONDS_EACH}s" --latency -s "$WORK/post.lua" "$URL" > "$WORK/wrk-$name-$round.txt"
+        status="$(curl -s -o /dev/null -w '%{http_code}' -X POST --data-binary @"$QUERY" -H 'Content-Type: image/jpeg' "$URL")"
+        if [ "$status" != 200 ]; then
+            echo "bench_serve_ab: $URL answered $status, not 200" >&2
+            kill "$pid"
+            exit 1
+        fi
+        wrk -t1 -c"${AB_CONNECTIONS:-1}" -d"${SECONDS_EACH}s" --latency -s "$WORK/post.lua" "$URL" > "$WORK/wrk-$name-$round.txt"
         kill "$pid"
         wait "$pid" 2>/dev/null || true
         "$PY" - "$name" "$round" "$WORK/wrk-$name-$round.txt" <<'PYEOF'
