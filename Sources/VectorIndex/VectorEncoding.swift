@@ -57,27 +57,52 @@ public struct ScalarQuantizer: Sendable, Equatable {
     /// index with the cosine metric, pass vectors normalised as the index stores them
     /// (`normalizeForCosine: true` does it here).
     public static func train(on vectors: [Float], dimension: Int, normalizeForCosine: Bool = false) -> ScalarQuantizer {
-        let dimension = max(1, dimension)
-        var low = [Float](repeating: .infinity, count: dimension)
-        var high = [Float](repeating: -.infinity, count: dimension)
-        let rows = vectors.count / dimension
+        var trainer = Trainer(dimension: dimension, normalizeForCosine: normalizeForCosine)
+        let rows = vectors.count / trainer.dimension
         for row in 0..<rows {
-            var vector = Array(vectors[(row * dimension)..<((row + 1) * dimension)])
-            if normalizeForCosine { vector = FlatIndex.normalized(vector) }
+            trainer.add(Array(vectors[(row * trainer.dimension)..<((row + 1) * trainer.dimension)]))
+        }
+        return trainer.quantizer()
+    }
+
+    /// Trains a quantizer one vector at a time, holding only each dimension's lowest and highest
+    /// value: a graph of 100,000 vectors is trained without reading them all into memory at once.
+    public struct Trainer: Sendable {
+        public let dimension: Int
+        let normalizeForCosine: Bool
+        var low: [Float]
+        var high: [Float]
+
+        public init(dimension: Int, normalizeForCosine: Bool = false) {
+            self.dimension = max(1, dimension)
+            self.normalizeForCosine = normalizeForCosine
+            low = [Float](repeating: .infinity, count: self.dimension)
+            high = [Float](repeating: -.infinity, count: self.dimension)
+        }
+
+        /// Takes one vector into the ranges; one of another dimension is ignored.
+        public mutating func add(_ vector: [Float]) {
+            guard vector.count == dimension else { return }
+            let vector = normalizeForCosine ? FlatIndex.normalized(vector) : vector
             for (position, value) in vector.enumerated() where value.isFinite {
                 low[position] = min(low[position], value)
                 high[position] = max(high[position], value)
             }
         }
-        var scale = [Float](repeating: 0, count: dimension)
-        for position in 0..<dimension {
-            if !low[position].isFinite || !high[position].isFinite {
-                low[position] = 0
-                high[position] = 0
+
+        /// The quantizer of the vectors taken so far (every step 0 when none was).
+        public func quantizer() -> ScalarQuantizer {
+            var low = self.low, high = self.high
+            var scale = [Float](repeating: 0, count: dimension)
+            for position in 0..<dimension {
+                if !low[position].isFinite || !high[position].isFinite {
+                    low[position] = 0
+                    high[position] = 0
+                }
+                scale[position] = (high[position] - low[position]) / 255
             }
-            scale[position] = (high[position] - low[position]) / 255
+            return ScalarQuantizer(minimum: low, scale: scale)
         }
-        return ScalarQuantizer(minimum: low, scale: scale)
     }
 
     /// Writes the 8-bit code of `vector` to `code`.

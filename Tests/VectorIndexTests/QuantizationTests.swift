@@ -17,6 +17,21 @@ struct QuantizationTests {
         abs(a - b) <= relative * max(1, abs(a), abs(b))
     }
 
+    @Test("a quantizer trained one vector at a time equals one trained on all at once; a vector of another dimension is left out")
+    func trainerMatchesBatch() {
+        var random = SplitMix64(seed: 11)
+        let dimension = 96
+        let vectors = (0..<500).map { _ in Self.randomVector(dimension, &random, range: -3...2) }
+        let whole = ScalarQuantizer.train(on: vectors.flatMap { $0 }, dimension: dimension, normalizeForCosine: true)
+        var trainer = ScalarQuantizer.Trainer(dimension: dimension, normalizeForCosine: true)
+        for vector in vectors { trainer.add(vector) }
+        trainer.add([1, 2, 3])  // another dimension: ignored
+        #expect(trainer.quantizer() == whole)
+        #expect(whole.scale.allSatisfy { $0 > 0 })
+        let empty = ScalarQuantizer.Trainer(dimension: dimension).quantizer()
+        #expect(empty.scale.allSatisfy { $0 == 0 } && empty.minimum.allSatisfy { $0 == 0 })
+    }
+
     @Test("every kernel set the CPU has (portable, AVX2, AVX-512) agrees with a plain sum at every length and alignment")
     func kernels() {
         var random = SplitMix64(seed: 3)
