@@ -19,8 +19,8 @@ embeddings of such a model fell to cosine 0.91 of float32 on this project's benc
 kernels do not overflow either, but ran no faster than float32 (BENCHMARKS.md, 2026-12-05).
 
 The calibration photos must not be in any evaluation set (a range fitted on the images a figure
-is measured on would flatter it): setup takes them from packages `make eval` does not use
-(scripts/setup.sh, `calibration_photos`).
+is measured on would flatter it): setup takes photos `make eval` does not use
+(scripts/setup.sh, `install_int8_models`).
 
 Usage::
 
@@ -43,26 +43,20 @@ import numpy as np
 import onnx
 from PIL import Image, ImageOps
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import reference_pipeline  # noqa: E402
+
 SHORTER_SIDE = 224
 MAX_LONGER = 896
 SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
 
 
 def model_input(image: Image.Image) -> np.ndarray:
-    """The pixels the engine gives the model: RGB (transparency on white), shorter side 224
-    (bicubic), aspect kept up to 4:1, as uint8 [1, H, W, 3]."""
-    if image.mode in ("RGBA", "LA", "P"):
-        rgba = image.convert("RGBA")
-        flat = Image.new("RGB", rgba.size, (255, 255, 255))
-        flat.paste(rgba, mask=rgba.getchannel("A"))
-        image = flat
-    image = image.convert("RGB")
-    width, height = image.size
-    scale = SHORTER_SIDE / min(width, height)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    size = (min(size[0], MAX_LONGER), min(size[1], MAX_LONGER))
-    image = image.resize(size, Image.BICUBIC)
-    return np.asarray(image, dtype=np.uint8)[np.newaxis]
+    """The pixels the engine gives the model, by the reference pipeline's rules (8-bit RGB,
+    transparency on white, shorter side 224 bicubic, longer side at most 896), as uint8 [1, H, W, 3]."""
+    image = reference_pipeline.to_rgb(image)
+    size = reference_pipeline.target_size(image.width, image.height, SHORTER_SIDE, MAX_LONGER)
+    return np.asarray(image.resize(size, Image.Resampling.BICUBIC), dtype=np.uint8)[np.newaxis]
 
 
 def calibration_files(folder: Path, count: int, seed: int) -> list[Path]:
@@ -112,19 +106,11 @@ class Photos:
             self.used += 1
         return {self.input_name: self.pending.pop(0)}
 
-    def rewind(self):
-        raise NotImplementedError("one pass is enough for MinMax calibration")
 
-
+# The network's body: convolutions, their clips and the residual additions. No other node is of
+# these kinds: the preprocessing (Cast, Sub, Div, Transpose) and the tail (ReduceMean, Max, Pow,
+# ReduceL2, Div, Gemm) stay float32 by being left out.
 QUANTISED_OPS = ("Conv", "Clip", "Add")
-# The float32 tail: pooling (mean and GeM), the L2 normalisation and the classifier.
-TAIL_PREFIXES = ("features", "gem", "logits", "embedding")
-
-
-def body(model: onnx.ModelProto) -> list[str]:
-    """The nodes to quantise: the network's convolutions, clips and residual additions."""
-    return [node.name for node in model.graph.node
-            if node.op_type in QUANTISED_OPS and not node.name.startswith(TAIL_PREFIXES)]
 
 
 def quantize(model_path: Path, output: Path, files: list[Path], crops: int = 2, seed: int = 0) -> int:
@@ -134,12 +120,8 @@ def quantize(model_path: Path, output: Path, files: list[Path], crops: int = 2, 
 
     model = onnx.load(str(model_path))
     input_name = model.graph.input[0].name
-    nodes = body(model)
     if not any(node.op_type == "Conv" for node in model.graph.node):
         raise SystemExit(f"{model_path}: no convolutions to quantise")
-    unnamed = [node for node in model.graph.node if not node.name]
-    if unnamed:
-        raise SystemExit(f"{model_path}: {len(unnamed)} nodes have no name; quantisation needs names")
     reader = Photos(files, input_name, crops, seed)
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=output.parent) as scratch:
@@ -148,7 +130,6 @@ def quantize(model_path: Path, output: Path, files: list[Path], crops: int = 2, 
             str(model_path), str(partial), reader,
             quant_format=QuantFormat.QDQ,
             op_types_to_quantize=list(QUANTISED_OPS),
-            nodes_to_quantize=nodes,
             per_channel=True,
             reduce_range=True,
             activation_type=QuantType.QUInt8,
