@@ -135,14 +135,13 @@ public struct ImageDecoder: Sendable {
         func headroom(leaving factor: Double) -> Double {
             min(Double(info.width) / (factor * Double(target.width)), Double(info.height) / (factor * Double(target.height)))
         }
+        let room = headroom(leaving: 2)
         if info.isWebP {
             // WebP scales while decoding by any factor: a 50-megapixel WebP of 40 kB is never
             // held whole. The same 2x is left for the final reduction.
-            let room = headroom(leaving: 2)
             return room >= 2 ? "scale=\(String(format: "%.6f", 1 / room))" : ""
         }
         guard info.isJPEG else { return "" }
-        let room = headroom(leaving: 2)
         let shrink = [8, 4, 2].first { Double($0) <= room } ?? (headroom(leaving: 1.5) >= 2 ? 2 : 1)
         return shrink > 1 ? "shrink=\(shrink)" : ""
     }

@@ -340,19 +340,14 @@ extension ModelIndexes {
             // (it was: 512 MB of a 712 MB peak when adding 100,000 images; BENCHMARKS.md).
             let step = max(1, ids.count / 100_000)
             let chosen = Array(stride(from: 0, to: ids.count, by: step).map { ids[$0] })
+            // Each dimension's range does not depend on the order the vectors come in, and the
+            // trainer leaves out vectors of another dimension.
             var trainer = ScalarQuantizer.Trainer(dimension: manifest.dimension, normalizeForCosine: true)
-            var sampled = 0
             for start in stride(from: 0, to: chosen.count, by: 1_000) {
                 let page = Array(chosen[start..<min(start + 1_000, chosen.count)])
-                let found = Dictionary(try store.vectors(model: manifest.name, ids: page), uniquingKeysWith: { first, _ in first })
-                for id in page {
-                    if let vector = found[id], vector.count == manifest.dimension {
-                        trainer.add(vector)
-                        sampled += 1
-                    }
-                }
+                for (_, vector) in try store.vectors(model: manifest.name, ids: page) { trainer.add(vector) }
             }
-            encoding = sampled == 0 ? .float32 : .int8(trainer.quantizer())
+            encoding = trainer.count == 0 ? .float32 : .int8(trainer.quantizer())
         }
         return HNSWIndex(dimension: manifest.dimension, parameters: configuration.hnsw, encoding: encoding)
     }

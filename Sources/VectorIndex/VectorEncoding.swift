@@ -69,6 +69,8 @@ public struct ScalarQuantizer: Sendable, Equatable {
     /// value: a graph of 100,000 vectors is trained without reading them all into memory at once.
     public struct Trainer: Sendable {
         public let dimension: Int
+        /// How many vectors were taken.
+        public private(set) var count = 0
         let normalizeForCosine: Bool
         var low: [Float]
         var high: [Float]
@@ -88,6 +90,7 @@ public struct ScalarQuantizer: Sendable, Equatable {
                 low[position] = min(low[position], value)
                 high[position] = max(high[position], value)
             }
+            count += 1
         }
 
         /// The quantizer of the vectors taken so far (every step 0 when none was).

@@ -26,6 +26,7 @@ struct QuantizationTests {
         var trainer = ScalarQuantizer.Trainer(dimension: dimension, normalizeForCosine: true)
         for vector in vectors { trainer.add(vector) }
         trainer.add([1, 2, 3])  // another dimension: ignored
+        #expect(trainer.count == vectors.count)
         #expect(trainer.quantizer() == whole)
         #expect(whole.scale.allSatisfy { $0 > 0 })
         let empty = ScalarQuantizer.Trainer(dimension: dimension).quantizer()
