@@ -81,14 +81,14 @@ demo-cluster: build
 
 ## bench-ingest: images/s of `lookalike add` against the Python reference pipeline (not a test)
 bench-ingest: build
-	@bash scripts/setup.sh --tests
+	@bash scripts/setup.sh --bench
 	$(PYTHON) -m pip install -q --disable-pip-version-check -r requirements-bench.txt
 	@bash scripts/bench_ingest.sh $(RELEASE_BIN)
 
 ## bench-memory: peak RSS of `lookalike add` over BENCH_MEMORY_IMAGES Fashion-MNIST images against 1,000 (not a test; about 20 minutes)
 BENCH_MEMORY_IMAGES ?= 100000
 bench-memory: build
-	@bash scripts/setup.sh --tests
+	@bash scripts/setup.sh --bench
 	@bash scripts/bench_memory.sh $(RELEASE_BIN) $(BENCH_MEMORY_IMAGES)
 
 ## bench-ann: our HNSW against hnswlib and FAISS on the same vectors (not a test): real embeddings of

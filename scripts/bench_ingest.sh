@@ -18,8 +18,6 @@ RESULTS="$ROOT/bench-results"
 mkdir -p "$RESULTS"
 out="$RESULTS/ingest-$(date -u +%Y-%m-%d).md"
 
-now() { date +%s.%N; }
-
 {
     echo "| set | files | Lookalike | Lookalike, 8-bit model | Python reference | Python, best effort | Lookalike / reference | Lookalike / best effort | Lookalike peak RSS |"
     echo "|---|---|---|---|---|---|---|---|---|"
@@ -30,14 +28,11 @@ time_add() {
     local store stats
     store="$(mktemp -d)"
     stats="$(mktemp)"
-    local start end
-    start="$(now)"
-    /usr/bin/time -f "%M" -o "$stats" "$LOOKALIKE" add "$1" --recursive --model "$2" --threads "$THREADS" --store "$store" \
+    /usr/bin/time -f "%e %M" -o "$stats" "$LOOKALIKE" add "$1" --recursive --model "$2" --threads "$THREADS" --store "$store" \
         > /dev/null 2>&1 || true  # the mixed set's broken files make add exit 2; the others are added
-    end="$(now)"
-    rss="$(( $(tail -1 "$stats") / 1024 ))"
+    read -r seconds rss < <(tail -1 "$stats")
+    rss="$(( rss / 1024 ))"
     rm -rf "$store" "$stats"
-    seconds="$(python3 -c "print($end - $start)")"
 }
 seconds_of() { sed -E 's/.* in ([0-9.]+) s.*/\1/'; }
 rate() { python3 -c "print(f'{$COUNT / $1:.1f}')"; }

@@ -6,7 +6,8 @@
 #
 #   bash scripts/bench_memory.sh [LOOKALIKE] [N]      (N default 100000, at most 140000)
 #
-# The images go to $LOOKALIKE_DATA/bench/memory (made once); prints a Markdown table.
+# The images go to $LOOKALIKE_DATA/bench/memory (made once); prints a Markdown table. Needs GNU time
+# and dataset-fashion-mnist (`scripts/setup.sh --bench` installs both).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOOKALIKE="${1:-$ROOT/.build/release/lookalike}"
@@ -14,12 +15,6 @@ COUNT="${2:-100000}"
 DATA="${LOOKALIKE_DATA:-$ROOT/.data}/bench/memory"
 MODEL="${BENCH_MODEL:-efficientnet-lite0-gem}"
 mkdir -p "$DATA"
-if ! dpkg -s dataset-fashion-mnist > /dev/null 2>&1; then
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends dataset-fashion-mnist > /dev/null
-fi
 if [ ! -f "$DATA/.complete-$COUNT" ]; then
     "$ROOT/.venv/bin/python" - "$DATA" "$COUNT" <<'PYEOF'
 import gzip, sys

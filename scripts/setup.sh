@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up everything Lookalike needs on Debian 12: system libraries, the Python tools' venv,
 # ONNX Runtime, the models, and the test photos. `setup.sh --tests` adds what only the tests
-# need (chromium and its driver, selenium, schemathesis); `setup.sh --bench` adds wrk. Idempotent: each step checks before it works,
+# need (chromium and its driver, selenium, schemathesis); `setup.sh --bench` adds wrk, GNU time and Fashion-MNIST. Idempotent: each step checks before it works,
 # so a second run takes seconds. Every download is pinned by version and checked by SHA-256.
 #
 # Where things go (override with environment variables):
@@ -36,7 +36,7 @@ SSCD_SHA256=86386042eb852df12dee402ac7e305827cc246f5fab261acf7994c49bb2cb181
 SSCD_DISTILLED_SHA256=240436cc531e2e10299f2c60d6fe581d1f9f405e3ee8360e81e9e6cfc0a8a9ab
 APT_PACKAGES=(libvips-dev libvips-tools libsqlite3-dev libpq-dev libopenblas-dev pkg-config python3-venv)
 TEST_APT_PACKAGES=(chromium chromium-driver time)
-BENCH_APT_PACKAGES=(wrk)
+BENCH_APT_PACKAGES=(wrk time dataset-fashion-mnist)
 
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'setup: %s\n' "$*" >&2; exit 1; }
