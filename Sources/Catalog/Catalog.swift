@@ -142,6 +142,11 @@ public final class Catalog: Store {
             try db.execute(sql: "CREATE TABLE store_identity (id TEXT NOT NULL)")
             try db.execute(sql: "INSERT INTO store_identity (id) VALUES (?)", arguments: [UUID().uuidString])
         }
+        migrator.registerMigration("v8: colour profiles") { db in
+            // How much of each image every basic colour covers (`ColorProfile.json`), for
+            // filters such as {"$color": "red"}; NULL for items stored before.
+            try db.alter(table: "item") { table in table.add(column: "colors", .text) }
+        }
         return migrator
     }
 
@@ -228,6 +233,9 @@ public final class Catalog: Store {
             for entry in entries {
                 if try !Item.exists(db, key: entry.item.id) {
                     try entry.item.insert(db)
+                } else if let colors = entry.item.colors {
+                    // An item stored before colour profiles gets one when it is added again.
+                    try db.execute(sql: "UPDATE item SET colors = ? WHERE id = ? AND colors IS NULL", arguments: [colors, entry.item.id])
                 }
                 try StoredVector(itemId: entry.item.id, model: model, vector: entry.vector).save(db)
             }

@@ -14,8 +14,9 @@ extension MetadataFilter {
         var arguments = StatementArguments()
         for condition in conditions {
             let path = "$" + condition.path.map { ".\"\($0)\"" }.joined()
-            let type = "json_type(metadata, ?)"
-            let value = "json_extract(metadata, ?)"
+            let column = condition.field == .colors ? "colors" : "metadata"
+            let type = "json_type(\(column), ?)"
+            let value = "json_extract(\(column), ?)"
             /// The field holds exactly `operand`.
             func equality(_ operand: JSONValue) -> String {
                 switch operand {
@@ -58,7 +59,7 @@ extension MetadataFilter {
                 passesWithoutField = !flag
             }
             // json_extract fails on text that is not JSON, so it is only reached for valid JSON.
-            clauses.append("(CASE WHEN json_valid(metadata) THEN coalesce(\(clause), 0) ELSE \(passesWithoutField ? 1 : 0) END)")
+            clauses.append("(CASE WHEN json_valid(\(column)) THEN coalesce(\(clause), 0) ELSE \(passesWithoutField ? 1 : 0) END)")
         }
         if clauses.isEmpty { return ("1", arguments) }
         return (clauses.joined(separator: " AND "), arguments)

@@ -83,6 +83,12 @@ public struct SearchOptions: Sendable {
     public var feedback: Bool
     /// Ranking stages to run after the registered ones, in order.
     public var stages: [any RankingStage]
+    /// Read words as a shopper types them (`PlainLanguage`): colour words filter by the images'
+    /// colours, price phrases by `priceField`, "not X" steers away, "cheapest first" sorts. Off:
+    /// the words go to the text model as they are.
+    public var interpretText: Bool = true
+    /// The metadata field prices are kept in, for price phrases.
+    public var priceField: String = PlainLanguage.defaultPriceField
 
     public init(top: Int = 10, model: String = ModelManifest.defaultName, efSearch: Int? = nil,
                 filter: MetadataFilter? = nil, region: ImageRegion? = nil, cascade: [String] = [],

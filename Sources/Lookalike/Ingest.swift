@@ -83,7 +83,7 @@ extension Engine {
                         firstCopy[hash] = (path, toEmbed.count)
                         let item = Item(id: Item.id(forContentHash: hash), contentHash: hash, sourcePath: path,
                                         width: info.width, height: info.height,
-                                        metadata: metadata, addedAt: Date())
+                                        metadata: metadata, addedAt: Date(), colors: ColorProfile(of: pixels).json)
                         toEmbed.append((path, item, pixels))
                     }
                 }

@@ -52,10 +52,14 @@ public struct Query: Sendable {
     public var source: Source
     /// For an image: search with this part of it only (fractions of the upright image).
     public var region: ImageRegion?
+    /// Words beside an image, a stored item or examples ("this photo, but red under $50"): read
+    /// by `PlainLanguage`, their colours, prices and order narrow and sort the search.
+    public var words: String?
 
-    public init(_ source: Source, region: ImageRegion? = nil) {
+    public init(_ source: Source, region: ImageRegion? = nil, words: String? = nil) {
         self.source = source
         self.region = region
+        self.words = words
     }
 
     public static func image(path: String, region: ImageRegion? = nil) -> Query {
@@ -100,6 +104,12 @@ public struct Query: Sendable {
         examples += like.map { Example.item($0, weight: liked / Float(like.count)) }
             + unlike.map { Example.item($0, weight: -Self.rocchio.unliked / Float(unlike.count)) }
         return .examples(examples)
+    }
+
+    /// Whether the query is words.
+    public var isText: Bool {
+        if case .text = source { return true }
+        return false
     }
 
     /// Whether the query is an image to decode (a region applies only to those).

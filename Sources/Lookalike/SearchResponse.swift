@@ -20,6 +20,9 @@ public struct SearchResponse: Sendable, Encodable {
         public let label: ModelManifest.MatchLabel?
         /// Near-duplicates of this hit folded into it when copies are collapsed, best first.
         public let copies: [String]
+        /// The colours covering at least `ColorProfile.defaultShare` of the image, most first (nil:
+        /// the item has no colour profile).
+        public let colors: [String]?
 
         /// Whether the score reaches the model's calibrated duplicate threshold.
         public var duplicate: Bool { label == .copy }
@@ -33,6 +36,7 @@ public struct SearchResponse: Sendable, Encodable {
             metadata = item.metadata
             self.label = label
             self.copies = copies
+            colors = item.colors.flatMap(ColorProfile.init(json:))?.dominant(minimum: ColorProfile.defaultShare)
         }
     }
 
@@ -68,10 +72,13 @@ public struct SearchResponse: Sendable, Encodable {
     public var filtered: Int?
     /// Why an answer is empty or smaller than it might be, and what to do about it.
     public var notes: [Note] = []
+    /// How words of the query were read (nil for a query without words, or with interpretation off).
+    public var parsed: ParsedQuery?
 
     /// A remark on the answer, with a stable code for programs and a sentence for people:
     /// `empty_collection`, `no_vectors_for_model`, `unknown_field`, `filter_matches_nothing`,
-    /// `text_truncated`, `missing_vectors` (a cascade's model lacks some images' vectors).
+    /// `text_truncated`, `missing_vectors` (a cascade's model lacks some images' vectors),
+    /// `no_color_profiles`, `conflicting_query` (words that no item can satisfy), `words_not_ranked`.
     public struct Note: Sendable, Encodable, Equatable {
         public let code: String
         public let message: String
@@ -86,7 +93,7 @@ extension SearchResponse.Hit {
         [
             "id": id, "path": path, "score": (Double(score) * 1e6).rounded() / 1e6, "width": width, "height": height,
             "metadata": Metadata.object(metadata) ?? NSNull(), "duplicate": duplicate,
-            "label": label?.rawValue ?? NSNull(), "copies": copies,
+            "label": label?.rawValue ?? NSNull(), "copies": copies, "colors": colors ?? NSNull(),
         ]
     }
 }
@@ -104,6 +111,7 @@ extension SearchResponse {
             "hits": hits.map { hit($0.jsonObject, $0) },
             "filtered": filtered.map { $0 as Any } ?? NSNull(),
             "notes": notes.map { ["code": $0.code, "message": $0.message] },
+            "parsed": parsed?.jsonObject ?? NSNull(),
         ]
     }
 }

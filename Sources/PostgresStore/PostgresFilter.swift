@@ -6,7 +6,8 @@ import Storage
 /// like, `$in` is any of its values' `$eq`, and an item without the field passes `$ne` and
 /// `$exists: false` only. Equality is a containment test (`@>`), which the column's GIN index serves.
 extension MetadataFilter {
-    func postgresSQL(column: String, firstParameter: Int) -> (String, [Parameter]) {
+    /// `colors` is the column of the items' colour profiles (`jsonb`), for `$color` conditions.
+    func postgresSQL(column metadataColumn: String, colors: String, firstParameter: Int) -> (String, [Parameter]) {
         var parameters: [Parameter] = []
         func placeholder(_ parameter: Parameter, cast: String) -> String {
             parameters.append(parameter)
@@ -14,6 +15,7 @@ extension MetadataFilter {
         }
         var clauses: [String] = []
         for condition in conditions {
+            let column = condition.field == .colors ? colors : metadataColumn
             // The field's value (NULL when missing); a parameter only where it is used.
             func field() -> String { "(\(column) #> \(placeholder(.text(PostgresStore.array(condition.path)), cast: "text[]")))" }
             func equality(_ operand: JSONValue) -> String {

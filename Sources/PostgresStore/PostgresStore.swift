@@ -198,6 +198,11 @@ public final class PostgresStore: Store {
             CREATE TABLE store_identity (id uuid NOT NULL);
             INSERT INTO store_identity (id) VALUES (gen_random_uuid());
             """),
+            ("v5: colour profiles", """
+            -- How much of each image every basic colour covers, for filters such as
+            -- {"$color": "red"}; NULL for items stored before.
+            ALTER TABLE item ADD COLUMN colors jsonb;
+            """),
         ]
     }
 
@@ -235,14 +240,15 @@ public final class PostgresStore: Store {
 
     // MARK: Items
 
-    private static let itemColumns = "id, content_hash, source_path, width, height, metadata, extract(epoch FROM added_at)::float8"
+    private static let itemColumns = "id, content_hash, source_path, width, height, metadata, extract(epoch FROM added_at)::float8, colors::text"
 
     private static func items(_ rows: ResultSet) -> [Item] {
         (0..<rows.count).compactMap { row in
             guard let id = rows.string(row, 0), let hash = rows.string(row, 1), let path = rows.string(row, 2),
                   let width = rows.int(row, 3), let height = rows.int(row, 4), let added = rows.double(row, 6) else { return nil }
             return Item(id: id, contentHash: hash, sourcePath: path, width: width, height: height,
-                        metadata: rows.string(row, 5), addedAt: Date(timeIntervalSince1970: added))
+                        metadata: rows.string(row, 5), addedAt: Date(timeIntervalSince1970: added),
+                        colors: rows.string(row, 7).flatMap { ColorProfile(json: $0)?.json })
         }
     }
 
@@ -273,7 +279,7 @@ public final class PostgresStore: Store {
     }
 
     public func itemIDs(matching filter: MetadataFilter) throws -> Set<String> {
-        let (condition, parameters) = filter.postgresSQL(column: "metadata_json", firstParameter: 1)
+        let (condition, parameters) = filter.postgresSQL(column: "metadata_json", colors: "colors", firstParameter: 1)
         return try reading { connection in
             let rows = try connection.execute("SELECT id FROM item WHERE \(condition)", parameters)
             return Set((0..<rows.count).compactMap { rows.string($0, 0) })
@@ -292,15 +298,17 @@ public final class PostgresStore: Store {
                 for chunk in chunks {
                     let items = chunk.map(\.item)
                     try connection.execute("""
-                        INSERT INTO item (id, content_hash, source_path, width, height, metadata, added_at)
-                        SELECT u.id, u.hash, u.path, u.width, u.height, u.metadata, to_timestamp(u.added)
-                        FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::integer[], $6::text[], $7::float8[])
-                            AS u(id, hash, path, width, height, metadata, added)
-                        ON CONFLICT (id) DO NOTHING
+                        INSERT INTO item (id, content_hash, source_path, width, height, metadata, added_at, colors)
+                        SELECT u.id, u.hash, u.path, u.width, u.height, u.metadata, to_timestamp(u.added), u.colors::jsonb
+                        FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::integer[], $6::text[], $7::float8[], $8::text[])
+                            AS u(id, hash, path, width, height, metadata, added, colors)
+                        ON CONFLICT (id) DO UPDATE SET colors = coalesce(item.colors, EXCLUDED.colors)
+                            WHERE item.colors IS NULL AND EXCLUDED.colors IS NOT NULL
                         """, [.text(Self.array(items.map(\.id))), .text(Self.array(items.map(\.contentHash))),
                               .text(Self.array(items.map(\.sourcePath))), .text(Self.array(items.map { String($0.width) })),
                               .text(Self.array(items.map { String($0.height) })), .text(Self.array(items.map(\.metadata))),
-                              .text(Self.array(items.map { String($0.addedAt.timeIntervalSince1970) }))])
+                              .text(Self.array(items.map { String($0.addedAt.timeIntervalSince1970) })),
+                              .text(Self.array(items.map(\.colors)))])
                     try connection.execute("""
                         INSERT INTO embedding (item_id, model, vec) SELECT u.id, $2, u.vec FROM unnest($1::text[], $3::vector[]) AS u(id, vec)
                         ON CONFLICT (item_id, model) DO UPDATE SET vec = EXCLUDED.vec
@@ -538,7 +546,7 @@ public final class PostgresStore: Store {
         var conditions = ["e.model = \(Self.literal(model))"]
         if let filter, !filter.conditions.isEmpty {
             sql += " JOIN item i ON i.id = e.item_id"
-            let (condition, filterParameters) = filter.postgresSQL(column: "i.metadata_json", firstParameter: 2)
+            let (condition, filterParameters) = filter.postgresSQL(column: "i.metadata_json", colors: "i.colors", firstParameter: 2)
             conditions.append(condition)
             parameters += filterParameters
         }

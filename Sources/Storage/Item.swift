@@ -14,8 +14,12 @@ public struct Item: Codable, Sendable, Equatable {
     /// A JSON object of user metadata, or nil.
     public var metadata: String?
     public var addedAt: Date
+    /// How much of the image each basic colour covers, as `ColorProfile.json` text; nil for an
+    /// item stored before profiles were made. Filters reach it as `{"$color": "red"}`.
+    public var colors: String?
 
-    public init(id: String, contentHash: String, sourcePath: String, width: Int, height: Int, metadata: String?, addedAt: Date) {
+    public init(id: String, contentHash: String, sourcePath: String, width: Int, height: Int, metadata: String?, addedAt: Date,
+                colors: String? = nil) {
         self.id = id
         self.contentHash = contentHash
         self.sourcePath = sourcePath
@@ -23,6 +27,7 @@ public struct Item: Codable, Sendable, Equatable {
         self.height = height
         self.metadata = metadata
         self.addedAt = addedAt
+        self.colors = colors
     }
 
     /// The id an item with this content hash gets.
@@ -32,7 +37,7 @@ public struct Item: Codable, Sendable, Equatable {
 
     /// The field names every store uses (the SQLite catalog's columns).
     public enum CodingKeys: String, CodingKey {
-        case id, contentHash = "content_hash", sourcePath = "source_path", width, height, metadata, addedAt = "added_at"
+        case id, contentHash = "content_hash", sourcePath = "source_path", width, height, metadata, addedAt = "added_at", colors
     }
 }
 

@@ -51,6 +51,9 @@ public enum JSONValue: Sendable, Equatable, Codable {
 /// Which items a search may return, by their metadata: `{"color": "red", "price": {"$lt": 50}}`.
 /// Every condition must hold. Operators: `$eq`, `$ne`, `$lt`, `$lte`, `$gt`, `$gte`, `$in` (a list of
 /// values), `$exists` (true or false). A dotted key reaches into nested objects (`"size.eu": 42`).
+/// `"$color"` asks the image's own colours (`ColorProfile`, made when it was added): `"red"` or
+/// `["red", "white"]` (each covering at least `ColorProfile.defaultShare` of the image),
+/// `{"red": 0.3}` (at least that share) or `{"red": {"$lt": 0.05}}` (any ordering operator).
 /// A parsed tree: each store renders it in its own query language (the SQLite catalog with its
 /// JSON functions), so the store answers with the exact set of matching items.
 public struct MetadataFilter: Sendable, Equatable {
@@ -62,10 +65,24 @@ public struct MetadataFilter: Sendable, Equatable {
         case exists(Bool)
     }
 
+    /// What a condition looks at: the item's metadata, or its colour profile (`Item.colors`).
+    public enum Field: Sendable, Equatable {
+        case metadata
+        /// The share of the image a colour covers; the path is the colour's name.
+        case colors
+    }
+
     public struct Condition: Sendable, Equatable {
-        /// The key's path segments (`size.eu` is `["size", "eu"]`).
+        /// The key's path segments (`size.eu` is `["size", "eu"]`); for a colour, its name.
         public let path: [String]
         public let operation: Operation
+        public let field: Field
+
+        public init(path: [String], operation: Operation, field: Field = .metadata) {
+            self.path = path
+            self.operation = operation
+            self.field = field
+        }
     }
 
     public let conditions: [Condition]
@@ -105,6 +122,10 @@ public struct MetadataFilter: Sendable, Equatable {
         var conditions: [Condition] = []
         for key in fields.keys.sorted() {
             guard let spec = fields[key] else { continue }
+            if key == Self.colorKey {
+                conditions += try Self.colorConditions(spec)
+                continue
+            }
             let path = try Self.path(key)
             if case .object(let operators) = spec {
                 guard !operators.isEmpty, operators.keys.allSatisfy({ $0.hasPrefix("$") }) else {
@@ -125,6 +146,58 @@ public struct MetadataFilter: Sendable, Equatable {
             throw ParseError(field: "", reason: "a filter may have at most \(Self.maxConditions) conditions")
         }
         self.conditions = conditions
+    }
+
+    /// The key of conditions on the image's colours.
+    public static let colorKey = "$color"
+
+    private static func colorConditions(_ spec: JSONValue) throws -> [Condition] {
+        func name(_ word: String) throws -> String {
+            guard let name = ColorProfile.name(for: word) else {
+                throw ParseError(field: colorKey, reason: "\"\(word)\" is not a colour name (known: \(ColorProfile.names.joined(separator: ", ")))")
+            }
+            return name
+        }
+        func atLeast(_ word: String, _ share: Double) throws -> Condition {
+            Condition(path: [try name(word)], operation: .greaterOrEqual(.number(share)), field: .colors)
+        }
+        let usage = "give a colour name, a list of them, or shares like {\"red\": 0.3} or {\"red\": {\"$lt\": 0.05}}"
+        switch spec {
+        case .string(let word):
+            return [try atLeast(word, Double(ColorProfile.defaultShare))]
+        case .array(let words):
+            return try words.map { word in
+                guard case .string(let word) = word else { throw ParseError(field: colorKey, reason: usage) }
+                return try atLeast(word, Double(ColorProfile.defaultShare))
+            }
+        case .object(let shares):
+            var conditions: [Condition] = []
+            for word in shares.keys.sorted() {
+                switch shares[word] {
+                case .integer(let share)?: conditions.append(try atLeast(word, Double(share)))
+                case .number(let share)?: conditions.append(try atLeast(word, share))
+                case .object(let operators)?:
+                    guard !operators.isEmpty else { throw ParseError(field: colorKey, reason: usage) }
+                    for operatorName in operators.keys.sorted() {
+                        guard let operand = operators[operatorName] else { continue }
+                        let operation = try Self.operation(operatorName, operand, field: colorKey)
+                        switch (operation.orderingOperator.isEmpty, operand) {
+                        case (false, .integer), (false, .number):
+                            conditions.append(Condition(path: [try name(word)], operation: operation, field: .colors))
+                        default:
+                            throw ParseError(field: colorKey, reason: "a colour's share is compared with $lt, $lte, $gt or $gte "
+                                + "and a number from 0 to 1")
+                        }
+                    }
+                default:
+                    throw ParseError(field: colorKey, reason: usage)
+                }
+            }
+            guard !conditions.isEmpty else { throw ParseError(field: colorKey, reason: usage) }
+            return conditions
+        default:
+            throw ParseError(field: colorKey, reason: usage)
+        }
     }
 
     /// SQLite refuses expressions nested deeper than 1000; a filter stays far below.

@@ -255,4 +255,42 @@ struct StoreContractTests {
             #expect(try names("{}").count == 6)
         }
     }
+
+    @Test("colour profiles: kept with the item, given to an item stored without one, matched by $color conditions",
+          arguments: names)
+    func colorProfiles(_ name: String) throws {
+        try withStore(name) { store in
+            func profile(_ shares: [String: Float]) -> String {
+                ColorProfile(fractions: ColorProfile.names.map { shares[$0] ?? 0 }).json
+            }
+            var red = item(1, metadata: #"{"price": 30}"#)
+            red.colors = profile(["red": 0.4, "white": 0.6])
+            var blue = item(2, metadata: #"{"price": 60}"#)
+            blue.colors = profile(["blue": 0.05, "white": 0.95])
+            let bare = item(3, metadata: #"{"price": 10}"#)
+            try store.insert([(item: red, vector: [1, 0]), (item: blue, vector: [0, 1]), (item: bare, vector: [1, 1])], model: "m")
+            #expect(try store.items(ids: [red.id])[red.id]?.colors == red.colors)
+            #expect(try store.items(ids: [bare.id])[bare.id]?.colors == nil)
+            func ids(_ json: String) throws -> Set<String> { try store.itemIDs(matching: MetadataFilter(json: json)) }
+            #expect(try ids(#"{"$color": "red"}"#) == [red.id])
+            #expect(try ids(#"{"$color": "crimson", "price": {"$lt": 50}}"#) == [red.id])
+            #expect(try ids(#"{"$color": "blue"}"#).isEmpty, "5% is under the default share")
+            #expect(try ids(#"{"$color": {"blue": 0.05}}"#) == [blue.id])
+            #expect(try ids(#"{"$color": ["red", "white"]}"#) == [red.id])
+            // "Not red": items with a profile that shows little red; an item without a profile is not known to pass.
+            #expect(try ids(#"{"$color": {"red": {"$lt": 0.1}}}"#) == [blue.id])
+            // An item stored before profiles gets one when it is stored again; a profile is never replaced.
+            var again = bare
+            again.colors = profile(["green": 1])
+            var redAgain = red
+            redAgain.colors = profile(["green": 1])
+            try store.insert([(item: again, vector: [1, 1]), (item: redAgain, vector: [1, 0])], model: "other")
+            #expect(try ids(#"{"$color": "green"}"#) == [bare.id])
+            #expect(try ids(#"{"$color": "red"}"#) == [red.id])
+            if store.searchesVectors {
+                let hits = try store.nearest(model: "m", to: [1, 0], k: 3, filter: MetadataFilter(json: #"{"$color": "white"}"#))
+                #expect(hits.map(\.id) == [red.id, blue.id])
+            }
+        }
+    }
 }

@@ -33,18 +33,23 @@ struct SearchPipeline {
         return stages + options.stages
     }
 
-    func run(_ query: Query, options: SearchOptions) throws -> SearchResponse {
+    func run(_ given: Query, options: SearchOptions) throws -> SearchResponse {
         let embedder = try models.embedder(options.model)
         let started = DispatchTime.now()
+        let (query, parsed) = try interpreted(given, options: options)
         let region = query.region ?? (query.isImage ? options.region : nil)
         if region != nil && !query.isImage { throw EngineError.regionNeedsImage }
         let encoder = QueryEncoder(query, region: region, store: store, models: models, decoder: decoder, maxBytes: maxBytes)
         try encoder.prepare()
         try models.check(embedder, record: false)
         let manifest = embedder.manifest
-        let vector = try encoder.vector(for: embedder)
+        var vector = try encoder.vector(for: embedder)
+        if let parsed, !parsed.without.isEmpty, case .text = query.source {
+            vector = try steered(vector, awayFrom: parsed.without, manifest: manifest)
+        }
         let top = max(0, options.top)
-        let passing = try options.filter.map { filter in
+        let searchFilter = Self.joined(options.filter, parsed?.filter)
+        let passing = try searchFilter.map { filter in
             do {
                 return try store.itemIDs(matching: filter)
             } catch {
@@ -52,7 +57,7 @@ struct SearchPipeline {
             }
         }
         let filter = passing.map { SearchFilter.ids($0) }
-        let source = CandidateSource(store: store, indexes: indexes, filter: filter, metadataFilter: options.filter,
+        let source = CandidateSource(store: store, indexes: indexes, filter: filter, metadataFilter: searchFilter,
                                      parameters: SearchParameters(efSearch: options.efSearch))
         let collection = try source.collectionSize(manifest)
         let stages = try Self.stages(for: options)
@@ -60,6 +65,13 @@ struct SearchPipeline {
             throw EngineError.badOption("the minimum score must be a number between -1 and 1")
         }
         let pool = stages.reduce(top) { max($0, $1.candidatePool(top: top, collection: collection)) }
+        if let conflict = parsed?.conflict {
+            // Words no item can satisfy: an empty answer that says why, with the reading shown.
+            var response = try hits([], manifest: manifest, searched: collection, started: started, order: nil, priceField: "")
+            response.parsed = parsed
+            response.notes = [SearchResponse.Note(code: "conflicting_query", message: conflict)]
+            return response
+        }
         var candidates = try source.candidates(manifest, vector, k: pool)
         let context = RankingContext(model: manifest, top: top, source: source, encoder: encoder, models: models, store: store)
         for stage in stages {
@@ -67,9 +79,18 @@ struct SearchPipeline {
             candidates = try stage.rank(candidates, context: context)
         }
         if let minScore = options.minScore { candidates.removeAll { $0.score < minScore } }
-        var response = try hits(Array(candidates.prefix(top)), manifest: manifest, searched: collection, started: started)
+        var response = try hits(Array(candidates.prefix(top)), manifest: manifest, searched: collection, started: started,
+                                order: parsed?.order, priceField: options.priceField)
         response.filtered = passing?.count
-        response.notes = try notes(manifest: manifest, collection: collection, passing: passing, filter: options.filter)
+        response.parsed = parsed
+        response.notes = try notes(manifest: manifest, collection: collection, passing: passing, filter: searchFilter)
+        if let parsed, !query.isText, !parsed.text.isEmpty || !parsed.without.isEmpty {
+            let words = ([parsed.text] + parsed.without.map { "not " + $0 }).filter { !$0.isEmpty }.joined(separator: ", ")
+            response.notes.append(SearchResponse.Note(
+                code: "words_not_ranked",
+                message: "beside an image, words narrow and sort by colour and price; \"\(words)\" did not change the ranking "
+                    + "(search in words alone to rank by them)"))
+        }
         let backing = options.cascade.filter { $0 != options.model }
         if !backing.isEmpty {
             response.notes += try cascadeNotes(main: manifest, count: collection, backing: backing, context: context, source: source)
@@ -79,6 +100,47 @@ struct SearchPipeline {
                 + "takes; only its beginning was searched"))
         }
         return response
+    }
+
+    /// The query with its words read (`PlainLanguage`), when the options ask for it: a query in
+    /// words keeps for the text model only what was not understood as a colour, price or order.
+    private func interpreted(_ query: Query, options: SearchOptions) throws -> (Query, ParsedQuery?) {
+        if case .text(let words) = query.source {
+            guard options.interpretText, words.count <= QueryEncoder.maxTextCharacters else { return (query, nil) }
+            let parsed = PlainLanguage.parse(words, priceField: options.priceField)
+            guard parsed.isStructured else { return (query, parsed) }
+            var rewritten = query
+            // Nothing but understood parts: the colours are the words ("red"), else the text as given.
+            let text = !parsed.text.isEmpty ? parsed.text : parsed.colors.isEmpty ? words : parsed.colors.joined(separator: " ")
+            rewritten.source = .text(text)
+            return (rewritten, parsed)
+        }
+        guard let words = query.words, words.contains(where: { !$0.isWhitespace }) else { return (query, nil) }
+        guard options.interpretText else {
+            throw EngineError.badOption("words beside an image are read for colours, prices and order; that reading is off")
+        }
+        guard words.count <= QueryEncoder.maxTextCharacters else {
+            throw EngineError.badOption("the text is \(words.count) characters long; a text query takes at most \(QueryEncoder.maxTextCharacters)")
+        }
+        return (query, PlainLanguage.parse(words, priceField: options.priceField))
+    }
+
+    /// Both filters' conditions (nil when neither has any).
+    static func joined(_ first: MetadataFilter?, _ second: MetadataFilter?) -> MetadataFilter? {
+        let conditions = (first?.conditions ?? []) + (second?.conditions ?? [])
+        return conditions.isEmpty ? nil : MetadataFilter(conditions: conditions)
+    }
+
+    /// A query in words pushed away from excluded words ("boots not leather"), the way examples
+    /// push away from unliked items: each excluded phrase together weighs `-Query.rocchio.unliked`.
+    private func steered(_ vector: [Float], awayFrom excluded: [String], manifest: ModelManifest) throws -> [Float] {
+        guard let encoder = try models.textEncoder(space: manifest.embeddingSpace) else { return vector }
+        var result = VectorNormalization.normalized(vector)
+        let weight = -Query.rocchio.unliked / Float(excluded.count)
+        for encoded in try encoder.embed(excluded) {
+            VectorMath.add(VectorNormalization.normalized(encoded.vector), scaledBy: weight, to: &result)
+        }
+        return VectorNormalization.normalized(result)
     }
 
     /// A cascade compares an image by a backing model only where that model has its vector: an add
@@ -117,7 +179,12 @@ struct SearchPipeline {
         let known = try metadataFields()
         var notes: [SearchResponse.Note] = []
         var named = Set<String>()
-        for condition in filter.conditions {
+        if filter.conditions.contains(where: { $0.field == .colors }), try !hasColorProfiles() {
+            notes.append(SearchResponse.Note(code: "no_color_profiles",
+                                             message: "no image of the collection has a colour profile (they are made when images are "
+                                                 + "added; images stored before get one when they are added again)"))
+        }
+        for condition in filter.conditions where condition.field == .metadata {
             let field = condition.path.joined(separator: ".")
             guard !known.contains(field), named.insert(field).inserted else { continue }
             var message = "no item has the metadata field \"\(field)\""
@@ -134,6 +201,18 @@ struct SearchPipeline {
                                                  + "a text value such as \"007\" does not equal the number 7)"))
         }
         return notes
+    }
+
+    /// Whether any of the first items of the store has a colour profile.
+    private func hasColorProfiles(sample: Int = 5000) throws -> Bool {
+        var found = false
+        var read = 0
+        try store.forEachItemPage(pageSize: 500) { page in
+            found = page.contains { $0.colors != nil }
+            read += page.count
+            return !found && read < sample
+        }
+        return found
     }
 
     /// The metadata field names (dotted for nested ones) of the first items of the store: enough
@@ -178,16 +257,47 @@ struct SearchPipeline {
     }
 
     /// Hydration: the store's record of each ranked item (an item removed meanwhile is left out).
-    private func hits(_ ranked: [Candidate], manifest: ModelManifest, searched: Int, started: DispatchTime) throws -> SearchResponse {
+    /// With `order`, the ranked hits are sorted by their price (`priceField`); hits without one last.
+    private func hits(_ ranked: [Candidate], manifest: ModelManifest, searched: Int, started: DispatchTime,
+                      order: ParsedQuery.Order?, priceField: String) throws -> SearchResponse {
         let items = try store.items(ids: ranked.map(\.id))
-        let hits = ranked.compactMap { candidate -> SearchResponse.Hit? in
+        var hits = ranked.compactMap { candidate -> SearchResponse.Hit? in
             guard let item = items[candidate.id] else { return nil }
             return SearchResponse.Hit(item: item, score: candidate.score, label: manifest.label(score: candidate.score),
                                       copies: candidate.copies)
         }
+        if let order {
+            let path = priceField.split(separator: ".").map(String.init)
+            let prices = hits.map { Self.number(at: path, in: $0.metadata) }
+            let sorted = zip(hits, prices).enumerated().sorted { left, right in
+                switch (left.element.1, right.element.1) {
+                case (let a?, let b?) where a != b: return order == .priceAscending ? a < b : a > b
+                case (.some, nil): return true
+                case (nil, .some): return false
+                default: return left.offset < right.offset
+                }
+            }
+            hits = sorted.map(\.element.0)
+        }
         let elapsed = Double(DispatchTime.now().uptimeNanoseconds - started.uptimeNanoseconds) / 1e6
         return SearchResponse(model: manifest.name, tookMs: elapsed, searched: searched, hits: hits,
                               match: SearchResponse.Match(best: hits.map(\.score).max(), manifest: manifest))
+    }
+}
+
+extension SearchPipeline {
+    /// The number at a dotted path of a metadata text (nil when missing or not a number).
+    static func number(at path: [String], in metadata: String?) -> Double? {
+        guard let metadata, var value = try? JSONValue.parse(metadata) else { return nil }
+        for key in path {
+            guard case .object(let fields) = value, let next = fields[key] else { return nil }
+            value = next
+        }
+        switch value {
+        case .integer(let number): return Double(number)
+        case .number(let number): return number
+        default: return nil
+        }
     }
 }
 
