@@ -21,9 +21,10 @@ setup:
 build: setup
 	swift build -c release --product lookalike
 
-## test-data: edited copies and format fixtures made from the photo set, labelled product photos
+## test-data: edited copies and format fixtures made from the photo set, labelled product photos,
+## a dyed and priced product catalogue
 test-data: setup $(LOOKALIKE_DATA)/edits/.complete $(LOOKALIKE_DATA)/fixtures/formats/.complete-v4 \
-	$(LOOKALIKE_DATA)/fixtures/categories/.complete-v1
+	$(LOOKALIKE_DATA)/fixtures/categories/.complete-v1 $(LOOKALIKE_DATA)/fixtures/catalogue/.complete-v1-train-12-7
 
 $(LOOKALIKE_DATA)/edits/.complete: | setup
 	$(PYTHON) scripts/make_edits.py $(LOOKALIKE_DATA)/photos $(LOOKALIKE_DATA)/edits
@@ -34,6 +35,9 @@ $(LOOKALIKE_DATA)/fixtures/formats/.complete-v4: | setup
 
 $(LOOKALIKE_DATA)/fixtures/categories/.complete-v1: | setup
 	$(PYTHON) scripts/make_tune_fixtures.py
+
+$(LOOKALIKE_DATA)/fixtures/catalogue/.complete-v1-train-12-7: | setup
+	$(PYTHON) scripts/make_catalogue.py --split train --per-class 12 --seed 7 --out $(LOOKALIKE_DATA)/fixtures/catalogue
 
 # Tests run optimised (the index tests build graphs of 20k vectors), in their own build folder so
 # they never force a rebuild of the release binary; -enable-testing keeps @testable imports working.

@@ -26,9 +26,18 @@ struct Search: ParsableCommand {
 
     @Option(help: ArgumentHelp(
         "Search in words: images whose vectors of a model made of words (default model `words`, added with "
-            + "`lookalike add PATH... --model words`) are nearest the text.",
+            + "`lookalike add PATH... --model words`) are nearest the text. Shoppers' phrases are understood: colours "
+            + "(\"red shoes\", from the images' own colours), prices (\"under $50\", \"between 200 and 400\", on --price-field), "
+            + "\"not X\" and \"cheapest first\". Beside an image or --item, the words narrow and sort that search "
+            + "(\"but blue under 100\").",
         valueName: "text"))
     var text: String?
+
+    @Option(name: .customLong("price-field"), help: ArgumentHelp("The metadata field prices are kept in, for price phrases.", valueName: "field"))
+    var priceField: String = PlainLanguage.defaultPriceField
+
+    @Flag(help: "Give --text to the text model as it is: no colours, prices or order read from it.")
+    var literal = false
 
     @Option(help: ArgumentHelp("A stored item the hits should be more like (repeatable).", valueName: "id"))
     var like: [String] = []
@@ -44,7 +53,9 @@ struct Search: ParsableCommand {
     var model: String?
 
     /// The model searched: the one given, else the default for the kind of query.
-    var searchedModel: String { model ?? (text != nil ? ModelManifest.words.name : ModelManifest.defaultName) }
+    var searchedModel: String {
+        model ?? (text != nil && image == nil && item == nil && like.isEmpty ? ModelManifest.words.name : ModelManifest.defaultName)
+    }
 
     @Option(help: ArgumentHelp(
         "A copy detector that backs --model up (repeatable): an image it scores past its own duplicate threshold ranks, "
@@ -91,13 +102,17 @@ struct Search: ParsableCommand {
     @OptionGroup var storeOptions: StoreOptions
 
     func validate() throws {
-        let sources = (image == nil ? 0 : 1) + (item == nil ? 0 : 1) + (text == nil ? 0 : 1)
-        if sources == 0 && like.isEmpty { throw ValidationError("give a query: an image, --item ID, --text WORDS, or --like ID") }
-        if sources > 1 { throw ValidationError("give one query: an image, --item or --text") }
+        let sources = (image == nil ? 0 : 1) + (item == nil ? 0 : 1)
+        if sources == 0 && text == nil && like.isEmpty { throw ValidationError("give a query: an image, --item ID, --text WORDS, or --like ID") }
+        if sources > 1 { throw ValidationError("give one query: an image or --item (with --text, words narrow it)") }
         if let text {
             if text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { throw ValidationError("--text is empty: give some words") }
-            if !like.isEmpty || !unlike.isEmpty { throw ValidationError("--like and --unlike steer image and item queries, not words (yet)") }
+            if sources == 0 && (!like.isEmpty || !unlike.isEmpty) {
+                throw ValidationError("--like and --unlike steer image and item queries, not words (yet)")
+            }
+            if sources > 0 && literal { throw ValidationError("--literal words beside an image have nothing to do: drop one of them") }
         }
+        if priceField.isEmpty || priceField.count > 200 { throw ValidationError("--price-field must name a metadata field") }
         if region != nil && image == nil { throw ValidationError("--region applies to a query image") }
         if let diversity, !(0...1).contains(diversity) { throw ValidationError("--diversity must be between 0 and 1") }
         if let expand, !(1...100).contains(expand) { throw ValidationError("--expand must be between 1 and 100") }
@@ -115,10 +130,12 @@ struct Search: ParsableCommand {
     func run() throws {
         let response: SearchResponse
         do {
-            let options = SearchOptions(top: top, model: searchedModel, efSearch: efSearch, filter: try filter.map { try MetadataFilter(json: $0) },
+            var options = SearchOptions(top: top, model: searchedModel, efSearch: efSearch, filter: try filter.map { try MetadataFilter(json: $0) },
                                         region: try region.map { try ImageRegion(parsing: Substring($0)) }, cascade: cascade,
                                         expansion: expand, collapseCopies: collapse, diversity: diversity, minScore: minScore,
                                         feedback: !noFeedback)
+            options.interpretText = !literal
+            options.priceField = priceField
             response = try storeOptions.engine(createStore: false).search(try query(), options: options)
         } catch let error as ImagingError {
             throw fail(InputError(path: image ?? "", underlying: error))
@@ -136,6 +153,10 @@ struct Search: ParsableCommand {
             line += ", \(filtered) of them passing the filter"
         }
         print(line + String(format: " (model %@, %.1f ms)", response.model, response.tookMs))
+        if let parsed = response.parsed, parsed.isStructured {
+            let words = parsed.text.isEmpty ? "" : " · words \"\(parsed.text)\""
+            print("understood: " + parsed.parts.map(\.label).joined(separator: " · ") + words)
+        }
         for note in response.notes {
             print(note.message)
             switch note.code {
@@ -157,9 +178,11 @@ struct Search: ParsableCommand {
     /// The query the arguments describe: an image or a stored item (or only liked items),
     /// steered by --like and --unlike.
     func query() throws -> Query {
-        if let text { return .text(text) }
+        if let text, image == nil, item == nil, like.isEmpty { return .text(text) }
         let base: Query = image.map { .image(path: $0) } ?? item.map { .item($0) } ?? .examples([])
-        return try base.refined(like: like, unlike: unlike)
+        var query = try base.refined(like: like, unlike: unlike)
+        query.words = text
+        return query
     }
 }
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import urllib.request
 import os
 import subprocess
 import sys
@@ -697,6 +698,65 @@ def test_a_collections_tuned_model_is_offered_and_searches(browser, tmp_path):
         hits = upload(browser, query)
         assert hits[0]["id"] == server_process.item_id(query), f"the tuned model ranked {ranking(hits)}"
         assert f"model={name.replace('+', '%2B')}" in browser.current_url, browser.current_url
+        assert_no_console_errors(browser)
+    finally:
+        server.stop()
+
+
+def test_shoppers_words_show_as_chips_that_narrow_the_results_and_can_be_dropped(browser, tmp_path):
+    """A catalogue of dyed product photos with prices: "red bag under $100" shows the chips it was
+    read into, every hit is what the API answers for the same words, dropping the price chip
+    searches again without it; beside an uploaded photo, "but blue" narrows it to blue items."""
+    folder = server_process.data_dir() / "fixtures" / "catalogue"
+    assert (folder / "metadata.jsonl").is_file(), f"{folder} is missing: run `make test`, which builds the test data first"
+    store = tmp_path / "store"
+    binary = str(server_process.lookalike_binary())
+    subprocess.run([binary, "add", "-r", str(folder / "images"), "--model", "words", "--model", "efficientnet-lite0-gem",
+                    "--metadata", str(folder / "metadata.jsonl"), "--store", str(store)], check=True, capture_output=True)
+    server = server_process.ServerProcess(store=store, index_root=tmp_path).start()
+
+    def api(body: dict) -> dict:
+        request = urllib.request.Request(server.base_url + "/v1/collections/default/search", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.load(response)
+
+    def chips() -> list[str]:
+        return browser.execute_script(
+            "return [...document.querySelectorAll('#understood .chip.part > span:not(.swatch)')].map((c) => c.textContent)")
+
+    try:
+        browser.get(server.base_url + "/")
+        browser.find_element(By.CSS_SELECTOR, "#text-input").send_keys("red bag under $100")
+        browser.find_element(By.CSS_SELECTOR, "#text-search").click()
+        hits = wait_for_new_results(browser, [], "searching in shoppers' words")
+        WebDriverWait(browser, 10).until(lambda d: chips() == ["red", "price < 100"])
+        answer = api({"text": "red bag under $100", "top": 24})
+        assert answer["parsed"]["text"] == "bag"
+        assert [hit["id"] for hit in hits] == [hit["id"] for hit in answer["hits"]]
+        assert all("red" in hit["colors"] and hit["metadata"]["price"] < 100 for hit in answer["hits"]), answer["hits"]
+        # Dropping the price chip searches again with the words left.
+        before = [hit["id"] for hit in hits]
+        browser.find_element(By.CSS_SELECTOR, "#understood .chip.price .drop").click()
+        WebDriverWait(browser, SEARCH_TIMEOUT).until(lambda d: chips() == ["red"])
+        hits = wait_for_new_results(browser, before, "dropping the price chip")
+        assert current_query(browser) == {"text": "red bag"}
+        assert browser.find_element(By.CSS_SELECTOR, "#text-input").get_attribute("value") == "red bag"
+        assert [hit["id"] for hit in hits] == [hit["id"] for hit in api({"text": "red bag", "top": 24})["hits"]]
+
+        # Words beside an uploaded photo narrow its search.
+        photo = next(p for p in sorted((folder / "images").iterdir()) if p.name.startswith("sneaker") and p.stem.endswith("-red"))
+        hits = upload(browser, photo)
+        assert browser.find_element(By.CSS_SELECTOR, "#narrow-input").is_displayed()
+        browser.find_element(By.CSS_SELECTOR, "#narrow-input").send_keys("but blue")
+        before = [hit["id"] for hit in hits]
+        browser.find_element(By.CSS_SELECTOR, "#search-again").click()
+        hits = wait_for_new_results(browser, before, "narrowing an image search with words")
+        WebDriverWait(browser, 10).until(lambda d: chips() == ["blue"])
+        assert current_query(browser).get("words") == "but blue"
+        names = {server_process.item_id(p): p.name for p in (folder / "images").iterdir()}
+        blue = [names.get(hit["id"], "?") for hit in hits]
+        assert sum(name.endswith("-blue.png") for name in blue) >= len(blue) * 0.8, blue
         assert_no_console_errors(browser)
     finally:
         server.stop()

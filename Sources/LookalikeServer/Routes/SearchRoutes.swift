@@ -86,10 +86,14 @@ extension LookalikeServer {
         var expand: Int?
         var minScore: Float?
         var feedback: Bool?
+        /// Give `text` to the text model as it is (no colours, prices or order read from it).
+        var literal: Bool?
+        /// The metadata field prices are kept in, for price phrases.
+        var priceField: String?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case url, id, query, text, top, model, filter, region, ef, cascade, like, unlike, collapse, diversity, expand, feedback
-            case minScore = "min_score"
+            case url, id, query, text, top, model, filter, region, ef, cascade, like, unlike, collapse, diversity, expand, feedback, literal
+            case minScore = "min_score", priceField = "price_field"
         }
 
         static let fields = CodingKeys.allCases.map(\.rawValue)
@@ -110,29 +114,34 @@ extension LookalikeServer {
         enum Asked { case query(Query), url(String) }
         let asked: Asked
         var examples: (like: [String], unlike: [String])?
+        /// Words beside an image or item ("but blue under 100").
+        var words: String?
         switch try await readBody(request, allowJSON: true) {
         case .json(let data):
             let body: SearchBody = try decodeJSON(data)
             try apply(body, to: &options)
             examples = body.examples
-            switch (body.url, body.id, body.query, body.text) {
-            case (let url?, nil, nil, nil): asked = .url(url)
-            case (nil, let id?, nil, nil): asked = .query(.item(id))
-            case (nil, nil, let kept?, nil): asked = .query(.image(bytes: try keptQuery(kept)))
-            case (nil, nil, nil, let words?):
-                asked = .query(.text(words))
+            let liked = !(body.like ?? []).isEmpty
+            switch (body.url, body.id, body.query) {
+            case (let url?, nil, nil): asked = .url(url)
+            case (nil, let id?, nil): asked = .query(.item(id))
+            case (nil, nil, let kept?): asked = .query(.image(bytes: try keptQuery(kept)))
+            case (nil, nil, nil) where body.text != nil && !liked:
+                asked = .query(.text(body.text ?? ""))
                 if body.model == nil && Self.query(request)["model"] == nil { options.model = ModelManifest.words.name }
-            case (nil, nil, nil, nil) where !(body.like ?? []).isEmpty: asked = .query(.examples([]))
+            case (nil, nil, nil) where liked: asked = .query(.examples([]))
             default:
                 throw APIError.badRequest("a JSON search names exactly one of \"url\", \"id\", \"query\" and \"text\", or liked "
-                    + "items in \"like\"; to search with an image, send it as the body")
+                    + "items in \"like\" (\"text\" beside one of the others narrows it); to search with an image, send it as the body")
             }
+            if case .query(let given) = asked, given.isText {} else { words = body.text }
         case .multipart(let parts):
             let image = try Self.part("image", of: parts).bytes
             if let text = parts["options"]?.bytes {
                 let body: SearchBody = try decodeJSON(text)
                 try apply(body, to: &options)
                 examples = body.examples
+                words = body.text
             }
             asked = .query(.image(bytes: image))
         case .image(let bytes):
@@ -160,6 +169,8 @@ extension LookalikeServer {
             }
             query = try query.refined(like: examples.like, unlike: examples.unlike)
         }
+        // Checked by the engine (length; "literal" words beside an image are refused with the reason).
+        query.words = words
         let asking = query
         let response = try await pool.run { try engine.search(asking, options: settled) }
         ServerMetrics.requestTimer("search").recordInterval(since: started)
@@ -199,6 +210,11 @@ extension LookalikeServer {
         if let expand = body.expand { options.expansion = try QueryString.checked(expand, field: "expand", range: SearchForm.expandRange) }
         if let minScore = body.minScore { options.minScore = try QueryString.checked(minScore, field: "min_score", range: SearchForm.scoreRange) }
         if let feedback = body.feedback { options.feedback = feedback }
+        if let literal = body.literal { options.interpretText = !literal }
+        if let field = body.priceField {
+            guard !field.isEmpty, field.count <= 200 else { throw APIError.badRequest("price_field must name a metadata field") }
+            options.priceField = field
+        }
     }
 
     static let maxCascade = 4

@@ -25,14 +25,14 @@ import { bindDuplicates } from './js/duplicates.js';
 import { bindJobs } from './js/jobs.js';
 import { bindRegion } from './js/region.js';
 import { bindResults } from './js/results.js';
-import { bindSearch, moreLikeThis, runSearch, searchFromAddress, searchWithTop } from './js/search.js';
+import { bindSearch, dropPhrase, moreLikeThis, runSearch, searchFromAddress, searchWithTop } from './js/search.js';
 import { askForKey, bindSettings, loadServer } from './js/settings.js';
 import { bindUploads } from './js/uploads.js';
 
 whenUnauthorized(askForKey);     // any request answered 401 opens the key field
 bindSearch();
 bindRegion({ runSearch });       // Enter, "Search this region" and clearing the region search again
-bindResults({ moreLikeThis, searchWithTop }); // a hit's button, the lightbox's search like that hit, "Show more"
+bindResults({ moreLikeThis, searchWithTop, dropPhrase }); // a hit's button, the lightbox's search like that hit, "Show more", a chip's ×
 bindCollections();
 bindUploads();
 bindJobs();

@@ -48,6 +48,7 @@ export function renderResults(answer, { filter, region, top }) {
     + ` in ${Math.round(took)} ms` + (region ? ' · region' : '');
   status.title = `Model ${model}`;
   shownHits = hits;
+  showUnderstood(answer.parsed);
 
   const results = $('#results');
   if (!hits.length) {
@@ -82,6 +83,26 @@ export function renderResults(answer, { filter, region, top }) {
       `Show more (${Math.min(1000, top + PAGE)})`)));
   }
   results.replaceChildren(...parts);
+}
+
+// Drops a phrase of the words and searches again: the search view's, handed over by bindResults.
+let dropPhrase = () => {};
+
+/** How the server read the words: a chip per understood part (× drops it), and the words left. */
+function showUnderstood(parsed) {
+  const box = $('#understood');
+  const parts = parsed?.parts ?? [];
+  box.hidden = !parts.length;
+  if (!parts.length) { box.replaceChildren(); return; }
+  box.replaceChildren(
+    h('span', { class: 'hint', text: 'Understood:' }),
+    h('ul', { class: 'chips', 'aria-label': 'How the words were read' }, parts.map((part) => h('li', { class: `chip part ${part.kind}`, 'data-kind': part.kind },
+      part.kind === 'color' || part.kind === 'not_color' ? h('span', { class: `swatch swatch-${part.value}`, 'aria-hidden': 'true' }) : null,
+      h('span', { text: part.label }),
+      h('button', { type: 'button', class: 'drop', title: `Search without “${part.phrase}”`, 'aria-label': `Remove ${part.label}`,
+        onclick: () => dropPhrase(part.phrase), text: '×' })))),
+    parsed.text ? h('span', { class: 'hint', text: `words: “${short(parsed.text, 60)}”` }) : null,
+    parsed.conflict ? h('p', { class: 'error', text: sentence(parsed.conflict) }) : null);
 }
 
 const PAGE = 24;
@@ -186,9 +207,10 @@ async function deleteHit(hit) {
 }
 
 /** Binds the lightbox; `moreLikeThis(hit)` searches for images like a hit, `searchWithTop(n)` asks for n hits. */
-export function bindResults({ moreLikeThis, searchWithTop }) {
+export function bindResults({ moreLikeThis, searchWithTop, dropPhrase: drop }) {
   moreLike = moreLikeThis;
   searchMore = searchWithTop;
+  dropPhrase = drop;
   const dialog = $('#lightbox');
   dialog.addEventListener('click', (e) => { if (e.target === dialog) dialog.close(); }); // the backdrop
   dialog.addEventListener('close', () => { lightboxBlobs = renewed(lightboxBlobs); $('#lb-img').removeAttribute('src'); });

@@ -45,6 +45,28 @@ export function searchText(text) {
   setQuery({ kind: 'text', text });
 }
 
+/**
+ * Drops an understood part of the words (a chip's ×): its phrase comes out of the words it was
+ * read from, and the search runs again without it.
+ */
+export function dropPhrase(phrase) {
+  const { query } = state;
+  if (!query) return;
+  const without = (text) => {
+    const at = text.toLowerCase().indexOf(phrase.toLowerCase());
+    return at < 0 ? text : `${text.slice(0, at)} ${text.slice(at + phrase.length)}`.replace(/\s+/g, ' ').replace(/^[\s,]+|[\s,]+$/g, '');
+  };
+  if (query.kind === 'text') {
+    const text = without(query.text);
+    $('#text-input').value = text;
+    if (!text) { notify('Nothing is left of the words: type some to search with.'); return; }
+    setQuery({ kind: 'text', text });
+  } else {
+    $('#narrow-input').value = without($('#narrow-input').value);
+    runSearch();
+  }
+}
+
 /** Searches with an item of the collection (a hit) and scrolls up to the query. */
 export function moreLikeThis(hit) {
   setQuery({ kind: 'id', id: hit.id, thumbnail: hit.thumbnail, name: hit.name });
@@ -87,6 +109,7 @@ function showQuery() {
 
   let caption;
   $('#qframe').hidden = query.kind === 'text';
+  $('#narrow-field').hidden = query.kind === 'text'; // words read their own colours and prices
   if (query.kind === 'text') {
     caption = `Images described by “${short(query.text, 120)}”`;
   } else if (query.kind === 'file') {
@@ -169,6 +192,8 @@ export async function runSearch({ fresh = false, fromAddress = false } = {}) {
   }
   const top = readTop();
   const region = regionAllowed() ? state.region : null;
+  // Words beside an image narrow it (colours, prices, order); a query in words reads its own.
+  const narrow = query.kind === 'text' ? '' : $('#narrow-input').value.trim();
   // Words are searched with the model made of words; images with the chosen model.
   const model = query.kind === 'text' ? null : ($('#model-field').hidden ? null : $('#model-select').value);
   const path = `${collectionPath()}/search`;
@@ -193,6 +218,7 @@ export async function runSearch({ fresh = false, fromAddress = false } = {}) {
     const body = query.kind === 'url' ? { url: query.url, top } : query.kind === 'file' ? { query: query.kept, top }
       : query.kind === 'text' ? { text: query.text, top } : { id: query.id, top };
     if (filter) body.filter = filter;
+    if (narrow) body.text = narrow;
     if (region) body.region = roundRegion(region);
     if (model) body.model = model;
     if (collapse) body.collapse = true;
@@ -213,7 +239,7 @@ export async function runSearch({ fresh = false, fromAddress = false } = {}) {
     state.lastSearchFailed = false;
     notify(''); // a notice of an earlier action is not about this answer
     renderResults(answer, { filter, region, top });
-    writeAddress({ push: fresh && !fromAddress, filterText: $('#filter-input').value.trim(), top, region, model, diversity });
+    writeAddress({ push: fresh && !fromAddress, filterText: $('#filter-input').value.trim(), top, region, model, diversity, narrow });
     if (fresh) bringResultsIntoView();
   } catch (e) {
     if (isAbort(e)) return;
@@ -250,7 +276,7 @@ function bringResultsIntoView() {
 const DEFAULT_TOP = 24;
 
 /** Puts the shown search in the page's address: a new history entry for a new query. */
-function writeAddress({ push, filterText, top, region, model, diversity }) {
+function writeAddress({ push, filterText, top, region, model, diversity, narrow }) {
   const { query } = state;
   const params = new URLSearchParams();
   if (state.collection !== 'default') params.set('collection', state.collection);
@@ -260,6 +286,7 @@ function writeAddress({ push, filterText, top, region, model, diversity }) {
   else if (query.kept) params.set('query', query.kept);
   else return;
   if (filterText) params.set('filter', filterText);
+  if (narrow) params.set('words', narrow);
   if (region) params.set('region', regionParam(region));
   if (model && model !== state.server?.default_model) params.set('model', model);
   if (top !== DEFAULT_TOP) params.set('top', String(top));
@@ -285,6 +312,7 @@ export async function searchFromAddress({ chooseCollection }) {
   const collection = params.get('collection') || 'default';
   if (collection !== state.collection && state.collections.some((c) => c.name === collection)) chooseCollection(collection, { search: false });
   $('#filter-input').value = params.get('filter') || '';
+  $('#narrow-input').value = params.get('words') || '';
   $('#top-input').value = clamp(Math.round(Number(params.get('top'))) || DEFAULT_TOP, 1, 1000);
   const model = params.get('model');
   if (model && [...$('#model-select').options].some((o) => o.value === model)) $('#model-select').value = model;
