@@ -62,10 +62,12 @@ struct ServerEverydayTests {
         let photos = ["skimage-chelsea.png", "skimage-coffee.png"]
         let app = try makeServer(store: store).application()
         try await app.test(.router) { client in
+            var ids: [String] = []
             for (name, color) in zip(photos, ["red", "blue"]) {
                 let reply = try await client.postImage("/v1/collections/default/items?metadata=%7B%22color%22%3A%22\(color)%22%7D&name=\(name)",
                                                        try ServerTestData.bytes(name))
                 #expect(reply.status == 201, "\(reply.text)")
+                ids.append((reply.json["item"] as? [String: Any])?["id"] as? String ?? "")
             }
             let query = try ServerTestData.editedCopy(photos[0])
             let misspelt = try await client.postImage("/v1/collections/default/search?filter=%7B%22colour%22%3A%22red%22%7D", query)
@@ -91,6 +93,20 @@ struct ServerEverydayTests {
             #expect(why.first?["message"]?.contains("holds 2 images, none embedded with model efficientnet-lite0") == true, "\(why)")
             let plain = try await client.postImage("/v1/collections/default/search", query)
             #expect(plain.json["filtered"] is NSNull)
+            #expect(plain.json["parsed"] is NSNull)
+            #expect((plain.hits.first?["colors"] as? [String])?.contains("brown") == true, "the cat is brown: \(plain.hits)")
+
+            // Words beside a stored item narrow it by the images' own colours: the coffee shows red, the cat does not.
+            let brown = try await client.postJSON("/v1/collections/default/search", ["id": ids[1], "text": "brown, not red"])
+            #expect(brown.status == 200, "\(brown.text)")
+            #expect(brown.hits.compactMap { $0["id"] as? String } == [ids[0]])
+            let parsed = brown.json["parsed"] as? [String: Any]
+            #expect((parsed?["parts"] as? [[String: String]])?.map { $0["kind"] } == ["color", "not_color"])
+            let conflict = try await client.postJSON("/v1/collections/default/search", ["id": ids[1], "text": "under 10 and over 50"])
+            #expect(conflict.hits.isEmpty)
+            #expect((conflict.json["notes"] as? [[String: String]])?.map { $0["code"] } == ["conflicting_query"])
+            let literal = try await client.postJSON("/v1/collections/default/search", ["id": ids[1], "text": "brown", "literal": true])
+            #expect(literal.status == 400, "\(literal.text)")
         }
     }
 
@@ -108,8 +124,11 @@ struct ServerEverydayTests {
             let empty = try await client.postJSON("/v1/collections/default/search", ["text": "   "])
             #expect(empty.status == 400)
             #expect(empty.errorMessage.contains("empty"))
+            // Words beside an id narrow that search: the id has to name a stored item.
             let both = try await client.postJSON("/v1/collections/default/search", ["text": "a cat", "id": "0123456789abcdef"])
-            #expect(both.status == 400)
+            #expect(both.status == 404)
+            let two = try await client.postJSON("/v1/collections/default/search", ["query": "0123456789abcdef", "id": "0123456789abcdef"])
+            #expect(two.status == 400)
             let info = try await client.call(.get, "/v1/server")
             let names = (info.json["models"] as? [[String: Any]])?.compactMap { $0["name"] as? String } ?? []
             #expect(names.contains("words") && !names.contains("minilm-l6"), "text encoders are not offered as models to search images with: \(names)")

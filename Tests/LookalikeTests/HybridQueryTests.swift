@@ -218,4 +218,27 @@ struct HybridQueryTests {
         let worded = try engine.search(search, options: SearchOptions(top: 10, model: ModelManifest.words.name))
         #expect(worded.notes.map(\.code) == ["words_not_ranked"])
     }
+
+    @Test("the CLI prints how it read the words, and narrows an image search by them")
+    func commandLine() throws {
+        let folder = try TestData.temporaryDirectory("hybrid-cli")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let store = folder.appendingPathComponent("store").path
+        let photos = Dictionary(uniqueKeysWithValues: try TestData.photoPaths().map { (URL(fileURLWithPath: $0).lastPathComponent, $0) })
+        let cat = try #require(photos["skimage-chelsea.png"]), coffee = try #require(photos["skimage-coffee.png"])
+        let binary = try TestData.executable()
+        let added = try runCommand(binary, ["add", cat, coffee, "--store", store])
+        #expect(added.status == 0, "\(added.stderr)")
+        let narrowed = try runCommand(binary, ["search", coffee, "--text", "brown, not red", "--store", store])
+        #expect(narrowed.status == 0, "\(narrowed.stderr)")
+        #expect(narrowed.stdout.contains("understood: brown · not red"), "\(narrowed.stdout)")
+        #expect(narrowed.stdout.contains("1 hit from 2 images, 1 of them passing the filter"), "\(narrowed.stdout)")
+        #expect(narrowed.stdout.contains(cat) && !narrowed.stdout.contains(coffee), "\(narrowed.stdout)")
+        let json = try runCommand(binary, ["search", coffee, "--text", "red", "--json", "--store", store])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        #expect((object["parsed"] as? [String: Any])?["text"] as? String == "")
+        #expect((object["hits"] as? [[String: Any]])?.map { $0["path"] as? String } == [coffee])
+        let literal = try runCommand(binary, ["search", coffee, "--text", "red", "--literal", "--store", store])
+        #expect(literal.status == 64, "\(literal.stderr)")
+    }
 }

@@ -65,7 +65,8 @@ struct TextSearchTests {
         let answer = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
         #expect(answer["model"] as? String == "words")
         #expect((answer["hits"] as? [[String: Any]])?.first?["id"] as? String == ids["skimage-coffee.png"])
-        let both = try runCommand(try TestData.executable(), ["search", "query.jpg", "--text", "a cat"])
+        // Words beside an image narrow it (HybridQueryTests); an image and an item are two queries.
+        let both = try runCommand(try TestData.executable(), ["search", "query.jpg", "--item", "0123456789abcdef", "--text", "a cat"])
         #expect(both.status == 64)
         #expect(both.stderr.contains("give one query"))
     }
