@@ -150,6 +150,8 @@ eval: build eval-data
 		--out bench-results/duplicates-$$(date +%F).json
 	$(PYTHON) scripts/eval_text.py --lookalike $(RELEASE_BIN) --data $(LOOKALIKE_DATA)/eval \
 		--json bench-results/text-$$(date +%F).json
+	$(PYTHON) scripts/eval_hybrid.py --lookalike $(RELEASE_BIN) --data $(LOOKALIKE_DATA)/eval \
+		--json bench-results/hybrid-$$(date +%F).json
 	$(PYTHON) scripts/eval_tune.py --lookalike $(RELEASE_BIN) --data $(LOOKALIKE_DATA)/eval \
 		--json bench-results/tune-$$(date +%F).json
 

@@ -78,7 +78,7 @@ public struct ParsedQuery: Sendable, Equatable, Encodable {
     /// The conditions the query asks of items, as a metadata filter (nil when it asks none).
     public var filter: MetadataFilter? {
         var conditions: [MetadataFilter.Condition] = []
-        let share = JSONValue.number(Double(ColorProfile.defaultShare))
+        let share = JSONValue.number(ColorProfile.defaultShare)
         for color in colors { conditions.append(.init(path: [color], operation: .greaterOrEqual(share), field: .colors)) }
         for color in notColors { conditions.append(.init(path: [color], operation: .less(share), field: .colors)) }
         if let minimum = minimumPrice {

@@ -34,8 +34,9 @@ public struct ColorProfile: Sendable, Equatable {
     }
 
     /// The share of the image a colour must cover for a filter that names it without a share
-    /// (`{"$color": "red"}`, "red shoes").
-    public static let defaultShare: Float = 0.1
+    /// (`{"$color": "red"}`, "red shoes"). A `Double`, as filters compare it: 0.1 as a `Float`
+    /// widens to 0.10000000149, which a stored share of exactly 0.100 would fail.
+    public static let defaultShare = 0.1
 
     /// The share of the image (0...1) each name of `names` covers; they sum to 1.
     public let fractions: [Float]
@@ -51,8 +52,8 @@ public struct ColorProfile: Sendable, Equatable {
     }
 
     /// The colours covering at least `minimum` of the image, most first.
-    public func dominant(minimum: Float = 0.1) -> [String] {
-        zip(Self.names, fractions).filter { $0.1 >= minimum }.sorted { $0.1 > $1.1 }.map(\.0)
+    public func dominant(minimum: Double = defaultShare) -> [String] {
+        zip(Self.names, fractions).filter { Double($0.1) >= minimum }.sorted { $0.1 > $1.1 }.map(\.0)
     }
 
     /// The profile as a JSON object text, `{"black": 0.02, ...}`, three decimals, every name.

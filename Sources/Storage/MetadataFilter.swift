@@ -164,11 +164,11 @@ public struct MetadataFilter: Sendable, Equatable {
         let usage = "give a colour name, a list of them, or shares like {\"red\": 0.3} or {\"red\": {\"$lt\": 0.05}}"
         switch spec {
         case .string(let word):
-            return [try atLeast(word, Double(ColorProfile.defaultShare))]
+            return [try atLeast(word, ColorProfile.defaultShare)]
         case .array(let words):
             return try words.map { word in
                 guard case .string(let word) = word else { throw ParseError(field: colorKey, reason: usage) }
-                return try atLeast(word, Double(ColorProfile.defaultShare))
+                return try atLeast(word, ColorProfile.defaultShare)
             }
         case .object(let shares):
             var conditions: [Condition] = []

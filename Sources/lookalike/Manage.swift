@@ -99,7 +99,7 @@ struct List: ParsableCommand {
         abstract: "List the stored items: ids, sizes, paths and metadata.",
         discussion: """
             Items come in id order. With --json the output is one object: {"items": [{"id", "path", "width", \
-            "height", "metadata", "added_at"}], "next"}; pass "next" as --after to get the following page.
+            "height", "metadata", "added_at", "colors"}], "next"}; pass "next" as --after to get the following page.
             """)
 
     @Option(help: ArgumentHelp("Only items whose metadata passes this JSON filter (as `search --filter` takes it).", valueName: "json"))
@@ -147,7 +147,8 @@ struct List: ParsableCommand {
             let formatter = ISO8601DateFormatter()
             try printJSON(["items": listed.map { item -> [String: Any] in
                 ["id": item.id, "path": item.sourcePath, "width": item.width, "height": item.height,
-                 "metadata": jsonObject(item.metadata), "added_at": formatter.string(from: item.addedAt)]
+                 "metadata": jsonObject(item.metadata), "added_at": formatter.string(from: item.addedAt),
+                 "colors": jsonObject(item.colors)]
             }, "next": next.map { $0 as Any } ?? NSNull()])
             return
         }

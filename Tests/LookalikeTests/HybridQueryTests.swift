@@ -136,7 +136,7 @@ struct HybridQueryTests {
         var right = 0
         var wrong: [String] = []
         for entry in entries {
-            if try profile(entry.path)[entry.color] >= ColorProfile.defaultShare { right += 1 } else { wrong.append(entry.path) }
+            if try Double(profile(entry.path)[entry.color]) >= ColorProfile.defaultShare { right += 1 } else { wrong.append(entry.path) }
         }
         #expect(Double(right) / Double(entries.count) >= 0.9, "missed: \(wrong.map { URL(fileURLWithPath: $0).lastPathComponent })")
     }
@@ -151,7 +151,7 @@ struct HybridQueryTests {
         // Brute force over the stored items: their profiles and prices.
         let items = try engine.items(after: nil, limit: 10_000)
         let expected = items.filter { item in
-            (item.colors.flatMap(ColorProfile.init(json:))?["red"] ?? 0) >= ColorProfile.defaultShare
+            Double(item.colors.flatMap(ColorProfile.init(json:))?["red"] ?? 0) >= ColorProfile.defaultShare
                 && (SearchPipeline.number(at: ["price"], in: item.metadata) ?? .infinity) < 50
         }
         #expect(!expected.isEmpty)
