@@ -731,6 +731,9 @@ def test_shoppers_words_show_as_chips_that_narrow_the_results_and_can_be_dropped
         browser.find_element(By.CSS_SELECTOR, "#text-search").click()
         hits = wait_for_new_results(browser, [], "searching in shoppers' words")
         WebDriverWait(browser, 10).until(lambda d: chips() == ["red", "price < 100"])
+        save_screenshot(browser, tmp_path, "browser-words.png")
+        understood = browser.find_element(By.CSS_SELECTOR, "#understood").text
+        assert "bag" in understood and "null" not in understood, understood
         answer = api({"text": "red bag under $100", "top": 24})
         assert answer["parsed"]["text"] == "bag"
         assert [hit["id"] for hit in hits] == [hit["id"] for hit in answer["hits"]]

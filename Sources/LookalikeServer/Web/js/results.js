@@ -94,7 +94,7 @@ function showUnderstood(parsed) {
   const parts = parsed?.parts ?? [];
   box.hidden = !parts.length;
   if (!parts.length) { box.replaceChildren(); return; }
-  box.replaceChildren(
+  box.replaceChildren(...[
     h('span', { class: 'hint', text: 'Understood:' }),
     h('ul', { class: 'chips', 'aria-label': 'How the words were read' }, parts.map((part) => h('li', { class: `chip part ${part.kind}`, 'data-kind': part.kind },
       part.kind === 'color' || part.kind === 'not_color' ? h('span', { class: `swatch swatch-${part.value}`, 'aria-hidden': 'true' }) : null,
@@ -102,7 +102,8 @@ function showUnderstood(parsed) {
       h('button', { type: 'button', class: 'drop', title: `Search without “${part.phrase}”`, 'aria-label': `Remove ${part.label}`,
         onclick: () => dropPhrase(part.phrase), text: '×' })))),
     parsed.text ? h('span', { class: 'hint', text: `words: “${short(parsed.text, 60)}”` }) : null,
-    parsed.conflict ? h('p', { class: 'error', text: sentence(parsed.conflict) }) : null);
+    parsed.conflict ? h('p', { class: 'error', text: sentence(parsed.conflict) }) : null,
+  ].filter(Boolean));
 }
 
 const PAGE = 24;
