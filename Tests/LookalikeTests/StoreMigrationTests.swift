@@ -25,7 +25,12 @@ struct StoreMigrationTests {
         let source = try Catalog(directory: folder.appendingPathComponent("source"))
         try source.checkModel("image", fingerprint: "f1", dimension: 3, record: true)
         try source.checkModel("words", fingerprint: "f2", dimension: 2, space: "text", record: true)
-        let items = (1...1_234).map { item($0, metadata: $0 % 3 == 0 ? #"{"n": \#($0), "tag": "x"}"# : nil) }
+        let red = ColorProfile(fractions: ColorProfile.names.map { $0 == "red" ? 1 : 0 }).json
+        let items = (1...1_234).map { number in
+            var entry = item(number, metadata: number % 3 == 0 ? #"{"n": \#(number), "tag": "x"}"# : nil)
+            entry.colors = number % 5 == 0 ? red : nil
+            return entry
+        }
         try source.insert(items.map { (item: $0, vector: [Float($0.width), 0.5, -1]) }, model: "image")
         try source.insert(items.prefix(100).map { (item: $0, vector: [1, Float($0.width)]) }, model: "words")
         try source.recordFeedback([Feedback(model: "image", query: [1, 0, 0], itemID: items[4].id, mark: .relevant,
@@ -52,6 +57,8 @@ struct StoreMigrationTests {
         #expect(try target.modelRecords() == source.modelRecords())
         #expect(try target.feedback(model: "image", limit: 5).map(\.itemID) == [items[5].id, items[4].id])
         #expect(try target.itemIDs(matching: MetadataFilter(json: #"{"tag": "x"}"#)).count == 411)
+        // Colour profiles come along (the items the target already held had theirs).
+        #expect(try target.itemIDs(matching: MetadataFilter(json: #"{"$color": "red"}"#)).count == 246)
 
         // Run again: nothing to copy, still verified. And back into a new SQLite store.
         let again = try StoreMigration.run(from: source, to: target)
