@@ -747,6 +747,15 @@ def test_shoppers_words_show_as_chips_that_narrow_the_results_and_can_be_dropped
         assert browser.find_element(By.CSS_SELECTOR, "#text-input").get_attribute("value") == "red bag"
         assert [hit["id"] for hit in hits] == [hit["id"] for hit in api({"text": "red bag", "top": 24})["hits"]]
 
+        # Words no item can satisfy: no hits, and the reason, with the reading shown.
+        box = browser.find_element(By.CSS_SELECTOR, "#text-input")
+        box.clear()
+        box.send_keys("a coat under $10 over $50")
+        browser.find_element(By.CSS_SELECTOR, "#text-search").click()
+        WebDriverWait(browser, SEARCH_TIMEOUT).until(lambda d: "at once" in d.find_element(By.CSS_SELECTOR, "#results").text)
+        assert "at once" in browser.find_element(By.CSS_SELECTOR, "#understood").text
+        assert results_state(browser)["hits"] == []
+
         # Words beside an uploaded photo narrow its search.
         photo = next(p for p in sorted((folder / "images").iterdir()) if p.name.startswith("sneaker") and p.stem.endswith("-red"))
         hits = upload(browser, photo)
