@@ -78,9 +78,8 @@ public struct ParsedQuery: Sendable, Equatable, Encodable {
     /// The conditions the query asks of items, as a metadata filter (nil when it asks none).
     public var filter: MetadataFilter? {
         var conditions: [MetadataFilter.Condition] = []
-        let share = JSONValue.number(ColorProfile.defaultShare)
-        for color in colors { conditions.append(.init(path: [color], operation: .greaterOrEqual(share), field: .colors)) }
-        for color in notColors { conditions.append(.init(path: [color], operation: .less(share), field: .colors)) }
+        conditions += colors.map { .color($0) }
+        conditions += notColors.map { .color($0, below: ColorProfile.defaultShare) }
         if let minimum = minimumPrice {
             let value = JSONValue.number(minimum.value)
             conditions.append(.init(path: [priceField], operation: minimum.inclusive ? .greaterOrEqual(value) : .greater(value)))

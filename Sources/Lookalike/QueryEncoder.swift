@@ -22,6 +22,13 @@ final class QueryEncoder: @unchecked Sendable {
     /// Longer text is refused before it is tokenized (the model reads its first 254 tokens anyway).
     static let maxTextCharacters = 10_000
 
+    /// Refuses words longer than `maxTextCharacters`, with their length.
+    static func checkLength(_ words: String) throws {
+        guard words.count <= maxTextCharacters else {
+            throw EngineError.badOption("the text is \(words.count) characters long; a text query takes at most \(maxTextCharacters)")
+        }
+    }
+
     /// Whether a text query was longer than its text encoder takes, and was cut.
     var textWasTruncated: Bool { lock.withLock { truncatedText } }
 
@@ -89,9 +96,7 @@ final class QueryEncoder: @unchecked Sendable {
             return try combine(examples, embedder: embedder)
         case .text(let words):
             // Words go through the text encoder of the model's embedding space.
-            guard words.count <= Self.maxTextCharacters else {
-                throw EngineError.badOption("the text is \(words.count) characters long; a text query takes at most \(Self.maxTextCharacters)")
-            }
+            try Self.checkLength(words)
             guard words.contains(where: { !$0.isWhitespace }) else { throw EngineError.badOption("the text query is empty: give some words") }
             guard let encoder = try models.textEncoder(space: manifest.embeddingSpace) else {
                 return .missing(.noTextEncoder(model: manifest.name, space: manifest.embeddingSpace))

@@ -200,8 +200,11 @@ public final class PostgresStore: Store {
             """),
             ("v5: colour profiles", """
             -- How much of each image every basic colour covers, for filters such as
-            -- {"$color": "red"}; NULL for items stored before.
-            ALTER TABLE item ADD COLUMN colors jsonb;
+            -- {"$color": "red"}; NULL for items stored before. Kept as written, with its jsonb
+            -- beside it for filters, as metadata is.
+            ALTER TABLE item ADD COLUMN colors text;
+            ALTER TABLE item ADD COLUMN colors_json jsonb
+                GENERATED ALWAYS AS (CASE WHEN colors IS JSON OBJECT THEN colors::jsonb END) STORED;
             """),
         ]
     }
@@ -240,15 +243,14 @@ public final class PostgresStore: Store {
 
     // MARK: Items
 
-    private static let itemColumns = "id, content_hash, source_path, width, height, metadata, extract(epoch FROM added_at)::float8, colors::text"
+    private static let itemColumns = "id, content_hash, source_path, width, height, metadata, extract(epoch FROM added_at)::float8, colors"
 
     private static func items(_ rows: ResultSet) -> [Item] {
         (0..<rows.count).compactMap { row in
             guard let id = rows.string(row, 0), let hash = rows.string(row, 1), let path = rows.string(row, 2),
                   let width = rows.int(row, 3), let height = rows.int(row, 4), let added = rows.double(row, 6) else { return nil }
             return Item(id: id, contentHash: hash, sourcePath: path, width: width, height: height,
-                        metadata: rows.string(row, 5), addedAt: Date(timeIntervalSince1970: added),
-                        colors: rows.string(row, 7).flatMap { ColorProfile(json: $0)?.json })
+                        metadata: rows.string(row, 5), addedAt: Date(timeIntervalSince1970: added), colors: rows.string(row, 7))
         }
     }
 
@@ -279,7 +281,7 @@ public final class PostgresStore: Store {
     }
 
     public func itemIDs(matching filter: MetadataFilter) throws -> Set<String> {
-        let (condition, parameters) = filter.postgresSQL(column: "metadata_json", colors: "colors", firstParameter: 1)
+        let (condition, parameters) = filter.postgresSQL(column: "metadata_json", colors: "colors_json", firstParameter: 1)
         return try reading { connection in
             let rows = try connection.execute("SELECT id FROM item WHERE \(condition)", parameters)
             return Set((0..<rows.count).compactMap { rows.string($0, 0) })
@@ -299,10 +301,10 @@ public final class PostgresStore: Store {
                     let items = chunk.map(\.item)
                     try connection.execute("""
                         INSERT INTO item (id, content_hash, source_path, width, height, metadata, added_at, colors)
-                        SELECT u.id, u.hash, u.path, u.width, u.height, u.metadata, to_timestamp(u.added), u.colors::jsonb
+                        SELECT u.id, u.hash, u.path, u.width, u.height, u.metadata, to_timestamp(u.added), u.colors
                         FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::integer[], $6::text[], $7::float8[], $8::text[])
                             AS u(id, hash, path, width, height, metadata, added, colors)
-                        ON CONFLICT (id) DO UPDATE SET colors = coalesce(item.colors, EXCLUDED.colors)
+                        ON CONFLICT (id) DO UPDATE SET colors = EXCLUDED.colors
                             WHERE item.colors IS NULL AND EXCLUDED.colors IS NOT NULL
                         """, [.text(Self.array(items.map(\.id))), .text(Self.array(items.map(\.contentHash))),
                               .text(Self.array(items.map(\.sourcePath))), .text(Self.array(items.map { String($0.width) })),
@@ -546,7 +548,7 @@ public final class PostgresStore: Store {
         var conditions = ["e.model = \(Self.literal(model))"]
         if let filter, !filter.conditions.isEmpty {
             sql += " JOIN item i ON i.id = e.item_id"
-            let (condition, filterParameters) = filter.postgresSQL(column: "i.metadata_json", colors: "i.colors", firstParameter: 2)
+            let (condition, filterParameters) = filter.postgresSQL(column: "i.metadata_json", colors: "i.colors_json", firstParameter: 2)
             conditions.append(condition)
             parameters += filterParameters
         }

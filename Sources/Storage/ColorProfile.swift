@@ -28,9 +28,7 @@ public struct ColorProfile: Sendable, Equatable {
     /// The colour a word names (a basic name or a synonym), lower-cased; nil for other words.
     public static func name(for word: String) -> String? {
         let word = word.lowercased()
-        if names.contains(word) { return word }
-        if word == "colour" || word == "color" { return nil }
-        return synonyms[word]
+        return names.contains(word) ? word : synonyms[word]
     }
 
     /// The share of the image a colour must cover for a filter that names it without a share

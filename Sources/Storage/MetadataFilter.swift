@@ -83,6 +83,16 @@ public struct MetadataFilter: Sendable, Equatable {
             self.operation = operation
             self.field = field
         }
+
+        /// The colour `name` covers at least `share` of the image.
+        public static func color(_ name: String, atLeast share: Double = ColorProfile.defaultShare) -> Condition {
+            Condition(path: [name], operation: .greaterOrEqual(.number(share)), field: .colors)
+        }
+
+        /// The colour `name` covers less than `share` of the image.
+        public static func color(_ name: String, below share: Double) -> Condition {
+            Condition(path: [name], operation: .less(.number(share)), field: .colors)
+        }
     }
 
     public let conditions: [Condition]
@@ -159,7 +169,7 @@ public struct MetadataFilter: Sendable, Equatable {
             return name
         }
         func atLeast(_ word: String, _ share: Double) throws -> Condition {
-            Condition(path: [try name(word)], operation: .greaterOrEqual(.number(share)), field: .colors)
+            .color(try name(word), atLeast: share)
         }
         let usage = "give a colour name, a list of them, or shares like {\"red\": 0.3} or {\"red\": {\"$lt\": 0.05}}"
         switch spec {

@@ -106,7 +106,8 @@ struct SearchPipeline {
     /// words keeps for the text model only what was not understood as a colour, price or order.
     private func interpreted(_ query: Query, options: SearchOptions) throws -> (Query, ParsedQuery?) {
         if case .text(let words) = query.source {
-            guard options.interpretText, words.count <= QueryEncoder.maxTextCharacters else { return (query, nil) }
+            try QueryEncoder.checkLength(words)
+            guard options.interpretText else { return (query, nil) }
             let parsed = PlainLanguage.parse(words, priceField: options.priceField)
             guard parsed.isStructured else { return (query, parsed) }
             var rewritten = query
@@ -119,9 +120,7 @@ struct SearchPipeline {
         guard options.interpretText else {
             throw EngineError.badOption("words beside an image are read for colours, prices and order; that reading is off")
         }
-        guard words.count <= QueryEncoder.maxTextCharacters else {
-            throw EngineError.badOption("the text is \(words.count) characters long; a text query takes at most \(QueryEncoder.maxTextCharacters)")
-        }
+        try QueryEncoder.checkLength(words)
         return (query, PlainLanguage.parse(words, priceField: options.priceField))
     }
 
@@ -176,10 +175,10 @@ struct SearchPipeline {
                                         message: "the collection has no images for model \(manifest.name) yet: add some")]
         }
         guard let filter, let passing, passing.isEmpty else { return [] }
-        let known = try metadataFields()
+        let (known, anyColors) = try sampledFields()
         var notes: [SearchResponse.Note] = []
         var named = Set<String>()
-        if filter.conditions.contains(where: { $0.field == .colors }), try !hasColorProfiles() {
+        if filter.conditions.contains(where: { $0.field == .colors }), !anyColors {
             notes.append(SearchResponse.Note(code: "no_color_profiles",
                                              message: "no image of the collection has a colour profile (they are made when images are "
                                                  + "added; images stored before get one when they are added again)"))
@@ -203,22 +202,12 @@ struct SearchPipeline {
         return notes
     }
 
-    /// Whether any of the first items of the store has a colour profile.
-    private func hasColorProfiles(sample: Int = 5000) throws -> Bool {
-        var found = false
-        var read = 0
-        try store.forEachItemPage(pageSize: 500) { page in
-            found = page.contains { $0.colors != nil }
-            read += page.count
-            return !found && read < sample
-        }
-        return found
-    }
-
-    /// The metadata field names (dotted for nested ones) of the first items of the store: enough
-    /// to name a misspelt field without reading a large collection whole.
-    private func metadataFields(sample: Int = 5000) throws -> Set<String> {
+    /// The metadata field names (dotted for nested ones) of the first items of the store, and
+    /// whether any of them has a colour profile: enough to name a misspelt field without reading a
+    /// large collection whole.
+    private func sampledFields(sample: Int = 5000) throws -> (fields: Set<String>, anyColors: Bool) {
         var fields = Set<String>()
+        var anyColors = false
         func collect(_ object: [String: Any], prefix: String, depth: Int) {
             for (key, value) in object {
                 fields.insert(prefix + key)
@@ -229,11 +218,12 @@ struct SearchPipeline {
         try store.forEachItemPage(pageSize: 500) { page in
             for item in page {
                 if let object = Metadata.object(item.metadata) { collect(object, prefix: "", depth: 0) }
+                anyColors = anyColors || item.colors != nil
             }
             read += page.count
             return read < sample
         }
-        return fields
+        return (fields, anyColors)
     }
 
     /// The main model's vectors of the candidates that lack one: from the index when it holds them

@@ -122,19 +122,21 @@ extension LookalikeServer {
             try apply(body, to: &options)
             examples = body.examples
             let liked = !(body.like ?? []).isEmpty
+            // Text beside url, id, query or liked items narrows that search; alone, it is the query.
+            words = body.text
             switch (body.url, body.id, body.query) {
             case (let url?, nil, nil): asked = .url(url)
             case (nil, let id?, nil): asked = .query(.item(id))
             case (nil, nil, let kept?): asked = .query(.image(bytes: try keptQuery(kept)))
             case (nil, nil, nil) where body.text != nil && !liked:
                 asked = .query(.text(body.text ?? ""))
+                words = nil
                 if body.model == nil && Self.query(request)["model"] == nil { options.model = ModelManifest.words.name }
             case (nil, nil, nil) where liked: asked = .query(.examples([]))
             default:
                 throw APIError.badRequest("a JSON search names exactly one of \"url\", \"id\", \"query\" and \"text\", or liked "
                     + "items in \"like\" (\"text\" beside one of the others narrows it); to search with an image, send it as the body")
             }
-            if case .query(let given) = asked, given.isText {} else { words = body.text }
         case .multipart(let parts):
             let image = try Self.part("image", of: parts).bytes
             if let text = parts["options"]?.bytes {
