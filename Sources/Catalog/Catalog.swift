@@ -234,7 +234,7 @@ public final class Catalog: Store {
                 if try !Item.exists(db, key: entry.item.id) {
                     try entry.item.insert(db)
                 } else if let colors = entry.item.colors {
-                    // An item stored before colour profiles gets one when it is added again.
+                    // An item stored before colour profiles gets one when another model embeds it.
                     try db.execute(sql: "UPDATE item SET colors = ? WHERE id = ? AND colors IS NULL", arguments: [colors, entry.item.id])
                 }
                 try StoredVector(itemId: entry.item.id, model: model, vector: entry.vector).save(db)

@@ -181,7 +181,8 @@ struct SearchPipeline {
         if filter.conditions.contains(where: { $0.field == .colors }), !anyColors {
             notes.append(SearchResponse.Note(code: "no_color_profiles",
                                              message: "no image of the collection has a colour profile (they are made when images are "
-                                                 + "added; images stored before get one when they are added again)"))
+                                                 + "added; images stored before get one when a model they lack embeds them, "
+                                                 + "e.g. `lookalike add PATH... --model phash`)"))
         }
         for condition in filter.conditions where condition.field == .metadata {
             let field = condition.path.joined(separator: ".")
