@@ -263,17 +263,23 @@ struct ImageDecoderTests {
         for row in 0..<side { for column in stride(from: 0, to: side, by: 97) { rgb[(row * side + column) * 3] = 255 } }
         let large = try ImageEncoder.jpeg(Pixels(width: side, height: side, rgb: rgb), quality: 70)
         rgb = []
-        let hasty = ImageDecoder(limits: ImageLimits(decodeSeconds: 0.005))
-        let started = ContinuousClock.now
-        #expect(throws: ImagingError.decodeTooSlow(seconds: 0.005)) {
-            _ = try hasty.decode(large, policy: .shorterSide(size: side, maxLonger: side))
-        }
-        let stopped = ContinuousClock.now - started
+        // The whole decode runs first, so neither side pays for a cold start. The tests run in
+        // parallel on few cores, so a stop is timed three times and the quickest counts: other
+        // work can only delay a stop, never hasten it.
         let whole = ContinuousClock.now
         let pixels = try decoder.decode(large, policy: .shorterSide(size: side, maxLonger: side))
         let full = ContinuousClock.now - whole
         #expect(pixels.width == side && pixels.height == side)
-        #expect(stopped < full, "stopped after \(stopped), a whole decode takes \(full)")
+        let hasty = ImageDecoder(limits: ImageLimits(decodeSeconds: 0.005))
+        var stopped = Duration.seconds(3_600)
+        for _ in 0..<3 {
+            let started = ContinuousClock.now
+            #expect(throws: ImagingError.decodeTooSlow(seconds: 0.005)) {
+                _ = try hasty.decode(large, policy: .shorterSide(size: side, maxLonger: side))
+            }
+            stopped = min(stopped, ContinuousClock.now - started)
+        }
+        #expect(stopped < full, "stopped after \(stopped) at the quickest of three, a whole decode takes \(full)")
     }
 
     @Test("content hashes are SHA-256")
