@@ -203,6 +203,30 @@ public struct ImageDecoder: Sendable {
         return current
     }
 
+    /// Parts of an image already decoded, each cropped and sized for a model by `policy` with the
+    /// same resize as a decode (region tiles: the image is decoded once, larger, and its parts are
+    /// cut from it).
+    public func regions(of image: Pixels, _ regions: [ImageRegion], policy: ResizePolicy) throws -> [Pixels] {
+        try Vips.start()
+        guard image.width > 0, image.height > 0 else { throw ImagingError.decodeFailed("an empty image has no regions") }
+        return try Vips.run { mode in
+            let whole = try image.rgb.withUnsafeBytes { raw in
+                guard let made = lk_vips_image_from_pixels(raw.baseAddress, raw.count, Int32(image.width), Int32(image.height), 3) else {
+                    throw Vips.failure(mode)
+                }
+                return VipsImageRef(made)
+            }
+            return try regions.map { region in
+                let box = region.pixels(width: image.width, height: image.height)
+                let part = try Vips.make(mode) { out in
+                    lk_vips_crop(whole.pointer, &out, Int32(box.x), Int32(box.y), Int32(box.width), Int32(box.height))
+                }
+                let target = policy.targetSize(width: box.width, height: box.height)
+                return try pixels(try resize(part, policy: policy, target: target, mode), mode)
+            }
+        }
+    }
+
     /// Decodes `bytes` at full size (upright, sRGB, flattened), for tools and tests.
     public func decodeFullSize(_ bytes: [UInt8]) throws -> Pixels {
         let info = try info(bytes)

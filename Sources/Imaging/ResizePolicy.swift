@@ -29,6 +29,17 @@ public enum ResizePolicy: Sendable, Equatable, Codable {
         }
     }
 
+    /// The policy for an image whose halves come out at this policy's size: twice the size, for
+    /// cutting region tiles from one decode. A centre-cropping model's image is kept whole (its
+    /// tiles are cropped each in turn).
+    public var doubled: ResizePolicy {
+        switch self {
+        case .shorterSide(let size, let maxLonger): return .shorterSide(size: 2 * size, maxLonger: 2 * maxLonger)
+        case .centerCrop(let size): return .shorterSide(size: 2 * size, maxLonger: 8 * size)
+        case .stretch(let size): return .stretch(size: 2 * size)
+        }
+    }
+
     /// `numerator / denominator` rounded half up, for positive integers.
     static func roundedRatio(_ numerator: Int, _ denominator: Int) -> Int {
         (2 * numerator + denominator) / (2 * denominator)

@@ -23,6 +23,8 @@ public final class Engine: @unchecked Sendable {
     public let store: any Store
     let models: Models
     let indexes: ModelIndexes
+    /// The indexes of the models' region tiles, a part per vector (`Tiles`).
+    let tileIndexes: ModelIndexes
     let decoder: ImageDecoder
     let logger = Logger(label: "lookalike.engine")
 
@@ -44,7 +46,8 @@ public final class Engine: @unchecked Sendable {
         self.configuration = configuration
         self.store = store
         models = Models(directory: configuration.models, store: store, threads: configuration.inferenceThreads)
-        indexes = ModelIndexes(store: store, configuration: configuration)
+        indexes = ModelIndexes(store: StoredVectors(store: store), configuration: configuration)
+        tileIndexes = ModelIndexes(store: TileVectors(store: store), configuration: configuration)
         decoder = ImageDecoder(limits: configuration.limits)
     }
 
@@ -73,7 +76,7 @@ public final class Engine: @unchecked Sendable {
     }
 
     private var pipeline: SearchPipeline {
-        SearchPipeline(store: store, models: models, indexes: indexes, decoder: decoder, maxBytes: configuration.limits.maxBytes)
+        SearchPipeline(store: store, models: models, indexes: indexes, tileIndexes: tileIndexes, decoder: decoder, maxBytes: configuration.limits.maxBytes)
     }
 
     /// The `top` stored images most similar to the image file at `path`, best first.
@@ -124,6 +127,9 @@ public final class Engine: @unchecked Sendable {
         let removed = try store.remove(ids: ids)
         removeFiles(of: removed.compactMap { items[$0] })
         indexes.removed(removed) { model in try? self.models.manifest(named: model) }
+        tileIndexes.removed(removed.flatMap { id in (0..<Tiles.parts).map { Tiles.partID(id, $0) } }) { model in
+            (try? self.models.manifest(named: String(model.dropLast(Tiles.suffix.count)))).map(Tiles.manifest(of:))
+        }
         return removed
     }
 

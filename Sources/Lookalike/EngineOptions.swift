@@ -42,9 +42,13 @@ public struct AddOptions: Sendable {
     /// When set, only files that lie inside these folders once symbolic links are resolved are
     /// added; the others fail with a reason (a server indexes only the folders it was given).
     public var allowedRoots: [String]?
+    /// Region tiles (`Tiles`): beside the whole image, the vectors of its four quarters and its
+    /// centre, so a detail of a scene finds the scene. Images already stored without tiles gain them.
+    public var tiles: Bool
 
     public init(recursive: Bool = false, model: String = ModelManifest.defaultName, metadata: MetadataFile? = nil,
-                allowedRoots: [String]? = nil) {
+                allowedRoots: [String]? = nil, tiles: Bool = false) {
+        self.tiles = tiles
         self.recursive = recursive
         self.model = model
         self.metadata = metadata
@@ -76,6 +80,10 @@ public struct SearchOptions: Sendable {
     /// Maximal marginal relevance with this λ (`DiversityStage`): 1 is the plain ranking, lower
     /// trades relevance for variety. Nil: off.
     public var diversity: Float?
+    /// Score each item by the best of its whole image and its region tiles (`Tiles`), so a detail
+    /// finds the scene it comes from; items without tiles score by their whole image. Only for
+    /// image queries of a model whose items were added with tiles.
+    public var tiles: Bool
     /// Hits scoring below this are left out (after every stage).
     public var minScore: Float?
     /// Use the marks people gave earlier searches near this query (`FeedbackStage`); on by
@@ -93,7 +101,8 @@ public struct SearchOptions: Sendable {
     public init(top: Int = 10, model: String = ModelManifest.defaultName, efSearch: Int? = nil,
                 filter: MetadataFilter? = nil, region: ImageRegion? = nil, cascade: [String] = [],
                 expansion: Int? = nil, collapseCopies: Bool = false, diversity: Float? = nil, minScore: Float? = nil,
-                feedback: Bool = true, stages: [any RankingStage] = []) {
+                feedback: Bool = true, tiles: Bool = true, stages: [any RankingStage] = []) {
+        self.tiles = tiles
         self.top = top
         self.model = model
         self.efSearch = efSearch

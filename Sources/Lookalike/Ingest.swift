@@ -24,12 +24,21 @@ extension Engine {
                 + "and the tuned model gets the new items' vectors by projection")
         }
         try models.check(embedder, record: true)
+        let tilesModel = Tiles.model(of: embedder.manifest.name)
+        if options.tiles {
+            guard embedder.manifest.modality == .image else {
+                throw EngineError.badOption("\(options.model) embeds text: only an image model has region tiles")
+            }
+            try store.checkModel(tilesModel, fingerprint: Tiles.fingerprint(of: embedder.fingerprint),
+                                 dimension: embedder.manifest.dimension * Tiles.parts, space: nil, record: true)
+        }
         // Confined: the walk does not enter folders outside the roots, and each file is checked
         // on the descriptor it is read through (so a link swapped in meanwhile cannot escape).
         let confinement = options.allowedRoots.map { PathConfinement(roots: $0) }
         let discovered = FileDiscovery.collect(paths, recursive: options.recursive, confinement: confinement)
         let total = discovered.files.count + discovered.failures.count
         var report = IngestReport(model: embedder.manifest.name)
+        report.tiles = options.tiles
         func record(_ path: String, _ outcome: IngestProgress.Outcome) {
             switch outcome {
             case .added(let id): report.added.append(.init(id: id, path: path))
@@ -51,9 +60,10 @@ extension Engine {
             let chunk = Array(discovered.files[start..<min(start + Self.chunkSize, discovered.files.count)])
             start += chunk.count
             let prepared = chunk.parallelMap(workers: configuration.decodeWorkers) { path in
-                self.prepare(path, manifest: embedder.manifest, confinement: confinement)
+                self.prepare(path, manifest: embedder.manifest, tiles: options.tiles, confinement: confinement)
             }
-            var toEmbed: [(path: String, item: Item, pixels: Pixels)] = []
+            var toEmbed: [(path: String, item: Item, pixels: Pixels, tiles: [Pixels]?)] = []
+            var toTile: [(path: String, item: Item, tiles: [Pixels])] = []
             var firstCopy: [String: (path: String, index: Int)] = [:]  // content hash -> input of toEmbed, within this chunk
             var laterCopies: [(path: String, hash: String)] = []
             var metadataUpdates: [(id: String, metadata: String)] = []
@@ -69,7 +79,13 @@ extension Engine {
                         metadataUpdates.append((item.id, metadata))
                     }
                     record(path, .duplicate(of: item.id))
-                case .decoded(let hash, let info, let pixels):
+                case .storedWithoutTiles(let item, let tiles):
+                    if let metadata = options.metadata?.records[path], metadata != item.metadata {
+                        metadataUpdates.append((item.id, metadata))
+                    }
+                    toTile.append((path, item, tiles))
+                    record(path, .duplicate(of: item.id))
+                case .decoded(let hash, let info, let pixels, let tiles):
                     // A copy of an input of this batch: its metadata record, if any, is applied to
                     // the item the way it would be to an item stored before (the later record wins).
                     let metadata = options.metadata?.records[path]
@@ -84,7 +100,7 @@ extension Engine {
                         let item = Item(id: Item.id(forContentHash: hash), contentHash: hash, sourcePath: path,
                                         width: info.width, height: info.height,
                                         metadata: metadata, addedAt: Date(), colors: ColorProfile(of: pixels).json)
-                        toEmbed.append((path, item, pixels))
+                        toEmbed.append((path, item, pixels, tiles))
                     }
                 }
             }
@@ -124,8 +140,10 @@ extension Engine {
                 } else {
                     storedInThisRun[entry.item.contentHash] = entry.item.id
                     record(entry.path, .added(id: entry.item.id))
+                    if let tiles = entry.tiles { toTile.append((entry.path, entry.item, tiles)) }
                 }
             }
+            if !toTile.isEmpty { addTiles(toTile, embedder: embedder, model: tilesModel, report: &report) }
             for copy in laterCopies {
                 if let id = storedInThisRun[copy.hash] {
                     record(copy.path, .duplicate(of: id))
@@ -134,6 +152,7 @@ extension Engine {
                 }
             }
         }
+        if report.tiled > 0 { try tileIndexes.settled(Tiles.manifest(of: embedder.manifest)) }
         if !report.added.isEmpty {
             try indexes.settled(embedder.manifest)
             // Tuned models of this model get the new items too: their vectors are these, projected.
@@ -155,17 +174,58 @@ extension Engine {
         /// The store could not be read (a database that is away): the batch stops.
         case storeFailure(any Error)
         case stored(Item)
-        case decoded(hash: String, info: ImageInfo, pixels: Pixels)
+        /// Stored with the model's vector, but without the region tiles asked for: only those are made.
+        case storedWithoutTiles(Item, tiles: [Pixels])
+        /// New bytes, decoded for the model (and cut into region tiles when asked).
+        case decoded(hash: String, info: ImageInfo, pixels: Pixels, tiles: [Pixels]?)
+    }
+
+    /// Embeds the region tiles of items just stored (or stored before without tiles) and stores
+    /// each item's parts as one vector of the tiles model. An item whose tiles fail keeps its
+    /// whole-image vector; the failure is reported, and adding the file again with tiles retries.
+    private func addTiles(_ batch: [(path: String, item: Item, tiles: [Pixels])], embedder: Embedder, model: String,
+                          report: inout IngestReport) {
+        let vectors = embedEach(batch.flatMap(\.tiles), embedder: embedder)
+        var entries: [(item: Item, vector: [Float])] = []
+        var paths: [String] = []
+        for (offset, entry) in batch.enumerated() {
+            let parts = vectors[(offset * Tiles.parts)..<((offset + 1) * Tiles.parts)]
+            if let failure = parts.lazy.compactMap({ result -> Error? in
+                if case .failure(let error) = result { return error }
+                return nil
+            }).first {
+                report.tileFailures.append(IngestFailure(path: entry.path, reason: "tiles not made: embedding failed: \(failure)"))
+                continue
+            }
+            entries.append((entry.item, Tiles.joined(parts.compactMap { try? $0.get() })))
+            paths.append(entry.path)
+        }
+        do {
+            try store.insert(entries, model: model)
+            tileIndexes.added(entries.flatMap { entry in
+                (Tiles.split(entry.vector, dimension: embedder.manifest.dimension) ?? []).enumerated().map {
+                    (Tiles.partID(entry.item.id, $0.offset), $0.element)
+                }
+            }, model: model)
+            report.tiled += entries.count
+        } catch {
+            for path in paths { report.tileFailures.append(IngestFailure(path: path, reason: "tiles not stored: \(error)")) }
+        }
     }
 
     /// Reads, hashes and decodes one file; answers early when its bytes are already stored.
-    func prepare(_ path: String, manifest: ModelManifest, confinement: PathConfinement?) -> Prepared {
+    func prepare(_ path: String, manifest: ModelManifest, tiles: Bool = false, confinement: PathConfinement?) -> Prepared {
         do {
             let bytes = try FileReader.read(path, maxBytes: configuration.limits.maxBytes, confinement: confinement)
             let hash = ContentHash.sha256(bytes)
             do {
                 let existing = try store.item(contentHash: hash)
-                if let existing, try store.hasVector(itemId: existing.id, model: manifest.name) { return .stored(existing) }
+                if let existing, try store.hasVector(itemId: existing.id, model: manifest.name) {
+                    guard tiles, try !store.hasVector(itemId: existing.id, model: Tiles.model(of: manifest.name)) else {
+                        return .stored(existing)
+                    }
+                    return .storedWithoutTiles(existing, tiles: try tilePixels(bytes, manifest: manifest))
+                }
                 // New bytes: their id must not already belong to other bytes.
                 if existing == nil, try !store.items(ids: [Item.id(forContentHash: hash)]).isEmpty {
                     throw IngestError.idCollision(id: Item.id(forContentHash: hash))
@@ -176,10 +236,17 @@ extension Engine {
                 return .storeFailure(error)
             }
             let (info, pixels) = try decoder.load(bytes, policy: try manifest.imagePolicy())
-            return .decoded(hash: hash, info: info, pixels: pixels)
+            return .decoded(hash: hash, info: info, pixels: pixels, tiles: tiles ? try tilePixels(bytes, manifest: manifest) : nil)
         } catch {
             return .failure("\(error)")
         }
+    }
+
+    /// The region tiles of an image: decoded once at twice the model's size, each part cut from it.
+    private func tilePixels(_ bytes: [UInt8], manifest: ModelManifest) throws -> [Pixels] {
+        let policy = try manifest.imagePolicy()
+        let large = try decoder.decode(bytes, policy: policy.doubled)
+        return try Tiles.pixels(of: large, policy: policy, decoder: decoder)
     }
 
     /// Embeds in batches; if a batch fails, retries one by one so only the culprit fails.

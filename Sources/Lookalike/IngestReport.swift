@@ -61,6 +61,13 @@ public struct IngestReport: Sendable {
     /// The store's error was that it could not be reached (a database that is away): repeating
     /// the add later will do.
     public var storeUnavailable = false
+    /// Whether region tiles were asked for (`AddOptions.tiles`).
+    public var tiles = false
+    /// Items that gained region tiles, new ones and ones stored before without them.
+    public var tiled = 0
+    /// Items stored (or already stored) whose tiles could not be made or stored: their whole-image
+    /// vector stays, and adding the file again with tiles retries.
+    public var tileFailures: [IngestFailure] = []
 
     public var processed: Int { added.count + duplicates.count + failures.count }
 

@@ -28,7 +28,7 @@ final class ModelIndexes: @unchecked Sendable {
         }
     }
 
-    private let store: any Store
+    private let store: any IndexedVectors
     private let configuration: EngineConfiguration
     private let logger = Logger(label: "lookalike.index")
     private let lock = NSLock()
@@ -48,7 +48,7 @@ final class ModelIndexes: @unchecked Sendable {
     private(set) var loads = 0
     private(set) var catchUps = 0
 
-    init(store: any Store, configuration: EngineConfiguration) {
+    init(store: any IndexedVectors, configuration: EngineConfiguration) {
         self.store = store
         self.configuration = configuration
     }
@@ -407,7 +407,7 @@ extension ModelIndexes {
 
 /// The store's full-precision vectors of one model, for re-scoring a compressed graph's candidates.
 struct StoreVectors: ExactVectorSource, Sendable {
-    let store: any Store
+    let store: any IndexedVectors
     let model: String
 
     func exactVectors(for ids: [String]) throws -> [[Float]?] {

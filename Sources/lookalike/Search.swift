@@ -96,6 +96,9 @@ struct Search: ParsableCommand {
     @Option(name: .customLong("min-score"), parsing: .unconditional, help: ArgumentHelp("Leave out hits scoring below this cosine similarity.", valueName: "score"))
     var minScore: Float?
 
+    @Flag(name: .customLong("no-tiles"), help: "Score by whole images only, even where images were added with --tiles.")
+    var noTiles = false
+
     @Flag(help: "Print the answer as JSON.")
     var json = false
 
@@ -133,7 +136,7 @@ struct Search: ParsableCommand {
             var options = SearchOptions(top: top, model: searchedModel, efSearch: efSearch, filter: try filter.map { try MetadataFilter(json: $0) },
                                         region: try region.map { try ImageRegion(parsing: Substring($0)) }, cascade: cascade,
                                         expansion: expand, collapseCopies: collapse, diversity: diversity, minScore: minScore,
-                                        feedback: !noFeedback)
+                                        feedback: !noFeedback, tiles: !noTiles)
             options.interpretText = !literal
             options.priceField = priceField
             response = try storeOptions.engine(createStore: false).search(try query(), options: options)

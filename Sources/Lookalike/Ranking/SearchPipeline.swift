@@ -16,6 +16,7 @@ struct SearchPipeline {
     let store: any Store
     let models: Models
     let indexes: ModelIndexes
+    let tileIndexes: ModelIndexes
     let decoder: ImageDecoder
     let maxBytes: Int
 
@@ -48,6 +49,9 @@ struct SearchPipeline {
             vector = try steered(vector, awayFrom: parsed.without, manifest: manifest)
         }
         let top = max(0, options.top)
+        if options.tiles, manifest.modality != .image {
+            throw EngineError.badOption("\(manifest.name) embeds text: only an image model has region tiles")
+        }
         let searchFilter = Self.joined(options.filter, parsed?.filter)
         let passing = try searchFilter.map { filter in
             do {
@@ -57,8 +61,11 @@ struct SearchPipeline {
             }
         }
         let filter = passing.map { SearchFilter.ids($0) }
-        let source = CandidateSource(store: store, indexes: indexes, filter: filter, metadataFilter: searchFilter,
+        var source = CandidateSource(store: store, indexes: indexes, filter: filter, metadataFilter: searchFilter,
                                      parameters: SearchParameters(efSearch: options.efSearch))
+        if options.tiles && query.isImage {
+            source.tiles = try store.vectorCount(model: Tiles.model(of: manifest.name)) > 0 ? tileIndexes : nil
+        }
         let collection = try source.collectionSize(manifest)
         let stages = try Self.stages(for: options)
         if let minScore = options.minScore, !minScore.isFinite {
@@ -303,6 +310,19 @@ struct CandidateSource {
     /// The same filter as the store renders it.
     let metadataFilter: MetadataFilter?
     let parameters: SearchParameters
+    /// The index of the model's region tiles, when the search uses them (`Tiles`): an item then
+    /// scores the best of its whole image and its parts.
+    var tiles: ModelIndexes?
+
+    init(store: any Store, indexes: ModelIndexes, filter: SearchFilter?, metadataFilter: MetadataFilter?,
+         parameters: SearchParameters, tiles: ModelIndexes? = nil) {
+        self.store = store
+        self.indexes = indexes
+        self.filter = filter
+        self.metadataFilter = metadataFilter
+        self.parameters = parameters
+        self.tiles = tiles
+    }
 
     /// How many items have a vector of the model: what a search covers.
     func collectionSize(_ manifest: ModelManifest) throws -> Int {
@@ -311,12 +331,27 @@ struct CandidateSource {
 
     /// The `k` best items for `vector`, a vector of `manifest`'s model, best first.
     func candidates(_ manifest: ModelManifest, _ vector: [Float], k: Int) throws -> [Candidate] {
+        let whole: [Candidate]
         if store.searchesVectors {
-            return try store.nearest(model: manifest.name, to: vector, k: k, filter: metadataFilter)
+            whole = try store.nearest(model: manifest.name, to: vector, k: k, filter: metadataFilter)
+                .map { Candidate(id: $0.id, score: $0.score) }
+        } else {
+            whole = try indexes.index(for: manifest).search(vector, k: k, filter: filter, parameters: parameters)
                 .map { Candidate(id: $0.id, score: $0.score) }
         }
-        return try indexes.index(for: manifest).search(vector, k: k, filter: filter, parameters: parameters)
-            .map { Candidate(id: $0.id, score: $0.score) }
+        guard let tiles, k > 0 else { return whole }
+        // The parts' nearest, enough of them for k items even when one item's parts crowd the
+        // list; each item keeps its best score, whole image or part.
+        let parts = filter.map { filter in
+            SearchFilter(matchingCount: filter.matchingCount.map { $0 * Tiles.parts }) { filter.allows(Tiles.item(ofPart: $0)) }
+        }
+        let hits = try tiles.index(for: Tiles.manifest(of: manifest)).search(vector, k: k * Tiles.parts, filter: parts,
+                                                                              parameters: parameters)
+        var best = Dictionary(whole.map { ($0.id, $0.score) }, uniquingKeysWith: max)
+        for hit in hits { best[Tiles.item(ofPart: hit.id), default: -.infinity] = max(best[Tiles.item(ofPart: hit.id)] ?? -.infinity, hit.score) }
+        return best.map { Candidate(id: $0.key, score: $0.value) }
+            .sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }
+            .prefix(k).map { $0 }
     }
 
     /// The vectors the model's index holds at full precision for `ids`, when it holds them.
