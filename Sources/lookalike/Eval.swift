@@ -49,6 +49,9 @@ struct Eval: ParsableCommand {
     @Flag(help: "Fold near-duplicates of a hit into it (one rank per copy group).")
     var collapse = false
 
+    @Flag(help: "Add the gallery with region tiles and score each image by its best part (without it, whole images only).")
+    var tiles = false
+
     @Option(name: [.short, .long], help: "Hits per query; every measure looks at these ranks only.")
     var top = 100
 
@@ -99,6 +102,7 @@ struct Eval: ParsableCommand {
             options.diversityPool = diversityPool
             options.augmentation = augment
             options.simulateFeedback = feedback
+            options.tiles = tiles
             result = try engine.evaluate(loaded, options: options) { line in
                 if !json { FileHandle.standardError.write(Data("\(line)\n".utf8)) }
             }

@@ -36,6 +36,9 @@ public struct EvaluationOptions: Sendable {
     /// truth, and the query is searched again; the measures are of that second round (the
     /// first round's P@10 is kept beside them). Marks are forgotten after each query.
     public var simulateFeedback: Bool = false
+    /// Region tiles: the main model's gallery is added with tiles and every search scores items
+    /// by their best part (`Tiles`). Off: searches score whole images only, whatever the store holds.
+    public var tiles: Bool = false
 
     public init(models: [String], top: Int = 100, efSearch: Int? = nil, whiten: Bool = false, fusion: Fusion = .mean) {
         self.models = models.isEmpty ? [ModelManifest.defaultName] : models
@@ -56,6 +59,7 @@ public struct EvaluationOptions: Sendable {
             + (whiten ? ", whitened" : "") + (expansion.map { ", expansion \($0)" } ?? "")
             + (collapseCopies ? ", collapsed" : "") + (diversity.map { ", diversity \($0)" } ?? "")
             + (augmentation.map { ", augmentation \($0)" } ?? "") + (simulateFeedback ? ", after one round of feedback" : "")
+            + (tiles ? ", tiles" : "")
     }
 }
 
@@ -119,7 +123,7 @@ extension Engine {
         var failures: [IngestFailure] = []
         for model in options.models {
             progress?("indexing \(indexed.count) images with \(model)")
-            let report = try add(indexed.map(\.path), options: AddOptions(model: model))
+            let report = try add(indexed.map(\.path), options: AddOptions(model: model, tiles: options.tiles && model == options.models[0]))
             for added in report.added { idOfPath[added.path] = added.id }
             for duplicate in report.duplicates { idOfPath[duplicate.path] = duplicate.existingId }
             failures += report.failures.filter { failure in !failures.contains { $0.path == failure.path } }
@@ -139,7 +143,7 @@ extension Engine {
         var searchOptions = SearchOptions(top: options.top, model: options.models[0], efSearch: options.efSearch,
                                           cascade: cascade ? Array(options.models.dropFirst()) : [],
                                           expansion: options.expansion, collapseCopies: options.collapseCopies,
-                                          diversity: options.diversityPool == nil ? options.diversity : nil)
+                                          diversity: options.diversityPool == nil ? options.diversity : nil, tiles: options.tiles)
         if let neighbours = options.augmentation {
             searchOptions.stages.append(try AugmentationStage(neighbours: neighbours))
         }
