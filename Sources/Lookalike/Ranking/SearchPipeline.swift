@@ -341,14 +341,17 @@ struct CandidateSource {
         }
         guard let tiles, k > 0 else { return whole }
         // The parts' nearest, enough of them for k items even when one item's parts crowd the
-        // list; each item keeps its best score, whole image or part.
+        // list; each item keeps its best score, its whole image's or a part's less the margin.
         let parts = filter.map { filter in
             SearchFilter(matchingCount: filter.matchingCount.map { $0 * Tiles.parts }) { filter.allows(Tiles.item(ofPart: $0)) }
         }
         let hits = try tiles.index(for: Tiles.manifest(of: manifest)).search(vector, k: k * Tiles.parts, filter: parts,
                                                                               parameters: parameters)
         var best = Dictionary(whole.map { ($0.id, $0.score) }, uniquingKeysWith: max)
-        for hit in hits { best[Tiles.item(ofPart: hit.id), default: -.infinity] = max(best[Tiles.item(ofPart: hit.id)] ?? -.infinity, hit.score) }
+        for hit in hits {
+            let item = Tiles.item(ofPart: hit.id)
+            best[item] = max(best[item] ?? -.infinity, hit.score - Tiles.margin)
+        }
         return best.map { Candidate(id: $0.key, score: $0.value) }
             .sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }
             .prefix(k).map { $0 }
