@@ -111,6 +111,11 @@ struct TilesTests {
         let after = try engine.search(.image(path: query), options: SearchOptions(top: 12))
         #expect(after.hits.first?.id == source)
         #expect((after.hits.first?.score ?? 0) + Tiles.margin > 0.85)
+        // A cascade's backing model scores whole images; the parts are the main model's alone.
+        _ = try engine.add(photos, options: AddOptions(model: "phash"))
+        let backed = try engine.search(.image(path: query), options: SearchOptions(top: 12, cascade: ["phash"]))
+        #expect(backed.hits.first?.id == source)
+        #expect(backed.hits.map(\.id).sorted() == after.hits.map(\.id).sorted())
         // A third add with tiles has nothing left to do.
         #expect(try engine.add(photos, options: AddOptions(tiles: true)).tiled == 0)
 

@@ -64,7 +64,7 @@ struct SearchPipeline {
         var source = CandidateSource(store: store, indexes: indexes, filter: filter, metadataFilter: searchFilter,
                                      parameters: SearchParameters(efSearch: options.efSearch))
         if options.tiles && query.isImage {
-            source.tiles = try store.vectorCount(model: Tiles.model(of: manifest.name)) > 0 ? tileIndexes : nil
+            source.tiles = try store.vectorCount(model: Tiles.model(of: manifest.name)) > 0 ? (manifest.name, tileIndexes) : nil
         }
         let collection = try source.collectionSize(manifest)
         let stages = try Self.stages(for: options)
@@ -310,12 +310,13 @@ struct CandidateSource {
     /// The same filter as the store renders it.
     let metadataFilter: MetadataFilter?
     let parameters: SearchParameters
-    /// The index of the model's region tiles, when the search uses them (`Tiles`): an item then
-    /// scores the best of its whole image and its parts.
-    var tiles: ModelIndexes?
+    /// The model whose region tiles the search uses, with the index of its parts (`Tiles`): an
+    /// item of that model then scores the best of its whole image and its parts. Other models
+    /// (a cascade's) score whole images.
+    var tiles: (model: String, indexes: ModelIndexes)?
 
     init(store: any Store, indexes: ModelIndexes, filter: SearchFilter?, metadataFilter: MetadataFilter?,
-         parameters: SearchParameters, tiles: ModelIndexes? = nil) {
+         parameters: SearchParameters, tiles: (model: String, indexes: ModelIndexes)? = nil) {
         self.store = store
         self.indexes = indexes
         self.filter = filter
@@ -339,13 +340,13 @@ struct CandidateSource {
             whole = try indexes.index(for: manifest).search(vector, k: k, filter: filter, parameters: parameters)
                 .map { Candidate(id: $0.id, score: $0.score) }
         }
-        guard let tiles, k > 0 else { return whole }
+        guard let tiles, tiles.model == manifest.name, k > 0 else { return whole }
         // The parts' nearest, enough of them for k items even when one item's parts crowd the
         // list; each item keeps its best score, its whole image's or a part's less the margin.
         let parts = filter.map { filter in
             SearchFilter(matchingCount: filter.matchingCount.map { $0 * Tiles.parts }) { filter.allows(Tiles.item(ofPart: $0)) }
         }
-        let hits = try tiles.index(for: Tiles.manifest(of: manifest)).search(vector, k: k * Tiles.parts, filter: parts,
+        let hits = try tiles.indexes.index(for: Tiles.manifest(of: manifest)).search(vector, k: k * Tiles.parts, filter: parts,
                                                                               parameters: parameters)
         var best = Dictionary(whole.map { ($0.id, $0.score) }, uniquingKeysWith: max)
         for hit in hits {
