@@ -23,11 +23,15 @@ public struct SearchResponse: Sendable, Encodable {
         /// The colours covering at least `ColorProfile.defaultShare` of the image, most first (nil:
         /// the item has no colour profile).
         public let colors: [String]?
+        /// The part of the stored image that matched, when its region tile scored it (a detail of
+        /// a scene found through the scene's quarter); nil when the whole image did.
+        public let part: ImageRegion?
 
         /// Whether the score reaches the model's calibrated duplicate threshold.
         public var duplicate: Bool { label == .copy }
 
-        init(item: Item, score: Float, label: ModelManifest.MatchLabel?, copies: [String] = []) {
+        init(item: Item, score: Float, label: ModelManifest.MatchLabel?, copies: [String] = [], part: ImageRegion? = nil) {
+            self.part = part
             id = item.id
             path = item.sourcePath
             self.score = score
@@ -94,6 +98,7 @@ extension SearchResponse.Hit {
             "id": id, "path": path, "score": (Double(score) * 1e6).rounded() / 1e6, "width": width, "height": height,
             "metadata": Metadata.object(metadata) ?? NSNull(), "duplicate": duplicate,
             "label": label?.rawValue ?? NSNull(), "copies": copies, "colors": colors ?? NSNull(),
+            "part": part.map { ["x": $0.x, "y": $0.y, "width": $0.width, "height": $0.height] as [String: Any] } ?? NSNull(),
         ]
     }
 }

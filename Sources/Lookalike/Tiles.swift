@@ -51,6 +51,14 @@ enum Tiles {
     /// The id of one part of an item in the tile index, and back.
     static func partID(_ item: String, _ part: Int) -> String { "\(item)#\(part)" }
 
+    /// The region of a part id (`item#part`); nil for an id that names no part.
+    static func region(ofPart id: String) -> ImageRegion? {
+        guard let mark = id.lastIndex(of: "#"), let part = Int(id[id.index(after: mark)...]), regions.indices.contains(part) else {
+            return nil
+        }
+        return regions[part]
+    }
+
     static func item(ofPart id: String) -> String {
         guard let mark = id.lastIndex(of: "#") else { return id }
         return String(id[..<mark])

@@ -10,11 +10,12 @@ struct Search: ParsableCommand {
             stored items ("more like these, not like those"), with or without an image or an item.
 
             With --json the output is one object: {"model", "took_ms", "searched", "match", "hits": [{"id", \
-            "path", "score", "width", "height", "metadata", "duplicate", "label", "copies"}]}, hits best first; \
+            "path", "score", "width", "height", "metadata", "duplicate", "label", "copies", "colors", "part"}]}, hits best first; \
             score is the cosine similarity; label is copy, similar or weak by the model's calibrated \
             thresholds (duplicate is label == copy); match says what the best hit amounts to: copy, \
             similar, or none (no close match); copies lists the near-duplicates folded into a hit by \
-            --collapse.
+            --collapse; part is the region of the stored image that matched ({"x", "y", "width", \
+            "height"}, fractions) when a region tile scored it (images added with --tiles), else null.
             """
     )
 
@@ -174,7 +175,20 @@ struct Search: ParsableCommand {
         for (rank, hit) in response.hits.enumerated() {
             let label = hit.label.map { "  (\($0.rawValue))" } ?? ""
             let copies = hit.copies.isEmpty ? "" : "  +\(hit.copies.count) more \(hit.copies.count == 1 ? "copy" : "copies")"
-            print(String(format: "%3d  %.4f  %@  %@%@%@", rank + 1, hit.score, hit.id, hit.path, label, copies))
+            let part = hit.part.map { "  [its \(Self.partName($0))]" } ?? ""
+            print(String(format: "%3d  %.4f  %@  %@%@%@%@", rank + 1, hit.score, hit.id, hit.path, label, copies, part))
+        }
+    }
+
+    /// A region tile in words: "top-left quarter", "centre", or its fractions.
+    static func partName(_ region: ImageRegion) -> String {
+        switch (region.x, region.y, region.width, region.height) {
+        case (0, 0, 0.5, 0.5): return "top-left quarter"
+        case (0.5, 0, 0.5, 0.5): return "top-right quarter"
+        case (0, 0.5, 0.5, 0.5): return "bottom-left quarter"
+        case (0.5, 0.5, 0.5, 0.5): return "bottom-right quarter"
+        case (0.25, 0.25, 0.5, 0.5): return "centre"
+        default: return "part at \(region.x),\(region.y),\(region.width),\(region.height)"
         }
     }
 

@@ -772,3 +772,57 @@ def test_shoppers_words_show_as_chips_that_narrow_the_results_and_can_be_dropped
         assert_no_console_errors(browser)
     finally:
         server.stop()
+
+
+def test_a_detail_finds_its_scene_through_tiles_and_the_card_outlines_the_part(browser, tmp_path):
+    """A store added with region tiles: an uploaded corner of a photo finds the photo first, the
+    card says it was found by a detail and outlines that part over the thumbnail where the API
+    says it lies (the photo's bottom-right quarter); with tiles=false the API scores it lower."""
+    photos = sorted(server_process.image_files(server_process.photos_dir()))[:12]
+    store = tmp_path / "store"
+    binary = str(server_process.lookalike_binary())
+    added = subprocess.run([binary, "add", *map(str, photos), "--tiles", "--store", str(store)], capture_output=True, text=True)
+    assert added.returncode == 0, added.stderr
+    assert "12 images gained region tiles" in added.stdout, added.stdout
+    source = next(p for p in photos if p.suffix.lower() == ".jpg")
+    with Image.open(source) as opened:
+        photo = opened.convert("RGB")
+    w, h = photo.size
+    query = tmp_path / "corner.jpg"
+    photo.crop((w // 2, h // 2, w, h)).save(query, quality=90)
+    server = server_process.ServerProcess(store=store, index_root=tmp_path).start()
+
+    def api(tiles: bool) -> dict:
+        request = urllib.request.Request(f"{server.base_url}/v1/collections/default/search?top=5&tiles={str(tiles).lower()}",
+                                         data=query.read_bytes(), headers={"Content-Type": "image/jpeg"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.load(response)
+
+    try:
+        answer, whole = api(True), api(False)
+        first = answer["hits"][0]
+        assert first["id"] == server_process.item_id(source), f"with tiles: {ranking(answer['hits'])}"
+        assert first["part"] == {"x": 0.5, "y": 0.5, "width": 0.5, "height": 0.5}, first["part"]
+        mine = next((hit for hit in whole["hits"] if hit["id"] == first["id"]), None)
+        assert mine is None or (mine["part"] is None and mine["score"] < first["score"]), (mine, first)
+
+        browser.get(server.base_url + "/")
+        hits = upload(browser, query)
+        assert hits[0]["id"] == first["id"], f"the page ranked {ranking(hits)}"
+        wait_for_images(browser)
+        card = browser.find_element(By.CSS_SELECTOR, f'#results .hit[data-id="{first["id"]}"]')
+        assert "detail" in card.find_element(By.CSS_SELECTOR, ".badge.detail").text
+        thumb = card.find_element(By.CSS_SELECTOR, ".thumb img").rect
+        box = card.find_element(By.CSS_SELECTOR, ".part-box").rect
+        # The image is contained in the square thumbnail: the outline covers its bottom-right quarter.
+        scale = min(thumb["width"] / w, thumb["height"] / h)
+        shown_w, shown_h = w * scale, h * scale
+        left = thumb["x"] + (thumb["width"] - shown_w) / 2
+        top = thumb["y"] + (thumb["height"] - shown_h) / 2
+        expected = {"x": left + shown_w / 2, "y": top + shown_h / 2, "width": shown_w / 2, "height": shown_h / 2}
+        for key, value in expected.items():
+            assert abs(box[key] - value) <= 2, f"the outline is at {box}, the bottom-right quarter at {expected}"
+        save_screenshot(browser, tmp_path, "browser-tiles.png")
+        assert_no_console_errors(browser)
+    finally:
+        server.stop()

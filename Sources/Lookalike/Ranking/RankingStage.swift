@@ -1,3 +1,4 @@
+import Imaging
 import Embedding
 import Foundation
 import Storage
@@ -12,8 +13,11 @@ public struct Candidate: Sendable, Equatable {
     public var vector: [Float]?
     /// Near-duplicates folded into this candidate (`CollapseStage`), best first.
     public var copies: [String]
+    /// The region tile of the item whose vector gave the score, when a part did (`Tiles`).
+    public var part: ImageRegion?
 
-    public init(id: String, score: Float, vector: [Float]? = nil, copies: [String] = []) {
+    public init(id: String, score: Float, vector: [Float]? = nil, copies: [String] = [], part: ImageRegion? = nil) {
+        self.part = part
         self.id = id
         self.score = score
         self.vector = vector

@@ -262,7 +262,7 @@ struct SearchPipeline {
         var hits = ranked.compactMap { candidate -> SearchResponse.Hit? in
             guard let item = items[candidate.id] else { return nil }
             return SearchResponse.Hit(item: item, score: candidate.score, label: manifest.label(score: candidate.score),
-                                      copies: candidate.copies)
+                                      copies: candidate.copies, part: candidate.part)
         }
         if let order {
             let path = priceField.split(separator: ".").map(String.init)
@@ -348,12 +348,15 @@ struct CandidateSource {
         }
         let hits = try tiles.indexes.index(for: Tiles.manifest(of: manifest)).search(vector, k: k * Tiles.parts, filter: parts,
                                                                               parameters: parameters)
-        var best = Dictionary(whole.map { ($0.id, $0.score) }, uniquingKeysWith: max)
+        var best = Dictionary(whole.map { ($0.id, Candidate(id: $0.id, score: $0.score)) }, uniquingKeysWith: { first, _ in first })
         for hit in hits {
             let item = Tiles.item(ofPart: hit.id)
-            best[item] = max(best[item] ?? -.infinity, hit.score - Tiles.margin)
+            let score = hit.score - Tiles.margin
+            if score > best[item]?.score ?? -.infinity {
+                best[item] = Candidate(id: item, score: score, part: Tiles.region(ofPart: hit.id))
+            }
         }
-        return best.map { Candidate(id: $0.key, score: $0.value) }
+        return best.values
             .sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }
             .prefix(k).map { $0 }
     }

@@ -116,6 +116,32 @@ function showMore(top) {
 /** A server message as a sentence: capitalised, with a full stop. */
 const sentence = (text) => `${text[0].toUpperCase()}${text.slice(1)}${/[.!?]$/.test(text) ? '' : '.'}`;
 
+/** A region tile in words, as the CLI says it. */
+function partName({ x, y, width, height }) {
+  if (width === 0.5 && height === 0.5) {
+    if (x === 0.25 && y === 0.25) return 'centre';
+    if ((x === 0 || x === 0.5) && (y === 0 || y === 0.5)) return `${y ? 'bottom' : 'top'}-${x ? 'right' : 'left'} quarter`;
+  }
+  return 'part';
+}
+
+/**
+ * The outline of the part that matched, over the thumbnail: the image is contained in a square,
+ * so the part's fractions are placed inside the image's letterboxed rectangle. Positioned through
+ * the CSSOM (the page's content security policy allows no style attributes).
+ */
+function partBox(hit) {
+  const box = h('span', { class: 'part-box', 'aria-hidden': 'true' });
+  const aspect = hit.width / hit.height;
+  const [shownW, shownH] = aspect >= 1 ? [100, 100 / aspect] : [100 * aspect, 100];
+  const [left, top] = [(100 - shownW) / 2, (100 - shownH) / 2];
+  box.style.left = `${left + hit.part.x * shownW}%`;
+  box.style.top = `${top + hit.part.y * shownH}%`;
+  box.style.width = `${hit.part.width * shownW}%`;
+  box.style.height = `${hit.part.height * shownH}%`;
+  return box;
+}
+
 function hitCard(hit, index) {
   const score = hit.score.toFixed(3);
   const img = h('img', { alt: `Result ${index + 1}, score ${score}`, width: 256, height: 256, decoding: 'async' });
@@ -127,11 +153,14 @@ function hitCard(hit, index) {
   const entries = metadataEntries(hit.metadata);
   const isQuery = state.query?.kind === 'id' && state.query.id === hit.id;
   const title = [hit.name, `${hit.width}×${hit.height}`, ...entries.map(([k, v]) => `${k}: ${valueText(v)}`)].filter(Boolean).join('\n');
+  const part = hit.part ? partBox(hit) : null;
   return h('li', { class: 'hit', 'data-id': hit.id, title },
-    h('button', { type: 'button', class: 'thumb', onclick: () => openLightbox(hit, index) }, img),
+    h('button', { type: 'button', class: 'thumb', onclick: () => openLightbox(hit, index) }, img, part),
     h('div', { class: 'info' },
       h('span', { class: 'score', title: 'Similarity to the query (1 is identical)', text: score }),
       hit.duplicate ? h('span', { class: 'badge', title: 'A copy of the query image', text: 'copy' }) : null,
+      hit.part ? h('span', { class: 'badge quiet detail', title: `Found by a part of this image: its ${partName(hit.part)} (outlined)`,
+        text: 'detail' }) : null,
       hit.copies?.length ? h('button', { type: 'button', class: 'badge quiet copies',
         title: 'Copies of this image folded into it: show them (turns off Group copies)',
         onclick: () => showCopies(hit), text: `+${plural(hit.copies.length, 'copy', 'copies')}` }) : null,
