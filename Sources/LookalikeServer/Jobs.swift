@@ -98,6 +98,8 @@ final class Jobs: @unchecked Sendable {
     private struct Options: Codable {
         var recursive: Bool
         var model: String
+        /// Region tiles too (absent in jobs queued before tiles existed: off).
+        var tiles: Bool?
     }
 
     private let lock = NSLock()
@@ -222,7 +224,8 @@ final class Jobs: @unchecked Sendable {
                     return
                 }
                 run(id, engine: engine, path: path,
-                    options: AddOptions(recursive: options.recursive, model: options.model, allowedRoots: confinement.roots))
+                    options: AddOptions(recursive: options.recursive, model: options.model, allowedRoots: confinement.roots,
+                                        tiles: options.tiles ?? false))
             }
         }
     }
@@ -245,7 +248,7 @@ final class Jobs: @unchecked Sendable {
     func submit(collection: String, engine: Engine, path: String, options: AddOptions) throws -> Job {
         let id = String(UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(12))
         if let shared {
-            let document = Options(recursive: options.recursive, model: options.model)
+            let document = Options(recursive: options.recursive, model: options.model, tiles: options.tiles)
             let text = String(decoding: try JSONEncoder().encode(document), as: UTF8.self)
             let job = Job(try shared.enqueueJob(id: id, collection: collection, path: path, options: text))
             wake.signal()
@@ -255,7 +258,7 @@ final class Jobs: @unchecked Sendable {
         job.attempts = 1
         lock.withLock {
             jobs[id] = job
-            optionsOf[id] = Options(recursive: options.recursive, model: options.model)
+            optionsOf[id] = Options(recursive: options.recursive, model: options.model, tiles: options.tiles)
             order.append(id)
             forgetOldJobs()
             saveJournal()
@@ -316,7 +319,8 @@ final class Jobs: @unchecked Sendable {
         }
         let reporter = Reporter()
         run(id, engine: engine, path: claimed.path,
-            options: AddOptions(recursive: options.recursive, model: options.model, allowedRoots: confinement.roots)) { [self] job, over in
+            options: AddOptions(recursive: options.recursive, model: options.model, allowedRoots: confinement.roots,
+                                        tiles: options.tiles ?? false)) { [self] job, over in
             // Progress reaches the database at most twice a second (which renews the lease); the end always does.
             reporter.lock.withLock {
                 guard reporter.held else { return }

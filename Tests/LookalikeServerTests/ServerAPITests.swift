@@ -441,6 +441,15 @@ struct ServerAPITests {
             let jobs = try await client.call(.get, "/v1/jobs")
             #expect((jobs.json["jobs"] as? [[String: Any]])?.first?["id"] as? String == id)
 
+            // The same folder again with region tiles: nothing is stored twice, the photos gain their parts.
+            let tiled = try await client.postJSON("/v1/collections/default/jobs", ["path": root.path, "tiles": true])
+            #expect(tiled.status == 202, "\(tiled.text)")
+            let again = try await waitForJob(client, try #require(tiled.json["id"] as? String))
+            #expect(again["state"] as? String == "finished" && again["added"] as? Int == 0)
+            let vectors = try await client.call(.get, "/v1/collections/default").json["vectors"] as? [String: Int]
+            #expect(vectors?["efficientnet-lite0-gem#tiles"] == 3, "\(vectors ?? [:])")
+            #expect(try await client.postJSON("/v1/collections/default/jobs", ["path": root.path, "tiles": "yes"]).status == 400)
+
             for path in [outside.path, root.path + "/../" + outside.lastPathComponent, root.appendingPathComponent("escape.jpg").path, "/etc"] {
                 let refused = try await client.postJSON("/v1/collections/default/jobs", ["path": path])
                 #expect(refused.status == 403, "\(path)")

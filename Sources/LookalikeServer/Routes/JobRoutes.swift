@@ -23,7 +23,8 @@ extension LookalikeServer {
             let path: String
             let recursive: Bool?
             let model: String?
-            static let fields = ["path", "recursive", "model"]
+            let tiles: Bool?
+            static let fields = ["path", "recursive", "model", "tiles"]
         }
         let engine = try collections.engine(collection)
         let body: Body = try decodeJSON(try await readJSONBody(request))
@@ -45,7 +46,8 @@ extension LookalikeServer {
                            "\(body.path) is outside the folders this server may index (\(confinement.roots.joined(separator: ", ")))")
         }
         let job = try jobs.submit(collection: collection, engine: engine, path: resolved,
-                              options: AddOptions(recursive: body.recursive ?? true, model: model, allowedRoots: confinement.roots))
+                              options: AddOptions(recursive: body.recursive ?? true, model: model, allowedRoots: confinement.roots,
+                                                  tiles: body.tiles ?? false))
         return JSON.response(job.json, status: .accepted)
     }
 
