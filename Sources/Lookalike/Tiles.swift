@@ -5,7 +5,7 @@ import Storage
 
 /// Region tiles: beside its whole-image vector, an item may hold vectors of parts of itself (the
 /// four quarters and the centre), so a detail of a scene finds the scene. A search with tiles
-/// scores each item by the best of its whole image and its tiles (max).
+/// scores each item by the best of its whole image and its parts, a part counting `margin` less.
 ///
 /// A model's tiles are stored as one more vector per item, under the model's name with `#tiles`,
 /// made of the parts' vectors one after another (`parts` × the model's dimension): the stores
@@ -32,12 +32,10 @@ enum Tiles {
     /// The name the tiles of `model` are stored under.
     static func model(of model: String) -> String { model + suffix }
 
-    static func isTiles(_ model: String) -> Bool { model.hasSuffix(suffix) }
-
-    /// The fingerprint of the tiles of a model: the model's own, and the layout, so tiles made
-    /// another way never mix with these.
-    static func fingerprint(of model: String) -> String {
-        model + " tiles:2x2+centre@2x"
+    /// The fingerprint of a model's tiles: the model's own fingerprint and the layout, so tiles
+    /// made by another model or cut another way never mix with these.
+    static func fingerprint(of modelFingerprint: String) -> String {
+        modelFingerprint + " tiles:2x2+centre@2x"
     }
 
     /// The manifest the tile index is built with: the model's, under the tiles' name (each part

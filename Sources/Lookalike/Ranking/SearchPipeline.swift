@@ -49,9 +49,6 @@ struct SearchPipeline {
             vector = try steered(vector, awayFrom: parsed.without, manifest: manifest)
         }
         let top = max(0, options.top)
-        if options.tiles, manifest.modality != .image {
-            throw EngineError.badOption("\(manifest.name) embeds text: only an image model has region tiles")
-        }
         let searchFilter = Self.joined(options.filter, parsed?.filter)
         let passing = try searchFilter.map { filter in
             do {
