@@ -155,6 +155,10 @@ public final class Engine: @unchecked Sendable {
     /// The index of every model that has vectors in the store (building or loading it if needed).
     public func indexStatuses() throws -> [IndexStatus] {
         return try store.stats().vectors.keys.sorted().compactMap { name in
+            // A model's region tiles: the index of their parts, a part per vector.
+            if name.hasSuffix(Tiles.suffix), let base = try? models.manifest(named: String(name.dropLast(Tiles.suffix.count))) {
+                return try tileIndexes.status(of: Tiles.manifest(of: base))
+            }
             guard let manifest = try? models.manifest(named: name) else { return nil }
             return try indexes.status(of: manifest)
         }

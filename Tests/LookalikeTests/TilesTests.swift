@@ -80,6 +80,10 @@ struct TilesTests {
         #expect(third.tiles > third.whole, "tiles found \(third.tiles) of \(third.queries) thirds first, whole images \(third.whole)")
         #expect(Double(third.tiles) >= 0.8 * Double(third.queries))
 
+        // `stats` shows the parts' own graph: five vectors a photo.
+        let parts = try #require(try engine.indexStatuses().first { $0.model == Tiles.model(of: Self.model) })
+        #expect(parts.kind == "hnsw" && parts.vectors == photos.count * Tiles.parts, "\(parts)")
+
         // A whole photo finds itself with or without tiles, at the same score.
         let photo = photos[1]
         let withTiles = try engine.search(.image(path: photo), options: SearchOptions(top: 3))
