@@ -466,9 +466,11 @@ def build_copies(out: Path, packages: Packages) -> None:
     finish(folder, "copies", lines, notes)
 
 
-def build_regions(out: Path, packages: Packages) -> None:
-    """Parts of the copy set's gallery photos as queries against that gallery (built after it)."""
-    folder = out / "regions"
+def build_parts(out: Path, packages: Packages, name: str, cut) -> None:
+    """Parts of the copy set's gallery photos as queries against that gallery and its distractors
+    (built after the copy set). ``cut(width, height)`` gives each photo's parts as
+    (name, box, kind)."""
+    folder = out / name
     copies = out / "copies"
     if not (copies / "manifest.jsonl").exists():
         build_copies(out, packages)
@@ -486,48 +488,34 @@ def build_regions(out: Path, packages: Packages) -> None:
             continue
         with Image.open(copies / entry["path"]) as opened:
             photo = opened.convert("RGB")
-        w, h = photo.size
-        parts = {f"quarter{i}": (x * w // 2, y * h // 2, (x + 1) * w // 2, (y + 1) * h // 2)
-                 for i, (x, y) in enumerate([(0, 0), (1, 0), (0, 1), (1, 1)])}
-        parts["detail"] = (w // 3, h // 3, 2 * w // 3, 2 * h // 3)
         stem = Path(entry["path"]).stem
-        for name, box in parts.items():
-            path = f"queries/{stem}__{name}.jpg"
+        for part, box, kind in cut(*photo.size):
+            path = f"queries/{stem}__{part}.jpg"
             photo.crop(box).save(folder / path, quality=90)
-            lines.append({"path": path, "role": "query", "group": entry["group"],
-                          "kind": "detail" if name == "detail" else "quarter"})
-    finish(folder, "regions", lines, json.loads((copies / "SOURCES.json").read_text())["sources"])
+            lines.append({"path": path, "role": "query", "group": entry["group"], "kind": kind})
+    finish(folder, name, lines, json.loads((copies / "SOURCES.json").read_text())["sources"])
+
+
+def build_regions(out: Path, packages: Packages) -> None:
+    """Each photo's four quarters and its central ninth."""
+    def cut(w: int, h: int):
+        for i, (x, y) in enumerate([(0, 0), (1, 0), (0, 1), (1, 1)]):
+            yield f"quarter{i}", (x * w // 2, y * h // 2, (x + 1) * w // 2, (y + 1) * h // 2), "quarter"
+        yield "detail", (w // 3, h // 3, 2 * w // 3, 2 * h // 3), "detail"
+    build_parts(out, packages, "regions", cut)
 
 
 def build_shifted(out: Path, packages: Packages) -> None:
-    """Parts of the copy set's gallery photos at random places (a tiling cannot be aligned with them)."""
-    folder = out / "shifted"
-    copies = out / "copies"
-    if not (copies / "manifest.jsonl").exists():
-        build_copies(out, packages)
-    if not start(folder):
-        return
-    (folder / "queries").mkdir(parents=True, exist_ok=True)
+    """A half-size and a third-size part of each photo at seeded random places (a tiling cannot be
+    aligned with them)."""
     rng = random.Random(20261205)
-    lines = []
-    for line in (copies / "manifest.jsonl").read_text().splitlines():
-        entry = json.loads(line)
-        if entry["role"] == "query":
-            continue
-        lines.append({**entry, "path": f"../copies/{entry['path']}"})
-        if entry["role"] != "gallery":
-            continue
-        with Image.open(copies / entry["path"]) as opened:
-            photo = opened.convert("RGB")
-        w, h = photo.size
-        stem = Path(entry["path"]).stem
+
+    def cut(w: int, h: int):
         for kind, share in [("half", 2), ("third", 3)]:
             pw, ph = w // share, h // share
             x, y = rng.randint(0, w - pw), rng.randint(0, h - ph)
-            path = f"queries/{stem}__{kind}.jpg"
-            photo.crop((x, y, x + pw, y + ph)).save(folder / path, quality=90)
-            lines.append({"path": path, "role": "query", "group": entry["group"], "kind": kind})
-    finish(folder, "shifted", lines, json.loads((copies / "SOURCES.json").read_text())["sources"])
+            yield kind, (x, y, x + pw, y + ph), kind
+    build_parts(out, packages, "shifted", cut)
 
 
 def idx_images(path: Path) -> np.ndarray:
