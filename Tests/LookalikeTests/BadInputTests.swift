@@ -136,8 +136,10 @@ struct BadInputTests {
                                     "--store", root.appendingPathComponent("store").path])
         #expect(result.status == 2)
         let report = try #require(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
-        #expect(Set(report.keys) == ["model", "seconds", "added", "duplicates", "failed", "skipped", "metadata_unmatched", "store_error"])
+        #expect(Set(report.keys) == ["model", "seconds", "added", "duplicates", "failed", "skipped", "metadata_unmatched", "store_error",
+                                     "tiled", "tiles_failed"])
         #expect(report["skipped"] as? Int == 0)
+        #expect(report["tiled"] as? Int == 0 && (report["tiles_failed"] as? [Any])?.isEmpty == true, "no tiles were asked for")
         #expect(report["metadata_unmatched"] as? [String] == [])
         let added = try #require(report["added"] as? [[String: String]])
         #expect(added.map { $0["path"] } == photos)
