@@ -49,6 +49,9 @@ class Ledger:
         self.lock = threading.Lock()
         self.acknowledged: dict[str, bytes] = {}  # id -> bytes
         self.deleted: set[str] = set()
+        # Deletes cut off by a kill: the server may have committed one and died before answering,
+        # so the item may or may not be there; it counts as neither lost nor back.
+        self.unanswered: set[str] = set()
         self.errors = 0
 
     def stored(self, item_id: str, data: bytes) -> None:
@@ -74,6 +77,10 @@ class Ledger:
     def removed(self, item_id: str) -> None:
         with self.lock:
             self.deleted.add(item_id)
+
+    def delete_unanswered(self, item_id: str) -> None:
+        with self.lock:
+            self.unanswered.add(item_id)
 
 
 def load(server: server_process.ServerProcess, images: list[Path], ledger: Ledger, stop: threading.Event,
@@ -111,6 +118,7 @@ def load(server: server_process.ServerProcess, images: list[Path], ledger: Ledge
             try:
                 status, _, _ = server.request("DELETE", f"/v1/collections/default/items/{victim}", timeout=30)
             except OSError:
+                ledger.delete_unanswered(victim)
                 continue
             if status == 204:
                 ledger.removed(victim)
@@ -137,7 +145,7 @@ def check(server: server_process.ServerProcess, store: Path, ledger: Ledger, job
         problems.append("a content hash is stored twice")
 
     live = {key: data for key, data in ledger.acknowledged.items() if key not in ledger.deleted}
-    lost = [key for key in live if key not in stored]
+    lost = [key for key in live if key not in stored and key not in ledger.unanswered]
     back = [key for key in ledger.deleted if key in stored]
     if lost:
         problems.append(f"{len(lost)} acknowledged uploads are gone: {lost[:5]}")
