@@ -127,8 +127,8 @@ public final class Engine: @unchecked Sendable {
         let removed = try store.remove(ids: ids)
         removeFiles(of: removed.compactMap { items[$0] })
         indexes.removed(removed) { model in try? self.models.manifest(named: model) }
-        tileIndexes.removed(removed.flatMap { id in (0..<Tiles.parts).map { Tiles.partID(id, $0) } }) { model in
-            (try? self.models.manifest(named: String(model.dropLast(Tiles.suffix.count)))).map(Tiles.manifest(of:))
+        tileIndexes.removed(removed.flatMap(Tiles.partIDs(of:))) { model in
+            Tiles.base(of: model).flatMap { try? self.models.manifest(named: $0) }.map(Tiles.manifest(of:))
         }
         return removed
     }
@@ -156,7 +156,7 @@ public final class Engine: @unchecked Sendable {
     public func indexStatuses() throws -> [IndexStatus] {
         return try store.stats().vectors.keys.sorted().compactMap { name in
             // A model's region tiles: the index of their parts, a part per vector.
-            if name.hasSuffix(Tiles.suffix), let base = try? models.manifest(named: String(name.dropLast(Tiles.suffix.count))) {
+            if let base = Tiles.base(of: name).flatMap({ try? models.manifest(named: $0) }) {
                 return try tileIndexes.status(of: Tiles.manifest(of: base))
             }
             guard let manifest = try? models.manifest(named: name) else { return nil }

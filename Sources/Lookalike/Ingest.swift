@@ -187,6 +187,7 @@ extension Engine {
                           report: inout IngestReport) {
         let vectors = embedEach(batch.flatMap(\.tiles), embedder: embedder)
         var entries: [(item: Item, vector: [Float])] = []
+        var partsOf: [(id: String, vector: [Float])] = []  // for the index, as embedded
         var paths: [String] = []
         for (offset, entry) in batch.enumerated() {
             let parts = vectors[(offset * Tiles.parts)..<((offset + 1) * Tiles.parts)]
@@ -197,16 +198,14 @@ extension Engine {
                 report.tileFailures.append(IngestFailure(path: entry.path, reason: "tiles not made: embedding failed: \(failure)"))
                 continue
             }
-            entries.append((entry.item, Tiles.joined(parts.compactMap { try? $0.get() })))
+            let embedded = parts.compactMap { try? $0.get() }
+            entries.append((entry.item, Tiles.joined(embedded)))
+            partsOf += zip(Tiles.partIDs(of: entry.item.id), embedded).map { ($0, $1) }
             paths.append(entry.path)
         }
         do {
             try store.insert(entries, model: model)
-            tileIndexes.added(entries.flatMap { entry in
-                (Tiles.split(entry.vector, dimension: embedder.manifest.dimension) ?? []).enumerated().map {
-                    (Tiles.partID(entry.item.id, $0.offset), $0.element)
-                }
-            }, model: model)
+            tileIndexes.added(partsOf, model: model)
             report.tiled += entries.count
         } catch {
             for path in paths { report.tileFailures.append(IngestFailure(path: path, reason: "tiles not stored: \(error)")) }
@@ -245,8 +244,7 @@ extension Engine {
     /// The region tiles of an image: decoded once at twice the model's size, each part cut from it.
     private func tilePixels(_ bytes: [UInt8], manifest: ModelManifest) throws -> [Pixels] {
         let policy = try manifest.imagePolicy()
-        let large = try decoder.decode(bytes, policy: policy.doubled)
-        return try Tiles.pixels(of: large, policy: policy, decoder: decoder)
+        return try decoder.regions(of: try decoder.decode(bytes, policy: policy.doubled), Tiles.regions, policy: policy)
     }
 
     /// Embeds in batches; if a batch fails, retries one by one so only the culprit fails.

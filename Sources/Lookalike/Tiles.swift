@@ -29,8 +29,12 @@ enum Tiles {
     /// at most a point, with the most parts found first) and reported on the other (docs/QUALITY.md).
     static let margin: Float = 0.12
 
-    /// The name the tiles of `model` are stored under.
+    /// The name the tiles of `model` are stored under, and back (nil for a name that is no tiles').
     static func model(of model: String) -> String { model + suffix }
+
+    static func base(of tilesModel: String) -> String? {
+        tilesModel.hasSuffix(suffix) ? String(tilesModel.dropLast(suffix.count)) : nil
+    }
 
     /// The fingerprint of a model's tiles: the model's own fingerprint and the layout, so tiles
     /// made by another model or cut another way never mix with these.
@@ -49,6 +53,9 @@ enum Tiles {
     /// The id of one part of an item in the tile index, and back.
     static func partID(_ item: String, _ part: Int) -> String { "\(item)#\(part)" }
 
+    /// The ids of every part of an item.
+    static func partIDs(of item: String) -> [String] { (0..<parts).map { partID(item, $0) } }
+
     /// The region of a part id (`item#part`); nil for an id that names no part.
     static func region(ofPart id: String) -> ImageRegion? {
         guard let mark = id.lastIndex(of: "#"), let part = Int(id[id.index(after: mark)...]), regions.indices.contains(part) else {
@@ -60,12 +67,6 @@ enum Tiles {
     static func item(ofPart id: String) -> String {
         guard let mark = id.lastIndex(of: "#") else { return id }
         return String(id[..<mark])
-    }
-
-    /// The parts of an image decoded at twice the model's size (`ResizePolicy.doubled`), each
-    /// sized for the model.
-    static func pixels(of large: Pixels, policy: ResizePolicy, decoder: ImageDecoder) throws -> [Pixels] {
-        try decoder.regions(of: large, regions, policy: policy)
     }
 
     /// The stored vector of an item's tiles: its parts' vectors one after another.
@@ -131,7 +132,7 @@ struct TileVectors: IndexedVectors {
 
     func vectorIDsAndGeneration(model: String) throws -> (ids: [String], generation: Int64) {
         let (ids, generation) = try store.vectorIDsAndGeneration(model: model)
-        return (ids.flatMap { id in (0..<Tiles.parts).map { Tiles.partID(id, $0) } }, generation)
+        return (ids.flatMap(Tiles.partIDs(of:)), generation)
     }
 
     func vectors(model: String, ids: [String]) throws -> [StoredEmbedding] {
