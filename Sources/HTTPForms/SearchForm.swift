@@ -23,6 +23,7 @@ public struct SearchForm: Sendable {
     public var minScore: Float?
     public var feedback: Bool?
     public var tiles: Bool?
+    public var crops: Bool?
 
     public init(_ query: QueryString) throws {
         top = try query.integer("top", range: Self.topRange)
@@ -37,5 +38,6 @@ public struct SearchForm: Sendable {
         minScore = try query.number("min_score", range: Self.scoreRange)
         feedback = try query.flag("feedback")
         tiles = try query.flag("tiles")
+        crops = try query.flag("crops")
     }
 }

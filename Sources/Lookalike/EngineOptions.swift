@@ -84,6 +84,10 @@ public struct SearchOptions: Sendable {
     /// finds the scene it comes from; items without tiles score by their whole image. Only for
     /// image queries of a model whose items were added with tiles.
     public var tiles: Bool
+    /// Query-side crops (`QueryCrops`): when the whole query image finds no copy, crops of it
+    /// search too, so a copy framed in a larger picture is found. Nil: the model's default (on for
+    /// the copy detectors). Only for image queries.
+    public var crops: Bool?
     /// Hits scoring below this are left out (after every stage).
     public var minScore: Float?
     /// Use the marks people gave earlier searches near this query (`FeedbackStage`); on by
@@ -101,8 +105,9 @@ public struct SearchOptions: Sendable {
     public init(top: Int = 10, model: String = ModelManifest.defaultName, efSearch: Int? = nil,
                 filter: MetadataFilter? = nil, region: ImageRegion? = nil, cascade: [String] = [],
                 expansion: Int? = nil, collapseCopies: Bool = false, diversity: Float? = nil, minScore: Float? = nil,
-                feedback: Bool = true, tiles: Bool = true, stages: [any RankingStage] = []) {
+                feedback: Bool = true, tiles: Bool = true, crops: Bool? = nil, stages: [any RankingStage] = []) {
         self.tiles = tiles
+        self.crops = crops
         self.top = top
         self.model = model
         self.efSearch = efSearch

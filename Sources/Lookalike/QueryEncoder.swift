@@ -107,6 +107,21 @@ final class QueryEncoder: @unchecked Sendable {
         }
     }
 
+    /// The vectors of crops of the query image (`regions`, fractions of the image after the query's
+    /// own region), cut from one decode at twice the model's size and embedded in one batch; nil
+    /// for a query that is no image.
+    func cropVectors(for embedder: Embedder, regions: [ImageRegion]) throws -> [[Float]]? {
+        let bytes: [UInt8]
+        switch query.source {
+        case .imageFile: bytes = try fileBytes()
+        case .imageBytes(let given): bytes = given
+        default: return nil
+        }
+        let policy = try embedder.manifest.imagePolicy()
+        let decoded = try decoder.decode(bytes, policy: policy.doubled, region: region)
+        return try Models.timedEmbed(try decoder.regions(of: decoded, regions, policy: policy), embedder: embedder)
+    }
+
     private func embed(_ bytes: [UInt8], _ embedder: Embedder) throws -> [Float] {
         let pixels = try decoder.decode(bytes, policy: try embedder.manifest.imagePolicy(), region: region)
         return try Models.timedEmbed([pixels], embedder: embedder)[0]

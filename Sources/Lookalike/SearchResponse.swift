@@ -26,12 +26,17 @@ public struct SearchResponse: Sendable, Encodable {
         /// The part of the stored image that matched, when its region tile scored it (a detail of
         /// a scene found through the scene's quarter); nil when the whole image did.
         public let part: ImageRegion?
+        /// The crop of the query that matched, when a crop scored it (`QueryCrops`: a copy framed
+        /// in a larger picture found through the crop around it); nil when the whole query did.
+        public let queryPart: ImageRegion?
 
         /// Whether the score reaches the model's calibrated duplicate threshold.
         public var duplicate: Bool { label == .copy }
 
-        init(item: Item, score: Float, label: ModelManifest.MatchLabel?, copies: [String] = [], part: ImageRegion? = nil) {
+        init(item: Item, score: Float, label: ModelManifest.MatchLabel?, copies: [String] = [], part: ImageRegion? = nil,
+             queryPart: ImageRegion? = nil) {
             self.part = part
+            self.queryPart = queryPart
             id = item.id
             path = item.sourcePath
             self.score = score
@@ -98,8 +103,13 @@ extension SearchResponse.Hit {
             "id": id, "path": path, "score": (Double(score) * 1e6).rounded() / 1e6, "width": width, "height": height,
             "metadata": Metadata.object(metadata) ?? NSNull(), "duplicate": duplicate,
             "label": label?.rawValue ?? NSNull(), "copies": copies, "colors": colors ?? NSNull(),
-            "part": part.map { ["x": $0.x, "y": $0.y, "width": $0.width, "height": $0.height] as [String: Any] } ?? NSNull(),
+            "part": part.map(Self.regionObject) ?? NSNull(),
+            "query_part": queryPart.map(Self.regionObject) ?? NSNull(),
         ]
+    }
+
+    static func regionObject(_ region: ImageRegion) -> [String: Any] {
+        ["x": region.x, "y": region.y, "width": region.width, "height": region.height]
     }
 }
 

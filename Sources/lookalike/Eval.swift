@@ -52,6 +52,9 @@ struct Eval: ParsableCommand {
     @Flag(help: "Add the gallery with region tiles and score each image by its best part (without it, whole images only).")
     var tiles = false
 
+    @Flag(inversion: .prefixedNo, help: "Search with crops of a query that finds no copy whole (default: the model's, as `search` does).")
+    var crops: Bool?
+
     @Option(name: [.short, .long], help: "Hits per query; every measure looks at these ranks only.")
     var top = 100
 
@@ -103,6 +106,7 @@ struct Eval: ParsableCommand {
             options.augmentation = augment
             options.simulateFeedback = feedback
             options.tiles = tiles
+            options.crops = crops
             result = try engine.evaluate(loaded, options: options) { line in
                 if !json { FileHandle.standardError.write(Data("\(line)\n".utf8)) }
             }

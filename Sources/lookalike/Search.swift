@@ -10,12 +10,13 @@ struct Search: ParsableCommand {
             stored items ("more like these, not like those"), with or without an image or an item.
 
             With --json the output is one object: {"model", "took_ms", "searched", "match", "hits": [{"id", \
-            "path", "score", "width", "height", "metadata", "duplicate", "label", "copies", "colors", "part"}]}, hits best first; \
+            "path", "score", "width", "height", "metadata", "duplicate", "label", "copies", "colors", "part", "query_part"}]}, hits best first; \
             score is the cosine similarity; label is copy, similar or weak by the model's calibrated \
             thresholds (duplicate is label == copy); match says what the best hit amounts to: copy, \
             similar, or none (no close match); copies lists the near-duplicates folded into a hit by \
             --collapse; part is the region of the stored image that matched ({"x", "y", "width", \
-            "height"}, fractions) when a region tile scored it (images added with --tiles), else null.
+            "height"}, fractions) when a region tile scored it (images added with --tiles), else null; \
+            query_part is the crop of the query image that matched when a crop scored it (--crops), else null.
             """
     )
 
@@ -100,6 +101,11 @@ struct Search: ParsableCommand {
     @Flag(name: .customLong("no-tiles"), help: "Score by whole images only, even where images were added with --tiles.")
     var noTiles = false
 
+    @Flag(inversion: .prefixedNo, help: ArgumentHelp(
+        "When the whole query image finds no copy, search with 18 crops of it too, so a copy framed in a larger picture "
+            + "(a screenshot, padding, letterbox bars) is found (default: on for the copy detectors sscd and sscd-distilled)."))
+    var crops: Bool?
+
     @Flag(help: "Print the answer as JSON.")
     var json = false
 
@@ -137,7 +143,7 @@ struct Search: ParsableCommand {
             var options = SearchOptions(top: top, model: searchedModel, efSearch: efSearch, filter: try filter.map { try MetadataFilter(json: $0) },
                                         region: try region.map { try ImageRegion(parsing: Substring($0)) }, cascade: cascade,
                                         expansion: expand, collapseCopies: collapse, diversity: diversity, minScore: minScore,
-                                        feedback: !noFeedback, tiles: !noTiles)
+                                        feedback: !noFeedback, tiles: !noTiles, crops: crops)
             options.interpretText = !literal
             options.priceField = priceField
             response = try storeOptions.engine(createStore: false).search(try query(), options: options)
@@ -175,7 +181,10 @@ struct Search: ParsableCommand {
         for (rank, hit) in response.hits.enumerated() {
             let label = hit.label.map { "  (\($0.rawValue))" } ?? ""
             let copies = hit.copies.isEmpty ? "" : "  +\(hit.copies.count) more \(hit.copies.count == 1 ? "copy" : "copies")"
-            let part = hit.part.map { "  [its \(Self.partName($0))]" } ?? ""
+            var part = hit.part.map { "  [its \(Self.partName($0))]" } ?? ""
+            if let crop = hit.queryPart {
+                part += String(format: "  [through the query's crop at %.2f,%.2f,%.2f,%.2f]", crop.x, crop.y, crop.width, crop.height)
+            }
             print(String(format: "%3d  %.4f  %@  %@%@%@%@", rank + 1, hit.score, hit.id, hit.path, label, copies, part))
         }
     }

@@ -39,6 +39,8 @@ public struct EvaluationOptions: Sendable {
     /// Region tiles: the main model's gallery is added with tiles and every search scores items
     /// by their best part (`Tiles`). Off: searches score whole images only, whatever the store holds.
     public var tiles: Bool = false
+    /// Query-side crops (`QueryCrops`); nil: the main model's default, as a user's search gets.
+    public var crops: Bool?
 
     public init(models: [String], top: Int = 100, efSearch: Int? = nil, whiten: Bool = false, fusion: Fusion = .mean) {
         self.models = models.isEmpty ? [ModelManifest.defaultName] : models
@@ -59,7 +61,7 @@ public struct EvaluationOptions: Sendable {
             + (whiten ? ", whitened" : "") + (expansion.map { ", expansion \($0)" } ?? "")
             + (collapseCopies ? ", collapsed" : "") + (diversity.map { ", diversity \($0)" } ?? "")
             + (augmentation.map { ", augmentation \($0)" } ?? "") + (simulateFeedback ? ", after one round of feedback" : "")
-            + (tiles ? ", tiles" : "")
+            + (tiles ? ", tiles" : "") + (crops.map { $0 ? ", crops" : ", no crops" } ?? "")
     }
 }
 
@@ -143,7 +145,8 @@ extension Engine {
         var searchOptions = SearchOptions(top: options.top, model: options.models[0], efSearch: options.efSearch,
                                           cascade: cascade ? Array(options.models.dropFirst()) : [],
                                           expansion: options.expansion, collapseCopies: options.collapseCopies,
-                                          diversity: options.diversityPool == nil ? options.diversity : nil, tiles: options.tiles)
+                                          diversity: options.diversityPool == nil ? options.diversity : nil, tiles: options.tiles,
+                                          crops: options.crops)
         if let neighbours = options.augmentation {
             searchOptions.stages.append(try AugmentationStage(neighbours: neighbours))
         }

@@ -15,9 +15,13 @@ public struct Candidate: Sendable, Equatable {
     public var copies: [String]
     /// The region tile of the item whose vector gave the score, when a part did (`Tiles`).
     public var part: ImageRegion?
+    /// The crop of the query that gave the score, when one did (`QueryCrops`).
+    public var queryPart: ImageRegion?
 
-    public init(id: String, score: Float, vector: [Float]? = nil, copies: [String] = [], part: ImageRegion? = nil) {
+    public init(id: String, score: Float, vector: [Float]? = nil, copies: [String] = [], part: ImageRegion? = nil,
+                queryPart: ImageRegion? = nil) {
         self.part = part
+        self.queryPart = queryPart
         self.id = id
         self.score = score
         self.vector = vector

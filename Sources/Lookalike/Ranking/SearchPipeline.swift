@@ -77,6 +77,13 @@ struct SearchPipeline {
             return response
         }
         var candidates = try source.candidates(manifest, vector, k: pool)
+        var cropped = false
+        if query.isImage, options.crops ?? QueryCrops.byDefault(manifest),
+           QueryCrops.needed(best: candidates.first?.score, manifest: manifest),
+           let crops = try encoder.cropVectors(for: embedder, regions: QueryCrops.regions) {
+            candidates = QueryCrops.merged(candidates, crops: try crops.map { try source.candidates(manifest, $0, k: pool) }, k: pool)
+            cropped = true
+        }
         let context = RankingContext(model: manifest, top: top, source: source, encoder: encoder, models: models, store: store)
         for stage in stages {
             if stage.needsVectors { candidates = try withVectors(candidates, manifest: manifest, source: source) }
@@ -98,6 +105,12 @@ struct SearchPipeline {
         let backing = options.cascade.filter { $0 != options.model }
         if !backing.isEmpty {
             response.notes += try cascadeNotes(main: manifest, count: collection, backing: backing, context: context, source: source)
+        }
+        if cropped {
+            response.notes.append(SearchResponse.Note(
+                code: "query_crops",
+                message: "the whole image found no copy, so \(QueryCrops.regions.count) crops of it were searched too "
+                    + "(a copy framed in a larger picture is found through the crop around it)"))
         }
         if encoder.textWasTruncated {
             response.notes.append(SearchResponse.Note(code: "text_truncated", message: "the text is longer than the text model "
@@ -259,7 +272,7 @@ struct SearchPipeline {
         var hits = ranked.compactMap { candidate -> SearchResponse.Hit? in
             guard let item = items[candidate.id] else { return nil }
             return SearchResponse.Hit(item: item, score: candidate.score, label: manifest.label(score: candidate.score),
-                                      copies: candidate.copies, part: candidate.part)
+                                      copies: candidate.copies, part: candidate.part, queryPart: candidate.queryPart)
         }
         if let order {
             let path = priceField.split(separator: ".").map(String.init)

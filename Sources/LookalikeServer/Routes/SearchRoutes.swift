@@ -87,13 +87,14 @@ extension LookalikeServer {
         var minScore: Float?
         var feedback: Bool?
         var tiles: Bool?
+        var crops: Bool?
         /// Give `text` to the text model as it is (no colours, prices or order read from it).
         var literal: Bool?
         /// The metadata field prices are kept in, for price phrases.
         var priceField: String?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case url, id, query, text, top, model, filter, region, ef, cascade, like, unlike, collapse, diversity, expand, feedback, literal, tiles
+            case url, id, query, text, top, model, filter, region, ef, cascade, like, unlike, collapse, diversity, expand, feedback, literal, tiles, crops
             case minScore = "min_score", priceField = "price_field"
         }
 
@@ -198,6 +199,7 @@ extension LookalikeServer {
         if let minScore = given.minScore { options.minScore = minScore }
         if let feedback = given.feedback { options.feedback = feedback }
         if let tiles = given.tiles { options.tiles = tiles }
+        if let crops = given.crops { options.crops = crops }
         return options
     }
 
@@ -215,6 +217,7 @@ extension LookalikeServer {
         if let minScore = body.minScore { options.minScore = try QueryString.checked(minScore, field: "min_score", range: SearchForm.scoreRange) }
         if let feedback = body.feedback { options.feedback = feedback }
         if let tiles = body.tiles { options.tiles = tiles }
+        if let crops = body.crops { options.crops = crops }
         if let literal = body.literal { options.interpretText = !literal }
         if let field = body.priceField {
             guard !field.isEmpty, field.count <= 200 else { throw APIError.badRequest("price_field must name a metadata field") }
