@@ -251,6 +251,23 @@ struct ServerAPITests {
             #expect(leftHalf.hitIDs == [chelseaID], "\(leftHalf.text)")
             #expect(rightHalf.hitIDs == [coffeeID], "\(rightHalf.text)")
 
+            // No region, crops asked for: the pair is no copy of either photo whole, so its crops
+            // search too, and the two photos come first through crops of their own halves.
+            let cropped = try await client.postImage("/v1/collections/default/search?top=2&crops=true", pair)
+            #expect(Set(cropped.hitIDs) == [chelseaID, coffeeID], "\(cropped.text)")
+            let notes = (cropped.json["notes"] as? [[String: Any]] ?? []).compactMap { $0["code"] as? String }
+            #expect(notes.contains("query_crops"), "\(cropped.text)")
+            for hit in cropped.hits {
+                let crop = try #require(hit["query_part"] as? [String: Double], "\(cropped.text)")
+                // Chelsea is the left half of the pair, coffee the right: each found by a crop over its side.
+                let x = try #require(crop["x"]), width = try #require(crop["width"])
+                let centre = x + width / 2
+                #expect(hit["id"] as? String == chelseaID ? centre < 0.5 : centre > 0.5, "\(hit)")
+            }
+            let plain = try await client.postImage("/v1/collections/default/search?top=2", pair)
+            #expect(plain.hits.allSatisfy { $0["query_part"] is NSNull }, "\(plain.text)")
+            #expect(try await client.postImage("/v1/collections/default/search?crops=maybe", pair).status == 400)
+
             let bad = try await client.postImage("/v1/collections/default/search?region=0.8,0,0.5,1", pair)
             #expect(bad.status == 400)
             #expect(bad.errorCode == "bad_region")
