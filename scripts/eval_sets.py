@@ -471,17 +471,26 @@ def build_copies(out: Path, packages: Packages) -> None:
     finish(folder, "copies", lines, notes)
 
 
-def build_parts(out: Path, packages: Packages, name: str, cut) -> None:
-    """Parts of the copy set's gallery photos as queries against that gallery and its distractors
-    (built after the copy set). ``cut(width, height)`` gives each photo's parts as
-    (name, box, kind)."""
+def derived(out: Path, packages: Packages, name: str) -> tuple[Path | None, Path]:
+    """(the folder of a set made from the copy set's photos, ready for its queries, or None when
+    it is built already; the copy set's folder), building the copy set first if need be."""
     folder = out / name
     copies = out / "copies"
     if not (copies / "manifest.jsonl").exists():
         build_copies(out, packages)
     if not start(folder):
-        return
+        return None, copies
     (folder / "queries").mkdir(parents=True, exist_ok=True)
+    return folder, copies
+
+
+def build_parts(out: Path, packages: Packages, name: str, cut) -> None:
+    """Parts of the copy set's gallery photos as queries against that gallery and its distractors
+    (built after the copy set). ``cut(width, height)`` gives each photo's parts as
+    (name, box, kind)."""
+    folder, copies = derived(out, packages, name)
+    if folder is None:
+        return
     lines = []
     for line in (copies / "manifest.jsonl").read_text().splitlines():
         entry = json.loads(line)
@@ -657,18 +666,11 @@ def build_framed(out: Path, packages: Packages) -> None:
     """Harder copies of the copy set's photos: padding with four fills, letterboxing, the photo as
     part of a screenshot (a web page in a browser, a post in a phone app), and two or three edits
     chained. Every photo gets every kind; the held-out photos' copies are the negative queries."""
-    folder = out / "framed"
-    copies = out / "copies"
-    if not (copies / "manifest.jsonl").exists():
-        build_copies(out, packages)
-    if not start(folder):
+    folder, copies = derived(out, packages, "framed")
+    if folder is None:
         return
-    (folder / "queries").mkdir(parents=True, exist_ok=True)
-    lines = []
-    for line in (copies / "manifest.jsonl").read_text().splitlines():
-        entry = json.loads(line)
-        if entry["role"] != "query":
-            lines.append({**entry, "path": f"../copies/{entry['path']}"})
+    lines = [{**entry, "path": f"../copies/{entry['path']}"}
+             for entry in map(json.loads, (copies / "manifest.jsonl").read_text().splitlines()) if entry["role"] != "query"]
     photos, _, _ = gallery_photos(packages)
     pasted = stickers(packages)
     rng = random.Random(20261206)

@@ -33,6 +33,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fit_tiles import half, read_manifest  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARES = [0.5, 0.7]
 PLACES = [0.0, 0.5, 1.0]  # where the crop sits along each side: at the start, centred, at the end
@@ -46,20 +49,6 @@ LAYOUTS = {
 MARGINS = [0.0, 0.02, 0.04, 0.06, 0.08, 0.10, 0.15]
 THRESHOLDS = {"sscd": 0.728, "sscd-distilled": 0.742, "efficientnet-lite0-gem": 0.884}
 SETS = ["framed", "copies"]
-
-
-def read_manifest(path: Path) -> list[dict]:
-    entries = []
-    for line in path.read_text().splitlines():
-        if line.strip():
-            entry = json.loads(line)
-            entry["path"] = os.path.normpath(str(path.parent / entry["path"]))
-            entries.append(entry)
-    return entries
-
-
-def half(key: str) -> int:
-    return int(hashlib.md5(key.encode()).hexdigest(), 16) % 2
 
 
 def doubled(image: Image.Image, size: int = 576, longest: int = 2304) -> Image.Image:
