@@ -120,6 +120,12 @@ struct QueryCropsTests {
         let before = plain.hits.first { $0.id == source }?.score ?? -1
         let after = try #require(asked.hits.first { $0.id == source }?.score)
         #expect(after >= before, "an item keeps the best of its whole-image and crop scores")
+        // A query of 3 x 3 pixels has crops of a pixel or two: searched or not, the answer stands.
+        let tiny = folder.appendingPathComponent("tiny.jpg")
+        try Data(try ImageEncoder.jpeg(Pixels(width: 3, height: 3, rgb: [UInt8](repeating: 128, count: 27)))).write(to: tiny)
+        let small = try engine.search(.image(path: tiny.path), options: SearchOptions(top: 5, crops: true))
+        #expect(small.hits.count == 5)
+        #expect(small.notes.contains { $0.code == "query_crops" || $0.code == "query_crops_failed" }, "\(small.notes)")
         // A stored item as the query has no pixels to crop: the option changes nothing.
         let byItem = try engine.search(.item(try #require(source)), options: SearchOptions(top: 5, crops: true))
         #expect(!byItem.notes.contains { $0.code == "query_crops" })

@@ -77,12 +77,24 @@ struct SearchPipeline {
             return response
         }
         var candidates = try source.candidates(manifest, vector, k: pool)
-        var cropped = false
+        var cropNote: SearchResponse.Note?
         if query.isImage, options.crops ?? QueryCrops.byDefault(manifest),
-           QueryCrops.needed(best: candidates.first?.score, manifest: manifest),
-           let crops = try encoder.cropVectors(for: embedder, regions: QueryCrops.regions) {
-            candidates = QueryCrops.merged(candidates, crops: try crops.map { try source.candidates(manifest, $0, k: pool) }, k: pool)
-            cropped = true
+           QueryCrops.needed(best: candidates.first?.score, manifest: manifest) {
+            // Crops only add to the whole image's answer: if they cannot be made, that answer stands.
+            do {
+                if let crops = try encoder.cropVectors(for: embedder, regions: QueryCrops.regions) {
+                    candidates = QueryCrops.merged(candidates, crops: try crops.map { try source.candidates(manifest, $0, k: pool) },
+                                                   k: pool)
+                    cropNote = SearchResponse.Note(
+                        code: "query_crops",
+                        message: "the whole image found no copy, so \(QueryCrops.regions.count) crops of it were searched too "
+                            + "(a copy framed in a larger picture is found through the crop around it)")
+                }
+            } catch {
+                cropNote = SearchResponse.Note(code: "query_crops_failed",
+                                               message: "the crops of the query image could not be searched (\(error)); "
+                                                   + "the answer is the whole image's")
+            }
         }
         let context = RankingContext(model: manifest, top: top, source: source, encoder: encoder, models: models, store: store)
         for stage in stages {
@@ -106,12 +118,7 @@ struct SearchPipeline {
         if !backing.isEmpty {
             response.notes += try cascadeNotes(main: manifest, count: collection, backing: backing, context: context, source: source)
         }
-        if cropped {
-            response.notes.append(SearchResponse.Note(
-                code: "query_crops",
-                message: "the whole image found no copy, so \(QueryCrops.regions.count) crops of it were searched too "
-                    + "(a copy framed in a larger picture is found through the crop around it)"))
-        }
+        if let cropNote { response.notes.append(cropNote) }
         if encoder.textWasTruncated {
             response.notes.append(SearchResponse.Note(code: "text_truncated", message: "the text is longer than the text model "
                 + "takes; only its beginning was searched"))
