@@ -312,3 +312,45 @@ def test_bench_set_is_distinct_sized_and_idempotent(photos_dir, tmp_path):
     assert [p.stat().st_mtime_ns for p in files] == modified
     assert run_script(*args, "2").returncode == 0
     assert sorted(p.name for p in out.iterdir()) == [f"bench-1mp-{i:04d}.jpg" for i in range(2)]
+
+
+# ---------------------------------------------------------------------------
+# The framed evaluation set's edits (scripts/eval_sets.py)
+# ---------------------------------------------------------------------------
+
+def _contains(canvas: np.ndarray, photo: np.ndarray) -> bool:
+    """Whether the photo's pixels appear unchanged somewhere in the canvas."""
+    h, w = photo.shape[:2]
+    first = photo[0]
+    for y in range(canvas.shape[0] - h + 1):
+        row = canvas[y]
+        for x in np.flatnonzero((row[: canvas.shape[1] - w + 1] == first[0]).all(axis=1)):
+            if np.array_equal(canvas[y:y + h, x:x + w], photo):
+                return True
+    return False
+
+
+def test_framed_edits_keep_the_photo_inside_their_frames_and_repeat_under_a_seed(photos_dir):
+    import random
+
+    import eval_sets
+
+    photo = Image.open(sorted(photos_dir.glob("*.jpg"))[0]).convert("RGB")
+    photo.thumbnail((120, 120))
+    pixels = np.asarray(photo)
+    for kind in eval_sets.FRAMES:
+        stamps = [Image.new("RGBA", (20, 20), (255, 0, 0, 255))]
+        first, label = eval_sets.frame(photo, kind, random.Random(7), stamps)
+        again, label_again = eval_sets.frame(photo, kind, random.Random(7), stamps)
+        assert label == label_again and np.array_equal(np.asarray(first.convert("RGB")), np.asarray(again.convert("RGB"))), kind
+        if kind.startswith("pad-") or kind == "letterbox":
+            # The photo is pasted as it is into a larger canvas.
+            assert first.width * first.height > 1.6 * photo.width * photo.height, (kind, first.size)
+            assert _contains(np.asarray(first.convert("RGB")), pixels), kind
+        elif kind in ("screenshot", "phone"):
+            # A page around the photo, scaled to fit: a larger picture that is not the photo.
+            assert first.width > photo.width and first.height > photo.height, (kind, first.size)
+        else:
+            steps = label.split("-")[1:]
+            assert label.startswith(kind + "-") and len(steps) == int(kind[-1]) and len(set(steps)) == len(steps), label
+            assert set(steps) <= set(eval_sets.CHAINED), label
