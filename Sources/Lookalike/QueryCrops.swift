@@ -8,15 +8,13 @@ import Imaging
 /// best of its whole-image score and its best crop's score less `margin`. A query that finds a
 /// copy whole costs nothing more.
 enum QueryCrops {
-    /// The crops, as fractions of the query (after its region, if it has one): a share of its width
-    /// and its height, at the nine places of a 3 x 3 grid (start, centred, end along each side).
-    /// Chosen by `scripts/fit_crops.py` on one half of the `framed` and `copies` sets' photos.
-    static let layout: [(share: Double, x: Double, y: Double)] = [0.5, 0.7].flatMap { share in
-        [0.0, 0.5, 1.0].flatMap { y in [0.0, 0.5, 1.0].map { x in (share, x, y) } }
-    }
-
-    static let regions: [ImageRegion] = layout.compactMap { crop in
-        try? ImageRegion(x: (1 - crop.share) * crop.x, y: (1 - crop.share) * crop.y, width: crop.share, height: crop.share)
+    /// The crops, as fractions of the query (after its region, if it has one): half and 70% of its
+    /// width and its height, each at the nine places of a 3 x 3 grid (start, centred, end along
+    /// each side). Chosen by `scripts/fit_crops.py` on one half of the `framed` and `copies` sets' photos.
+    static let regions: [ImageRegion] = [0.5, 0.7].flatMap { share in
+        [0.0, 0.5, 1.0].flatMap { y in
+            [0.0, 0.5, 1.0].compactMap { x in try? ImageRegion(x: (1 - share) * x, y: (1 - share) * y, width: share, height: share) }
+        }
     }
 
     /// How much a crop's score counts less than the whole query's: crops of a query that has no
@@ -41,19 +39,13 @@ enum QueryCrops {
     /// `regions[i]`): each item keeps its best score, a crop's less the margin, and a crop that
     /// gave it is named in `queryPart`. Best first, at most `k`.
     static func merged(_ whole: [Candidate], crops: [[Candidate]], k: Int) -> [Candidate] {
-        var best = Dictionary(whole.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
-        for (region, found) in zip(regions, crops) {
-            for candidate in found {
-                let score = candidate.score - margin
-                guard score > best[candidate.id]?.score ?? -.infinity else { continue }
-                var lifted = candidate
-                lifted.score = score
-                lifted.queryPart = region
-                best[candidate.id] = lifted
+        Candidate.bestPerItem(whole + zip(regions, crops).flatMap { region, found in
+            found.map { candidate in
+                var cropped = candidate
+                cropped.score -= margin
+                cropped.queryPart = region
+                return cropped
             }
-        }
-        return best.values
-            .sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }
-            .prefix(k).map { $0 }
+        }, k: k)
     }
 }

@@ -29,6 +29,21 @@ public struct Candidate: Sendable, Equatable {
     }
 }
 
+extension Candidate {
+    /// Candidates found several ways for one search (an item's whole image and its parts, the
+    /// query's whole image and its crops), each item once with its best score (the first of equal
+    /// ones), best first, ties by id, at most `k`.
+    static func bestPerItem(_ candidates: [Candidate], k: Int) -> [Candidate] {
+        var best: [String: Candidate] = [:]
+        for candidate in candidates where candidate.score > best[candidate.id]?.score ?? -.infinity {
+            best[candidate.id] = candidate
+        }
+        return best.values
+            .sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }
+            .prefix(k).map { $0 }
+    }
+}
+
 /// A step of a search between the index's candidates and the hits: it gets the candidates,
 /// best first, and returns them re-ranked (re-scored, lifted, dropped or joined by others).
 /// Stages run in order; the pipeline keeps the best `top` of what the last one returns.

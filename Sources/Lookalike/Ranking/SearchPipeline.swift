@@ -365,17 +365,9 @@ struct CandidateSource {
         }
         let hits = try tiles.indexes.index(for: Tiles.manifest(of: manifest)).search(vector, k: k * Tiles.parts, filter: parts,
                                                                               parameters: parameters)
-        var best = Dictionary(whole.map { ($0.id, Candidate(id: $0.id, score: $0.score)) }, uniquingKeysWith: { first, _ in first })
-        for hit in hits {
-            let item = Tiles.item(ofPart: hit.id)
-            let score = hit.score - Tiles.margin
-            if score > best[item]?.score ?? -.infinity {
-                best[item] = Candidate(id: item, score: score, part: Tiles.region(ofPart: hit.id))
-            }
-        }
-        return best.values
-            .sorted { $0.score != $1.score ? $0.score > $1.score : $0.id < $1.id }
-            .prefix(k).map { $0 }
+        return Candidate.bestPerItem(whole + hits.map {
+            Candidate(id: Tiles.item(ofPart: $0.id), score: $0.score - Tiles.margin, part: Tiles.region(ofPart: $0.id))
+        }, k: k)
     }
 
     /// The vectors the model's index holds at full precision for `ids`, when it holds them.
