@@ -267,6 +267,19 @@ def nebula_photos(packages: Packages) -> list[tuple[Path, bytes]]:
 
 
 def gallery_photos(packages: Packages) -> tuple[list[tuple[str, Image.Image]], list[dict], Counter]:
+    """Every candidate photograph read, flattened, downscaled and de-duplicated: (the photos kept,
+    in order, with their names; the packages' notes; what was dropped and why). Read once per run:
+    the copy set and the framed set both start from it."""
+    if id(packages) not in _GALLERY:
+        _GALLERY[id(packages)] = read_gallery_photos(packages)
+    photos, notes, dropped = _GALLERY[id(packages)]
+    return list(photos), [dict(note) for note in notes], Counter(dropped)
+
+
+_GALLERY: dict[int, tuple] = {}
+
+
+def read_gallery_photos(packages: Packages) -> tuple[list[tuple[str, Image.Image]], list[dict], Counter]:
     notes: list[dict] = []
     kept: list[tuple[str, Image.Image]] = []
     signatures: list[np.ndarray] = []
