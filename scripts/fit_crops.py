@@ -10,7 +10,7 @@ model's copy threshold) do not rise by more than one point over no crops and who
 does not fall by more than half a point, on the fitting half of both sets, the one with the most
 queries of `framed` right at rank 1 plus right and labelled "copy" (its fitting half).
 
-The crops are cut here (Pillow, from the query scaled to twice SSCD's input size, saved
+The crops are cut here (Pillow, from the query scaled to twice the model's input size, saved
 losslessly) and embedded by `lookalike add`; the engine cuts the same boxes from one decode of
 the query at that size. Halves: by the MD5
 of the query's group (its photo), even fits, odd reports.
@@ -47,13 +47,15 @@ LAYOUTS = {
     "grid 0.5 and 0.7": [(s, x, y) for s in SHARES for y in PLACES for x in PLACES],
 }
 MARGINS = [0.0, 0.02, 0.04, 0.06, 0.08, 0.10, 0.15]
-THRESHOLDS = {"sscd": 0.728, "sscd-distilled": 0.742, "efficientnet-lite0-gem": 0.884}
+# Per model: its copy threshold, and the shorter and longest side it decodes a query at for crops
+# (twice its input size: `ResizePolicy.doubled`).
+MODELS = {"sscd": (0.728, 576, 2304), "sscd-distilled": (0.742, 576, 2304), "efficientnet-lite0-gem": (0.884, 448, 1792)}
 SETS = ["framed", "copies"]
 
 
-def doubled(image: Image.Image, size: int = 576, longest: int = 2304) -> Image.Image:
-    """The query as the engine decodes it for crops: at twice the model's size (SSCD's shorter side
-    288), its crops then resized to the model's size by the model's own policy."""
+def doubled(image: Image.Image, size: int, longest: int) -> Image.Image:
+    """The query as the engine decodes it for crops: at twice the model's size, its crops then
+    resized to the model's size by the model's own policy."""
     scale = min(size / min(image.size), longest / max(image.size))
     if scale >= 1:
         return image
@@ -68,7 +70,7 @@ def box(share: float, x: float, y: float, width: int, height: int) -> tuple[int,
 
 def add(lookalike: str, paths: list[str], store: Path, model: str) -> dict[str, np.ndarray]:
     """Each file's vector by the model, added to `store` (files already there cost nothing)."""
-    found: dict[str, np.ndarray] = {}
+    item_of: dict[str, str] = {}
     for start in range(0, len(paths), 2000):
         chunk = paths[start:start + 2000]
         result = subprocess.run([lookalike, "add", *chunk, "--store", str(store), "--model", model, "--json"],
@@ -76,15 +78,13 @@ def add(lookalike: str, paths: list[str], store: Path, model: str) -> dict[str, 
         if result.returncode not in (0, 2):
             sys.exit(f"adding to {store} failed: {result.stderr[-2000:]}")
         report = json.loads(result.stdout)
-        with sqlite3.connect(store / "catalog.sqlite") as db:
-            by_id = {item: np.frombuffer(blob, dtype=np.float32)
-                     for item, blob in db.execute("SELECT item_id, data FROM vector WHERE model = ?", (model,))}
-        for added in report["added"]:
-            found[os.path.normpath(added["path"])] = by_id[added["id"]]
-        for duplicate in report["duplicates"]:
-            found[os.path.normpath(duplicate["path"])] = by_id[duplicate["existing_id"]]
+        item_of.update({os.path.normpath(added["path"]): added["id"] for added in report["added"]})
+        item_of.update({os.path.normpath(duplicate["path"]): duplicate["existing_id"] for duplicate in report["duplicates"]})
         print(f"  {store.name}: {min(start + 2000, len(paths))} of {len(paths)}", flush=True)
-    return found
+    with sqlite3.connect(store / "catalog.sqlite") as db:
+        by_id = {item: np.frombuffer(blob, dtype=np.float32)
+                 for item, blob in db.execute("SELECT item_id, data FROM vector WHERE model = ?", (model,))}
+    return {path: by_id[item] for path, item in item_of.items()}
 
 
 def stored_vectors(store: Path, model: str, paths: list[str]) -> dict[str, np.ndarray]:
@@ -105,6 +105,18 @@ def unit(matrix: np.ndarray) -> np.ndarray:
     return matrix / np.maximum(np.linalg.norm(matrix, axis=-1, keepdims=True), 1e-12)
 
 
+def micro_ap(pairs: list[tuple[float, bool]], positives: int) -> float:
+    """Average precision over every (score, right) pair of every query, ranked together (ties:
+    wrong pairs first)."""
+    pairs = sorted(pairs, key=lambda p: (-p[0], p[1]))
+    correct, area = 0, 0.0
+    for position, (_, right) in enumerate(pairs):
+        if right:
+            correct += 1
+            area += correct / (position + 1) / max(1, positives)
+    return area
+
+
 def measures(scores: np.ndarray, relevant: list[set[int]], threshold: float, top: int = 100) -> dict:
     order = np.argsort(-scores, axis=1, kind="stable")[:, :top]
     firsts, labelled, negatives_labelled, pairs, positives = [], [], [], [], 0
@@ -117,13 +129,7 @@ def measures(scores: np.ndarray, relevant: list[set[int]], threshold: float, top
             labelled.append(hits[0] in wanted and scores[row, hits[0]] >= threshold)
         else:
             negatives_labelled.append(scores[row, hits[0]] >= threshold)
-    pairs.sort(key=lambda p: (-p[0], p[1]))
-    correct, area = 0, 0.0
-    for position, (_, right) in enumerate(pairs):
-        if right:
-            correct += 1
-            area += correct / (position + 1) / max(1, positives)
-    return {"recall_at_1": float(np.mean(firsts)), "micro_ap": area, "copy_label_recall": float(np.mean(labelled)),
+    return {"recall_at_1": float(np.mean(firsts)), "micro_ap": micro_ap(pairs, positives), "copy_label_recall": float(np.mean(labelled)),
             "negatives_labelled_copy": float(np.mean(negatives_labelled)) if negatives_labelled else 0.0,
             "queries": len(relevant), "negatives": len(negatives_labelled)}
 
@@ -136,8 +142,8 @@ def main() -> int:
     parser.add_argument("--model", default="sscd")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    threshold = THRESHOLDS[args.model]
-    crops_folder = args.work / "crops"
+    threshold, size, longest = MODELS[args.model]
+    crops_folder = args.work / f"crop-images-{args.model}"
     crops_folder.mkdir(parents=True, exist_ok=True)
     everything = [(share, x, y) for share in SHARES for y in PLACES for x in PLACES]
     table: dict = {}  # set -> side -> layout -> margin -> measures
@@ -159,7 +165,7 @@ def main() -> int:
             wanted = [(k, crops_folder / f"{stem}-{k}.png") for k in range(len(everything))]
             if not all(path.exists() for _, path in wanted):
                 with Image.open(queries[i]["path"]) as opened:
-                    image = doubled(ImageOps.exif_transpose(opened).convert("RGB"))
+                    image = doubled(ImageOps.exif_transpose(opened).convert("RGB"), size, longest)
                 for k, path in wanted:
                     image.crop(box(*everything[k], image.width, image.height)).save(path, compress_level=1)
             for k, path in wanted:

@@ -44,16 +44,6 @@ def pairs_of(order, values, relevant):
     return [(values[r, j], order[r, j] in wanted) for r, wanted in enumerate(relevant) for j in range(order.shape[1])]
 
 
-def micro_ap(pairs: list[tuple[float, bool]], positives: int) -> float:
-    pairs = sorted(pairs, key=lambda p: (-p[0], p[1]))
-    correct, area = 0, 0.0
-    for position, (_, right) in enumerate(pairs):
-        if right:
-            correct += 1
-            area += correct / (position + 1) / max(1, positives)
-    return area
-
-
 def threshold_at(pairs: list[tuple[float, bool]], precision: float = 0.99) -> float:
     """The lowest score from which the pairs at or above it are right at least `precision` of the time."""
     pairs = sorted(pairs, key=lambda p: (-p[0], p[1]))
@@ -117,7 +107,7 @@ def main() -> int:
         for _, order, values, relevant in sides[side]:
             pairs += pairs_of(order, normalised(values, beta, window), relevant)
             positives += sum(len(r) for r in relevant)
-        return micro_ap(pairs, positives), pairs
+        return fit_crops.micro_ap(pairs, positives), pairs
 
     grid = [(beta, window) for beta in BETAS for window in WINDOWS]
     fitted = max(grid, key=lambda c: (round(score(0, *c)[0], 6), -c[0]))
@@ -131,7 +121,7 @@ def main() -> int:
             shifted = normalised(values, beta, window)
             positives = sum(len(r) for r in relevant)
             judged = [r for r in range(len(relevant)) if relevant[r]]
-            measured = {"micro_ap": micro_ap(pairs_of(order, shifted, relevant), positives),
+            measured = {"micro_ap": fit_crops.micro_ap(pairs_of(order, shifted, relevant), positives),
                         "recall_at_1": float(np.mean([order[r, 0] in relevant[r] for r in judged])),
                         **labels(order, shifted, relevant, threshold)}
             report[label]["sets"][name] = measured
