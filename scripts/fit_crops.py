@@ -16,6 +16,8 @@ the query at that size. Halves: by the MD5
 of the query's group (its photo), even fits, odd reports.
 
     python scripts/fit_crops.py --lookalike .build/release/lookalike [--model sscd] [--json OUT]
+
+It also writes each set's reporting half as DATA/<set>/reporting-half.jsonl, for `lookalike eval`.
 """
 
 from __future__ import annotations
@@ -101,6 +103,14 @@ def stored_vectors(store: Path, model: str, paths: list[str]) -> dict[str, np.nd
     return found
 
 
+def write_reporting_half(folder: Path) -> None:
+    """FOLDER/reporting-half.jsonl: the set's manifest with only the queries of the reporting half,
+    for `lookalike eval` through the engine (docs/QUALITY.md, BENCHMARKS.md)."""
+    lines = [line for line in (folder / "manifest.jsonl").read_text().splitlines() if line.strip()]
+    kept = [line for line in lines if (entry := json.loads(line))["role"] != "query" or half(entry["group"]) == 1]
+    (folder / "reporting-half.jsonl").write_text("".join(line + "\n" for line in kept))
+
+
 def unit(matrix: np.ndarray) -> np.ndarray:
     return matrix / np.maximum(np.linalg.norm(matrix, axis=-1, keepdims=True), 1e-12)
 
@@ -150,6 +160,7 @@ def main() -> int:
     kept: dict = {}
     for name in SETS:
         entries = read_manifest(args.data / name / "manifest.jsonl")
+        write_reporting_half(args.data / name)
         indexed = [e for e in entries if e["role"] != "query"]
         queries = [e for e in entries if e["role"] == "query"]
         print(f"{name}: embedding {len(indexed)} indexed images and {len(queries)} queries", flush=True)
