@@ -147,6 +147,13 @@ public final class Catalog: Store {
             // filters such as {"$color": "red"}; NULL for items stored before.
             try db.alter(table: "item") { table in table.add(column: "colors", .text) }
         }
+        migrator.registerMigration("v9: settings") { db in
+            // The store's own settings, such as the default model a search uses when it names none.
+            try db.create(table: "setting") { table in
+                table.primaryKey("key", .text)
+                table.column("value", .text).notNull()
+            }
+        }
         return migrator
     }
 
@@ -299,6 +306,7 @@ public final class Catalog: Store {
             try db.execute(sql: "DELETE FROM model WHERE name = ?", arguments: [name])
             try db.execute(sql: "DELETE FROM feedback WHERE model = ?", arguments: [name])
             try db.execute(sql: "DELETE FROM tuned_model WHERE name = ?", arguments: [name])
+            try db.execute(sql: "DELETE FROM setting WHERE key = ? AND value = ?", arguments: [StoreSetting.defaultModel, name])
             return removed
         }
     }
@@ -313,6 +321,21 @@ public final class Catalog: Store {
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """, arguments: [model.name, model.base, model.fingerprint, model.inputDimension, model.outputDimension,
                                  Data(model.weights), model.report, model.createdAt])
+        }
+    }
+
+    public func setting(_ key: String) throws -> String? {
+        try database.read { db in try String.fetchOne(db, sql: "SELECT value FROM setting WHERE key = ?", arguments: [key]) }
+    }
+
+    public func setSetting(_ key: String, to value: String?) throws {
+        try database.write { db in
+            if let value {
+                try db.execute(sql: "INSERT INTO setting (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                               arguments: [key, value])
+            } else {
+                try db.execute(sql: "DELETE FROM setting WHERE key = ?", arguments: [key])
+            }
         }
     }
 

@@ -120,7 +120,7 @@ extension Engine {
             try? FileManager.default.removeItem(atPath: path)
             rmdir(folder.path)  // only if empty: another upload may be in it
         }
-        let report = try add([path], options: AddOptions(metadata: MetadataFile(records: metadata.map { [path: $0] } ?? [:])))
+        let report = try add([path], options: AddOptions(model: try defaultAddModel(), metadata: MetadataFile(records: metadata.map { [path: $0] } ?? [:])))
         if let failure = report.failures.first {
             if (try? store.item(contentHash: hash)) == nil { removeOwnFile() }
             if let storeError = report.storeError {

@@ -16,6 +16,15 @@ public struct PairsFile: Sendable {
     public let path: String
     public let pairs: [Pair]
 
+    /// Pairs given as they are (over the API), `source` naming where they came from in reports.
+    public init(source: String, pairs: [(a: String, b: String, similar: Bool)]) {
+        path = source
+        self.pairs = pairs.enumerated().map { index, pair in
+            Pair(a: pair.a.trimmingCharacters(in: .whitespaces), b: pair.b.trimmingCharacters(in: .whitespaces), similar: pair.similar,
+                 line: index + 1)
+        }
+    }
+
     public init(path: String) throws {
         let url = URL(fileURLWithPath: path)
         let text = try MetadataFile.text(of: url, path: path, what: "pairs file")

@@ -3,7 +3,8 @@ import Imaging
 import Storage
 
 /// Moves a store's contents into another store (SQLite into PostgreSQL, and back): models, items
-/// with their metadata, every model's vectors, and feedback. Resumable: it copies only what the
+/// with their metadata, every model's vectors, feedback, tuned models' projections and the store's
+/// settings (its default model). Resumable: it copies only what the
 /// target lacks, page by page, each page in one write, so a run that stopped half-way is simply
 /// run again. Verified: both stores' checksums (counts, and a digest of ids, metadata and vectors)
 /// must agree at the end.
@@ -17,6 +18,10 @@ public enum StoreMigration {
         public var metadataUpdated = 0
         /// Marks of feedback copied (per model, only into a target that had none for it).
         public var feedbackCopied = 0
+        /// Tuned models whose projections were copied (those the target lacked).
+        public var tunedModelsCopied: [String] = []
+        /// Whether the default model setting was copied (only into a target without one).
+        public var defaultModelCopied = false
         /// Items of the source without a vector of any model (a store cannot hold those alone).
         public var itemsWithoutVectors: [String] = []
         public var source = Checksum()
@@ -55,6 +60,17 @@ public enum StoreMigration {
             // Refuses a target whose model of that name was another network.
             try target.checkModel(record.name, fingerprint: record.fingerprint, dimension: record.dimension,
                                   space: record.space, record: true)
+        }
+        // Tuned models' projections before their vectors, so a copy cut short never holds vectors
+        // of a model it cannot embed queries with.
+        let held = Set(try target.tunedModels().map(\.name))
+        for tuned in try source.tunedModels() where !held.contains(tuned.name) {
+            try target.saveTunedModel(tuned)
+            report.tunedModelsCopied.append(tuned.name)
+        }
+        if let chosen = try source.setting(StoreSetting.defaultModel), try target.setting(StoreSetting.defaultModel) == nil {
+            try target.setSetting(StoreSetting.defaultModel, to: chosen)
+            report.defaultModelCopied = true
         }
         let models = try source.vectorSpaces().map(\.model)
         let total = try source.itemCount()

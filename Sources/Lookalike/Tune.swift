@@ -345,3 +345,10 @@ extension Engine {
         }
     }
 }
+
+extension Engine {
+    /// Whether `name` may name a tuning (`<base>+<name>`): letters, digits, `-`, `_` and `.`, at most 40.
+    public static func isValidTuningName(_ name: String) -> Bool {
+        TunedModels.validName(name)
+    }
+}

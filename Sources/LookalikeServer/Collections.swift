@@ -118,7 +118,7 @@ final class Collections: @unchecked Sendable {
         }
         try lock.withLock {
             guard exists(name) else { throw APIError.notFound("no collection named \(name)") }
-            if busy(name) { throw APIError(.conflict, "collection_protected", "an indexing job is running on \(name); wait for it to end") }
+            if busy(name) { throw APIError(.conflict, "collection_protected", "an indexing job or a tuning is running on \(name); wait for it to end") }
             engines.removeValue(forKey: name)
             try FileManager.default.removeItem(at: directory(name))
         }

@@ -33,6 +33,12 @@ final class Routes: @unchecked Sendable {
             on(path, .post, handler)
         }
 
+        func patch<Output: ResponseGenerator>(
+            _ path: String, use handler: @escaping @Sendable (Request, BasicRequestContext) async throws -> Output
+        ) {
+            on(path, .patch, handler)
+        }
+
         func delete<Output: ResponseGenerator>(
             _ path: String, use handler: @escaping @Sendable (Request, BasicRequestContext) async throws -> Output
         ) {

@@ -19,6 +19,8 @@ public final class LookalikeServer: Sendable {
     public let configuration: ServerConfiguration
     let collections: Collections
     let jobs: Jobs
+    /// Tunings started over HTTP, kept in memory.
+    let tunings = Tunings()
     let pool: InferencePool
     let fetcher: URLFetcher
     let keys: KeyCheck
@@ -113,6 +115,7 @@ public final class LookalikeServer: Sendable {
         addFeedbackRoutes(to: v1)
         addItemRoutes(to: v1)
         addJobRoutes(to: v1)
+        addTuningRoutes(to: v1)
         routes.refuseOtherMethods([root, v1])
         return router
     }

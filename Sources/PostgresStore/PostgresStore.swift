@@ -206,6 +206,10 @@ public final class PostgresStore: Store {
             ALTER TABLE item ADD COLUMN colors_json jsonb
                 GENERATED ALWAYS AS (CASE WHEN colors IS JSON OBJECT THEN colors::jsonb END) STORED;
             """),
+            ("v6: settings", """
+            -- The store's own settings, such as the default model a search uses when it names none.
+            CREATE TABLE setting (key text PRIMARY KEY, value text NOT NULL);
+            """),
         ]
     }
 
@@ -374,6 +378,7 @@ public final class PostgresStore: Store {
                 try connection.execute("DELETE FROM model WHERE name = $1", [.text(name)])
                 try connection.execute("DELETE FROM feedback WHERE model = $1", [.text(name)])
                 try connection.execute("DELETE FROM tuned_model WHERE name = $1", [.text(name)])
+                try connection.execute("DELETE FROM setting WHERE key = $1 AND value = $2", [.text(StoreSetting.defaultModel), .text(name)])
                 try connection.execute("DROP INDEX IF EXISTS \(Self.indexName(name))")
                 return removed
             }
@@ -391,6 +396,23 @@ public final class PostgresStore: Store {
                     """, [.text(model.name), .text(model.base), .text(model.fingerprint), .int(model.inputDimension),
                           .int(model.outputDimension), .text(Data(model.weights).base64EncodedString()), .text(model.report),
                           .text(String(model.createdAt.timeIntervalSince1970))])
+            }
+        }
+    }
+
+    public func setting(_ key: String) throws -> String? {
+        try pool.with(retry: true) { connection in
+            try connection.execute("SELECT value FROM setting WHERE key = $1", [.text(key)]).string(0, 0)
+        }
+    }
+
+    public func setSetting(_ key: String, to value: String?) throws {
+        try pool.with { connection in
+            if let value {
+                try connection.execute("INSERT INTO setting (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                                       [.text(key), .text(value)])
+            } else {
+                try connection.execute("DELETE FROM setting WHERE key = $1", [.text(key)])
             }
         }
     }

@@ -68,6 +68,12 @@ public typealias StoredEmbedding = (id: String, vector: [Float])
 ///
 /// Every write is atomic: a failed call leaves the store as it was. The store is the truth;
 /// indexes built from it are caches that `vectorGeneration` tells when to refresh.
+/// The settings a store keeps (`Store.setting`).
+public enum StoreSetting {
+    /// The model searches and adds use when none is named (a tuned model's adds go to its base).
+    public static let defaultModel = "default_model"
+}
+
 public protocol Store: AnyObject, Sendable {
     /// A folder of the store's own, for files kept beside its records (index snapshots,
     /// uploads, thumbnails).
@@ -106,8 +112,8 @@ public protocol Store: AnyObject, Sendable {
     /// Every recorded model with its fingerprint, dimension and space, by name.
     func modelRecords() throws -> [ModelRecord]
 
-    /// Forgets a model: its vectors, its record, the marks given to its searches, and its
-    /// projection if it is tuned, in one transaction. Returns how many vectors were deleted.
+    /// Forgets a model: its vectors, its record, the marks given to its searches, its projection
+    /// if it is tuned, and the default model setting if it names it, in one transaction. Returns how many vectors were deleted.
     @discardableResult func removeModel(_ name: String) throws -> Int
 
     // MARK: Tuned models
@@ -116,6 +122,13 @@ public protocol Store: AnyObject, Sendable {
     func saveTunedModel(_ model: TunedModelRecord) throws
     /// Every tuned model, by name.
     func tunedModels() throws -> [TunedModelRecord]
+
+    // MARK: Settings
+
+    /// A setting of the store's own (such as `StoreSetting.defaultModel`), nil when unset.
+    func setting(_ key: String) throws -> String?
+    /// Sets a setting, or clears it with nil.
+    func setSetting(_ key: String, to value: String?) throws
 
     // MARK: Vectors
 

@@ -19,8 +19,9 @@ struct Add: ParsableCommand {
     @Flag(name: [.short, .long], help: "Add the images inside folders, and inside their subfolders.")
     var recursive = false
 
-    @Option(help: "The embedding model (see `lookalike models`); repeat it to embed with several.")
-    var model: [String] = [ModelManifest.defaultName]
+    @Option(help: ArgumentHelp("The embedding model (see `lookalike models`); repeat it to embed with several. Default: the store's default "
+                + "model (efficientnet-lite0-gem unless `lookalike models --default` chose another; a tuned default adds with its base)."))
+    var model: [String] = []
 
     @Option(help: ArgumentHelp("Metadata for the images: JSON Lines or CSV, each record with a `path` field.", valueName: "file"))
     var metadata: String?
@@ -48,7 +49,7 @@ struct Add: ParsableCommand {
         do {
             let metadataFile = try metadata.map { try MetadataFile(path: $0) }
             let engine = try storeOptions.engine(createStore: true)
-            for name in model {
+            for name in model.isEmpty ? [try engine.defaultAddModel()] : model {
                 let display = ProgressDisplay(interactive: isatty(STDERR_FILENO) == 1)
                 reports.append(try engine.add(
                     paths, options: AddOptions(recursive: recursive, model: name, metadata: metadataFile, tiles: tiles),

@@ -162,20 +162,50 @@ struct List: ParsableCommand {
 }
 
 struct Models: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List the embedding models and whether they are installed.")
+    static let configuration = CommandConfiguration(
+        abstract: "List the embedding models and whether they are installed; choose the store's default model.",
+        discussion: """
+            A store searches with its default model when a search names none, and adds with it when an \
+            add names none (a tuned model's adds go to its base model, and its own vectors follow). It \
+            is efficientnet-lite0-gem until --default chooses another: an installed image model, or one \
+            of the store's tuned models (`lookalike tune --list`). Removing a tuned model that is the \
+            default makes efficientnet-lite0-gem the default again.
+            """)
 
     @Flag(help: "Print as JSON.")
     var json = false
 
+    @Option(name: .customLong("default"), help: ArgumentHelp("Make this model the store's default.", valueName: "model"))
+    var makeDefault: String?
+
+    @Flag(name: .customLong("reset-default"), help: "Make efficientnet-lite0-gem the store's default again.")
+    var resetDefault = false
+
+    @OptionGroup var storeOptions: StoreOptions
+
+    func validate() throws {
+        guard !(makeDefault != nil && resetDefault) else { throw ValidationError("give --default or --reset-default, not both") }
+    }
+
     func run() throws {
         let registry: ModelRegistry
+        // The store's default model, when there is a store to ask.
+        var storeDefault: String?
         do {
+            if makeDefault != nil || resetDefault {
+                let engine = try storeOptions.engine(createStore: false)
+                let chosen = try engine.setDefaultModel(resetDefault ? nil : makeDefault)
+                print("the default model of \(engine.storeDescription) is now \(chosen)")
+                return
+            }
             registry = try ModelRegistry(directory: ModelRegistry.defaultDirectory())
+            storeDefault = try? storeOptions.engine(createStore: false).defaultModel()
         } catch {
             throw fail(error)
         }
         if json {
-            try printJSON(["folder": registry.directory.path, "models": registry.manifests.map { manifest -> [String: Any] in
+            try printJSON(["folder": registry.directory.path, "store_default": storeDefault ?? NSNull(),
+                           "models": registry.manifests.map { manifest -> [String: Any] in
                 ["name": manifest.name, "dimension": manifest.dimension, "installed": registry.isInstalled(manifest),
                  "modality": manifest.modality.rawValue, "space": manifest.embeddingSpace, "summary": manifest.summary,
                  "duplicate_threshold": manifest.duplicateThreshold.map { Double($0) as Any } ?? NSNull(),
@@ -184,6 +214,7 @@ struct Models: ParsableCommand {
             return
         }
         print("models folder: \(registry.directory.path)")
+        if let storeDefault { print("the store's default model: \(storeDefault)") }
         for manifest in registry.manifests {
             let state = registry.isInstalled(manifest) ? "installed" : "not installed: to install it, \(manifest.installHint)"
             print("\(manifest.name)  \(manifest.dimension)-d  \(state)")

@@ -56,6 +56,7 @@ struct Migrate: ParsableCommand {
         if json {
             try printJSON(["items_copied": report.itemsCopied, "vectors_copied": report.vectorsCopied,
                            "metadata_updated": report.metadataUpdated, "feedback_copied": report.feedbackCopied,
+                           "tuned_models_copied": report.tunedModelsCopied, "default_model_copied": report.defaultModelCopied,
                            "items_without_vectors": report.itemsWithoutVectors,
                            "items": report.target.items, "vectors": report.target.vectors, "checksum": report.target.digest])
             return
@@ -63,6 +64,7 @@ struct Migrate: ParsableCommand {
         let vectors = report.vectorsCopied.values.reduce(0, +)
         print("copied \(report.itemsCopied) items, \(vectors) vectors, \(report.feedbackCopied) feedback marks; "
               + "updated the metadata of \(report.metadataUpdated)")
+        if !report.tunedModelsCopied.isEmpty { print("copied the tuned models \(report.tunedModelsCopied.joined(separator: ", "))") }
         if !report.itemsWithoutVectors.isEmpty {
             print("left out \(report.itemsWithoutVectors.count) items without vectors: \(report.itemsWithoutVectors.prefix(5).joined(separator: ", "))")
         }

@@ -51,12 +51,15 @@ struct Search: ParsableCommand {
     @Option(name: [.short, .long], parsing: .unconditional, help: "How many hits to return.")
     var top = 10
 
-    @Option(help: "The embedding model (see `lookalike models`); default efficientnet-lite0-gem, or words with --text.")
+    @Option(help: ArgumentHelp("The embedding model (see `lookalike models`); default the store's default model (efficientnet-lite0-gem "
+                + "unless `lookalike models --default` chose another), or words with --text."))
     var model: String?
 
-    /// The model searched: the one given, else the default for the kind of query.
-    var searchedModel: String {
-        model ?? (text != nil && image == nil && item == nil && like.isEmpty ? ModelManifest.words.name : ModelManifest.defaultName)
+    /// The model searched: the one given, else the default for the kind of query (the store's
+    /// default model for images and items).
+    func searchedModel(_ engine: Engine) throws -> String {
+        if let model { return model }
+        return text != nil && image == nil && item == nil && like.isEmpty ? ModelManifest.words.name : try engine.defaultModel()
     }
 
     @Option(help: ArgumentHelp(
@@ -140,13 +143,14 @@ struct Search: ParsableCommand {
     func run() throws {
         let response: SearchResponse
         do {
-            var options = SearchOptions(top: top, model: searchedModel, efSearch: efSearch, filter: try filter.map { try MetadataFilter(json: $0) },
+            let engine = try storeOptions.engine(createStore: false)
+            var options = SearchOptions(top: top, model: try searchedModel(engine), efSearch: efSearch, filter: try filter.map { try MetadataFilter(json: $0) },
                                         region: try region.map { try ImageRegion(parsing: Substring($0)) }, cascade: cascade,
                                         expansion: expand, collapseCopies: collapse, diversity: diversity, minScore: minScore,
                                         feedback: !noFeedback, tiles: !noTiles, crops: crops)
             options.interpretText = !literal
             options.priceField = priceField
-            response = try storeOptions.engine(createStore: false).search(try query(), options: options)
+            response = try engine.search(try query(), options: options)
         } catch let error as ImagingError {
             throw fail(InputError(path: image ?? "", underlying: error))
         } catch let error as IngestError {

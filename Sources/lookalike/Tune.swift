@@ -61,6 +61,10 @@ struct Tune: ParsableCommand {
     @Flag(help: "Replace a tuned model of the same name.")
     var replace = false
 
+    @Flag(name: .customLong("make-default"),
+          help: "Make the tuned model the store's default model once it is made (searches that name no model use it).")
+    var makeDefault = false
+
     @Flag(help: "List the tuned models.")
     var list = false
 
@@ -74,8 +78,8 @@ struct Tune: ParsableCommand {
 
     func validate() throws {
         if list || remove != nil {
-            guard labels == nil, pairs == nil, !feedback, name == nil else {
-                throw ValidationError("--list and --remove take no --labels, --pairs, --feedback or --name")
+            guard labels == nil, pairs == nil, !feedback, name == nil, !makeDefault else {
+                throw ValidationError("--list and --remove take no --labels, --pairs, --feedback, --name or --make-default")
             }
             guard !(list && remove != nil) else { throw ValidationError("give --list or --remove, not both") }
             return
@@ -124,11 +128,12 @@ struct Tune: ParsableCommand {
                     if done == total { FileHandle.standardError.write(Data("\n".utf8)) }
                 }
             }
+            if makeDefault && report.created { try engine.setDefaultModel(report.model) }
             if json {
                 let data = try JSONEncoder.sorted.encode(report)
                 print(String(decoding: data, as: UTF8.self))
             } else {
-                print(Self.summary(report))
+                print(Self.summary(report, madeDefault: makeDefault && report.created))
             }
             if !report.created { throw ExitCode(2) }
         } catch let exit as ExitCode {
@@ -138,7 +143,7 @@ struct Tune: ParsableCommand {
         }
     }
 
-    static func summary(_ report: TuneReport) -> String {
+    static func summary(_ report: TuneReport, madeDefault: Bool = false) -> String {
         var lines = [String(format: "learned from %d labelled items in %d classes (%d trained on, %d held out; %d without a label)",
                             report.labelledItems, report.classes, report.trainingItems, report.validationItems, report.unlabelledItems)]
         if let pairs = report.pairs {
@@ -161,8 +166,10 @@ struct Tune: ParsableCommand {
                             report.baseline, report.base, report.best, report.gain, report.head ?? "no head kept",
                             report.trainingSeconds))
         if report.created {
-            lines.append(String(format: "made %@: %d vectors projected in %.1f s; search with --model %@",
-                                report.model, report.vectorsProjected, report.projectionSeconds, report.model))
+            lines.append(String(format: "made %@: %d vectors projected in %.1f s; ", report.model, report.vectorsProjected,
+                                report.projectionSeconds)
+                         + (madeDefault ? "the store's default model now (searches that name no model use it)"
+                                        : "search with --model \(report.model)"))
         } else {
             lines.append("not made: \(report.reason ?? "no gain")")
         }

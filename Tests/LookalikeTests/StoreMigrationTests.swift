@@ -37,6 +37,13 @@ struct StoreMigrationTests {
                                             at: Date(timeIntervalSince1970: 5)),
                                    Feedback(model: "image", query: [0, 1, 0], itemID: items[5].id, mark: .notRelevant,
                                             at: Date(timeIntervalSince1970: 6))])
+        // A tuned model over "image", its vectors, and the store's default model naming it.
+        let tuned = TunedModelRecord(name: "image+shop", base: "image", fingerprint: "t1", inputDimension: 3, outputDimension: 3,
+                                     weights: [1, 2, 3, 4], report: "{}", createdAt: Date(timeIntervalSince1970: 7))
+        try source.saveTunedModel(tuned)
+        try source.checkModel("image+shop", fingerprint: "t1", dimension: 3, record: true)
+        try source.insert(items.prefix(50).map { (item: $0, vector: [0.5, Float($0.width), 1]) }, model: "image+shop")
+        try source.setSetting(StoreSetting.defaultModel, to: "image+shop")
 
         // A move that stopped part-way: the target holds some items already, one with stale metadata.
         let target = try store(kind, folder.appendingPathComponent("target"))
@@ -48,11 +55,14 @@ struct StoreMigrationTests {
 
         let report = try StoreMigration.run(from: source, to: target, pageSize: 100)
         #expect(report.itemsCopied == 1_234 - 391)
-        #expect(report.vectorsCopied == ["image": 1_234 - 391, "words": 100])
+        #expect(report.vectorsCopied == ["image": 1_234 - 391, "words": 100, "image+shop": 50])
         #expect(report.metadataUpdated == 1)
         #expect(report.feedbackCopied == 2)
         #expect(report.source == report.target)
-        #expect(report.target.items == 1_234 && report.target.vectors == ["image": 1_234, "words": 100])
+        #expect(report.target.items == 1_234 && report.target.vectors == ["image": 1_234, "words": 100, "image+shop": 50])
+        #expect(report.tunedModelsCopied == ["image+shop"] && report.defaultModelCopied)
+        #expect(try target.tunedModels() == [tuned])
+        #expect(try target.setting(StoreSetting.defaultModel) == "image+shop")
         #expect(try target.items(ids: [items[2].id])[items[2].id]?.metadata == items[2].metadata)
         #expect(try target.modelRecords() == source.modelRecords())
         #expect(try target.feedback(model: "image", limit: 5).map(\.itemID) == [items[5].id, items[4].id])
@@ -63,6 +73,7 @@ struct StoreMigrationTests {
         // Run again: nothing to copy, still verified. And back into a new SQLite store.
         let again = try StoreMigration.run(from: source, to: target)
         #expect(again.itemsCopied == 0 && again.vectorsCopied.values.allSatisfy { $0 == 0 } && again.feedbackCopied == 0)
+        #expect(again.tunedModelsCopied.isEmpty && !again.defaultModelCopied)
         let back = try Catalog(directory: folder.appendingPathComponent("back"))
         #expect(try StoreMigration.run(from: target, to: back).target == report.source)
 

@@ -243,6 +243,55 @@ struct TuneTests {
         #expect(after > before + 0.02, "P@10 of the unlabelled half: \(before) with the base model, \(after) tuned from feedback")
     }
 
+    @Test("a tuned model made the store's default answers searches that name no model, adds go to its base, and its removal ends it",
+          arguments: TestStores.kinds)
+    func defaultModel(_ kind: String) throws {
+        let c = try collection(kind, label: "tune-default")
+        defer { try? FileManager.default.removeItem(at: c.folder) }
+        let tuned = "\(Self.base)+shop"
+        #expect(try c.engine.defaultModel() == Self.base)
+        #expect(try c.engine.defaultAddModel() == Self.base)
+        var options = TuneOptions(name: "shop", labels: "category", force: true)
+        options.training.maxEpochs = 3
+        _ = try c.engine.tune(options)
+        #expect(try c.engine.setDefaultModel(tuned) == tuned)
+        #expect(try c.engine.defaultModel() == tuned)
+        #expect(try c.engine.defaultAddModel() == Self.base)
+
+        // Kept in the store: another engine over it (another process, another server) sees it.
+        let other = try Engine(configuration: c.engine.configuration, createStore: false)
+        #expect(try other.defaultModel() == tuned)
+        let query = try #require(c.unlabelled.sorted().first)
+        let asTuned = try c.engine.search(.item(query), options: SearchOptions(top: 5, model: try other.defaultModel()))
+        #expect(asTuned.model == tuned)
+        #expect(asTuned.hits.first?.id == query)
+
+        // An upload names no model: it is added with the base, and the tuned model follows.
+        let spareBytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: c.spare)))
+        _ = try c.engine.addUpload(spareBytes, name: "spare.png", metadata: nil, limits: ImageLimits())
+        #expect(try c.engine.stats().vectors[Self.base] == c.ids.count + 1)
+        #expect(try c.engine.stats().vectors[tuned] == c.ids.count + 1)
+
+        // Models that cannot be the default are refused with the reason; the default stays.
+        for (name, reason) in [("no-such-model", "no model named no-such-model"), (ModelManifest.words.name, "words only"),
+                               ("\(Self.base)+gone", "no model named")] {
+            #expect(throws: EngineError.self) { try c.engine.setDefaultModel(name) }
+            do { try c.engine.setDefaultModel(name) } catch { #expect("\(error)".contains(reason), "\(error)") }
+        }
+        #expect(try c.engine.defaultModel() == tuned)
+
+        // Removing the tuned model removes it as the default too, in the same step.
+        try c.engine.removeTunedModel(tuned)
+        #expect(try c.engine.defaultModel() == Self.base)
+        #expect(try c.engine.store.setting(StoreSetting.defaultModel) == nil)
+
+        // Back to the installed default with nil.
+        try c.engine.setDefaultModel("efficientnet-lite0")
+        #expect(try other.defaultModel() == "efficientnet-lite0")
+        #expect(try c.engine.setDefaultModel(nil) == Self.base)
+        #expect(try other.defaultModel() == Self.base)
+    }
+
     @Test("a tuning that learns nothing better than the base model makes nothing, and says why")
     func noGainNoModel() throws {
         let c = try collection("sqlite", label: "tune-refuse")
@@ -316,6 +365,20 @@ struct TuneCommandTests {
         let list = try lookalike(["tune", "--list", "--store", store])
         #expect(list.stdout.contains("\(base)+shop") && list.stdout.contains("labels category"), "\(list.stdout)")
 
+        // Made the store's default: a search that names no model uses it; --reset-default goes back.
+        let chosen = try lookalike(["models", "--default", "\(base)+shop", "--store", store])
+        #expect(chosen.status == 0 && chosen.stdout.contains("is now \(base)+shop"), "\(chosen.stdout) \(chosen.stderr)")
+        let byDefault = try lookalike(["search", images[1].path, "--top", "3", "--store", store, "--json"])
+        let answer = try #require(try JSONSerialization.jsonObject(with: Data(byDefault.stdout.utf8)) as? [String: Any])
+        #expect(answer["model"] as? String == "\(base)+shop", "\(byDefault.stdout)")
+        let shown = try lookalike(["models", "--store", store, "--json"])
+        #expect((try JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any])?["store_default"] as? String
+                == "\(base)+shop", "\(shown.stdout)")
+        let reset = try lookalike(["models", "--reset-default", "--store", store])
+        #expect(reset.status == 0 && reset.stdout.contains("is now \(base)"), "\(reset.stdout)")
+        let refused = try lookalike(["models", "--default", "nope", "--store", store])
+        #expect(refused.status == 1 && refused.stderr.contains("no model named nope"), "\(refused.stderr)")
+
         // Learning nothing (a linear head and a step size of 1e-9) beats nothing: exit 2, the reason, no model.
         let still = try lookalike(["tune", "--labels", "category", "--name", "still", "--learning-rate", "1e-9", "--epochs", "1", "--head", "linear",
                                    "--store", store, "--json"])
@@ -330,6 +393,11 @@ struct TuneCommandTests {
         let removed = try lookalike(["tune", "--remove", "\(base)+shop", "--store", store])
         #expect(removed.status == 0 && removed.stdout.contains("\(images.count) vectors"), "\(removed.stdout) \(removed.stderr)")
         #expect(try lookalike(["tune", "--list", "--store", store]).stdout.contains("no tuned models"))
+
+        // --make-default: made and chosen in one step.
+        let made = try lookalike(["tune", "--labels", "category", "--name", "shop2", "--epochs", "3", "--force", "--make-default", "--store", store])
+        #expect(made.status == 0 && made.stdout.contains("the store's default model now"), "\(made.stdout) \(made.stderr)")
+        #expect(try lookalike(["models", "--store", store]).stdout.contains("the store's default model: \(base)+shop2"))
         let missing = try lookalike(["tune", "--labels", "colour", "--name", "x", "--store", store])
         #expect(missing.status == 1 && missing.stderr.contains("\"colour\""), "\(missing.stderr)")
 

@@ -10,9 +10,12 @@ extension LookalikeServer {
         v1.get("collections/:collection") { _, context in
             try await self.collectionInfo(try context.parameters.require("collection"))
         }
+        v1.patch("collections/:collection") { request, context in
+            try await self.changeCollection(request, name: try context.parameters.require("collection"))
+        }
         v1.delete("collections/:collection") { _, context in
             let name = try context.parameters.require("collection")
-            try self.collections.delete(name) { self.jobs.isBusy(collection: $0) }
+            try self.collections.delete(name) { self.jobs.isBusy(collection: $0) || self.tunings.isBusy(collection: $0) }
             return Response(status: .noContent)
         }
     }
@@ -29,7 +32,25 @@ extension LookalikeServer {
                     "created_at": ISO8601DateFormatter().string(from: record.createdAt)]
         }
         return ["name": name, "items": stats.items, "vectors": stats.vectors, "deletable": name != Collections.defaultName,
-                "tuned_models": tuned]
+                "tuned_models": tuned, "default_model": try engine.defaultModel()]
+    }
+
+    /// Changes a collection's settings: `default_model`, the model its searches use when they
+    /// name none (an installed image model or one of its tuned models; null: the installed default).
+    func changeCollection(_ request: Request, name: String) async throws -> Response {
+        struct Body: RequestBody {
+            let default_model: String?
+            static let fields = ["default_model"]
+        }
+        let engine = try collections.engine(name)
+        let bytes = try await readJSONBody(request)
+        let body: Body = try decodeJSON(bytes)
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(bytes))) as? [String: Any], object["default_model"] != nil else {
+            throw APIError.badRequest("give default_model: a model's name, or null for \(ModelManifest.defaultName)")
+        }
+        let chosen = body.default_model
+        _ = try await pool.run { try engine.setDefaultModel(chosen) }
+        return JSON.response(try collectionJSON(name))
     }
 
     func listCollections() async throws -> Response {

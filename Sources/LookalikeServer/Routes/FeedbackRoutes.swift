@@ -50,7 +50,7 @@ extension LookalikeServer {
             throw APIError.badRequest("send the marks as JSON, or the query image and the marks as multipart")
         }
         guard !body.marks.isEmpty else { throw APIError.badRequest("marks is empty") }
-        let model = body.model ?? ModelManifest.defaultName
+        let model = try body.model ?? engine.defaultModel()
         try checkModel(model, engine: engine)
         let marks = body.marks.map { (id: $0.id, mark: $0.mark) }
         let recorded = try await pool.run { try engine.recordFeedback(query, model: model, marks: marks) }

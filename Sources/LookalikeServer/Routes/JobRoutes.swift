@@ -28,7 +28,7 @@ extension LookalikeServer {
         }
         let engine = try collections.engine(collection)
         let body: Body = try decodeJSON(try await readJSONBody(request))
-        let model = body.model ?? ModelManifest.defaultName
+        let model = try body.model ?? engine.defaultAddModel()
         // Images are added with a model of their own; the tuned models over it follow by projection.
         try checkModel(model, engine: engine, tuned: false)
         let confinement = PathConfinement(roots: configuration.indexRoots)

@@ -110,7 +110,7 @@ extension LookalikeServer {
 
     func search(_ request: Request, collection: String) async throws -> Response {
         let engine = try collections.engine(collection)
-        var options = try searchOptions(Self.query(request))
+        var options = try searchOptions(Self.query(request), defaultModel: try engine.defaultModel())
         let started = DispatchTime.now()
         /// A URL is fetched after the checks, so nothing is downloaded for a request that cannot succeed.
         enum Asked { case query(Query), url(String) }
@@ -184,10 +184,10 @@ extension LookalikeServer {
     static let maxExamples = 100
 
     /// Options from the query string (`SearchForm`; filter and region errors become
-    /// `bad_filter` and `bad_region` in `APIError.from`).
-    func searchOptions(_ query: QueryString) throws -> SearchOptions {
+    /// `bad_filter` and `bad_region` in `APIError.from`); `defaultModel` unless it names a model.
+    func searchOptions(_ query: QueryString, defaultModel: String) throws -> SearchOptions {
         let given = try SearchForm(query)
-        var options = SearchOptions(top: given.top ?? 10)
+        var options = SearchOptions(top: given.top ?? 10, model: defaultModel)
         if let model = given.model { options.model = model }
         if let ef = given.ef { options.efSearch = ef }
         if let filter = given.filter { options.filter = filter }

@@ -9,6 +9,7 @@
 //   js/uploads.js      uploading image files
 //   js/jobs.js         indexing a folder on the server, job progress, recent jobs
 //   js/duplicates.js   the collection's near-duplicate groups, keeping one image of each
+//   js/tuning.js       tuning the collection from its labels, its validation curve, its default model
 //   js/feedback.js     marks on hits (thumbs, clicks) sent as feedback on the search
 //   js/settings.js     the server's information and the API key
 //   js/drop.js         dropping and pasting anywhere on the page
@@ -19,7 +20,7 @@
 // Where a lower module must call back up, the function is handed over here.
 
 import { whenUnauthorized } from './js/api.js';
-import { bindCollections, chooseCollection } from './js/collections.js';
+import { bindCollections, chooseCollection, loadCollections } from './js/collections.js';
 import { bindDropAndPaste } from './js/drop.js';
 import { bindDuplicates } from './js/duplicates.js';
 import { bindJobs } from './js/jobs.js';
@@ -27,6 +28,7 @@ import { bindRegion } from './js/region.js';
 import { bindResults } from './js/results.js';
 import { bindSearch, dropPhrase, moreLikeThis, runSearch, searchFromAddress, searchWithTop } from './js/search.js';
 import { askForKey, bindSettings, loadServer } from './js/settings.js';
+import { bindTuning } from './js/tuning.js';
 import { bindUploads } from './js/uploads.js';
 
 whenUnauthorized(askForKey);     // any request answered 401 opens the key field
@@ -37,6 +39,7 @@ bindCollections();
 bindUploads();
 bindJobs();
 bindDuplicates();
+bindTuning({ reload: loadCollections }); // a finished tuning or a new default changes the collection's models
 bindSettings();
 bindDropAndPaste();
 

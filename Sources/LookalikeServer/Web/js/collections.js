@@ -9,6 +9,7 @@ import { notify, showError } from './notice.js';
 import { clearDuplicates } from './duplicates.js';
 import { clearQuery, runSearch, showModels } from './search.js';
 import { COLLECTION_STORE, state, store } from './state.js';
+import { showTunedModels } from './tuning.js';
 
 /** Reads the collections; falls back to "default" (or the first) when the chosen one is gone. */
 export async function loadCollections() {
@@ -30,6 +31,7 @@ function renderCollections() {
   remove.disabled = !current?.deletable;
   remove.title = current?.deletable ? '' : 'This collection cannot be deleted.';
   showModels(state.server); // the collection's tuned models join the choice
+  showTunedModels();
 }
 
 /** Makes `name` the chosen collection; the shown query is searched there too (unless `search`

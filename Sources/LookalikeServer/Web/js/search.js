@@ -144,18 +144,27 @@ function onQueryImageError() {
 
 // ---- The options ----
 
+/** The model the chosen collection searches with when none is named (its own default, else the server's). */
+export const defaultModel = () =>
+  state.collections?.find((c) => c.name === state.collection)?.default_model ?? state.server?.default_model;
+
+let shownDefault = null; // the default model the chooser last showed
+
 /** Offers the server's models, and the chosen collection's tuned ones, to choose from when
- *  there is more than one; a choice still on offer is kept. */
+ *  there is more than one; a choice other than the default is kept while on offer, and a chooser
+ *  left on the default follows the collection's default. */
 export function showModels(info) {
   if (!info) return;
   const models = $('#model-select');
   const chosen = models.value;
+  const fallback = defaultModel();
   const tuned = state.collections?.find((c) => c.name === state.collection)?.tuned_models ?? [];
   const options = info.models.map((m) => h('option', { value: m.name, title: m.description }, `${m.name} (${m.dimension})`))
     .concat(tuned.map((m) => h('option', { value: m.name, title: `${m.base} tuned on ${m.labels ?? 'labels'}` },
       `${m.name} (${m.dimension}, tuned)`)));
   models.replaceChildren(...options);
-  models.value = options.some((o) => o.value === chosen) ? chosen : info.default_model;
+  models.value = chosen && chosen !== shownDefault && options.some((o) => o.value === chosen) ? chosen : fallback;
+  shownDefault = fallback;
   $('#model-field').hidden = options.length < 2;
 }
 
@@ -207,7 +216,7 @@ export async function runSearch({ fresh = false, fromAddress = false } = {}) {
   $('#status').classList.add('busy');
 
   // Copies can be grouped only by a model that knows when two images are copies.
-  const chosen = query.kind === 'text' ? 'words' : model || state.server?.default_model; // the server searches words with `words`
+  const chosen = query.kind === 'text' ? 'words' : model || defaultModel(); // the server searches words with `words`
   const collapse = $('#collapse-input').checked
     && state.server?.models?.find((m) => m.name === chosen)?.duplicate_threshold != null;
   const diversity = $('#diversity-input').checked ? 0.7 : null;
@@ -288,7 +297,7 @@ function writeAddress({ push, filterText, top, region, model, diversity, narrow 
   if (filterText) params.set('filter', filterText);
   if (narrow) params.set('words', narrow);
   if (region) params.set('region', regionParam(region));
-  if (model && model !== state.server?.default_model) params.set('model', model);
+  if (model && model !== defaultModel()) params.set('model', model);
   if (top !== DEFAULT_TOP) params.set('top', String(top));
   if (!$('#collapse-input').checked) params.set('collapse', '0');
   if (diversity) params.set('vary', '1');
@@ -316,7 +325,7 @@ export async function searchFromAddress({ chooseCollection }) {
   $('#top-input').value = clamp(Math.round(Number(params.get('top'))) || DEFAULT_TOP, 1, 1000);
   const model = params.get('model');
   if (model && [...$('#model-select').options].some((o) => o.value === model)) $('#model-select').value = model;
-  else $('#model-select').value = state.server?.default_model ?? '';
+  else $('#model-select').value = defaultModel() ?? '';
   $('#collapse-input').checked = params.get('collapse') !== '0';
   $('#diversity-input').checked = params.get('vary') === '1';
   let query;
