@@ -155,7 +155,8 @@ struct ServerTunedModelTests {
             #expect(chosen.status == 200 && chosen.json["default_model"] as? String == tuned, "\(chosen.text)")
 
             // Removed over HTTP: its vectors go, and the default is the installed one again.
-            let removed = try await client.call(.delete, "/v1/collections/default/tuned-models/\(tuned)")
+            let encoded = tuned.replacingOccurrences(of: "+", with: "%2B")  // as a page's encodeURIComponent writes it
+            let removed = try await client.call(.delete, "/v1/collections/default/tuned-models/\(encoded)")
             #expect(removed.status == 200 && removed.json["vectors_removed"] as? Int == images.count, "\(removed.text)")
             let gone = try await client.call(.get, "/v1/collections/default")
             #expect(gone.json["default_model"] as? String == base && (gone.json["tuned_models"] as? [Any])?.isEmpty == true, "\(gone.text)")

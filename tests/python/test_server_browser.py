@@ -703,6 +703,62 @@ def test_a_collections_tuned_model_is_offered_and_searches(browser, tmp_path):
         server.stop()
 
 
+def test_a_tuning_started_on_the_page_draws_its_curve_and_becomes_the_default(browser, tmp_path):
+    """The Tune section: a field and a name start a tuning over the API; its validation curve is
+    drawn as it trains (a line per head), the report says it was made, the collection's default
+    model is then the tuned one (the model menu follows it and a search uses it without naming
+    it), and "Remove…" forgets it, the installed default coming back."""
+    labels = server_process.data_dir() / "fixtures" / "categories" / "labels.jsonl"
+    assert labels.is_file(), f"{labels} is missing: run `make test`, which builds the test data first"
+    entries = [json.loads(line) for line in labels.read_text().splitlines() if line.strip()]
+    metadata = tmp_path / "metadata.jsonl"
+    metadata.write_text("".join(json.dumps({"path": e["path"], "category": e["category"]}) + "\n" for e in entries[::2]))
+    store = tmp_path / "store"
+    binary = str(server_process.lookalike_binary())
+    subprocess.run([binary, "add", *[e["path"] for e in entries], "--metadata", str(metadata), "--store", str(store)],
+                   check=True, capture_output=True)
+    server = server_process.ServerProcess(store=store, index_root=tmp_path).start()
+    name = "efficientnet-lite0-gem+shop"
+    try:
+        browser.get(server.base_url + "/#tune")
+        WebDriverWait(browser, 10).until(lambda d: "efficientnet-lite0-gem" in d.find_element(By.CSS_SELECTOR, "#default-model-text").text)
+        browser.find_element(By.CSS_SELECTOR, "#tune-labels").send_keys("category")
+        browser.find_element(By.CSS_SELECTOR, "#tune-name").send_keys("shop")
+        assert browser.find_element(By.CSS_SELECTOR, "#tune-default").is_selected(), "making it the default is on by default"
+        browser.find_element(By.CSS_SELECTOR, "#tune-start").click()
+        WebDriverWait(browser, 180).until(lambda d: "is made" in d.find_element(By.CSS_SELECTOR, "#tuning-report").text
+                                          or "Failed" in d.find_element(By.CSS_SELECTOR, "#tuning-status").text)
+        report = browser.find_element(By.CSS_SELECTOR, "#tuning-report").text
+        assert f"{name} is made and is now this collection’s default model" in report, report
+        lines = browser.find_elements(By.CSS_SELECTOR, "#tuning-curve polyline")
+        assert len(lines) == 2, f"a line per head: {len(lines)}"
+        assert all(len(line.get_attribute("points").split()) >= 2 for line in lines)
+        assert browser.find_elements(By.CSS_SELECTOR, "#tuning-curve line.base"), "the base model's level is drawn"
+        # The collection's models: the tuned one, marked default; the menu follows the default.
+        WebDriverWait(browser, 10).until(lambda d: d.find_elements(By.CSS_SELECTOR, f"#tuned-list li[data-model='{name}'] .state"))
+        assert name in browser.find_element(By.CSS_SELECTOR, "#default-model-text").text
+        assert browser.execute_script("return document.querySelector('#model-select').value") == name
+        status, collection = server.get_json("/v1/collections/default")
+        assert status == 200 and collection["default_model"] == name, collection
+        # A search names no model in its address and is answered by the tuned model.
+        query = Path(entries[1]["path"])
+        hits = upload(browser, query)
+        assert hits[0]["id"] == server_process.item_id(query), f"the tuned model ranked {ranking(hits)}"
+        assert "model=" not in browser.current_url, browser.current_url
+        answered_by = browser.find_element(By.CSS_SELECTOR, "#status").get_attribute("title")
+        assert answered_by == f"Model {name}", answered_by
+        # Removed after asking: the installed default is back.
+        browser.find_element(By.XPATH, f"//ul[@id='tuned-list']/li[@data-model='{name}']//button[contains(., 'Remove')]").click()
+        WebDriverWait(browser, 10).until(lambda d: d.switch_to.alert)
+        browser.switch_to.alert.accept()
+        WebDriverWait(browser, 10).until(lambda d: "No tuned models yet" in d.find_element(By.CSS_SELECTOR, "#tuned-list").text)
+        assert "efficientnet-lite0-gem when" in browser.find_element(By.CSS_SELECTOR, "#default-model-text").text
+        assert browser.execute_script("return document.querySelector('#model-select').value") == "efficientnet-lite0-gem"
+        assert_no_console_errors(browser)
+    finally:
+        server.stop()
+
+
 def test_shoppers_words_show_as_chips_that_narrow_the_results_and_can_be_dropped(browser, tmp_path):
     """A catalogue of dyed product photos with prices: "red bag under $100" shows the chips it was
     read into, every hit is what the API answers for the same words, dropping the price chip

@@ -24,7 +24,9 @@ extension LookalikeServer {
         }
         v1.delete("collections/:collection/tuned-models/:model") { _, context in
             let engine = try self.collections.engine(try context.parameters.require("collection"))
-            let model = try context.parameters.require("model")
+            // "+" arrives as it is or percent-encoded ("%2B", as encodeURIComponent writes it).
+            let given = try context.parameters.require("model")
+            let model = given.removingPercentEncoding ?? given
             guard try engine.tunedModels().contains(where: { $0.name == model }) else {
                 throw APIError.notFound("no tuned model named \(model) in this collection")
             }

@@ -49,11 +49,14 @@ function drawCurve(curve) {
     box.append(svg('line', { x1: left, y1: y(base), x2: x(epochs), y2: y(base), class: 'base' }),
       svg('text', { x: x(epochs) + 4, y: y(base) + 4, class: 'label' }, 'as it is'));
   }
-  heads.forEach((head, index) => {
+  let labelBelow = -Infinity; // the heads' names, kept at least a line apart
+  heads.map((head, index) => {
     const points = [{ epoch: 0, held_out: base ?? values[0] }, ...curve.filter((p) => p.head === head)];
     box.append(svg('polyline', { points: points.map((p) => `${x(p.epoch)},${y(p.held_out)}`).join(' '), class: `head head-${index}` }));
-    const last = points[points.length - 1];
-    box.append(svg('text', { x: x(epochs) + 4, y: y(last.held_out) + 4 + index * 2, class: `label head-${index}` }, head));
+    return { head, index, at: y(points[points.length - 1].held_out) + 4 };
+  }).sort((a, b) => a.at - b.at).forEach(({ head, index, at }) => {
+    labelBelow = Math.max(at, labelBelow + 11);
+    box.append(svg('text', { x: x(epochs) + 4, y: labelBelow, class: `label head-${index}` }, head));
   });
 }
 
