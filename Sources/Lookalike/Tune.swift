@@ -247,7 +247,7 @@ extension Engine {
             let (labels, summary) = PairLabels.labels(pairs) { end in ids.contains(end) ? end : idByPath[end] }
             guard summary.unmatched < summary.pairs else {
                 throw EngineError.badOption(
-                    "no pair of \(pairs.path) names two stored items (for example \(summary.unmatchedExamples.first ?? "?"))")
+                    "no pair names two stored items (pairs \(pairs.path); for example \(summary.unmatchedExamples.first ?? "?"))")
             }
             return TuneLabelSet(byItem: labels, name: "pairs \(pairs.path)", pairs: summary)
         }

@@ -73,14 +73,15 @@ struct ServerTunedModelTests {
         let database = TestStores.database(kind)
         let base = ModelManifest.defaultName
         let tuned = "\(base)+shop"
-        var idOf: [String: String] = [:]
+        var ids: [String: String] = [:]
         do {
             let engine = try Engine(configuration: EngineConfiguration(store: store, database: database))
             var records: [String: String] = [:]
             for (index, image) in images.enumerated() where index % 2 == 0 { records[image.path] = "{\"category\": \"\(image.category)\"}" }
             let added = try engine.add(images.map(\.path), options: AddOptions(metadata: MetadataFile(records: records)))
-            for entry in added.added { idOf[entry.path] = entry.id }
+            for entry in added.added { ids[entry.path] = entry.id }
         }
+        let idOf = ids
         let query = try #require(idOf[images[1].path])
         let app = try makeServer(store: store, database: database).application()
         try await app.test(.router) { client in
@@ -141,6 +142,24 @@ struct ServerTunedModelTests {
             let failed = try await waitForTuning(client, try #require(failing.json["id"] as? String))
             #expect(failed["state"] as? String == "failed" && (failed["error"] as? String)?.contains("\"colour\"") == true, "\(failed)")
 
+            // Pairs in the body teach as a pairs file does: items joined by similar pairs share a label.
+            var pairs: [[String: Any]] = []
+            for (index, image) in images.enumerated() where index + 10 < images.count {
+                guard let a = idOf[image.path], let b = idOf[images[index + 10].path] else { continue }
+                pairs.append(["a": a, "b": b, "similar": image.category == images[index + 10].category])
+            }
+            let emptyEnd = try await client.postJSON("/v1/collections/default/tunings",
+                                                     ["name": "pairs", "pairs": [["a": "", "b": query, "similar": true]]])
+            #expect(emptyEnd.status == 400 && emptyEnd.errorMessage.contains("pairs[0].a"), "\(emptyEnd.text)")
+            let byPairs = try await client.postJSON("/v1/collections/default/tunings",
+                                                    ["name": "pairs", "pairs": pairs, "force": true, "epochs": 2])
+            #expect(byPairs.status == 202 && byPairs.json["labels"] as? String == "pairs", "\(byPairs.text)")
+            let pairsEnded = try await waitForTuning(client, try #require(byPairs.json["id"] as? String))
+            let pairsReport = pairsEnded["report"] as? [String: Any]
+            #expect(pairsEnded["state"] as? String == "finished" && pairsReport?["created"] as? Bool == true, "\(pairsEnded)")
+            #expect(pairsReport?["labels"] as? String == "pairs in the request", "\(pairsReport ?? [:])")
+            #expect(pairsEnded["made_default"] as? Bool == false)
+
             // Switched back and forth with PATCH; a model that cannot be the default is a 400, and the default stays.
             func patch(_ object: Any) async throws -> Reply {
                 try await client.call(.patch, "/v1/collections/default", contentType: "application/json",
@@ -159,7 +178,8 @@ struct ServerTunedModelTests {
             let removed = try await client.call(.delete, "/v1/collections/default/tuned-models/\(encoded)")
             #expect(removed.status == 200 && removed.json["vectors_removed"] as? Int == images.count, "\(removed.text)")
             let gone = try await client.call(.get, "/v1/collections/default")
-            #expect(gone.json["default_model"] as? String == base && (gone.json["tuned_models"] as? [Any])?.isEmpty == true, "\(gone.text)")
+            #expect(gone.json["default_model"] as? String == base, "\(gone.text)")
+            #expect((gone.json["tuned_models"] as? [[String: Any]])?.map { $0["name"] as? String } == ["\(base)+pairs"], "\(gone.text)")
             #expect(try await client.call(.delete, "/v1/collections/default/tuned-models/\(tuned)").status == 404)
             #expect(try await client.call(.get, "/v1/tunings/nope").status == 404)
         }

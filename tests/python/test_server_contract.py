@@ -132,3 +132,17 @@ else:
     def test_api_conforms_to_its_openapi_document():
         pytest.fail(f"schemathesis is not installed ({SCHEMATHESIS_MISSING}): run `make setup`, which installs "
                     "requirements-server-tests.txt into .venv", pytrace=False)
+
+
+def test_every_note_the_engine_writes_is_declared():
+    """A search's notes carry a code from a closed list in the OpenAPI document: every code the
+    engine's sources write (`Note(code: "...")`) must be in it, so no client meets one unannounced
+    (a fuzzed search reaches only some of them)."""
+    import re
+    document = yaml.safe_load((server_process.REPO / "Sources/LookalikeServer/Web/openapi.yaml").read_text())
+    declared = set(document["components"]["schemas"]["SearchResult"]["properties"]["notes"]["items"]["properties"]["code"]["enum"])
+    written = set()
+    for source in (server_process.REPO / "Sources/Lookalike").rglob("*.swift"):
+        written.update(re.findall(r'Note\(\s*code:\s*"([a-z_]+)"', source.read_text()))
+    assert len(written) >= 5, f"the notes' codes were not found in the sources (found {sorted(written)})"
+    assert written <= declared, f"codes written but not declared in openapi.yaml: {sorted(written - declared)}"

@@ -97,6 +97,11 @@ extension LookalikeServer {
             guard !pairs.isEmpty, pairs.count <= Self.maxTuningPairs else {
                 throw APIError.badRequest("pairs holds 1 to \(Self.maxTuningPairs) pairs")
             }
+            for (index, pair) in pairs.enumerated() {
+                for (key, end) in [("a", pair.a), ("b", pair.b)] where end.trimmingCharacters(in: .whitespaces).isEmpty {
+                    throw APIError.badRequest("pairs[\(index)].\(key) names no item (an item id or an image path on the server)")
+                }
+            }
         }
         let model = base + "+" + body.name
         if body.replace != true, try engine.tunedModels().contains(where: { $0.name == model }) {
