@@ -18,8 +18,10 @@ struct Duplicates: ParsableCommand {
             """
     )
 
-    @Option(help: "The embedding model (see `lookalike models`): sscd is the copy detector, the default model finds near-duplicates too.")
-    var model = ModelManifest.defaultName
+    @Option(help: ArgumentHelp("The embedding model (see `lookalike models`): sscd is the copy detector, the default model finds "
+                               + "near-duplicates too. Default: the store's default model (a tuned one's base: only models of their "
+                               + "own have calibrated copy thresholds)."))
+    var model: String?
 
     @Option(help: ArgumentHelp("Pairs scoring at least this cosine similarity are copies (default: the model's calibrated threshold).",
                                valueName: "score"))
@@ -42,7 +44,8 @@ struct Duplicates: ParsableCommand {
         let report: DuplicateReport
         do {
             let engine = try storeOptions.engine(createStore: false)
-            report = try engine.duplicateGroups(DuplicateOptions(model: model, threshold: threshold, neighbours: neighbours))
+            report = try engine.duplicateGroups(DuplicateOptions(model: try model ?? engine.defaultAddModel(), threshold: threshold,
+                                                                 neighbours: neighbours))
         } catch {
             throw fail(error)
         }

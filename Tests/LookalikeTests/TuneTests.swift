@@ -371,6 +371,10 @@ struct TuneCommandTests {
         let byDefault = try lookalike(["search", images[1].path, "--top", "3", "--store", store, "--json"])
         let answer = try #require(try JSONSerialization.jsonObject(with: Data(byDefault.stdout.utf8)) as? [String: Any])
         #expect(answer["model"] as? String == "\(base)+shop", "\(byDefault.stdout)")
+        // Duplicates need calibrated copy thresholds, which a tuned model has not: they use its base.
+        let duplicates = try lookalike(["duplicates", "--store", store, "--json"])
+        #expect((try JSONSerialization.jsonObject(with: Data(duplicates.stdout.utf8)) as? [String: Any])?["model"] as? String == base,
+                "\(duplicates.stdout) \(duplicates.stderr)")
         let shown = try lookalike(["models", "--store", store, "--json"])
         #expect((try JSONSerialization.jsonObject(with: Data(shown.stdout.utf8)) as? [String: Any])?["store_default"] as? String
                 == "\(base)+shop", "\(shown.stdout)")

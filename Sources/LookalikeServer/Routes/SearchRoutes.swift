@@ -49,12 +49,12 @@ extension LookalikeServer {
         return bytes
     }
 
-    /// The collection's near-duplicate groups (`Engine.duplicateGroups`): `model`, `threshold` and
-    /// `neighbours` from the query string.
+    /// The collection's near-duplicate groups (`Engine.duplicateGroups`): `model` (default: the
+    /// collection's default model, a tuned one's base), `threshold` and `neighbours` from the query string.
     func duplicates(_ request: Request, collection: String) async throws -> Response {
         let engine = try collections.engine(collection)
         let query = Self.query(request)
-        var options = DuplicateOptions()
+        var options = DuplicateOptions(model: try engine.defaultAddModel())
         if let model = query["model"] { options.model = String(model) }
         if let threshold = try query.number("threshold", range: SearchForm.scoreRange) { options.threshold = threshold }
         if let neighbours = try query.integer("neighbours", range: 1...100) { options.neighbours = neighbours }
