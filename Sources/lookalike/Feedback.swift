@@ -29,8 +29,8 @@ struct FeedbackCommand: ParsableCommand {
     @Option(help: ArgumentHelp("A hit that was opened (weak evidence of relevance; repeatable).", valueName: "id"))
     var click: [String] = []
 
-    @Option(help: "The model the search used.")
-    var model = ModelManifest.defaultName
+    @Option(help: "The model the search used (default: the store's default model).")
+    var model: String?
 
     @Flag(help: "Forget the marks given with --model instead of adding any.")
     var forget = false
@@ -56,15 +56,16 @@ struct FeedbackCommand: ParsableCommand {
         do {
             let engine = try storeOptions.engine(createStore: false)
             if forget {
-                let count = try engine.forgetFeedback(model: allModels ? nil : model)
+                let count = try engine.forgetFeedback(model: allModels ? nil : try model ?? engine.defaultModel())
                 print("forgot \(count) mark\(count == 1 ? "" : "s")")
                 return
             }
             let query: Query = image.map { .image(path: $0) } ?? .item(item ?? "")
             let marks = relevant.map { (id: $0, mark: Feedback.Mark.relevant) } + notRelevant.map { (id: $0, mark: .notRelevant) }
                 + click.map { (id: $0, mark: .click) }
-            let count = try engine.recordFeedback(query, model: model, marks: marks)
-            print("recorded \(count) mark\(count == 1 ? "" : "s") (model \(model))")
+            let searched = try model ?? engine.defaultModel()
+            let count = try engine.recordFeedback(query, model: searched, marks: marks)
+            print("recorded \(count) mark\(count == 1 ? "" : "s") (model \(searched))")
         } catch {
             throw fail(error)
         }

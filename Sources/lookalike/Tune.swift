@@ -35,8 +35,8 @@ struct Tune: ParsableCommand {
     @Option(help: ArgumentHelp("The tuned model is <model>+<name>.", valueName: "name"))
     var name: String?
 
-    @Option(help: ArgumentHelp("The base model whose vectors are projected.", valueName: "name"))
-    var model = ModelManifest.defaultName
+    @Option(help: ArgumentHelp("The base model whose vectors are projected (default: the store's default model, or a tuned default's base).", valueName: "name"))
+    var model: String?
 
     @Option(help: ArgumentHelp("The loss: proxy (a learned proxy per label) or multi-similarity (pairs, hard ones mined).",
                                valueName: "proxy|multi-similarity"))
@@ -109,7 +109,8 @@ struct Tune: ParsableCommand {
             training.learningRate = learningRate
             training.heads = TuningOptions.Head(rawValue: head).map { [$0] } ?? TuningOptions.Head.allCases
             let pairsFile = try pairs.map { try PairsFile(path: $0) }
-            let options = TuneOptions(base: model, name: name ?? "", labels: labels ?? "", pairs: pairsFile, feedback: feedback,
+            let base = try model ?? engine.defaultAddModel()
+            let options = TuneOptions(base: base, name: name ?? "", labels: labels ?? "", pairs: pairsFile, feedback: feedback,
                                       training: training,
                                       force: force, replace: replace)
             let quiet = json
@@ -119,7 +120,7 @@ struct Tune: ParsableCommand {
                 case .reading: break
                 case .epoch(let epoch):
                     let line = epoch.epoch == 0
-                        ? String(format: "epoch  0  held-out mAP@R %.4f (%@ as it is)", epoch.validation, model)
+                        ? String(format: "epoch  0  held-out mAP@R %.4f (%@ as it is)", epoch.validation, base)
                         : String(format: "%@ epoch %2d  loss %.4f  held-out mAP@R %.4f", epoch.head ?? "", epoch.epoch, epoch.loss,
                                  epoch.validation)
                     FileHandle.standardError.write(Data((line + "\n").utf8))
