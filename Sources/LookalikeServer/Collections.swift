@@ -3,7 +3,9 @@ import Lookalike
 import LookalikeSupport
 
 /// The server's collections: the default one is the store itself (so `lookalike add --store`
-/// and the server share it); the others are stores under `<store>/collections/<name>`.
+/// and the server share it); the others are stores under `<store>/collections/<name>`, or, on a
+/// PostgreSQL store, stores in schemas of their own listed in the default store's database (every
+/// server of the database sees them; their files still go under `<store>/collections/<name>`).
 /// Each has its own engine, opened on first use and kept open; at most `maxOpen` at once (each
 /// holds its indexes in memory), the least recently used closed first, its snapshots saved. The
 /// default collection is never closed.
@@ -34,16 +36,40 @@ final class Collections: @unchecked Sendable {
         name == Self.defaultName ? store : store.appendingPathComponent("collections", isDirectory: true).appendingPathComponent(name, isDirectory: true)
     }
 
-    private func exists(_ name: String) -> Bool {
-        name == Self.defaultName
-            || base.database == nil && FileManager.default.fileExists(atPath: directory(name).appendingPathComponent("catalog.sqlite").path)
+    /// The default collection's PostgreSQL store, which lists the others (nil on SQLite). Runs under `lock`.
+    private func listing() throws -> PostgresStore? {
+        guard base.database != nil else { return nil }
+        if let open = engines[Self.defaultName] { return open.engine.store as? PostgresStore }
+        let engine = try open(Self.defaultName)
+        _ = keep(engine, Self.defaultName)
+        return engine.store as? PostgresStore
+    }
+
+    /// The schema of a collection on a PostgreSQL store (nil for the default one, or on SQLite). Runs under `lock`.
+    private func schema(_ name: String) throws -> String? {
+        guard name != Self.defaultName, let listing = try listing() else { return nil }
+        return try listing.collectionSchema(name)
+    }
+
+    /// Runs under `lock`.
+    private func exists(_ name: String) throws -> Bool {
+        if name == Self.defaultName { return true }
+        if base.database != nil { return try schema(name) != nil }
+        return FileManager.default.fileExists(atPath: directory(name).appendingPathComponent("catalog.sqlite").path)
     }
 
     /// The names of all collections, the default first.
-    func names() -> [String] {
-        let folder = store.appendingPathComponent("collections", isDirectory: true)
-        let others = ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [])
-            .filter { Self.isValidName($0) && $0 != Self.defaultName && exists($0) }.sorted()
+    func names() throws -> [String] {
+        let others: [String]
+        if base.database != nil {
+            others = try lock.withLock { try listing()?.collections().map(\.name) ?? [] }
+        } else {
+            let folder = store.appendingPathComponent("collections", isDirectory: true)
+            others = try lock.withLock {
+                try ((try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? [])
+                    .filter { Self.isValidName($0) && $0 != Self.defaultName }.filter { try exists($0) }.sorted()
+            }
+        }
         return [Self.defaultName] + others
     }
 
@@ -58,7 +84,7 @@ final class Collections: @unchecked Sendable {
                 engines[name] = (open.engine, uses)
                 return (open.engine, [Engine]())
             }
-            guard exists(name) else { throw APIError.notFound("no collection named \(name)") }
+            guard try exists(name) else { throw APIError.notFound("no collection named \(name)") }
             let engine = try open(name)
             return (engine, keep(engine, name))
         }
@@ -81,9 +107,13 @@ final class Collections: @unchecked Sendable {
         return closed
     }
 
+    /// Runs under `lock`.
     private func open(_ name: String) throws -> Engine {
         var configuration = base
         configuration.store = directory(name)
+        if let database = base.database, let schema = try schema(name) {
+            configuration.database = PostgresStore.address(database, schema: schema)
+        }
         let engine = try Engine(configuration: configuration, createStore: true)
         // Uploads cut short by a crash leave files no item uses; they go before new uploads come.
         try engine.removeOrphanedUploads()
@@ -94,12 +124,16 @@ final class Collections: @unchecked Sendable {
         guard Self.isValidName(name) else {
             throw APIError(.badRequest, "bad_collection_name", "collection names are 1 to 64 of a-z, 0-9, - and _, starting with a letter or digit")
         }
-        guard base.database == nil else {
-            throw APIError(.notImplemented, "collections_not_supported",
-                           "a server on a PostgreSQL store serves its default collection only; give each collection its own schema (?schema=name) and server")
-        }
         let (engine, closed) = try lock.withLock {
-            if exists(name) { throw APIError(.conflict, "collection_exists", "a collection named \(name) exists already") }
+            if try exists(name) { throw APIError(.conflict, "collection_exists", "a collection named \(name) exists already") }
+            if let listing = try listing() {
+                // Recorded first: of two servers creating one name at once, one wins and the other answers 409.
+                do {
+                    _ = try listing.addCollection(name)
+                } catch is PostgresStore.CollectionExists {
+                    throw APIError(.conflict, "collection_exists", "a collection named \(name) exists already")
+                }
+            }
             // Leftovers of a deleted collection (a writer that still held its engine may have made
             // folders again) must not meet the new catalog: a stale index snapshot among them would.
             try? FileManager.default.removeItem(at: directory(name))
@@ -117,10 +151,11 @@ final class Collections: @unchecked Sendable {
             throw APIError(.conflict, "collection_protected", "the default collection cannot be deleted (remove its items instead)")
         }
         try lock.withLock {
-            guard exists(name) else { throw APIError.notFound("no collection named \(name)") }
+            guard try exists(name) else { throw APIError.notFound("no collection named \(name)") }
             if busy(name) { throw APIError(.conflict, "collection_protected", "an indexing job or a tuning is running on \(name); wait for it to end") }
             engines.removeValue(forKey: name)
-            try FileManager.default.removeItem(at: directory(name))
+            try listing()?.removeCollection(name)
+            if FileManager.default.fileExists(atPath: directory(name).path) { try FileManager.default.removeItem(at: directory(name)) }
         }
     }
 

@@ -210,6 +210,15 @@ public final class PostgresStore: Store {
             -- The store's own settings, such as the default model a search uses when it names none.
             CREATE TABLE setting (key text PRIMARY KEY, value text NOT NULL);
             """),
+            ("v7: collections", """
+            -- A server's collections other than this store (the default one): each a store in a
+            -- schema of its own, listed here so that every server of the database sees them.
+            CREATE TABLE collection (
+                name text PRIMARY KEY,
+                schema_name text NOT NULL UNIQUE,
+                created_at timestamptz NOT NULL DEFAULT now()
+            );
+            """),
         ]
     }
 

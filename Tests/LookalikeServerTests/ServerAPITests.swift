@@ -384,11 +384,14 @@ struct ServerAPITests {
         }
     }
 
-    @Test("collections: create, list, search an empty one, delete; the default one is protected")
-    func collections() async throws {
+    @Test("collections: create, list, search an empty one, delete; the default one is protected; on PostgreSQL every server sees them",
+          arguments: TestStores.kinds)
+    func collections(_ kind: String) async throws {
         let store = try TestData.temporaryDirectory("server-collections")
-        defer { try? FileManager.default.removeItem(at: store) }
-        let app = try makeServer(store: store).application()
+        let otherStore = try TestData.temporaryDirectory("server-collections-other")
+        defer { for folder in [store, otherStore] { try? FileManager.default.removeItem(at: folder) } }
+        let database = TestStores.database(kind)
+        let app = try makeServer(store: store, database: database).application()
         try await app.test(.router) { client in
             // Leftovers in the folder of a collection that no longer exists are cleared when it is created again.
             let leftover = store.appendingPathComponent("collections/shoes/index")
@@ -404,9 +407,33 @@ struct ServerAPITests {
             #expect(try await client.postJSON("/v1/collections", ["nom": "x"]).status == 400)
             #expect(try await client.call(.post, "/v1/collections", contentType: "text/plain", body: Array("x".utf8)).status == 415)
 
+            // A name that is no schema name (a "-", and long): a store of its own all the same.
+            let long = "summer-" + String(repeating: "x", count: 50)
+            #expect(try await client.postJSON("/v1/collections", ["name": long]).status == 201)
+
             let list = try await client.call(.get, "/v1/collections")
             let names = (list.json["collections"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String }
-            #expect(names == ["default", "shoes"])
+            #expect(names == ["default", "shoes", long])
+
+            // Each collection is a store of its own: an image added to one is not in the others.
+            let added = try await client.postImage("/v1/collections/\(long)/items", try ServerTestData.bytes(chelsea), contentType: "image/png")
+            #expect(added.status == 201, "\(added.text)")
+            let found = try await client.postImage("/v1/collections/\(long)/search", try ServerTestData.editedCopy(chelsea))
+            #expect(found.hitIDs.first == ServerTestData.id(try ServerTestData.bytes(chelsea)), "\(found.text)")
+            #expect(try await client.call(.get, "/v1/collections/shoes").json["items"] as? Int == 0)
+            #expect(try await client.call(.get, "/v1/collections/default").json["items"] as? Int == 0)
+
+            if database != nil {
+                // Another server of the same database (its own folder) sees the same collections and their items.
+                let other = try makeServer(store: otherStore, database: database).application()
+                try await other.test(.router) { second in
+                    let seen = try await second.call(.get, "/v1/collections")
+                    #expect((seen.json["collections"] as? [[String: Any]] ?? []).compactMap { $0["name"] as? String } == ["default", "shoes", long])
+                    #expect(try await second.call(.get, "/v1/collections/\(long)").json["items"] as? Int == 1)
+                    #expect(try await second.postJSON("/v1/collections", ["name": "shoes"]).errorCode == "collection_exists")
+                }
+            }
+            #expect(try await client.call(.delete, "/v1/collections/\(long)").status == 204)
 
             let empty = try await client.postImage("/v1/collections/shoes/search", try ServerTestData.editedCopy(chelsea))
             #expect(empty.status == 200)

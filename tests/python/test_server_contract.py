@@ -146,3 +146,17 @@ def test_every_note_the_engine_writes_is_declared():
         written.update(re.findall(r'Note\(\s*code:\s*"([a-z_]+)"', source.read_text()))
     assert len(written) >= 5, f"the notes' codes were not found in the sources (found {sorted(written)})"
     assert written <= declared, f"codes written but not declared in openapi.yaml: {sorted(written - declared)}"
+
+
+def test_every_error_code_the_server_answers_is_declared():
+    """An error's code comes from a closed list in the OpenAPI document: every code the server's
+    sources answer with (`APIError(.status, "code", ...)`) must be in it, including those a fuzzer
+    with the right key never meets (too many wrong keys)."""
+    import re
+    document = yaml.safe_load((server_process.REPO / "Sources/LookalikeServer/Web/openapi.yaml").read_text())
+    declared = set(document["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"])
+    answered = set()
+    for source in (server_process.REPO / "Sources/LookalikeServer").rglob("*.swift"):
+        answered.update(re.findall(r'APIError\(\s*\.[A-Za-z]+,\s*"([a-z_]+)"', source.read_text()))
+    assert len(answered) >= 10, f"the error codes were not found in the sources (found {sorted(answered)})"
+    assert answered <= declared, f"codes answered but not declared in openapi.yaml: {sorted(answered - declared)}"

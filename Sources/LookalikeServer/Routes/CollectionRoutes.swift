@@ -54,7 +54,7 @@ extension LookalikeServer {
     }
 
     func listCollections() async throws -> Response {
-        let names = collections.names()
+        let names = try collections.names()
         let list = try names.map { try self.collectionJSON($0) }
         return JSON.response(["collections": list])
     }

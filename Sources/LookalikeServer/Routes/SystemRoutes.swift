@@ -59,7 +59,7 @@ extension LookalikeServer {
     }
 
     func updateGauges() throws {
-        for name in collections.names() {
+        for name in try collections.names() {
             if let engine = try? collections.engine(name) {
                 let stats = try engine.stats()
                 ServerMetrics.collectionItems(name).record(stats.items)
