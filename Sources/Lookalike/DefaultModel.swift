@@ -5,11 +5,17 @@ import Storage
 /// The model a store uses when a search or an add names none: the installed default unless the
 /// store was given another (a tuned model, or the copy detector for a collection kept for copies).
 extension Engine {
+    /// How long a default read from the store is trusted: a change made by this engine is seen at
+    /// once, one made by another process or server of the store within this many seconds.
+    static let defaultModelFreshness: TimeInterval = 5
+
     /// The model searches use when none is named: the store's choice, else the installed default.
     public func defaultModel() throws -> String {
-        guard let chosen = try store.setting(StoreSetting.defaultModel) else { return ModelManifest.defaultName }
+        if let cached = defaultModelCache.value(maxAge: Self.defaultModelFreshness) { return cached }
+        var chosen = try store.setting(StoreSetting.defaultModel) ?? ModelManifest.defaultName
         // Removing a tuned model clears the setting with it; one removed while it was being chosen is passed over.
-        if chosen.contains(TunedModels.separator), try models.tunedRecord(chosen) == nil { return ModelManifest.defaultName }
+        if chosen.contains(TunedModels.separator), try models.tunedRecord(chosen) == nil { chosen = ModelManifest.defaultName }
+        defaultModelCache.keep(chosen)
         return chosen
     }
 
@@ -17,7 +23,9 @@ extension Engine {
     /// default's base (its own vectors follow by projection).
     public func defaultAddModel() throws -> String {
         let name = try defaultModel()
-        return try models.tunedRecord(name)?.base ?? name
+        guard name.contains(TunedModels.separator) else { return name }
+        // The tuned model's embedder knows its base (loaded once and kept).
+        return try models.embedder(name).baseModel?.manifest.name ?? ModelManifest.defaultName
     }
 
     /// Makes `name` the store's default model; nil goes back to the installed default. It must be
@@ -25,6 +33,7 @@ extension Engine {
     /// which answers words only). Returns the default model now.
     @discardableResult
     public func setDefaultModel(_ name: String?) throws -> String {
+        defer { defaultModelCache.forget() }
         guard let name, name != ModelManifest.defaultName else {
             try store.setSetting(StoreSetting.defaultModel, to: nil)
             return ModelManifest.defaultName
@@ -45,5 +54,23 @@ extension Engine {
         }
         try store.setSetting(StoreSetting.defaultModel, to: name)
         return name
+    }
+}
+
+/// The default model as last read from the store, and when.
+final class DefaultModelCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var kept: (name: String, at: Date)?
+
+    func value(maxAge: TimeInterval) -> String? {
+        lock.withLock { kept.flatMap { Date().timeIntervalSince($0.at) < maxAge ? $0.name : nil } }
+    }
+
+    func keep(_ name: String) {
+        lock.withLock { kept = (name, Date()) }
+    }
+
+    func forget() {
+        lock.withLock { kept = nil }
     }
 }

@@ -27,6 +27,8 @@ public final class Engine: @unchecked Sendable {
     let tileIndexes: ModelIndexes
     let decoder: ImageDecoder
     let logger = Logger(label: "lookalike.engine")
+    /// The store's default model, as last read (`defaultModel()`).
+    let defaultModelCache = DefaultModelCache()
 
     /// Opens the store; with `createStore` false, a store that does not exist yet is an error
     /// (a search in a mistyped folder must not answer "no hits").

@@ -286,6 +286,7 @@ extension Engine {
             throw EngineError.badOption("no tuned model named \(name)" + (known.isEmpty ? " (there are none)" : " (tuned: \(known.joined(separator: ", ")))"))
         }
         let removed = try store.removeModel(name)
+        defaultModelCache.forget()  // the store cleared the default if it named this model
         models.forget(name)
         indexes.forgetModel(name)
         return removed

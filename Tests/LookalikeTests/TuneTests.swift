@@ -259,10 +259,10 @@ struct TuneTests {
         #expect(try c.engine.defaultAddModel() == Self.base)
 
         // Kept in the store: another engine over it (another process, another server) sees it.
-        let other = try Engine(configuration: c.engine.configuration, createStore: false)
-        #expect(try other.defaultModel() == tuned)
+        func seenElsewhere() throws -> String { try Engine(configuration: c.engine.configuration, createStore: false).defaultModel() }
+        #expect(try seenElsewhere() == tuned)
         let query = try #require(c.unlabelled.sorted().first)
-        let asTuned = try c.engine.search(.item(query), options: SearchOptions(top: 5, model: try other.defaultModel()))
+        let asTuned = try c.engine.search(.item(query), options: SearchOptions(top: 5, model: try seenElsewhere()))
         #expect(asTuned.model == tuned)
         #expect(asTuned.hits.first?.id == query)
 
@@ -287,9 +287,11 @@ struct TuneTests {
 
         // Back to the installed default with nil.
         try c.engine.setDefaultModel("efficientnet-lite0")
-        #expect(try other.defaultModel() == "efficientnet-lite0")
+        #expect(try c.engine.defaultModel() == "efficientnet-lite0")
+        #expect(try seenElsewhere() == "efficientnet-lite0")
         #expect(try c.engine.setDefaultModel(nil) == Self.base)
-        #expect(try other.defaultModel() == Self.base)
+        #expect(try c.engine.defaultModel() == Self.base)
+        #expect(try seenElsewhere() == Self.base)
     }
 
     @Test("a tuning that learns nothing better than the base model makes nothing, and says why")
