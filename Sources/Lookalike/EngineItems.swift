@@ -103,8 +103,9 @@ extension Engine {
     /// Stores an uploaded image as a file of the store (`uploads/<hash>/<name>`, one folder per
     /// content, so the item keeps the name it was uploaded with) and adds it. The bytes are checked
     /// to be an image within `limits` before anything is written; a file this call wrote is removed
-    /// again when it ends up unused.
-    public func addUpload(_ bytes: [UInt8], name: String?, metadata: String?, limits: ImageLimits) throws -> UploadOutcome {
+    /// again when it ends up unused. With `tiles`, its region tiles are embedded too (an image
+    /// already stored gains them).
+    public func addUpload(_ bytes: [UInt8], name: String?, metadata: String?, limits: ImageLimits, tiles: Bool = false) throws -> UploadOutcome {
         let info = try ImageDecoder(limits: limits).info(bytes)
         let hash = ContentHash.sha256(bytes)
         let folder = uploadsFolder.appendingPathComponent(String(hash.prefix(32)), isDirectory: true)
@@ -120,7 +121,8 @@ extension Engine {
             try? FileManager.default.removeItem(atPath: path)
             rmdir(folder.path)  // only if empty: another upload may be in it
         }
-        let report = try add([path], options: AddOptions(model: try defaultAddModel(), metadata: MetadataFile(records: metadata.map { [path: $0] } ?? [:])))
+        let report = try add([path], options: AddOptions(model: try defaultAddModel(), metadata: MetadataFile(records: metadata.map { [path: $0] } ?? [:]),
+                                                         tiles: tiles))
         if let failure = report.failures.first {
             if (try? store.item(contentHash: hash)) == nil { removeOwnFile() }
             if let storeError = report.storeError {

@@ -151,3 +151,15 @@ struct TileVectors: IndexedVectors {
         return parts.enumerated().map { (Tiles.partID(stored.id, $0.offset), $0.element) }
     }
 }
+
+extension Engine {
+    /// Forgets a model's region tiles (the items stay, searched whole, and may gain tiles again
+    /// with `add --tiles`). Returns how many items had them.
+    @discardableResult
+    public func removeTiles(model: String) throws -> Int {
+        let tiles = Tiles.model(of: model)
+        let removed = try store.removeModel(tiles)
+        tileIndexes.forgetModel(tiles)
+        return removed
+    }
+}

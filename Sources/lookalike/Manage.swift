@@ -62,11 +62,38 @@ struct Remove: ParsableCommand {
             """)
 
     @Argument(help: "Item ids, unique id prefixes, or image paths.")
-    var items: [String]
+    var items: [String] = []
+
+    @Flag(help: "Instead of items, forget the region tiles of --model (the images stay and are searched whole).")
+    var tiles = false
+
+    @Option(help: ArgumentHelp("With --tiles: the model whose tiles go (default: the store's default model, a tuned one's base).",
+                               valueName: "name"))
+    var model: String?
 
     @OptionGroup var storeOptions: StoreOptions
 
+    func validate() throws {
+        if tiles {
+            guard items.isEmpty else { throw ValidationError("--tiles removes the tiles of a model, not items: give no items with it") }
+        } else {
+            guard !items.isEmpty else { throw ValidationError("name the items to remove (ids, id prefixes or image paths), or give --tiles") }
+            guard model == nil else { throw ValidationError("--model goes with --tiles") }
+        }
+    }
+
     func run() throws {
+        if tiles {
+            do {
+                let engine = try storeOptions.engine(createStore: false)
+                let name = try model ?? engine.defaultAddModel()
+                let count = try engine.removeTiles(model: name)
+                print("removed the tiles of \(count) item\(count == 1 ? "" : "s") (model \(name))")
+                return
+            } catch {
+                throw fail(error)
+            }
+        }
         let engine: Engine
         var ids: [String] = []
         var problems: [String] = []

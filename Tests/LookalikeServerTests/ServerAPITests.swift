@@ -308,6 +308,15 @@ struct ServerAPITests {
             #expect(again.status == 200, "\(again.text)")
             #expect(again.json["status"] as? String == "duplicate")
             #expect(((again.json["item"] as? [String: Any])?["metadata"] as? [String: Any])?["price"] as? Int == 40)
+            // With tiles=true an upload gets its region tiles; a stored image uploaded again gains them.
+            let tiled = try await client.postImage("/v1/collections/default/items?tiles=true", try ServerTestData.bytes(photos[2]),
+                                                   contentType: "image/png")
+            #expect(tiled.status == 200 && tiled.json["status"] as? String == "duplicate", "\(tiled.text)")
+            let vectors = try await client.call(.get, "/v1/collections/default").json["vectors"] as? [String: Int]
+            #expect(vectors?["efficientnet-lite0-gem#tiles"] == 1, "\(vectors ?? [:])")
+            let maybe = try await client.postImage("/v1/collections/default/items?tiles=maybe", try ServerTestData.bytes(photos[2]),
+                                                   contentType: "image/png")
+            #expect(maybe.status == 400 && maybe.errorMessage.contains("tiles"), "\(maybe.text)")
 
             let query = try ServerTestData.editedCopy(photos[1])
             func search(_ filter: String) async throws -> Reply {

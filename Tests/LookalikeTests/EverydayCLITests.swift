@@ -148,5 +148,14 @@ struct EverydayCLITests {
         let left = try lookalike(["list", "--store", store])
         #expect(left.stdout.split(separator: "\n").count == 1)
         #expect(!left.stdout.contains(bID) && !left.stdout.contains(other))
+
+        // Tiles alone: added, then forgotten; the item stays.
+        #expect(try lookalike(["add", folder.path, "-r", "--tiles", "--store", store]).status == 0)
+        let untiled = try lookalike(["remove", "--tiles", "--store", store])
+        #expect(untiled.status == 0 && untiled.stdout.contains("removed the tiles of 3 items (model efficientnet-lite0-gem)"),
+                "\(untiled.stdout) \(untiled.stderr)")
+        #expect(try lookalike(["list", "--store", store]).stdout.split(separator: "\n").count == 3)
+        #expect(try lookalike(["remove", "--tiles", ids[0], "--store", store]).status == 64)
+        #expect(try lookalike(["remove", "--store", store]).status == 64)
     }
 }

@@ -132,6 +132,17 @@ struct TilesTests {
         let reopened = try Engine(configuration: EngineConfiguration(store: folder.appendingPathComponent("store"),
                                                                      approximateSearchThreshold: 10))
         #expect(try reopened.search(.image(path: query), options: SearchOptions(top: 12)).hits.map(\.id) == gone.hits.map(\.id))
+
+        // The tiles alone forgotten: the items stay and are searched whole, as before they had tiles.
+        #expect(try engine.removeTiles(model: Self.model) == photos.count - 1)
+        #expect(try engine.stats().vectors[Tiles.model(of: Self.model)] == nil)
+        #expect(try engine.stats().items == photos.count - 1)
+        let whole = try engine.search(.image(path: query), options: SearchOptions(top: 12))
+        #expect(whole.hits.allSatisfy { $0.part == nil })
+        #expect(whole.hits.map(\.id) == (try engine.search(.image(path: query), options: SearchOptions(top: 12, tiles: false))).hits.map(\.id))
+        let afterRestart = try Engine(configuration: EngineConfiguration(store: folder.appendingPathComponent("store"),
+                                                                         approximateSearchThreshold: 10))
+        #expect(try afterRestart.search(.image(path: query), options: SearchOptions(top: 12)).hits.allSatisfy { $0.part == nil })
     }
 
     @Test("a stored tiles vector that is not whole parts is an error naming the item")

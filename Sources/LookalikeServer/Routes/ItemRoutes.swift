@@ -64,6 +64,7 @@ extension LookalikeServer {
         let query = Self.query(request)
         var metadata = query["metadata"].map(String.init)
         var givenName = query["name"].map(String.init)
+        let tiles = try query.flag("tiles") ?? false
         if let givenName, givenName.count > 255 { throw APIError.badRequest("name must be at most 255 characters") }
         let bytes: [UInt8]
         switch try await readBody(request, allowJSON: false) {
@@ -88,7 +89,7 @@ extension LookalikeServer {
         let started = DispatchTime.now()
         let outcome: Engine.UploadOutcome
         do {
-            outcome = try await pool.run { try engine.addUpload(bytes, name: name, metadata: given, limits: limits) }
+            outcome = try await pool.run { try engine.addUpload(bytes, name: name, metadata: given, limits: limits, tiles: tiles) }
         } catch Engine.UploadError.storeUnavailable(let reason) {
             throw APIError.storeUnavailable(reason)
         } catch Engine.UploadError.storeRefused {
