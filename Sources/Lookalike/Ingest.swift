@@ -153,9 +153,9 @@ extension Engine {
             }
         }
         if report.tiled > 0 { try tileIndexes.settled(Tiles.manifest(of: embedder.manifest)) }
-        if !report.added.isEmpty {
-            try indexes.settled(embedder.manifest)
-            // Tuned models of this model get the new items too: their vectors are these, projected.
+        if !report.added.isEmpty || report.tiled > 0 {
+            if !report.added.isEmpty { try indexes.settled(embedder.manifest) }
+            // Tuned models of this model get the new items (and new tiles) too: their vectors are these, projected.
             for tuned in try models.tunedEmbedders(of: embedder.manifest.name) {
                 do {
                     try projectMissing(tuned)

@@ -153,10 +153,14 @@ struct TileVectors: IndexedVectors {
 }
 
 extension Engine {
-    /// Forgets a model's region tiles (the items stay, searched whole, and may gain tiles again
-    /// with `add --tiles`). Returns how many items had them.
+    /// Forgets a model's region tiles, and those of the tuned models over it (the items stay,
+    /// searched whole, and may gain tiles again with `add --tiles`). Returns how many items had them.
     @discardableResult
     public func removeTiles(model: String) throws -> Int {
+        for tuned in try store.tunedModels() where tuned.base == model {
+            try store.removeModel(Tiles.model(of: tuned.name))
+            tileIndexes.forgetModel(Tiles.model(of: tuned.name))
+        }
         let tiles = Tiles.model(of: model)
         let removed = try store.removeModel(tiles)
         tileIndexes.forgetModel(tiles)

@@ -213,6 +213,8 @@ extension Engine {
         report.created = true
         let reportJSON = String(decoding: (try? JSONEncoder().encode(report)) ?? Data("{}".utf8), as: UTF8.self)
         if options.replace { _ = try removeTunedModel(name, mustExist: false) }
+        // Tiles left by an earlier tuning of this name whose removal was cut short must not meet these.
+        try store.removeModel(Tiles.model(of: name))
         try store.saveTunedModel(TunedModelRecord(
             name: name, base: options.base, fingerprint: fingerprint, inputDimension: result.head.inputDimension,
             outputDimension: result.head.outputDimension, weights: weights, report: reportJSON, createdAt: Date()))
@@ -286,6 +288,8 @@ extension Engine {
             throw EngineError.badOption("no tuned model named \(name)" + (known.isEmpty ? " (there are none)" : " (tuned: \(known.joined(separator: ", ")))"))
         }
         let removed = try store.removeModel(name)
+        try store.removeModel(Tiles.model(of: name))
+        tileIndexes.forgetModel(Tiles.model(of: name))
         defaultModelCache.forget()  // the store cleared the default if it named this model
         models.forget(name)
         indexes.forgetModel(name)
@@ -321,6 +325,41 @@ extension Engine {
             progress?(.projecting(done: made, total: missing.count))
         }
         if made > 0 { try indexes.settled(tuned.manifest) }
+        try projectMissingTiles(tuned, base: base)
+        return made
+    }
+
+    /// Gives every item with region tiles of the tuned model's base the tuned model's tiles: each
+    /// part's vector projected as a whole image's is (nothing decoded). Returns how many items gained them.
+    @discardableResult
+    func projectMissingTiles(_ tuned: Embedder, base: Embedder) throws -> Int {
+        let baseTiles = Tiles.model(of: base.manifest.name)
+        guard try store.vectorCount(model: baseTiles) > 0 else { return 0 }
+        let tunedTiles = Tiles.model(of: tuned.manifest.name)
+        try store.checkModel(tunedTiles, fingerprint: Tiles.fingerprint(of: tuned.fingerprint),
+                             dimension: tuned.manifest.dimension * Tiles.parts, space: nil, record: true)
+        let have = Set(try store.vectorIDs(model: tunedTiles))
+        let missing = try store.vectorIDs(model: baseTiles).filter { !have.contains($0) }
+        var made = 0
+        for start in stride(from: 0, to: missing.count, by: 1_000) {
+            let stored = try store.vectors(model: baseTiles, ids: Array(missing[start..<min(start + 1_000, missing.count)]))
+            let items = try store.items(ids: stored.map(\.id))
+            var entries: [(item: Item, vector: [Float])] = []
+            var parts: [(id: String, vector: [Float])] = []
+            for entry in stored {
+                guard let item = items[entry.id] else { continue }
+                guard let split = Tiles.split(entry.vector, dimension: base.manifest.dimension) else {
+                    throw EngineError.incompatibleVectors(model: baseTiles, reason: "the tiles vector of item \(entry.id) is not \(Tiles.parts) parts")
+                }
+                let projected = try tuned.project(fromBase: split)
+                entries.append((item, Tiles.joined(projected)))
+                parts += zip(Tiles.partIDs(of: item.id), projected).map { ($0, $1) }
+            }
+            try store.insert(entries, model: tunedTiles)
+            tileIndexes.added(parts, model: tunedTiles)
+            made += entries.count
+        }
+        if made > 0 { try tileIndexes.settled(Tiles.manifest(of: tuned.manifest)) }
         return made
     }
 

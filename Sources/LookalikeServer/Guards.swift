@@ -17,6 +17,9 @@ final class Gate: @unchecked Sendable {
         self.busyMessage = busyMessage
     }
 
+    /// How many are inside now.
+    var occupied: Int { lock.withLock { inside } }
+
     func enter() throws -> Ticket {
         let admitted = lock.withLock {
             if inside >= limit { return false }

@@ -344,13 +344,18 @@ struct ServerGuardTests {
     func eventStreamCap() async throws {
         let store = try TestData.temporaryDirectory("server-stream-cap")
         defer { try? FileManager.default.removeItem(at: store) }
-        let app = try makeServer(store: store) { $0.maxEventStreams = 1 }.application()
+        let server = try makeServer(store: store) { $0.maxEventStreams = 1 }
+        let app = server.application()
         try await app.test(.router) { client in
-            let started = try await client.postJSON("/v1/collections/default/jobs", ["path": TestData.photos.path])
+            // With tiles, so that the job outlasts the first stream's start on a busy machine.
+            let started = try await client.postJSON("/v1/collections/default/jobs", ["path": TestData.photos.path, "tiles": true])
             #expect(started.status == 202, "\(started.text)")
             let id = try #require(started.json["id"] as? String)
             async let following = client.call(.get, "/v1/jobs/\(id)/events")
-            try await Task.sleep(for: .milliseconds(300))
+            // The first stream holds the only place once it has started (not after a fixed wait).
+            let deadline = Date().addingTimeInterval(30)
+            while server.eventStreams.occupied == 0 && Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(server.eventStreams.occupied == 1)
             let refused = try await client.call(.get, "/v1/jobs/\(id)/events")
             #expect(refused.status == 503 && refused.errorCode == "busy", "\(refused.text)")
             #expect(refused.text.contains("poll GET /v1/jobs/"))

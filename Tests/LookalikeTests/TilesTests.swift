@@ -145,6 +145,48 @@ struct TilesTests {
         #expect(try afterRestart.search(.image(path: query), options: SearchOptions(top: 12)).hits.allSatisfy { $0.part == nil })
     }
 
+    @Test("a tuned model gets its base's tiles projected, searches with them, and loses them with its base's tiles or itself")
+    func tunedModelsTiles() throws {
+        let folder = try TestData.temporaryDirectory("tiles-tuned")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let photos = Array(try TestData.photoPaths().prefix(12))
+        let engine = try Engine(configuration: EngineConfiguration(store: folder.appendingPathComponent("store")))
+        // Labels only to have a tuning: a linear head a tiny step from the identity, so the tuned
+        // model ranks as its base does and the parts' mechanics are what is tested.
+        let records = Dictionary(uniqueKeysWithValues: photos.enumerated().map { ($1, "{\"kind\": \"k\($0 % 3)\"}") })
+        let first = try engine.add(Array(photos.prefix(8)), options: AddOptions(metadata: MetadataFile(records: records), tiles: true))
+        var options = TuneOptions(name: "t", labels: "kind", force: true)
+        options.training.heads = [.linear]
+        options.training.maxEpochs = 1
+        options.training.learningRate = 1e-5
+        _ = try engine.tune(options)
+        let tuned = "\(Self.model)+t"
+        #expect(try engine.stats().vectors[Tiles.model(of: tuned)] == 8)
+
+        // Items added later with tiles bring the tuned model's tiles too.
+        _ = try engine.add(Array(photos.suffix(4)), options: AddOptions(metadata: MetadataFile(records: records), tiles: true))
+        #expect(try engine.stats().vectors[Tiles.model(of: tuned)] == 12)
+
+        let source = try #require(first.added.first { $0.path == photos[3] }?.id)
+        let quarter = try ImageRegion(x: 0.5, y: 0.5, width: 0.5, height: 0.5)
+        let query = try part(of: photos[3], quarter, into: folder, name: "q.jpg")
+        let withTiles = try engine.search(.image(path: query), options: SearchOptions(top: 5, model: tuned))
+        #expect(withTiles.hits.first?.id == source, "\(withTiles.hits.map(\.id))")
+        #expect(withTiles.hits.first?.part == quarter)
+        #expect(try engine.search(.image(path: query), options: SearchOptions(top: 5, model: tuned, tiles: false)).hits.allSatisfy { $0.part == nil })
+
+        // The base's tiles removed: the tuned model's go with them.
+        #expect(try engine.removeTiles(model: Self.model) == 12)
+        #expect(try engine.stats().vectors[Tiles.model(of: tuned)] == nil)
+        #expect(try engine.search(.image(path: query), options: SearchOptions(top: 5, model: tuned)).hits.allSatisfy { $0.part == nil })
+        // Added again with tiles, then the tuned model removed: its tiles go, the base's stay.
+        _ = try engine.add(photos, options: AddOptions(tiles: true))
+        #expect(try engine.stats().vectors[Tiles.model(of: tuned)] == 12)
+        try engine.removeTunedModel(tuned)
+        #expect(try engine.stats().vectors[Tiles.model(of: tuned)] == nil)
+        #expect(try engine.stats().vectors[Tiles.model(of: Self.model)] == 12)
+    }
+
     @Test("a stored tiles vector that is not whole parts is an error naming the item")
     func brokenTilesVector() throws {
         let folder = try TestData.temporaryDirectory("tiles-broken")
