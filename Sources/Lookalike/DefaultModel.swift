@@ -12,9 +12,24 @@ extension Engine {
     /// The model searches use when none is named: the store's choice, else the installed default.
     public func defaultModel() throws -> String {
         if let cached = defaultModelCache.value(maxAge: Self.defaultModelFreshness) { return cached }
-        var chosen = try store.setting(StoreSetting.defaultModel) ?? ModelManifest.defaultName
-        // Removing a tuned model clears the setting with it; one removed while it was being chosen is passed over.
-        if chosen.contains(TunedModels.separator), try models.tunedRecord(chosen) == nil { chosen = ModelManifest.defaultName }
+        var chosen: String
+        do {
+            chosen = try store.setting(StoreSetting.defaultModel) ?? ModelManifest.defaultName
+        } catch {
+            // A store that cannot be read now (a PostgreSQL primary away, no replica): the last
+            // choice read still holds; searches that can be answered are answered.
+            if let stale = defaultModelCache.value(maxAge: .infinity) { return stale }
+            throw error
+        }
+        // Removing a tuned model clears the setting with it; one removed while it was being chosen
+        // is passed over. (When the tuned models cannot be read, the choice stands.)
+        if chosen.contains(TunedModels.separator) {
+            do {
+                if try models.tunedRecord(chosen) == nil { chosen = ModelManifest.defaultName }
+            } catch {
+                logger.warning("the tuned models cannot be read to check the default model \(chosen): \(error)")
+            }
+        }
         defaultModelCache.keep(chosen)
         return chosen
     }
@@ -33,9 +48,9 @@ extension Engine {
     /// which answers words only). Returns the default model now.
     @discardableResult
     public func setDefaultModel(_ name: String?) throws -> String {
-        defer { defaultModelCache.forget() }
         guard let name, name != ModelManifest.defaultName else {
             try store.setSetting(StoreSetting.defaultModel, to: nil)
+            defaultModelCache.keep(ModelManifest.defaultName)  // seen at once here, whatever a replica says yet
             return ModelManifest.defaultName
         }
         if try models.tunedRecord(name) == nil {
@@ -53,6 +68,7 @@ extension Engine {
             }
         }
         try store.setSetting(StoreSetting.defaultModel, to: name)
+        defaultModelCache.keep(name)
         return name
     }
 }

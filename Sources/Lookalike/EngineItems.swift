@@ -107,6 +107,7 @@ extension Engine {
     /// already stored gains them).
     public func addUpload(_ bytes: [UInt8], name: String?, metadata: String?, limits: ImageLimits, tiles: Bool = false) throws -> UploadOutcome {
         let info = try ImageDecoder(limits: limits).info(bytes)
+        let model = try defaultAddModel()  // before any file is written
         let hash = ContentHash.sha256(bytes)
         let folder = uploadsFolder.appendingPathComponent(String(hash.prefix(32)), isDirectory: true)
         let existing = (try? FileManager.default.contentsOfDirectory(atPath: folder.path))?.filter { !$0.hasPrefix(".") }.sorted().first
@@ -121,7 +122,7 @@ extension Engine {
             try? FileManager.default.removeItem(atPath: path)
             rmdir(folder.path)  // only if empty: another upload may be in it
         }
-        let report = try add([path], options: AddOptions(model: try defaultAddModel(), metadata: MetadataFile(records: metadata.map { [path: $0] } ?? [:]),
+        let report = try add([path], options: AddOptions(model: model, metadata: MetadataFile(records: metadata.map { [path: $0] } ?? [:]),
                                                          tiles: tiles))
         if let failure = report.failures.first {
             if (try? store.item(contentHash: hash)) == nil { removeOwnFile() }

@@ -157,6 +157,9 @@ extension Engine {
     /// searched whole, and may gain tiles again with `add --tiles`). Returns how many items had them.
     @discardableResult
     public func removeTiles(model: String) throws -> Int {
+        guard !model.contains(TunedModels.separator) else {
+            throw EngineError.badOption("\(model) is a tuned model: its tiles are its base's, projected; remove the base model's tiles")
+        }
         for tuned in try store.tunedModels() where tuned.base == model {
             try store.removeModel(Tiles.model(of: tuned.name))
             tileIndexes.forgetModel(Tiles.model(of: tuned.name))

@@ -212,6 +212,8 @@ extension Engine {
             + "head \(result.head.kind) weights \(ContentHash.sha256(weights))"
         report.created = true
         let reportJSON = String(decoding: (try? JSONEncoder().encode(report)) ?? Data("{}".utf8), as: UTF8.self)
+        // A tuned model replaced keeps its place as the store's default model (removing it clears that).
+        let wasDefault = try options.replace && store.setting(StoreSetting.defaultModel) == name
         if options.replace { _ = try removeTunedModel(name, mustExist: false) }
         // Tiles left by an earlier tuning of this name whose removal was cut short must not meet these.
         try store.removeModel(Tiles.model(of: name))
@@ -222,6 +224,7 @@ extension Engine {
         let projecting = Date()
         report.vectorsProjected = try projectMissing(try models.embedder(name), progress: progress)
         report.projectionSeconds = Date().timeIntervalSince(projecting)
+        if wasDefault { try setDefaultModel(name) }
         return report
     }
 
@@ -366,8 +369,10 @@ extension Engine {
     /// Brings a tuned model's vectors level with its base model's when they differ in number
     /// (items added since, or a projection cut short); nothing for a model of its own.
     func catchUpTuned(_ embedder: Embedder) throws {
-        guard let base = embedder.baseModel,
-              try store.vectorCount(model: embedder.manifest.name) != store.vectorCount(model: base.manifest.name) else { return }
+        guard let base = embedder.baseModel else { return }
+        let tuned = embedder.manifest.name, own = base.manifest.name
+        guard try store.vectorCount(model: tuned) != store.vectorCount(model: own)
+                || store.vectorCount(model: Tiles.model(of: tuned)) != store.vectorCount(model: Tiles.model(of: own)) else { return }
         try projectMissing(embedder)
     }
 

@@ -111,7 +111,9 @@ final class Collections: @unchecked Sendable {
     private func open(_ name: String) throws -> Engine {
         var configuration = base
         configuration.store = directory(name)
-        if let database = base.database, let schema = try schema(name) {
+        if let database = base.database, name != Self.defaultName {
+            // Never the default store's schema for another collection (one deleted meanwhile is not found).
+            guard let schema = try schema(name) else { throw APIError.notFound("no collection named \(name)") }
             configuration.database = PostgresStore.address(database, schema: schema)
         }
         let engine = try Engine(configuration: configuration, createStore: true)

@@ -69,12 +69,20 @@ final class Tunings: @unchecked Sendable {
         self.kept = max(1, kept)
     }
 
+    /// Tunings queued or running at most; past that a new one is refused (503 `busy`).
+    static let maxWaiting = 16
+
     /// Queues a tuning of `engine`'s collection; it runs after those queued before it.
-    func submit(collection: String, engine: Engine, options: TuneOptions, labels: String, makeDefault: Bool) -> Tuning {
+    func submit(collection: String, engine: Engine, options: TuneOptions, labels: String, makeDefault: Bool) throws -> Tuning {
         let id = String(UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(12))
         let tuning = Tuning(id: id, collection: collection, model: options.base + "+" + options.name, labels: labels,
                             makeDefault: makeDefault, createdAt: Date())
-        lock.withLock {
+        try lock.withLock {
+            guard tunings.values.filter({ !$0.isOver }).count < Self.maxWaiting else {
+                var error = APIError(.serviceUnavailable, "busy", "\(Self.maxWaiting) tunings are waiting or running already; retry when one has ended")
+                error.headers = [.retryAfter: "30"]
+                throw error
+            }
             tunings[id] = tuning
             order.append(id)
             forgetOld()

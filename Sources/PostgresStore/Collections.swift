@@ -30,25 +30,27 @@ extension PostgresStore {
     }
 
     /// Records a new collection and returns the schema its store goes into: `<schema>__<name>`
-    /// when that is a schema name (no `-`, at most 63 characters), else `<schema>__c` and a hash
-    /// of the name. A name taken is `CollectionExists`; a schema left by an earlier collection of
-    /// that name is dropped first, so the new collection starts empty.
+    /// when that is a schema name (no `-`, at most 63 characters) that no schema of the database
+    /// has yet, else `<schema>__c` and 16 random hexadecimal digits. No existing schema is ever
+    /// touched: the collection starts empty. A name taken is `CollectionExists`.
     public func addCollection(_ name: String) throws -> String {
-        var schema = "\(self.schema)__\(name)"
-        if schema.count > 63 || name.contains(where: { !($0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "_")) }) {
-            let hash = Self.hashHex(self.schema + "/" + name).prefix(16)
-            schema = String("\(self.schema.prefix(44))__c\(hash)")
-        }
         try pool.with { connection in
             try connection.transaction {
+                let readable = "\(self.schema)__\(name)"
+                var schema = readable
+                let free = try connection.execute("SELECT 1 FROM pg_namespace WHERE nspname = $1", [.text(readable)]).count == 0
+                if !free || readable.count > 63
+                    || name.contains(where: { !($0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "_")) }) {
+                    let random = UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16)
+                    schema = "\(self.schema.prefix(44))__c\(random)"
+                }
                 let taken = try connection.execute("""
                     INSERT INTO collection (name, schema_name) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING name
                     """, [.text(name), .text(schema)])
                 guard taken.count == 1 else { throw CollectionExists(name: name) }
-                try connection.execute("DROP SCHEMA IF EXISTS \(Self.identifier(schema)) CASCADE")
+                return schema
             }
         }
-        return schema
     }
 
     /// Forgets a collection and drops its schema with everything in it, in one transaction.
@@ -70,15 +72,5 @@ extension PostgresStore {
         let parts = address.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
         let kept = (parts.count > 1 ? parts[1].split(separator: "&") : []).filter { !$0.hasPrefix("schema=") && $0 != "schema" }
         return String(parts[0]) + "?" + (kept.map(String.init) + ["schema=\(schema)"]).joined(separator: "&")
-    }
-
-    /// FNV-1a, 64 bits, as hexadecimal: a short stable digest for schema names.
-    static func hashHex(_ text: String) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in text.utf8 {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x100_0000_01b3
-        }
-        return String(format: "%016llx", hash)
     }
 }

@@ -410,7 +410,8 @@ public final class PostgresStore: Store {
     }
 
     public func setting(_ key: String) throws -> String? {
-        try pool.with(retry: true) { connection in
+        // Read as searches read (a replica when there is one): a search must not need the primary.
+        try reading { connection in
             try connection.execute("SELECT value FROM setting WHERE key = $1", [.text(key)]).string(0, 0)
         }
     }

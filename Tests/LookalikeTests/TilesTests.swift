@@ -175,6 +175,8 @@ struct TilesTests {
         #expect(withTiles.hits.first?.part == quarter)
         #expect(try engine.search(.image(path: query), options: SearchOptions(top: 5, model: tuned, tiles: false)).hits.allSatisfy { $0.part == nil })
 
+        // A tuned model's tiles are its base's: removing them alone is refused (the next add would bring them back).
+        #expect(throws: EngineError.self) { try engine.removeTiles(model: tuned) }
         // The base's tiles removed: the tuned model's go with them.
         #expect(try engine.removeTiles(model: Self.model) == 12)
         #expect(try engine.stats().vectors[Tiles.model(of: tuned)] == nil)

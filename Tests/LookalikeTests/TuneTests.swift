@@ -280,6 +280,13 @@ struct TuneTests {
         }
         #expect(try c.engine.defaultModel() == tuned)
 
+        // Made again in its place (replace): still the default, for this engine and others.
+        options.replace = true
+        options.training.seed = 5
+        _ = try c.engine.tune(options)
+        #expect(try c.engine.defaultModel() == tuned)
+        #expect(try seenElsewhere() == tuned)
+
         // Removing the tuned model removes it as the default too, in the same step.
         try c.engine.removeTunedModel(tuned)
         #expect(try c.engine.defaultModel() == Self.base)

@@ -54,8 +54,8 @@ extension LookalikeServer {
     func duplicates(_ request: Request, collection: String) async throws -> Response {
         let engine = try collections.engine(collection)
         let query = Self.query(request)
-        var options = DuplicateOptions(model: try engine.defaultAddModel())
-        if let model = query["model"] { options.model = String(model) }
+        var options = DuplicateOptions()
+        options.model = try query["model"].map(String.init) ?? engine.defaultAddModel()
         if let threshold = try query.number("threshold", range: SearchForm.scoreRange) { options.threshold = threshold }
         if let neighbours = try query.integer("neighbours", range: 1...100) { options.neighbours = neighbours }
         try checkModel(options.model, engine: engine)
@@ -110,7 +110,9 @@ extension LookalikeServer {
 
     func search(_ request: Request, collection: String) async throws -> Response {
         let engine = try collections.engine(collection)
-        var options = try searchOptions(Self.query(request), defaultModel: try engine.defaultModel())
+        var options = try searchOptions(Self.query(request))
+        // The collection's default model, unless the query string or the body names one.
+        var modelNamed = Self.query(request)["model"] != nil
         let started = DispatchTime.now()
         /// A URL is fetched after the checks, so nothing is downloaded for a request that cannot succeed.
         enum Asked { case query(Query), url(String) }
@@ -122,6 +124,7 @@ extension LookalikeServer {
         case .json(let data):
             let body: SearchBody = try decodeJSON(data)
             try apply(body, to: &options)
+            modelNamed = modelNamed || body.model != nil
             examples = body.examples
             let liked = !(body.like ?? []).isEmpty
             // Text beside url, id, query or liked items narrows that search; alone, it is the query.
@@ -133,7 +136,10 @@ extension LookalikeServer {
             case (nil, nil, nil) where body.text != nil && !liked:
                 asked = .query(.text(body.text ?? ""))
                 words = nil
-                if body.model == nil && Self.query(request)["model"] == nil { options.model = ModelManifest.words.name }
+                if !modelNamed {
+                    options.model = ModelManifest.words.name
+                    modelNamed = true
+                }
             case (nil, nil, nil) where liked: asked = .query(.examples([]))
             default:
                 throw APIError.badRequest("a JSON search names exactly one of \"url\", \"id\", \"query\" and \"text\", or liked "
@@ -144,6 +150,7 @@ extension LookalikeServer {
             if let text = parts["options"]?.bytes {
                 let body: SearchBody = try decodeJSON(text)
                 try apply(body, to: &options)
+                modelNamed = modelNamed || body.model != nil
                 examples = body.examples
                 words = body.text
             }
@@ -151,6 +158,7 @@ extension LookalikeServer {
         case .image(let bytes):
             asked = .query(.image(bytes: bytes))
         }
+        if !modelNamed { options.model = try engine.defaultModel() }
         if let examples, examples.like.count + examples.unlike.count > Self.maxExamples {
             throw APIError.badRequest("like and unlike name at most \(Self.maxExamples) items together")
         }
@@ -184,10 +192,10 @@ extension LookalikeServer {
     static let maxExamples = 100
 
     /// Options from the query string (`SearchForm`; filter and region errors become
-    /// `bad_filter` and `bad_region` in `APIError.from`); `defaultModel` unless it names a model.
-    func searchOptions(_ query: QueryString, defaultModel: String) throws -> SearchOptions {
+    /// `bad_filter` and `bad_region` in `APIError.from`).
+    func searchOptions(_ query: QueryString) throws -> SearchOptions {
         let given = try SearchForm(query)
-        var options = SearchOptions(top: given.top ?? 10, model: defaultModel)
+        var options = SearchOptions(top: given.top ?? 10)
         if let model = given.model { options.model = model }
         if let ef = given.ef { options.efSearch = ef }
         if let filter = given.filter { options.filter = filter }

@@ -111,8 +111,8 @@ extension LookalikeServer {
         let options = TuneOptions(base: base, name: body.name, labels: body.labels ?? "", pairs: pairsFile, feedback: body.feedback == true,
                                   training: training, force: body.force == true, replace: body.replace == true)
         let labels = body.labels ?? (body.pairs != nil ? "pairs" : "feedback")
-        let tuning = tunings.submit(collection: collection, engine: engine, options: options, labels: labels,
-                                    makeDefault: body.make_default == true)
+        let tuning = try tunings.submit(collection: collection, engine: engine, options: options, labels: labels,
+                                        makeDefault: body.make_default == true)
         var response = JSON.response(tuning.json, status: .accepted)
         response.headers[.location] = "/v1/tunings/\(tuning.id)"
         return response
