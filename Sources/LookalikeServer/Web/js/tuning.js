@@ -73,7 +73,7 @@ function renderTuning(tuning) {
   const report = tuning.report;
   $('#tuning-report').textContent = !report ? ''
     : report.created
-      ? `Held-out mAP@R ${score(report.baseline)} with ${report.base}, ${score(report.best)} tuned (${report.head} head). `
+      ? `Held-out mAP@R ${score(report.baseline)} with ${report.base}, ${score(report.best)} tuned (${report.head ? `${report.head} head` : 'no head beat it; made as asked'}). `
         + `${report.model} is made${tuning.made_default ? ' and is now this collection’s default model' : ''}.`
       : `Not made: ${report.reason}`;
 }
