@@ -670,18 +670,25 @@ def test_words_find_the_picture_they_describe_and_the_address_names_them(browser
     assert_no_console_errors(browser)
 
 
-def test_a_collections_tuned_model_is_offered_and_searches(browser, tmp_path):
-    """A store tuned with `lookalike tune` before the server starts: its tuned model is in the
-    menu, and choosing it searches with it (the upload finds its own image first)."""
+def labelled_product_store(tmp_path: Path) -> tuple[list[dict], Path]:
+    """A store of the labelled product photos (test data), every other one with its `category`
+    in its metadata; returns the photos' entries and the store's folder."""
     labels = server_process.data_dir() / "fixtures" / "categories" / "labels.jsonl"
     assert labels.is_file(), f"{labels} is missing: run `make test`, which builds the test data first"
     entries = [json.loads(line) for line in labels.read_text().splitlines() if line.strip()]
     metadata = tmp_path / "metadata.jsonl"
     metadata.write_text("".join(json.dumps({"path": e["path"], "category": e["category"]}) + "\n" for e in entries[::2]))
     store = tmp_path / "store"
+    subprocess.run([str(server_process.lookalike_binary()), "add", *[e["path"] for e in entries], "--metadata", str(metadata),
+                    "--store", str(store)], check=True, capture_output=True)
+    return entries, store
+
+
+def test_a_collections_tuned_model_is_offered_and_searches(browser, tmp_path):
+    """A store tuned with `lookalike tune` before the server starts: its tuned model is in the
+    menu, and choosing it searches with it (the upload finds its own image first)."""
+    entries, store = labelled_product_store(tmp_path)
     binary = str(server_process.lookalike_binary())
-    subprocess.run([binary, "add", *[e["path"] for e in entries], "--metadata", str(metadata), "--store", str(store)],
-                   check=True, capture_output=True)
     tuned = subprocess.run([binary, "tune", "--labels", "category", "--name", "shop", "--force", "--epochs", "2",
                             "--store", str(store)], capture_output=True, text=True)
     assert tuned.returncode == 0, tuned.stderr
@@ -708,15 +715,7 @@ def test_a_tuning_started_on_the_page_draws_its_curve_and_becomes_the_default(br
     drawn as it trains (a line per head), the report says it was made, the collection's default
     model is then the tuned one (the model menu follows it and a search uses it without naming
     it), and "Remove…" forgets it, the installed default coming back."""
-    labels = server_process.data_dir() / "fixtures" / "categories" / "labels.jsonl"
-    assert labels.is_file(), f"{labels} is missing: run `make test`, which builds the test data first"
-    entries = [json.loads(line) for line in labels.read_text().splitlines() if line.strip()]
-    metadata = tmp_path / "metadata.jsonl"
-    metadata.write_text("".join(json.dumps({"path": e["path"], "category": e["category"]}) + "\n" for e in entries[::2]))
-    store = tmp_path / "store"
-    binary = str(server_process.lookalike_binary())
-    subprocess.run([binary, "add", *[e["path"] for e in entries], "--metadata", str(metadata), "--store", str(store)],
-                   check=True, capture_output=True)
+    entries, store = labelled_product_store(tmp_path)
     server = server_process.ServerProcess(store=store, index_root=tmp_path).start()
     name = "efficientnet-lite0-gem+shop"
     try:
@@ -754,6 +753,34 @@ def test_a_tuning_started_on_the_page_draws_its_curve_and_becomes_the_default(br
         WebDriverWait(browser, 10).until(lambda d: "No tuned models yet" in d.find_element(By.CSS_SELECTOR, "#tuned-list").text)
         assert "efficientnet-lite0-gem when" in browser.find_element(By.CSS_SELECTOR, "#default-model-text").text
         assert browser.execute_script("return document.querySelector('#model-select').value") == "efficientnet-lite0-gem"
+        assert_no_console_errors(browser)
+    finally:
+        server.stop()
+
+
+def test_a_folder_indexed_from_the_page_shows_its_progress_to_the_end(browser, tmp_path):
+    """The "Index a folder on the server" card: a folder under the server's index root is indexed
+    as a job whose progress the page follows (its event stream) to "Finished", and the collection
+    then holds the folder's images."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photos = server_process.image_files(server_process.photos_dir())[:3]
+    for photo in photos:
+        (folder / photo.name).write_bytes(photo.read_bytes())
+    server = server_process.ServerProcess(store=tmp_path / "store", index_root=tmp_path).start()
+    try:
+        browser.get(server.base_url + "/#add")
+        field = browser.find_element(By.CSS_SELECTOR, "#folder-input")
+        WebDriverWait(browser, 10).until(lambda d: d.find_element(By.CSS_SELECTOR, "#folder-index").is_enabled())
+        field.clear()
+        field.send_keys(str(folder))
+        browser.find_element(By.CSS_SELECTOR, "#folder-index").click()
+        WebDriverWait(browser, 120).until(lambda d: d.find_element(By.CSS_SELECTOR, "#job-status").text.startswith(("Finished", "Failed")))
+        status = browser.find_element(By.CSS_SELECTOR, "#job-status").text
+        assert status.startswith("Finished: 3 of 3 files") and "3 added" in status, status
+        assert browser.find_element(By.CSS_SELECTOR, "#job-progress").get_attribute("value") == "3"
+        code, collection = server.get_json("/v1/collections/default")
+        assert code == 200 and collection["items"] == 3, collection
         assert_no_console_errors(browser)
     finally:
         server.stop()

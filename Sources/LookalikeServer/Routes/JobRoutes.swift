@@ -57,26 +57,35 @@ extension LookalikeServer {
         return job
     }
 
-    /// Server-sent events: the job as it changes (at most five times a second), then `end`. At
-    /// most `maxEventStreams` at once: each holds a ticket until its body ends or is dropped.
+    /// Server-sent events: the job as it changes, then `end` (`progressEvents`).
     func jobEvents(_ id: String) throws -> Response {
         let jobs = self.jobs
+        return try progressEvents {
+            try jobs.job(id).map { (JSON.data($0.json), $0.revision, $0.isOver) }
+        }
+    }
+
+    /// Server-sent events of something that changes until it is over (a job, a tuning): `current`
+    /// gives its JSON, its revision and whether it is over, nil once it is gone. An event when the
+    /// revision changes (at most five times a second), `end` for the last; a comment every 15 s
+    /// of quiet. At most `maxEventStreams` at once: each holds a ticket until its body ends or is dropped.
+    func progressEvents(_ current: @escaping @Sendable () throws -> (json: Data, revision: Int, isOver: Bool)?) throws -> Response {
         let ticket = try Gate.Held(eventStreams)
         let body = ResponseBody { writer in
             defer { withExtendedLifetime(ticket) {} }
             var sent = -1
             var quiet = 0
-            while let job = try jobs.job(id), !Task.isCancelled, !Task.isShuttingDownGracefully {
-                if job.revision != sent || job.isOver {
-                    sent = job.revision
+            while let state = try current(), !Task.isCancelled, !Task.isShuttingDownGracefully {
+                if state.revision != sent || state.isOver {
+                    sent = state.revision
                     quiet = 0
-                    let event = "event: \(job.isOver ? "end" : "progress")\ndata: \(String(decoding: JSON.data(job.json), as: UTF8.self))\n\n"
+                    let event = "event: \(state.isOver ? "end" : "progress")\ndata: \(String(decoding: state.json, as: UTF8.self))\n\n"
                     try await writer.write(ByteBuffer(string: event))
                 } else {
                     quiet += 1
                     if quiet % 75 == 0 { try await writer.write(ByteBuffer(string: ": still working\n\n")) }  // every 15 s
                 }
-                if job.isOver { break }
+                if state.isOver { break }
                 try await Task.sleep(for: .milliseconds(200))
             }
             try await writer.finish(nil)

@@ -2,7 +2,6 @@ import Foundation
 import HTTPForms
 import Hummingbird
 import Lookalike
-import ServiceLifecycle
 
 /// Tunings: teach a collection what "similar" means from its labels (`lookalike tune` as a job),
 /// follow the validation curve, forget a tuned model.
@@ -126,30 +125,11 @@ extension LookalikeServer {
         return tuning
     }
 
-    /// Server-sent events: the tuning as it changes (at most five times a second: each epoch adds
-    /// a point to its curve), then `end`. Streams share the job streams' limit.
+    /// Server-sent events: the tuning as it changes (each epoch adds a point to its curve), then `end`.
     func tuningEvents(_ id: String) throws -> Response {
         let tunings = self.tunings
-        let ticket = try Gate.Held(eventStreams)
-        let body = ResponseBody { writer in
-            defer { withExtendedLifetime(ticket) {} }
-            var sent = -1
-            var quiet = 0
-            while let tuning = tunings.tuning(id), !Task.isCancelled, !Task.isShuttingDownGracefully {
-                if tuning.revision != sent || tuning.isOver {
-                    sent = tuning.revision
-                    quiet = 0
-                    let event = "event: \(tuning.isOver ? "end" : "progress")\ndata: \(String(decoding: JSON.data(tuning.json), as: UTF8.self))\n\n"
-                    try await writer.write(ByteBuffer(string: event))
-                } else {
-                    quiet += 1
-                    if quiet % 75 == 0 { try await writer.write(ByteBuffer(string: ": still working\n\n")) }  // every 15 s
-                }
-                if tuning.isOver { break }
-                try await Task.sleep(for: .milliseconds(200))
-            }
-            try await writer.finish(nil)
+        return try progressEvents {
+            tunings.tuning(id).map { (JSON.data($0.json), $0.revision, $0.isOver) }
         }
-        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
     }
 }

@@ -13,7 +13,7 @@
 //   js/feedback.js     marks on hits (thumbs, clicks) sent as feedback on the search
 //   js/settings.js     the server's information and the API key
 //   js/drop.js         dropping and pasting anywhere on the page
-//   js/api.js          requests, errors, images fetched with the key, file limits
+//   js/api.js          requests, errors, event streams, images fetched with the key, file limits
 //   js/state.js, js/notice.js, js/dom.js, js/format.js, js/filter.js, js/sse.js: shared helpers
 //
 // Modules import only downwards (a view may use the views it acts on, never the reverse).

@@ -4,6 +4,7 @@
 
 import { formatBytes, enc } from './format.js';
 import { isAbort } from './notice.js';
+import { sseParser } from './sse.js';
 import { state } from './state.js';
 
 export class ApiError extends Error {
@@ -65,6 +66,38 @@ export async function loadImage(img, url, group) {
     img.dispatchEvent(new Event('error'));
   }
 }
+
+/**
+ * Follows a server-sent event stream (a job's or a tuning's `/events`) until its `end` event:
+ * each event's data, parsed, goes to `onData`; resolves to the last one (null if none came).
+ */
+export async function streamEvents(path, signal, onData) {
+  const response = await fetch(path, { headers: authHeaders({ Accept: 'text/event-stream' }), signal });
+  if (!response.ok || !response.body) throw new Error(`event stream answered ${response.status}`);
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
+  let last = null, ended = false;
+  const push = sseParser(({ event, data }) => {
+    if (event === 'end') ended = true;
+    try { last = JSON.parse(data); onData(last); } catch { /* not JSON */ }
+  });
+  try {
+    while (!ended) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      push(decoder.decode(value, { stream: true }));
+    }
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+  return last;
+}
+
+/** Waits `ms`, or rejects with an AbortError when `signal` aborts first. */
+export const sleep = (ms, signal) => new Promise((resolve, reject) => {
+  const timer = setTimeout(resolve, ms);
+  signal.addEventListener('abort', () => { clearTimeout(timer); reject(new DOMException('Aborted', 'AbortError')); }, { once: true });
+});
 
 /** Throws an Error for people when a file is not an image or is larger than the server takes. */
 export function checkFile(file) {

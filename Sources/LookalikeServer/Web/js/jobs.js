@@ -2,12 +2,11 @@
 // following its progress live (server-sent events read from fetch, else polling), and the
 // list of recent jobs.
 
-import { api, authHeaders, collectionPath } from './api.js';
+import { api, collectionPath, sleep, streamEvents } from './api.js';
 import { loadCollections } from './collections.js';
 import { $, h } from './dom.js';
 import { enc, plural } from './format.js';
 import { isAbort, notify, showError } from './notice.js';
-import { sseParser } from './sse.js';
 
 let jobAbort = null; // AbortController of the job being followed
 
@@ -55,11 +54,6 @@ function renderJob(job) {
     job.failed > shown.length ? h('li', { class: 'hint', text: `…and ${job.failed - shown.length} more` }) : '');
 }
 
-const sleep = (ms, signal) => new Promise((resolve, reject) => {
-  const timer = setTimeout(resolve, ms);
-  signal.addEventListener('abort', () => { clearTimeout(timer); reject(new DOMException('Aborted', 'AbortError')); }, { once: true });
-});
-
 /** Follows a job's progress live: server-sent events over fetch, or polling once a second. */
 async function followJob(job) {
   jobAbort?.abort();
@@ -69,7 +63,7 @@ async function followJob(job) {
   let last = job;
   if (!jobOver(job)) {
     try {
-      last = (await streamJob(job.id, signal)) ?? last;
+      last = (await streamEvents(`/v1/jobs/${enc(job.id)}/events`, signal, renderJob)) ?? last;
     } catch (e) {
       if (isAbort(e)) return;
     }
@@ -86,29 +80,6 @@ async function followJob(job) {
     last.state === 'finished' ? 'info' : 'error');
   loadCollections().catch(showError);
   loadJobs();
-}
-
-/** Reads GET /v1/jobs/{id}/events until the `end` event; resolves to the last Job seen. */
-async function streamJob(id, signal) {
-  const response = await fetch(`/v1/jobs/${enc(id)}/events`, { headers: authHeaders({ Accept: 'text/event-stream' }), signal });
-  if (!response.ok || !response.body) throw new Error(`event stream answered ${response.status}`);
-  const reader = response.body.getReader();
-  const decoder = new TextDecoder();
-  let last = null, ended = false;
-  const push = sseParser(({ event, data }) => {
-    if (event === 'end') ended = true;
-    try { last = JSON.parse(data); renderJob(last); } catch { /* not a Job */ }
-  });
-  try {
-    while (!ended) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      push(decoder.decode(value, { stream: true }));
-    }
-  } finally {
-    reader.cancel().catch(() => {});
-  }
-  return last;
 }
 
 async function pollJob(id, signal) {

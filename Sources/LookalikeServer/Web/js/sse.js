@@ -1,4 +1,4 @@
-// Server-sent events read from a fetch body (the job progress stream). Pure: no DOM, no state.
+// Server-sent events read from a fetch body (the progress streams of jobs and tunings). Pure: no DOM, no state.
 
 /**
  * An incremental parser of a text/event-stream. Give it decoded text as it arrives; it calls

@@ -3,11 +3,10 @@
 // fetch, else polling), and the collection's models: its default, its tuned models, making one
 // the default or removing it.
 
-import { api, authHeaders, collectionPath } from './api.js';
+import { api, collectionPath, sleep, streamEvents } from './api.js';
 import { $, h } from './dom.js';
 import { enc } from './format.js';
 import { isAbort, notify, showError } from './notice.js';
-import { sseParser } from './sse.js';
 import { state } from './state.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
@@ -78,34 +77,6 @@ function renderTuning(tuning) {
       : `Not made: ${report.reason}`;
 }
 
-const sleep = (ms, signal) => new Promise((resolve, reject) => {
-  const timer = setTimeout(resolve, ms);
-  signal.addEventListener('abort', () => { clearTimeout(timer); reject(new DOMException('Aborted', 'AbortError')); }, { once: true });
-});
-
-/** Reads GET /v1/tunings/{id}/events until `end`; resolves to the last Tuning seen. */
-async function streamTuning(id, signal) {
-  const response = await fetch(`/v1/tunings/${enc(id)}/events`, { headers: authHeaders({ Accept: 'text/event-stream' }), signal });
-  if (!response.ok || !response.body) throw new Error(`event stream answered ${response.status}`);
-  const reader = response.body.getReader();
-  const decoder = new TextDecoder();
-  let last = null, ended = false;
-  const push = sseParser(({ event, data }) => {
-    if (event === 'end') ended = true;
-    try { last = JSON.parse(data); renderTuning(last); } catch { /* not a Tuning */ }
-  });
-  try {
-    while (!ended) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      push(decoder.decode(value, { stream: true }));
-    }
-  } finally {
-    reader.cancel().catch(() => {});
-  }
-  return last;
-}
-
 async function pollTuning(id, signal) {
   for (;;) {
     const tuning = await api(`/v1/tunings/${enc(id)}`, { signal });
@@ -122,7 +93,10 @@ async function followTuning(tuning) {
   renderTuning(tuning);
   let last = tuning;
   try {
-    if (!over(last)) last = (await streamTuning(tuning.id, signal).catch((e) => { if (isAbort(e)) throw e; return null; })) ?? last;
+    if (!over(last)) {
+      last = (await streamEvents(`/v1/tunings/${enc(tuning.id)}/events`, signal, renderTuning)
+        .catch((e) => { if (isAbort(e)) throw e; return null; })) ?? last;
+    }
     if (!over(last)) last = await pollTuning(tuning.id, signal);
   } catch (e) {
     if (!isAbort(e)) showError(e);
